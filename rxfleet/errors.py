@@ -1,0 +1,133 @@
+"""The one error tree of rxfleet.
+
+Every exception the project raises on purpose derives from ``RxFleetError``::
+
+    RxFleetError
+    ├── ConfigError                 settings missing or contradictory (exit 2)
+    ├── InputError                  a file cannot be read at all (exit 2, nothing enqueued)
+    ├── InfrastructureError         Redis or the fleet cannot do its job (exit 1)
+    │   └── RunTimeout              a run did not finish within --timeout
+    ├── RetryableError              worth another try, later
+    │   ├── RateLimited             429 from the gateway; carries Retry-After
+    │   ├── GatewayUnavailable      503 or other 5xx; may carry Retry-After
+    │   ├── GatewayTimeout          connect/read timeout, reset, refused
+    │   └── AuthenticationFailed    401: the token is invalid (REJ_001) or expired (REJ_004)
+    └── FatalError                  will fail the same way every time
+        ├── ClaimValidationError    a claim breaks a rule; carries the rule's code
+        ├── RoutingMiss             404: the gateway does not know the BIN/PCN
+        └── GatewayRejectedRequest  any other 4xx: our request is wrong, not the claim
+
+Errors carry the claim id and the request (method and URL), never PHI: their
+messages end up in logs, broker messages and Sentry events.
+"""
+
+from __future__ import annotations
+
+
+class RxFleetError(Exception):
+    """Root of every error rxfleet raises on purpose."""
+
+
+class ConfigError(RxFleetError):
+    """Settings are missing or contradictory."""
+
+
+class InputError(RxFleetError):
+    """An input file cannot be read at all; names the file (and line when known)."""
+
+    def __init__(self, path: str, reason: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+class InfrastructureError(RxFleetError):
+    """Redis, a worker or the broker is not there to do the job."""
+
+
+class RunTimeout(InfrastructureError):
+    """A run did not reach a terminal state for every claim in time."""
+
+
+class RetryableError(RxFleetError):
+    """Worth another try later; ``retry_after`` is the server's word, in seconds."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        claim_id: str | None = None,
+        request: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.claim_id = claim_id
+        self.request = request
+        self.retry_after = retry_after
+
+
+class RateLimited(RetryableError):
+    """429 Too Many Requests."""
+
+
+class GatewayUnavailable(RetryableError):
+    """503 Service Unavailable or another 5xx."""
+
+
+class GatewayTimeout(RetryableError):
+    """The gateway did not answer in time, or the connection failed."""
+
+
+class AuthenticationFailed(RetryableError):
+    """401: ``reason`` is ``REJ_001`` (invalid token) or ``REJ_004`` (session expired)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        claim_id: str | None = None,
+        request: str | None = None,
+    ) -> None:
+        super().__init__(message, claim_id=claim_id, request=request)
+        self.reason = reason
+
+
+class FatalError(RxFleetError):
+    """Will fail the same way every time: a result, not a retry."""
+
+    def __init__(
+        self, message: str, *, claim_id: str | None = None, request: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.claim_id = claim_id
+        self.request = request
+
+
+class ClaimValidationError(FatalError):
+    """A claim breaks a validation rule; ``code`` is the rule's deterministic code."""
+
+    def __init__(self, code: str, message: str, *, claim_id: str | None = None) -> None:
+        super().__init__(f"{code}: {message}", claim_id=claim_id)
+        self.code = code
+
+
+class RoutingMiss(FatalError):
+    """404 from the gateway: it has no route for this BIN/PCN (reject 04)."""
+
+
+class GatewayRejectedRequest(FatalError):
+    """Another 4xx: the gateway refused the request itself."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        claim_id: str | None = None,
+        request: str | None = None,
+    ) -> None:
+        super().__init__(message, claim_id=claim_id, request=request)
+        self.status = status
