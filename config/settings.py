@@ -13,7 +13,7 @@ SAMPLE_CROSSWALK = CONFIG_DIR / "crosswalk_sample.csv"
 
 #: Credentials the sandbox gateway accepts; the defaults when none are set.
 SANDBOX_CLIENT_ID = "rxfleet-sandbox"
-SANDBOX_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - public sandbox credential
+SANDBOX_CLIENT_SECRET = "sandbox-secret"
 SANDBOX_SCOPE = "claims.submit"
 
 
@@ -83,9 +83,9 @@ _current: Settings | None = None
 
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment once."""
-    global _current  # noqa: PLW0603 - the one cached instance
+    global _current
     if _current is None:
-        _current = Settings()
+        _current = Settings()  # type: ignore[call-arg]  # values come from the environment
     return _current
 
 
@@ -95,12 +95,12 @@ def configure(**overrides: Any) -> Settings:
     The embedded mode starts its own Redis and gateway and points every part of
     the process at them through this; tests use it the same way.
     """
-    global _current  # noqa: PLW0603
+    global _current
     _current = get_settings().model_copy(update=overrides)
     return _current
 
 
 def reset() -> None:
     """Forget the cached settings (tests)."""
-    global _current  # noqa: PLW0603
+    global _current
     _current = None

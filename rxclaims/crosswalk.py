@@ -1,0 +1,91 @@
+"""The NDC-to-GPI crosswalk file and its formulary metadata.
+
+CSV with a header: ``ndc11,gpi14`` and optional ``drug_name``, ``obsolete``
+(Y/N), ``replaced_by`` (NDC-11), ``quantity_limit`` (units per fill),
+``prior_auth`` (Y/N), ``step_therapy`` (Y/N).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rxclaims.gpi import is_gpi14
+from rxfleet.errors import InputError
+
+_YES = {"y", "yes", "true", "1"}
+
+
+@dataclass(frozen=True, slots=True)
+class CrosswalkEntry:
+    ndc11: str
+    gpi14: str
+    drug_name: str | None = None
+    obsolete: bool = False
+    replaced_by: str | None = None
+    quantity_limit: str | None = None
+    prior_auth: bool = False
+    step_therapy: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, False)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CrosswalkEntry:
+        return cls(**data)
+
+    def flags(self, quantity: Decimal | None) -> list[str]:
+        """The WARN codes this entry raises for a claim of ``quantity``."""
+        codes = ["OBSOLETE_NDC"] if self.obsolete else []
+        codes += ["PRIOR_AUTH_FLAG"] if self.prior_auth else []
+        codes += ["STEP_THERAPY_FLAG"] if self.step_therapy else []
+        limit = self.quantity_limit
+        if limit is not None and quantity is not None and quantity > Decimal(limit):
+            codes.append("QUANTITY_LIMIT_FLAG")
+        return codes
+
+
+def file_digest(path: Path) -> str:
+    """A short content digest: the crosswalk's version."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def read_crosswalk(path: Path) -> Iterator[CrosswalkEntry]:
+    """Entries of a crosswalk file; InputError naming the line for a bad one."""
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(str(path), f"cannot open crosswalk: {exc.strerror}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"ndc11", "gpi14"} <= set(reader.fieldnames):
+            raise InputError(str(path), "crosswalk header must name ndc11 and gpi14", 1)
+        for row in reader:
+            yield _entry(row, str(path), reader.line_num)
+
+
+def _entry(row: dict[str, str], path: str, line: int) -> CrosswalkEntry:
+    ndc11, gpi14 = (row.get("ndc11") or "").strip(), (row.get("gpi14") or "").strip()
+    if len(ndc11) != 11 or not ndc11.isdigit():
+        raise InputError(path, "field ndc11: must be 11 digits", line)
+    if not is_gpi14(gpi14):
+        raise InputError(path, "field gpi14: must be 14 digits (7 two-digit levels)", line)
+    return CrosswalkEntry(
+        ndc11=ndc11,
+        gpi14=gpi14,
+        drug_name=(row.get("drug_name") or "").strip() or None,
+        obsolete=(row.get("obsolete") or "").strip().lower() in _YES,
+        replaced_by=(row.get("replaced_by") or "").strip() or None,
+        quantity_limit=(row.get("quantity_limit") or "").strip() or None,
+        prior_auth=(row.get("prior_auth") or "").strip().lower() in _YES,
+        step_therapy=(row.get("step_therapy") or "").strip().lower() in _YES,
+    )

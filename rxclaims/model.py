@@ -1,0 +1,50 @@
+"""The canonical claim, as it travels through the fleet after ingestion.
+
+``Claim`` holds the non-PHI canonical fields (CONTRACT section 3) in their
+normalized types, plus the NDC-11. The PHI fields never appear here: the
+producer seals them into the vault and the claim carries ``patient_token``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Digits = Annotated[str, StringConstraints(pattern=r"^\d+$")]
+
+
+class Claim(BaseModel):
+    """A validated claim without PHI. Strict: no coercion, no extra fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    claim_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:\-]{1,64}$")]
+    bin: Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+    pcn: Annotated[str, StringConstraints(min_length=1, max_length=10)]
+    group_id: str | None = None
+    service_provider_id: str | None = None
+    date_of_service: date
+    rx_number: str | None = None
+    fill_number: Annotated[int, Field(ge=0, le=99)] | None = None
+    ndc: str
+    ndc11: Annotated[str, StringConstraints(pattern=r"^\d{11}$")]
+    quantity_dispensed: Annotated[Decimal, Field(gt=0)]
+    days_supply: Annotated[int, Field(ge=1, le=365)]
+    prescriber_id: str | None = None
+    ingredient_cost_submitted: Annotated[Decimal, Field(ge=0)] | None = None
+    usual_and_customary: Annotated[Decimal, Field(ge=0)] | None = None
+    plan_id: Annotated[str, StringConstraints(min_length=1)]
+    pos: Annotated[str, StringConstraints(pattern=r"^\d{2}$")] | None = None
+    patient_token: str | None = None
+
+    def gateway_fields(self) -> dict[str, Any]:
+        """Canonical fields for the gateway body: NDC-11, JSON numbers, ISO dates."""
+        body = self.model_dump(mode="json", exclude={"ndc11", "patient_token"}, exclude_none=True)
+        body["ndc"] = self.ndc11
+        for name in ("quantity_dispensed", "ingredient_cost_submitted", "usual_and_customary"):
+            if name in body:
+                body[name] = float(body[name])
+        return body

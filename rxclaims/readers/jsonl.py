@@ -1,0 +1,30 @@
+"""JSON Lines: one claim object a line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from rxclaims.readers.base import Problem, Record
+from rxclaims.readers.textio import open_binary
+
+
+def read_jsonl(path: str) -> Iterator[Record]:
+    """One Record per non-blank line; a line that is not a JSON object is a Problem."""
+    with open_binary(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw.strip():
+                yield _record(path, number, raw)
+
+
+def _record(path: str, number: int, raw: bytes) -> Record:
+    try:
+        data = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+    except UnicodeDecodeError:
+        return Record(path, number, problem=Problem("MALFORMED_RECORD", "line is not UTF-8"))
+    except json.JSONDecodeError as exc:
+        where = f"column {exc.colno}"
+        return Record(path, number, problem=Problem("MALFORMED_RECORD", f"not JSON ({where})"))
+    if not isinstance(data, dict):
+        return Record(path, number, problem=Problem("MALFORMED_RECORD", "not a JSON object"))
+    return Record(path, number, fields=data)

@@ -1,0 +1,108 @@
+"""The validation taxonomy: every rule's code, severity and meaning, in one table.
+
+Severity, most severe first (the most severe issue of a claim wins):
+
+* ``FATAL``: quarantined, never sent; dead-lettered with its codes.
+* ``TRANSIENT``: an outside dependency failed; the link retries.
+* ``WARN``: sent, and the flag is carried to the results.
+* ``PASS``: nothing to say.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+
+class Severity(StrEnum):
+    PASS = "PASS"
+    WARN = "WARN"
+    TRANSIENT = "TRANSIENT"
+    FATAL = "FATAL"
+
+
+SEVERITY_RANK = {Severity.PASS: 0, Severity.WARN: 1, Severity.TRANSIENT: 2, Severity.FATAL: 3}
+
+
+class Rule(NamedTuple):
+    code: str
+    severity: Severity
+    field: str | None
+    meaning: str
+
+
+_F, _W = Severity.FATAL, Severity.WARN
+
+RULES: dict[str, Rule] = {
+    r.code: r
+    for r in (
+        # Reading the record.
+        Rule("MALFORMED_RECORD", _F, None, "the record cannot be parsed at all"),
+        Rule("UNEXPECTED_FIELD", _F, None, "a field that is not a canonical claim field"),
+        Rule("DUPLICATE_CLAIM_ID", _F, "claim_id", "claim_id already seen earlier in this run"),
+        Rule("NO_PAYER_ROUTE", _F, "payer_id", "X12 payer with no BIN/PCN route in config/"),
+        Rule("MISSING_FIELD", _F, None, "a field the format requires is empty"),
+        Rule("INVALID_FIELD", _F, None, "a field does not hold what its standard says"),
+        Rule("TRUNCATED_HEADER", _F, None, "NCPDP transaction header shorter than 56 bytes"),
+        Rule("UNSUPPORTED_VERSION", _F, "version", "NCPDP version (102-A2) is not D0"),
+        Rule("UNSUPPORTED_TRANSACTION", _F, "transaction_code", "NCPDP 103-A3 is not B1"),
+        Rule("UNKNOWN_SEGMENT", _F, None, "NCPDP segment id that D.0 does not define"),
+        Rule("MALFORMED_SEGMENT", _F, None, "NCPDP segment without a valid segment id"),
+        Rule("MALFORMED_FIELD", _F, None, "NCPDP field shorter than its 2-character id"),
+        Rule("MISSING_SEGMENT", _F, None, "an NCPDP segment a B1 claim needs is absent"),
+        Rule("PRODUCT_NOT_NDC", _F, "ndc", "product ID qualifier (436-E1) is not 03 (NDC)"),
+        Rule("TRANSACTION_COUNT_MISMATCH", _F, None, "109-A9 disagrees with the transactions"),
+        # Identity and routing.
+        Rule("MISSING_CLAIM_ID", _F, "claim_id", "claim_id is required"),
+        Rule("INVALID_CLAIM_ID", _F, "claim_id", "claim_id: 1-64 of A-Z a-z 0-9 . _ : -"),
+        Rule("MISSING_BIN", _F, "bin", "BIN (101-A1) is required"),
+        Rule("INVALID_BIN", _F, "bin", "BIN (101-A1) must be 6 digits"),
+        Rule("MISSING_PCN", _F, "pcn", "PCN (104-A4) is required"),
+        Rule("INVALID_PCN", _F, "pcn", "PCN (104-A4): up to 10 letters, digits or - _"),
+        Rule("INVALID_GROUP_ID", _F, "group_id", "group ID (301-C1): up to 15 characters"),
+        Rule("MISSING_PLAN_ID", _F, "plan_id", "plan_id is required"),
+        Rule("INVALID_POS", _F, "pos", "place of service must be two digits"),
+        # Patient (checked at ingestion, before the values are tokenized).
+        Rule("MISSING_CARDHOLDER_ID", _F, "cardholder_id", "cardholder ID (302-C2) is required"),
+        Rule("INVALID_CARDHOLDER_ID", _F, "cardholder_id", "cardholder ID: up to 20 characters"),
+        Rule("INVALID_DATE_OF_BIRTH", _F, "date_of_birth", "date of birth (304-C4) is not a date"),
+        Rule("DATE_OF_BIRTH_IN_FUTURE", _F, "date_of_birth", "date of birth after today"),
+        # Service.
+        Rule("MISSING_DATE_OF_SERVICE", _F, "date_of_service", "date of service is required"),
+        Rule("INVALID_DATE_OF_SERVICE", _F, "date_of_service", "date of service is not a date"),
+        Rule("DATE_OF_SERVICE_IN_FUTURE", _F, "date_of_service", "date of service after today"),
+        Rule("SERVICE_BEFORE_BIRTH", _F, "date_of_service", "date of service before birth"),
+        Rule("INVALID_SERVICE_PROVIDER_ID", _F, "service_provider_id", "provider: NPI or NCPDP"),
+        Rule("INVALID_RX_NUMBER", _F, "rx_number", "Rx number (402-D2): up to 12 digits"),
+        Rule("INVALID_FILL_NUMBER", _F, "fill_number", "fill number (403-D3): 0 to 99"),
+        Rule("INVALID_PRESCRIBER_NPI", _F, "prescriber_id", "prescriber NPI: 10 digits, Luhn"),
+        # Drug and quantity.
+        Rule("MISSING_NDC", _F, "ndc", "NDC (407-D7) is required"),
+        Rule("ERR_INVALID_NDC_FORMAT", _F, "ndc", "NDC is not a valid 10- or 11-digit form"),
+        Rule("ERR_AMBIGUOUS_NDC", _F, "ndc", "10-digit NDC without hyphens is ambiguous"),
+        Rule("MISSING_QUANTITY", _F, "quantity_dispensed", "quantity (442-E7) is required"),
+        Rule("INVALID_QUANTITY", _F, "quantity_dispensed", "quantity is not a number"),
+        Rule("NON_POSITIVE_QUANTITY", _F, "quantity_dispensed", "quantity must be above zero"),
+        Rule("MISSING_DAYS_SUPPLY", _F, "days_supply", "days supply (405-D5) is required"),
+        Rule("INVALID_DAYS_SUPPLY", _F, "days_supply", "days supply is not a whole number"),
+        Rule("DAYS_SUPPLY_OUT_OF_RANGE", _F, "days_supply", "days supply must be 1 to 365"),
+        Rule("INVALID_AMOUNT", _F, None, "an amount is not a number with at most 2 decimals"),
+        Rule("NEGATIVE_AMOUNT", _F, None, "an amount is negative"),
+        # Crosswalk (the crosswalk link).
+        Rule("MISSING_GPI_MAPPING", _F, "ndc", "the NDC is not in the NDC-to-GPI crosswalk"),
+        Rule("OBSOLETE_NDC", _W, "ndc", "the NDC is obsolete; the crosswalk names its successor"),
+        Rule("PRIOR_AUTH_FLAG", _W, "ndc", "the drug needs prior authorization (pre-check)"),
+        Rule("QUANTITY_LIMIT_FLAG", _W, "quantity_dispensed", "quantity over the drug's limit"),
+        Rule("STEP_THERAPY_FLAG", _W, "ndc", "the drug is under step therapy (pre-check)"),
+    )
+}
+
+
+def rule(code: str) -> Rule:
+    """The rule of ``code``; KeyError for a code that is not in the table."""
+    return RULES[code]
+
+
+def worst(severities: list[Severity]) -> Severity:
+    """The most severe of ``severities``; PASS for none."""
+    return max(severities, key=SEVERITY_RANK.__getitem__, default=Severity.PASS)

@@ -1,0 +1,267 @@
+"""Validation of a record's raw fields into a ``Claim``, with one code per rule.
+
+Two entry points, because PHI never leaves the producer in the clear:
+
+* ``check_phi(fields)`` runs at ingestion on the PHI fields, before they are
+  sealed into the vault; only the resulting codes travel on.
+* ``validate(fields, ...)`` runs in the validate link on the non-PHI fields.
+
+Deterministic failures are results, not exceptions: both return ``Issue`` lists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from rxclaims.model import Claim
+from rxclaims.ndc import NdcError, normalize_ndc
+from rxclaims.readers.base import CANONICAL_FIELDS, PHI_FIELDS
+from rxclaims.rules import Severity, rule, worst
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One broken rule: its code, the field and a message that quotes no value."""
+
+    code: str
+    field: str | None
+    message: str
+
+    @property
+    def severity(self) -> Severity:
+        return rule(self.code).severity
+
+    @classmethod
+    def of(cls, code: str, field: str | None = None, message: str | None = None) -> Issue:
+        known = rule(code)
+        return cls(code, field or known.field, message or known.meaning)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The claim when it could be built, and every issue found."""
+
+    claim: Claim | None
+    issues: tuple[Issue, ...]
+
+    @property
+    def severity(self) -> Severity:
+        return worst([issue.severity for issue in self.issues])
+
+
+class _Bad(Exception):
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(max_len: int, pattern: str | None = None) -> Callable[[Any, str], str]:
+    compiled = re.compile(pattern) if pattern else None
+
+    def convert(value: Any, bad: str) -> str:
+        text = str(value).strip()
+        if len(text) > max_len or (compiled and not compiled.fullmatch(text)):
+            raise _Bad(bad)
+        return text
+
+    return convert
+
+
+def parse_date(value: Any) -> date:
+    """ISO ``YYYY-MM-DD`` or NCPDP/X12 ``CCYYMMDD``; ValueError otherwise."""
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    if len(text) == 8 and text.isdigit():
+        text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return date.fromisoformat(text) if len(text) == 10 else date.fromisoformat("invalid")
+
+
+def _date(value: Any, bad: str) -> date:
+    try:
+        return parse_date(value)
+    except (ValueError, TypeError):
+        raise _Bad(bad) from None
+
+
+def _decimal(value: Any, bad: str) -> Decimal:
+    if isinstance(value, bool):
+        raise _Bad(bad)
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise _Bad(bad) from None
+    if not number.is_finite():
+        raise _Bad(bad)
+    return number
+
+
+def _whole(value: Any, bad: str) -> int:
+    number = _decimal(value, bad)
+    if number != number.to_integral_value():
+        raise _Bad(bad)
+    return int(number)
+
+
+def _amount(value: Any, bad: str) -> Decimal:
+    number = _decimal(value, bad)
+    if number.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise _Bad(bad)
+    if number < 0:
+        raise _Bad("NEGATIVE_AMOUNT")
+    return number
+
+
+def npi_is_valid(npi: str) -> bool:
+    """An NPI is 10 digits whose Luhn check over ``80840`` + NPI holds."""
+    if len(npi) != 10 or not npi.isdigit():
+        return False
+    total = 0
+    for position, char in enumerate(reversed("80840" + npi)):
+        digit = int(char) * (2 if position % 2 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return total % 10 == 0
+
+
+def _npi(value: Any, bad: str) -> str:
+    text = str(value).strip()
+    if not npi_is_valid(text):
+        raise _Bad(bad)
+    return text
+
+
+#: field -> (code when missing or None if optional, code when invalid, converter)
+_FIELDS: dict[str, tuple[str | None, str, Callable[[Any, str], Any]]] = {
+    "claim_id": ("MISSING_CLAIM_ID", "INVALID_CLAIM_ID", _text(64, r"[A-Za-z0-9._:\-]+")),
+    "bin": ("MISSING_BIN", "INVALID_BIN", _text(6, r"\d{6}")),
+    "pcn": ("MISSING_PCN", "INVALID_PCN", _text(10, r"[A-Za-z0-9_\-]+")),
+    "group_id": (None, "INVALID_GROUP_ID", _text(15)),
+    "service_provider_id": (None, "INVALID_SERVICE_PROVIDER_ID", _text(15, r"\d{7}|\d{10}")),
+    "date_of_service": ("MISSING_DATE_OF_SERVICE", "INVALID_DATE_OF_SERVICE", _date),
+    "rx_number": (None, "INVALID_RX_NUMBER", _text(12, r"\d+")),
+    "fill_number": (None, "INVALID_FILL_NUMBER", _whole),
+    "quantity_dispensed": ("MISSING_QUANTITY", "INVALID_QUANTITY", _decimal),
+    "days_supply": ("MISSING_DAYS_SUPPLY", "INVALID_DAYS_SUPPLY", _whole),
+    "prescriber_id": (None, "INVALID_PRESCRIBER_NPI", _npi),
+    "ingredient_cost_submitted": (None, "INVALID_AMOUNT", _amount),
+    "usual_and_customary": (None, "INVALID_AMOUNT", _amount),
+    "plan_id": ("MISSING_PLAN_ID", "MISSING_PLAN_ID", _text(32)),
+    "pos": (None, "INVALID_POS", _text(2, r"\d{2}")),
+}
+
+
+def _coerce(fields: Mapping[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+    values: dict[str, Any] = {}
+    issues: list[Issue] = []
+    for name, (missing, invalid, convert) in _FIELDS.items():
+        raw = fields.get(name)
+        if _blank(raw):
+            if missing:
+                issues.append(Issue.of(missing, name))
+            continue
+        try:
+            values[name] = convert(raw, invalid)
+        except _Bad as bad:
+            issues.append(Issue.of(bad.code, name))
+    return values, issues
+
+
+def _ndc(fields: Mapping[str, Any], values: dict[str, Any]) -> list[Issue]:
+    raw = fields.get("ndc")
+    if _blank(raw):
+        return [Issue.of("MISSING_NDC")]
+    values["ndc"] = str(raw).strip()
+    try:
+        values["ndc11"] = normalize_ndc(values["ndc"])
+    except NdcError as exc:
+        return [Issue.of(exc.code, "ndc", str(exc))]
+    return []
+
+
+def _ranges(values: Mapping[str, Any], today: date) -> list[Issue]:
+    issues: list[Issue] = []
+    if "quantity_dispensed" in values and values["quantity_dispensed"] <= 0:
+        issues.append(Issue.of("NON_POSITIVE_QUANTITY"))
+    if "days_supply" in values and not 1 <= values["days_supply"] <= 365:
+        issues.append(Issue.of("DAYS_SUPPLY_OUT_OF_RANGE"))
+    if "fill_number" in values and not 0 <= values["fill_number"] <= 99:
+        issues.append(Issue.of("INVALID_FILL_NUMBER"))
+    if "date_of_service" in values and values["date_of_service"] > today:
+        issues.append(Issue.of("DATE_OF_SERVICE_IN_FUTURE"))
+    return issues
+
+
+def _unexpected(fields: Mapping[str, Any]) -> list[Issue]:
+    known = set(CANONICAL_FIELDS) | {"patient_token"}
+    return [
+        Issue.of("UNEXPECTED_FIELD", name, "field is not a canonical claim field")
+        for name in sorted(set(fields) - known)
+    ]
+
+
+def validate(fields: Mapping[str, Any], *, today: date | None = None) -> Outcome:
+    """Validate the non-PHI fields of a record into a ``Claim``."""
+    values, issues = _coerce(fields)
+    issues += _ndc(fields, values) + _ranges(values, today or date.today()) + _unexpected(fields)
+    if fields.get("patient_token"):
+        values["patient_token"] = fields["patient_token"]
+    if any(issue.severity is Severity.FATAL for issue in issues):
+        return Outcome(None, tuple(issues))
+    try:
+        return Outcome(Claim.model_validate(values), tuple(issues))
+    except ValidationError as exc:  # a rule missing from the table above: still a result
+        field = ".".join(str(part) for part in exc.errors()[0]["loc"])
+        return Outcome(None, (*issues, Issue.of("MALFORMED_RECORD", field, "schema violation")))
+
+
+def check_phi(fields: Mapping[str, Any], *, today: date | None = None) -> list[Issue]:
+    """Rules on the PHI fields, run before they are sealed and tokenized."""
+    issues: list[Issue] = []
+    cardholder = fields.get("cardholder_id")
+    if _blank(cardholder):
+        issues.append(Issue.of("MISSING_CARDHOLDER_ID"))
+    elif len(str(cardholder).strip()) > 20:
+        issues.append(Issue.of("INVALID_CARDHOLDER_ID"))
+    issues += _check_birth(fields.get("date_of_birth"), fields, today or date.today())
+    return issues
+
+
+def _check_birth(raw: Any, fields: Mapping[str, Any], today: date) -> list[Issue]:
+    if _blank(raw):
+        return []
+    try:
+        born = parse_date(raw)
+    except (ValueError, TypeError):
+        return [Issue.of("INVALID_DATE_OF_BIRTH")]
+    if born > today:
+        return [Issue.of("DATE_OF_BIRTH_IN_FUTURE")]
+    try:
+        served = parse_date(fields.get("date_of_service"))
+    except (ValueError, TypeError):
+        return []
+    return [Issue.of("SERVICE_BEFORE_BIRTH")] if served < born else []
+
+
+def split_phi(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """(non-PHI fields, PHI fields as strings) of a record."""
+    phi = {name: _phi_text(fields.get(name)) for name in PHI_FIELDS}
+    rest = {name: value for name, value in fields.items() if name not in PHI_FIELDS}
+    return rest, phi
+
+
+def _phi_text(value: Any) -> str | None:
+    if _blank(value):
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()

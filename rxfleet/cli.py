@@ -1,0 +1,112 @@
+"""``rxfleet``: run, enqueue, wait, results, dlq, gateway, token (CONTRACT section 1)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+
+from config import get_settings
+from rxfleet.errors import ConfigError, InfrastructureError, InputError, RxFleetError
+
+log = logging.getLogger("rxfleet")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rxfleet", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _run_parser(sub)
+    enqueue = sub.add_parser("enqueue", help="producer only: enqueue, print the run id")
+    enqueue.add_argument("inputs", nargs="+", metavar="INPUT")
+    enqueue.add_argument("--batch-size", type=int, default=None)
+    wait = sub.add_parser("wait", help="follow a run until every claim is terminal")
+    wait.add_argument("run_id")
+    wait.add_argument("--timeout", type=float, default=None)
+    wait.add_argument("-o", "--output", default=None)
+    results = sub.add_parser("results", help="export a run's results")
+    results.add_argument("run_id")
+    results.add_argument("-o", "--output", required=True)
+    _dlq_parser(sub)
+    gateway = sub.add_parser("gateway", help="the sandbox PBM gateway")
+    gateway.add_argument("--port", type=int, default=8700)
+    gateway.add_argument("--host", default="127.0.0.1")
+    gateway.add_argument("--scenario", default=None, help="fault-knob scenario (JSON)")
+    token = sub.add_parser("token", help="the shared portal token")
+    token.add_argument("action", choices=["status"])
+    return parser
+
+
+def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser("run", help="fan INPUT into the fleet, wait, write OUT, summarize")
+    run.add_argument("inputs", nargs="+", metavar="INPUT")
+    run.add_argument("-o", "--output", default=None)
+    run.add_argument("--batch-size", type=int, default=None)
+    run.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
+
+
+def _dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dlq = sub.add_parser("dlq", help="dead-lettered claims")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    listing = dlq_sub.add_parser("list")
+    listing.add_argument("--run", default=None)
+    listing.add_argument("--limit", type=int, default=50)
+    replay = dlq_sub.add_parser("replay")
+    replay.add_argument("--run", default=None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _dispatch(args)
+    except (InputError, ConfigError) as exc:
+        print(f"rxfleet: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except InfrastructureError as exc:
+        print(f"rxfleet: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except RxFleetError as exc:
+        print(f"rxfleet: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("rxfleet: interrupted; `rxfleet wait RUN_ID` picks the run up again", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from rxfleet import commands
+
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "run": commands.run,
+        "enqueue": commands.enqueue,
+        "wait": commands.wait,
+        "results": commands.results,
+        "dlq": commands.dlq,
+        "gateway": commands.gateway,
+        "token": commands.token,
+    }
+    return handlers[args.command](args)
+
+
+@contextlib.contextmanager
+def fleet_for_run() -> Iterator[bool]:
+    """The embedded fleet when no Redis is configured; True when embedded."""
+    if get_settings().redis_url:
+        yield False
+        return
+    from rxfleet.embedded import embedded_fleet
+
+    with embedded_fleet():
+        yield True
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

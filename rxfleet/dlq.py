@@ -1,0 +1,120 @@
+"""The dead-letter stream: look at it, and replay what a replay can fix.
+
+Entries are written by the record link, once per claim, for routes that need a
+person or another try (``DEAD_LETTER``, ``RETRY_LATER``, ``HOST_ERROR``,
+``REVIEW_REQUIRED``). ``replay`` sends the replayable ones through a new run:
+transport failures (``RETRY_LATER``, ``HOST_ERROR``) and quarantines whose only
+fatal code is ``MISSING_GPI_MAPPING`` (fixed by a crosswalk update). The claim
+keeps its claim_id, so the gateway's idempotency keeps it adjudicated once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from config import get_settings
+from rxfleet.phikeys import vault
+from rxfleet.runs import RunStore, new_run_id
+from rxfleet.work import Stage, WorkRecord
+
+REPLAYABLE_ROUTES = {"RETRY_LATER", "HOST_ERROR"}
+REPLAYABLE_CODES = {"MISSING_GPI_MAPPING"}
+
+
+def entries(runs: RunStore, run_id: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(stream id, entry) newest first, of one run or all."""
+    reply: Any = runs.client.xrevrange(runs.keys.dlq)
+    for entry_id, data in reply or []:
+        entry = json.loads(data["entry"])
+        if run_id is None or entry["run_id"] == run_id:
+            yield str(entry_id), entry
+
+
+def show(runs: RunStore, run_id: str | None, limit: int) -> int:
+    table = Table(show_edge=False)
+    for column in ("run", "claim", "where", "route", "codes", "detail"):
+        table.add_column(column)
+    for count, (_, entry) in enumerate(entries(runs, run_id)):
+        if count >= limit:
+            break
+        table.add_row(*_row(entry))
+    Console().print(table)
+    return 0
+
+
+def _row(entry: dict[str, Any]) -> tuple[str, ...]:
+    issues = entry.get("issues") or []
+    codes = [i["code"] for i in issues] + list(entry.get("reject_codes") or [])
+    first = issues[0] if issues else None
+    detail = f"field {first['field']}: {first['message']}" if first else ""
+    where = f"{entry['source']}:{entry['line']}"
+    return (entry["run_id"], str(entry["claim_id"]), where, entry["route"], ",".join(codes), detail)
+
+
+def replayable(entry: dict[str, Any]) -> bool:
+    if entry["route"] in REPLAYABLE_ROUTES:
+        return True
+    fatal = {i["code"] for i in entry.get("issues") or []} - {"OBSOLETE_NDC", "PRIOR_AUTH_FLAG"}
+    return entry["route"] == "DEAD_LETTER" and bool(fatal) and fatal <= REPLAYABLE_CODES
+
+
+def replay(runs: RunStore, run_id: str | None) -> tuple[str | None, int]:
+    """Copy replayable entries into a new run and send it; (new run id, claims)."""
+    from workers.pipeline import send_batch
+
+    chosen = [(eid, e) for eid, e in entries(runs, run_id) if replayable(e)]
+    if not chosen:
+        return None, 0
+    new_id = new_run_id()
+    runs.create(new_id, {"inputs": "dlq replay", "state": "producing", **_pins(runs, chosen)})
+    for seq, (_, entry) in enumerate(reversed(chosen)):
+        _copy(runs, entry, new_id, seq)
+    size = get_settings().batch_size
+    for first in range(0, len(chosen), size):
+        send_batch(new_id, first, min(size, len(chosen) - first))
+    runs.set_meta(new_id, total=len(chosen), state="produced")
+    runs.expire(new_id)
+    runs.client.xdel(runs.keys.dlq, *[eid for eid, _ in chosen])
+    return new_id, len(chosen)
+
+
+def _pins(runs: RunStore, chosen: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    from rxfleet.links.crosswalk import load_crosswalk
+
+    settings = get_settings()
+    return {"crosswalk": load_crosswalk(runs.client, runs.keys, settings.crosswalk)}
+
+
+def _copy(runs: RunStore, entry: dict[str, Any], new_id: str, seq: int) -> None:
+    old_id, old_seq = entry["run_id"], int(entry["seq"])
+    (record,) = runs.load(old_id, [old_seq])
+    fresh = WorkRecord(
+        seq=seq,
+        source=record.source,
+        line=record.line,
+        claim_id=record.claim_id,
+        fields=record.fields,
+        patient_token=record.patient_token,
+        stage=Stage.INGESTED,
+    )
+    sealed = runs.sealed_phi(old_id, old_seq)
+    blobs: dict[int, str] = {}
+    if sealed is not None:
+        cipher = vault(get_settings())
+        phi = cipher.open(sealed, context=f"{old_id}:{old_seq}")
+        blobs[seq] = cipher.seal(phi, context=f"{new_id}:{seq}")
+    runs.add(new_id, [fresh], blobs)
+
+
+def replay_command(runs: RunStore, run_id: str | None) -> int:
+    new_id, count = replay(runs, run_id)
+    if new_id is None:
+        print("nothing replayable in the dead-letter stream")
+        return 0
+    print(f"replaying {count} claims as run {new_id}; follow it with `rxfleet wait {new_id}`")
+    return 0

@@ -1,0 +1,45 @@
+"""route: the gateway's answer to a status and a routing state, by the reject matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+from rxclaims.rejects import CLEAN, RejectMatrix
+from rxfleet.links import LinkReport, stage_event
+from rxfleet.runs import RunStore
+from rxfleet.work import Stage, Status, WorkRecord
+
+PAID_STATUSES = {"P", "D"}  # D: duplicate of paid, the paid response again
+
+
+@cache
+def matrix(path: Path) -> RejectMatrix:
+    return RejectMatrix.load(path)
+
+
+def route_batch(
+    runs: RunStore, run_id: str, seqs: Sequence[int], rejects: RejectMatrix
+) -> LinkReport:
+    report = LinkReport(run_id, "route")
+    records = runs.load(run_id, seqs)
+    todo = [r for r in records if r.stage == Stage.SENT]
+    report.skipped = len(records) - len(todo)
+    for record in todo:
+        route_record(record, rejects)
+    runs.save(run_id, todo)
+    events = [stage_event(run_id, r, "routed", route=r.route, matrix=rejects.version) for r in todo]
+    runs.audit(run_id, events)
+    report.done = len(todo)
+    return report
+
+
+def route_record(record: WorkRecord, rejects: RejectMatrix) -> None:
+    if record.response_status in PAID_STATUSES and not record.reject_codes:
+        record.status, record.route = Status.PAID, CLEAN
+    else:
+        plan = (record.claim or {}).get("plan_id")
+        record.status = Status.REJECTED
+        record.route = rejects.route_for(record.reject_codes, plan)
+    record.stage = Stage.ROUTED

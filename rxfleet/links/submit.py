@@ -1,0 +1,231 @@
+"""submit: the claims of a batch still open, to the gateway, each exactly once.
+
+Per claim: a remembered 404 route is rejected (04) with no network call; the PHI
+is opened from the vault just for the request body; the fleet's shared token is
+used, and a 401 invalidates exactly that token, rotates it once for the fleet
+and replays the same request (same Idempotency-Key: not a new claim).
+
+Per batch: the first retryable failure stops the loop. The claims already
+answered stay answered (the ledger); the rest wait for the task's retry:
+not before Retry-After when the gateway gave one (and then the whole fleet
+pauses, not only this worker), else exponential backoff with full jitter. When
+the retries run out, the open claims are rejected 99.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from config import Settings
+from rxclaims.model import Claim
+from rxclaims.phi import VaultCipher
+from rxfleet.errors import (
+    AuthenticationFailed,
+    GatewayRejectedRequest,
+    GatewayUnavailable,
+    RateLimited,
+    RetryableError,
+    RoutingMiss,
+)
+from rxfleet.links import LinkReport, stage_event
+from rxfleet.redisconn import as_text
+from rxfleet.runs import RunStore
+from rxfleet.tokens import TokenStore
+from rxfleet.work import Stage, WorkRecord
+
+ROUTING_REJECT = "04"  # M/I Processor Control Number: the gateway has no such route
+HOST_ERROR_REJECT = "99"  # Host Processing Error: retries exhausted or request refused
+MAX_REPLAYS = 2
+
+
+class Adjudicated(Protocol):
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def reject_codes(self) -> Sequence[str]: ...
+
+
+class Gateway(Protocol):
+    """The gateway client's surface the submit link uses."""
+
+    def fetch_token(self) -> Any: ...
+
+    def submit(
+        self, body: Mapping[str, Any], *, token: str, session_ttl: int, idempotency_key: str
+    ) -> Adjudicated: ...
+
+
+@dataclass
+class SubmitContext:
+    runs: RunStore
+    tokens: TokenStore
+    gateway: Gateway
+    vault: VaultCipher
+    settings: Settings
+
+
+@dataclass
+class SubmitReport(LinkReport):
+    still_open: int = 0
+    retry_in: float | None = None
+    reason: str | None = None
+    network_calls: int = 0
+    codes: dict[str, int] = field(default_factory=dict)
+
+
+def submit_batch(
+    ctx: SubmitContext, run_id: str, seqs: Sequence[int], *, failures: int, final: bool
+) -> SubmitReport:
+    """Send the batch's open claims; say when to come back for the rest, if any."""
+    report = SubmitReport(run_id, "submit")
+    records = ctx.runs.load(run_id, seqs)
+    todo = [r for r in records if r.stage == Stage.MAPPED]
+    report.skipped = len(records) - len(todo)
+    for index, record in enumerate(todo):
+        paused = pause_remaining(ctx)
+        if paused > 0:
+            return _defer(ctx, run_id, todo[index:], report, paused, "fleet pause")
+        try:
+            _submit_one(ctx, run_id, record, report)
+        except RetryableError as exc:
+            _save(ctx, run_id, record)  # keep the attempt count
+            return _on_retryable(ctx, run_id, todo[index:], report, exc, failures, final)
+        _save(ctx, run_id, record)
+        report.done += 1
+    return report
+
+
+def _save(ctx: SubmitContext, run_id: str, record: WorkRecord) -> None:
+    ctx.runs.save(run_id, [record])
+    if record.stage == Stage.SENT:
+        event = stage_event(run_id, record, "sent", attempts=record.attempts)
+        event["response"] = record.response_status
+        event["reject_codes"] = record.reject_codes
+        ctx.runs.audit(run_id, [event])
+
+
+def _submit_one(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitReport) -> None:
+    claim = Claim.model_validate_json(json.dumps(record.claim))
+    if ctx.runs.client.exists(ctx.runs.keys.route_miss(claim.bin, claim.pcn)):
+        _reject(record, ROUTING_REJECT)
+        return
+    body = _body(ctx, run_id, record, claim)
+    try:
+        answer = _send(ctx, record, body, report)
+    except RoutingMiss:
+        key = ctx.runs.keys.route_miss(claim.bin, claim.pcn)
+        ctx.runs.client.set(key, "1", ex=ctx.settings.route_miss_ttl)
+        _reject(record, ROUTING_REJECT)
+        return
+    except GatewayRejectedRequest:
+        _reject(record, HOST_ERROR_REJECT)
+        return
+    record.response_status = answer.status
+    record.reject_codes = list(answer.reject_codes)
+    record.stage = Stage.SENT
+
+
+def _body(ctx: SubmitContext, run_id: str, record: WorkRecord, claim: Claim) -> dict[str, Any]:
+    body = claim.gateway_fields()
+    sealed = ctx.runs.sealed_phi(run_id, record.seq)
+    if sealed is not None:
+        phi = ctx.vault.open(sealed, context=f"{run_id}:{record.seq}")
+        body.update({name: value for name, value in phi.items() if value is not None})
+    body["gpi"] = record.gpi
+    return body
+
+
+def _send(
+    ctx: SubmitContext, record: WorkRecord, body: dict[str, Any], report: SubmitReport
+) -> Adjudicated:
+    """One claim, with the fleet token; on 401: invalidate, rotate once, replay."""
+    token = ctx.tokens.ensure(ctx.gateway)
+    for replay in range(MAX_REPLAYS + 1):
+        record.attempts += 1
+        report.network_calls += 1
+        try:
+            return ctx.gateway.submit(
+                body,
+                token=token.value,
+                session_ttl=max(0, int(token.ttl())),
+                idempotency_key=str(record.claim_id),
+            )
+        except AuthenticationFailed as exc:
+            ctx.tokens.invalidate(token.value, exc.reason)
+            if replay == MAX_REPLAYS:
+                raise
+            token = ctx.tokens.rotate(ctx.gateway)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _reject(record: WorkRecord, code: str) -> None:
+    record.response_status = "R"
+    record.reject_codes = [code]
+    record.stage = Stage.SENT
+
+
+def _on_retryable(
+    ctx: SubmitContext,
+    run_id: str,
+    still_open: list[WorkRecord],
+    report: SubmitReport,
+    exc: RetryableError,
+    failures: int,
+    final: bool,
+) -> SubmitReport:
+    if final:
+        for record in still_open:
+            _reject(record, HOST_ERROR_REJECT)
+            _save(ctx, run_id, record)
+        report.done += len(still_open)
+        report.reason = f"retries exhausted: {type(exc).__name__}"
+        return report
+    delay = retry_delay(ctx.settings, exc, failures)
+    if isinstance(exc, RateLimited | GatewayUnavailable) and exc.retry_after is not None:
+        pause_fleet(ctx, delay)
+    return _defer(ctx, run_id, still_open, report, delay, type(exc).__name__)
+
+
+def _defer(
+    ctx: SubmitContext,
+    run_id: str,
+    still_open: list[WorkRecord],
+    report: SubmitReport,
+    delay: float,
+    reason: str,
+) -> SubmitReport:
+    report.still_open = len(still_open)
+    report.retry_in = delay
+    report.reason = reason
+    return report
+
+
+def retry_delay(settings: Settings, exc: RetryableError, failures: int) -> float:
+    """Not before Retry-After (capped); else exponential backoff with full jitter."""
+    if exc.retry_after is not None:
+        return min(exc.retry_after, settings.retry_after_cap) + random.uniform(0.0, 0.25)
+    ceiling = min(settings.backoff_cap, settings.backoff_base * 2.0**failures)
+    return random.uniform(0.0, ceiling)
+
+
+def pause_fleet(ctx: SubmitContext, seconds: float) -> None:
+    """Hold every worker back until ``seconds`` from now (only ever lengthened)."""
+    until_ms = int((time.time() + seconds) * 1000)
+    key = ctx.runs.keys.pause
+    current = as_text(ctx.runs.client.get(key))
+    if current is None or int(current) < until_ms:
+        ctx.runs.client.set(key, str(until_ms), pxat=until_ms)
+
+
+def pause_remaining(ctx: SubmitContext) -> float:
+    """Seconds left of a fleet-wide pause, 0 when none."""
+    until = as_text(ctx.runs.client.get(ctx.runs.keys.pause))
+    if until is None:
+        return 0.0
+    return max(0.0, int(until) / 1000 - time.time())

@@ -1,0 +1,49 @@
+"""validate: schema, NDC-11, the validation taxonomy; FATAL claims are quarantined."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from rxclaims.ndc import NdcError, normalize_ndc
+from rxclaims.rules import Severity
+from rxclaims.validation import validate
+from rxfleet.links import LinkReport, stage_event
+from rxfleet.runs import RunStore
+from rxfleet.work import Stage, WorkRecord
+
+
+def validate_batch(
+    runs: RunStore, run_id: str, seqs: Sequence[int], today: date | None = None
+) -> LinkReport:
+    report = LinkReport(run_id, "validate")
+    records = runs.load(run_id, seqs)
+    todo = [r for r in records if r.stage == Stage.INGESTED]
+    report.skipped = len(records) - len(todo)
+    for record in todo:
+        validate_record(record, today)
+        report.quarantined += record.quarantined
+    runs.save(run_id, todo)
+    runs.audit(run_id, [stage_event(run_id, r, "validated") for r in todo])
+    report.done = len(todo)
+    return report
+
+
+def validate_record(record: WorkRecord, today: date | None = None) -> None:
+    """Apply every rule to ``record``; quarantine it when any is FATAL."""
+    fields = {**record.fields, "patient_token": record.patient_token}
+    outcome = validate(fields, today=today)
+    record.add_issues(outcome.issues)
+    record.ndc11 = _ndc11(record.fields.get("ndc"))
+    if outcome.claim is None or record.severity is Severity.FATAL:
+        record.quarantine()
+        return
+    record.claim = outcome.claim.model_dump(mode="json")
+    record.stage = Stage.VALIDATED
+
+
+def _ndc11(raw: object) -> str | None:
+    try:
+        return normalize_ndc(str(raw)) if raw not in (None, "") else None
+    except NdcError:
+        return None

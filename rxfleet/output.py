@@ -1,0 +1,110 @@
+"""Results files: ``.jsonl``, ``.csv`` or ``.parquet``, chosen by extension.
+
+One row per input claim, in input order, with the fields of CONTRACT section 4.
+In CSV, list fields (``errors``, ``reject_codes``) are joined with ``;``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from rxfleet.errors import ConfigError
+
+RESULT_FIELDS: tuple[str, ...] = (
+    "claim_id",
+    "status",
+    "severity",
+    "errors",
+    "ndc11",
+    "gpi",
+    "reject_codes",
+    "route",
+    "patient_token",
+    "attempts",
+)
+LIST_FIELDS = ("errors", "reject_codes")
+SUFFIXES = (".jsonl", ".csv", ".parquet")
+
+
+def check_output(path: str) -> None:
+    """Refuse an output path whose format is unknown, before anything is enqueued."""
+    if Path(path).suffix.lower() not in SUFFIXES:
+        raise ConfigError(f"{path}: output must end in .jsonl, .csv or .parquet")
+
+
+def write_results(path: str, rows: Iterable[dict[str, Any]]) -> int:
+    """Write ``rows`` to ``path`` (atomically: a temp file renamed); rows written."""
+    check_output(path)
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    writer = {".jsonl": _jsonl, ".csv": _csv, ".parquet": _parquet}[target.suffix.lower()]
+    count = writer(tmp, rows)
+    tmp.replace(target)
+    return count
+
+
+def _jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps({k: row.get(k) for k in RESULT_FIELDS}) + "\n")
+            count += 1
+    return count
+
+
+def _csv(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    count = 0
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RESULT_FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(k, row.get(k)) for k in RESULT_FIELDS})
+            count += 1
+    return count
+
+
+def _cell(name: str, value: Any) -> Any:
+    if name in LIST_FIELDS:
+        return ";".join(value or [])
+    return "" if value is None else value
+
+
+def _parquet(path: Path, rows: Iterable[dict[str, Any]], chunk: int = 50_000) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [
+            ("claim_id", pa.string()),
+            ("status", pa.string()),
+            ("severity", pa.string()),
+            ("errors", pa.list_(pa.string())),
+            ("ndc11", pa.string()),
+            ("gpi", pa.string()),
+            ("reject_codes", pa.list_(pa.string())),
+            ("route", pa.string()),
+            ("patient_token", pa.string()),
+            ("attempts", pa.int32()),
+        ]
+    )
+    count = 0
+    with pq.ParquetWriter(str(path), schema) as writer:
+        for block in _blocks(rows, chunk):
+            writer.write_table(pa.Table.from_pylist(block, schema=schema))
+            count += len(block)
+    return count
+
+
+def _blocks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    block: list[dict[str, Any]] = []
+    for row in rows:
+        block.append({k: row.get(k) for k in RESULT_FIELDS})
+        if len(block) == size:
+            yield block
+            block = []
+    if block:
+        yield block

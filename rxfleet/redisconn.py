@@ -1,0 +1,50 @@
+"""One Redis client per process and URL (redis-py clients are thread-safe)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import redis
+from redis.typing import EncodableT
+
+from config import get_settings
+
+_clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+def get_redis(url: str | None = None) -> redis.Redis:
+    """The process's client for ``url`` (default: the configured Redis)."""
+    target = url or get_settings().redis_url_or_raise()
+    key = (os.getpid(), target)
+    client = _clients.get(key)
+    if client is None:
+        client = redis.Redis.from_url(target, decode_responses=True, health_check_interval=30)
+        _clients[key] = client
+    return client
+
+
+def forget_clients() -> None:
+    """Drop cached clients (after a fork, or when the embedded server stops)."""
+    for client in _clients.values():
+        client.close()
+    _clients.clear()
+
+
+def as_text(value: object) -> str | None:
+    """A reply as text (clients here decode responses; this tells mypy so)."""
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def as_dict(value: object) -> dict[str, str]:
+    """A hash reply as a dict of text."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(as_text(k)): str(as_text(v)) for k, v in value.items()}
+
+
+def fields(mapping: Mapping[str, object]) -> dict[EncodableT, EncodableT]:
+    """A mapping for HSET, typed as redis-py wants it."""
+    return {key: str(value) for key, value in mapping.items()}

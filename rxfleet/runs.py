@@ -1,0 +1,190 @@
+"""Runs in Redis: work records, the vault, results exactly once, the audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from rxfleet.keys import Keys
+from rxfleet.redisconn import as_dict, as_text, fields
+from rxfleet.work import WorkRecord
+
+SCHEMA_VERSION = "1"
+
+# Exactly once: the first writer of a sequence number wins; only it counts and audits.
+_RECORD_ONCE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+  redis.call('XADD', KEYS[3], '*', 'event', ARGV[4])
+  if ARGV[5] ~= '' then
+    redis.call('XADD', KEYS[4], '*', 'entry', ARGV[5])
+  end
+  return 1
+end
+return 0
+"""
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique: ``20261126T031500-3f9a1c``."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def payload_hash(record: WorkRecord) -> str:
+    """SHA-256 of the claim as the fleet saw it (tokenized: no PHI goes in)."""
+    body = json.dumps(
+        {"claim": record.claim or record.fields, "patient": record.patient_token},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass
+class RunStore:
+    """The Redis side of runs. Every method is one or two round trips."""
+
+    client: redis.Redis
+    keys: Keys
+    ttl: int
+
+    def create(self, run_id: str, meta: dict[str, str]) -> None:
+        pipe = self.client.pipeline()
+        pipe.hset(self.keys.run(run_id), mapping=fields({**meta, "created_at": time.time()}))
+        pipe.zadd(self.keys.runs, {run_id: time.time()})
+        pipe.execute()
+
+    def meta(self, run_id: str) -> dict[str, str]:
+        return as_dict(self.client.hgetall(self.keys.run(run_id)))
+
+    def set_meta(self, run_id: str, **values: str | int) -> None:
+        self.client.hset(self.keys.run(run_id), mapping=fields(values))
+
+    def first_sightings(self, run_id: str, claim_ids: Sequence[str | None]) -> list[bool]:
+        """For each claim id, whether this is its first appearance in the run."""
+        pipe = self.client.pipeline()
+        for claim_id in claim_ids:
+            pipe.sadd(self.keys.ids(run_id), claim_id or "")
+        return [
+            bool(added) or not cid for added, cid in zip(pipe.execute(), claim_ids, strict=True)
+        ]
+
+    def add(self, run_id: str, records: Sequence[WorkRecord], sealed: dict[int, str]) -> None:
+        pipe = self.client.pipeline()
+        pipe.hset(
+            self.keys.work(run_id),
+            mapping=fields({str(r.seq): r.model_dump_json() for r in records}),
+        )
+        if sealed:
+            pipe.hset(
+                self.keys.vault(run_id), mapping=fields({str(k): v for k, v in sealed.items()})
+            )
+        pipe.execute()
+
+    def load(self, run_id: str, seqs: Sequence[int]) -> list[WorkRecord]:
+        raw = self.client.hmget(self.keys.work(run_id), [str(s) for s in seqs])
+        return [WorkRecord.model_validate_json(doc) for doc in raw if doc is not None]
+
+    def save(self, run_id: str, records: Sequence[WorkRecord]) -> None:
+        if records:
+            mapping = {str(r.seq): r.model_dump_json() for r in records}
+            self.client.hset(self.keys.work(run_id), mapping=fields(mapping))
+
+    def sealed_phi(self, run_id: str, seq: int) -> str | None:
+        return as_text(self.client.hget(self.keys.vault(run_id), str(seq)))
+
+    def audit(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
+        pipe = self.client.pipeline()
+        for event in events:
+            pipe.xadd(self.keys.audit(run_id), {"event": json.dumps(event, default=str)})
+        pipe.execute()
+
+    def record(
+        self,
+        run_id: str,
+        records: Sequence[WorkRecord],
+        trace: str,
+        dead_letter: Callable[[WorkRecord], dict[str, Any] | None],
+    ) -> int:
+        """Write each record's result once (and its dead-letter entry, if any).
+
+        Atomic per claim: the result, the count, the audit event and the
+        dead-letter entry are written together by the first writer or not at all.
+        Returns the number newly recorded.
+        """
+        script = self.client.register_script(_RECORD_ONCE)
+        keys = [
+            self.keys.results(run_id),
+            self.keys.counts(run_id),
+            self.keys.audit(run_id),
+            self.keys.dlq,
+        ]
+        pipe = self.client.pipeline()
+        for record in records:
+            result = record.result()
+            event = json.dumps(_recorded_event(run_id, record, result, trace))
+            entry = dead_letter(record)
+            dlq = json.dumps(entry) if entry is not None else ""
+            args = [record.seq, json.dumps(result), result["status"], event, dlq]
+            script(keys=keys, args=args, client=pipe)
+        return sum(int(x) for x in pipe.execute())
+
+    def progress(self, run_id: str) -> tuple[int, int | None]:
+        """(claims recorded, total claims or None while the producer still reads)."""
+        pipe = self.client.pipeline()
+        pipe.hlen(self.keys.results(run_id))
+        pipe.hget(self.keys.run(run_id), "total")
+        done, total = pipe.execute()
+        return int(done), (int(total) if total is not None else None)
+
+    def counts(self, run_id: str) -> dict[str, int]:
+        raw = as_dict(self.client.hgetall(self.keys.counts(run_id)))
+        return {k: int(v) for k, v in raw.items()}
+
+    def results(self, run_id: str, total: int, chunk: int = 1000) -> Iterator[dict[str, Any]]:
+        """Results in input order."""
+        for start in range(0, total, chunk):
+            seqs = [str(s) for s in range(start, min(start + chunk, total))]
+            for doc in self.client.hmget(self.keys.results(run_id), seqs):
+                if doc is not None:
+                    yield json.loads(doc)
+
+    def expire(self, run_id: str) -> None:
+        pipe = self.client.pipeline()
+        for key in self.keys.run_keys(run_id):
+            pipe.expire(key, self.ttl)
+        pipe.execute()
+
+    def exists(self, run_id: str) -> bool:
+        return bool(self.client.exists(self.keys.run(run_id)))
+
+
+def _recorded_event(
+    run_id: str, record: WorkRecord, result: dict[str, Any], trace: str
+) -> dict[str, Any]:
+    return {
+        "stage": "recorded",
+        "run_id": run_id,
+        "trace_id": trace,
+        "seq": record.seq,
+        "claim_id": record.claim_id,
+        "status": result["status"],
+        "route": result["route"],
+        "errors": result["errors"],
+        "reject_codes": result["reject_codes"],
+        "attempts": result["attempts"],
+        "payload_hash": payload_hash(record),
+        "schema_version": SCHEMA_VERSION,
+        "at": time.time(),
+    }
+
+
+def run_store(client: redis.Redis, prefix: str, ttl: int) -> RunStore:
+    return RunStore(client=client, keys=Keys(prefix), ttl=ttl)

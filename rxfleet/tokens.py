@@ -1,0 +1,149 @@
+"""The fleet's one portal token, in Redis, rotated single-flight under a lock.
+
+The token lives in a hash: ``access_token``, ``expires_at`` (epoch seconds),
+``version`` (increments on each rotation). Rules:
+
+* Readers take it as it is while it has life left.
+* Rotation happens under a redis-py ``Lock`` with a timeout; the holder re-reads
+  after acquiring (someone may have rotated while it waited), fetches, and stores
+  with compare-and-set on ``version``: if its lock expired mid-fetch and another
+  process stored a newer token, the late write is refused (no stale overwrite).
+* A worker that got 401 invalidates exactly the token it used
+  (compare-and-delete), so a newer token stored meanwhile survives.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+from redis.exceptions import LockError
+
+from rxfleet.errors import InfrastructureError
+from rxfleet.keys import Keys
+from rxfleet.redisconn import as_dict, as_text
+
+_STORE_IF_VERSION = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if (current or '0') ~= ARGV[1] and redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'access_token', ARGV[2], 'expires_at', ARGV[3],
+           'version', ARGV[4], 'fetched_at', ARGV[5])
+redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(ARGV[3]) * 1000))
+return 1
+"""
+
+_DELETE_IF_TOKEN = """
+if redis.call('HGET', KEYS[1], 'access_token') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class TokenSource(Protocol):
+    """What fetches a fresh token: the gateway client's ``fetch_token``."""
+
+    def fetch_token(self) -> _Grant: ...
+
+
+class _Grant(Protocol):
+    @property
+    def access_token(self) -> str: ...
+
+    @property
+    def expires_in(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Token:
+    value: str
+    expires_at: float
+    version: int
+
+    def ttl(self, now: float | None = None) -> float:
+        return self.expires_at - (time.time() if now is None else now)
+
+
+@dataclass
+class TokenStore:
+    client: redis.Redis
+    keys: Keys
+    lock_timeout: float = 30.0
+    lock_wait: float = 20.0
+
+    def current(self) -> Token | None:
+        """The stored token while it has at least a second left, else None."""
+        raw = as_dict(self.client.hgetall(self.keys.token))
+        if "access_token" not in raw:
+            return None
+        token = Token(raw["access_token"], float(raw["expires_at"]), int(raw["version"]))
+        return token if token.ttl() > 1.0 else None
+
+    def ensure(self, source: TokenSource, min_ttl: float = 1.0) -> Token:
+        """A token with at least ``min_ttl`` seconds left, rotating if need be."""
+        token = self.current()
+        if token is not None and token.ttl() >= min_ttl:
+            return token
+        return self.rotate(source, min_ttl=min_ttl)
+
+    def rotate(self, source: TokenSource, *, min_ttl: float = 1.0) -> Token:
+        """Single-flight rotation: one process fetches, the others reuse its token."""
+        lock = self.client.lock(
+            self.keys.token_lock, timeout=self.lock_timeout, blocking_timeout=self.lock_wait
+        )
+        if not lock.acquire():
+            raise InfrastructureError("timed out waiting for the token lock")
+        try:
+            return self._rotate_locked(source, min_ttl)
+        finally:
+            try:
+                lock.release()
+            except LockError:  # expired while we fetched: the CAS below already guarded
+                self._count("lock_lost")
+
+    def _rotate_locked(self, source: TokenSource, min_ttl: float) -> Token:
+        token = self.current()
+        if token is not None and token.ttl() >= min_ttl:
+            return token  # rotated by someone else while we waited
+        seen = as_text(self.client.hget(self.keys.token, "version")) or "0"
+        grant = source.fetch_token()
+        fresh = Token(grant.access_token, time.time() + grant.expires_in, int(seen) + 1)
+        if self._store_if_version(str(seen), fresh):
+            self._count("fetches")
+            return fresh
+        self._count("stale_writes_refused")
+        newer = self.current()
+        if newer is None:
+            raise InfrastructureError("token rotation raced and left no token")
+        return newer
+
+    def _store_if_version(self, seen: str, token: Token) -> bool:
+        script = self.client.register_script(_STORE_IF_VERSION)
+        args = [seen, token.value, repr(token.expires_at), str(token.version), repr(time.time())]
+        return bool(script(keys=[self.keys.token], args=args))
+
+    def invalidate(self, used: str, reason: str) -> bool:
+        """Drop the token only if it is still the one we used; count why."""
+        script = self.client.register_script(_DELETE_IF_TOKEN)
+        self._count(f"auth_{reason}")
+        return bool(script(keys=[self.keys.token], args=[used]))
+
+    def refresh_if_due(self, source: TokenSource, margin: float) -> bool:
+        """The beat's job: rotate when less than ``margin`` seconds are left."""
+        token = self.current()
+        if token is not None and token.ttl() > margin:
+            return False
+        self.rotate(source, min_ttl=margin)
+        return True
+
+    def stats(self) -> dict[str, int]:
+        raw = as_dict(self.client.hgetall(self.keys.token_stats))
+        return {k: int(v) for k, v in raw.items()}
+
+    def _count(self, what: str) -> None:
+        self.client.hincrby(self.keys.token_stats, what, 1)

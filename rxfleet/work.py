@@ -1,0 +1,102 @@
+"""The working record of one claim in one run, as it moves link to link.
+
+Stored as JSON in the run's ``work`` hash under the claim's sequence number.
+It holds no PHI: the producer has already sealed the PHI into the vault and put
+``patient_token`` in its place. ``stage`` is the per-claim ledger: a link only
+touches records at the stage before its own, so a retried or redelivered link
+never redoes (or resends) a finished claim.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rxclaims.rules import Severity, worst
+from rxclaims.validation import Issue
+
+
+class Stage(IntEnum):
+    INGESTED = 0
+    VALIDATED = 1
+    MAPPED = 2
+    SENT = 3
+    ROUTED = 4
+
+
+class Status:
+    PAID = "PAID"
+    REJECTED = "REJECTED"
+    QUARANTINED = "QUARANTINED"
+
+
+class IssueDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    field: str | None = None
+    message: str
+
+    @classmethod
+    def of(cls, issue: Issue) -> IssueDoc:
+        return cls(code=issue.code, field=issue.field, message=issue.message)
+
+
+class WorkRecord(BaseModel):
+    """One claim's state in a run. JSON primitives only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int
+    source: str
+    line: int
+    claim_id: str | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+    patient_token: str | None = None
+    stage: Stage = Stage.INGESTED
+    quarantined: bool = False
+    issues: list[IssueDoc] = Field(default_factory=list)
+    claim: dict[str, Any] | None = None
+    ndc11: str | None = None
+    gpi: str | None = None
+    attempts: int = 0
+    response_status: str | None = None
+    reject_codes: list[str] = Field(default_factory=list)
+    route: str | None = None
+    status: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+    @property
+    def severity(self) -> Severity:
+        from rxclaims.rules import rule
+
+        return worst([rule(issue.code).severity for issue in self.issues])
+
+    def add_issues(self, issues: list[Issue] | tuple[Issue, ...]) -> None:
+        self.issues.extend(IssueDoc.of(issue) for issue in issues)
+
+    def quarantine(self) -> None:
+        """Stop here: never sent, dead-lettered with its codes."""
+        self.quarantined = True
+        self.status = Status.QUARANTINED
+        self.route = "DEAD_LETTER"
+        self.stage = Stage.ROUTED
+
+    def result(self) -> dict[str, Any]:
+        """The claim's row of the results (CONTRACT section 4)."""
+        return {
+            "claim_id": self.claim_id,
+            "status": self.status,
+            "severity": self.severity.value,
+            "errors": [issue.code for issue in self.issues],
+            "ndc11": self.ndc11,
+            "gpi": self.gpi,
+            "reject_codes": list(self.reject_codes),
+            "route": self.route,
+            "patient_token": self.patient_token,
+            "attempts": self.attempts,
+        }

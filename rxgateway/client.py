@@ -1,0 +1,383 @@
+"""The gateway client: CONTRACT section 5 over one ``requests.Session``.
+
+Celery-free and Redis-free: it fetches a token and submits one claim, and turns
+every transport or HTTP failure into ``rxfleet.errors``:
+
+========================================  ===========================================
+what happened                             raised
+========================================  ===========================================
+claim 200                                 (returns an ``Adjudication``)
+claim 401 ``session_expired``             ``AuthenticationFailed(reason="REJ_004")``
+claim 401, anything else                  ``AuthenticationFailed(reason="REJ_001")``
+claim 404                                 ``RoutingMiss``
+429                                       ``RateLimited(retry_after=...)``
+5xx                                       ``GatewayUnavailable(retry_after=...)``
+200 whose body is not an answer           ``GatewayUnavailable``
+other 3xx/4xx                             ``GatewayRejectedRequest(status=...)``
+timeout, refused, reset, cut-off body     ``GatewayTimeout``
+token 400/401/403 (credentials, scope)    ``ConfigError``
+token 404/405 (wrong URL)                 ``ConfigError``
+========================================  ===========================================
+
+Retrying is not this module's job: urllib3 retries nothing, redirects are not
+followed, and ``retry_after`` carries the server's word for the caller's retry
+policy. Messages name the claim id and the request (``POST <url>``), never a
+body, a token or a header value; transport exceptions are not chained (they hold
+the prepared request, whose body is PHI and whose headers hold the token).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from config.settings import Settings
+from rxclaims.readers.base import PHI_FIELDS
+from rxfleet.errors import (
+    AuthenticationFailed,
+    ClaimValidationError,
+    ConfigError,
+    GatewayRejectedRequest,
+    GatewayTimeout,
+    GatewayUnavailable,
+    RateLimited,
+    RetryableError,
+    RoutingMiss,
+    RxFleetError,
+)
+
+log = logging.getLogger(__name__)
+
+REJ_INVALID_TOKEN = "REJ_001"
+REJ_SESSION_EXPIRED = "REJ_004"
+CLAIMS_PATH = "/v1/claims"
+
+_TRANSPORT_ERRORS = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+)
+_URL_ERRORS = (
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidURL,
+)
+#: Error codes are machine tokens; anything else in a body is not repeated.
+_ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_DELTA = re.compile(r"^[+-]?\d+(\.\d+)?$")
+_PHI = frozenset(PHI_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    """A token endpoint's grant; ``repr`` leaves the token out."""
+
+    access_token: str = field(repr=False)
+    token_type: str
+    expires_in: float
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class Adjudication:
+    """The gateway's answer to one claim.
+
+    ``status`` is NCPDP 112-AN (``P`` paid, ``R`` rejected, ``D`` duplicate of
+    paid, ...); ``raw`` is the whole response body without any PHI field;
+    ``replayed`` is true when the gateway answered from its idempotency store.
+    """
+
+    claim_id: str
+    status: str
+    reject_codes: tuple[str, ...]
+    raw: dict[str, Any]
+    replayed: bool = False
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After value (RFC 9110 section 10.2.3).
+
+    Delta-seconds (a decimal fraction is tolerated) or an HTTP-date, measured
+    from ``now`` (epoch seconds). A past date or a negative delta is 0; a
+    missing or unparsable value is None.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if _DELTA.match(text):
+        return max(0.0, float(text))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC with no claim about local time
+        when = when.replace(tzinfo=UTC)
+    seconds = when.timestamp() - now
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def build_session(settings: Settings) -> requests.Session:
+    """The one Session a worker process needs: pooled, no retries, TLS from settings.
+
+    ``trust_env`` is off: proxies, CA bundles and .netrc come from ``Settings``
+    only (a .netrc entry would otherwise replace our Authorization header).
+    """
+    session = requests.Session()
+    session.trust_env = False
+    adapter = HTTPAdapter(
+        pool_connections=4, pool_maxsize=settings.pool_size, max_retries=Retry(0, read=False)
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers.update({"Accept": "application/json", "User-Agent": "rxfleet-gateway-client"})
+    if settings.ca_bundle is not None:
+        session.verify = str(settings.ca_bundle)
+    if settings.client_key is not None and settings.client_cert is None:
+        raise ConfigError("RXFLEET_CLIENT_KEY is set without RXFLEET_CLIENT_CERT")
+    if settings.client_cert is not None:
+        cert = str(settings.client_cert)
+        session.cert = (cert, str(settings.client_key)) if settings.client_key else cert
+    return session
+
+
+class GatewayClient:
+    """Token grants and claim submissions over one Session (one client per process).
+
+    ``session`` is the transport seam: pass any ``requests.Session`` (tests,
+    a custom adapter); the client then leaves its configuration and closing to you.
+    """
+
+    def __init__(self, settings: Settings, *, session: requests.Session | None = None) -> None:
+        self.settings = settings
+        self._owns_session = session is None
+        self.session = session if session is not None else build_session(settings)
+        self._timeout = (settings.connect_timeout, settings.read_timeout)
+
+    # -- token -----------------------------------------------------------
+
+    def fetch_token(self) -> TokenGrant:
+        """A new token by client credentials, form-encoded (RFC 6749 section 4.4)."""
+        url = _required(self.settings.token_url, "RXFLEET_TOKEN_URL")
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.settings.client_id,
+            "client_secret": self.settings.client_secret.get_secret_value(),
+        }
+        if self.settings.scope:
+            form["scope"] = self.settings.scope
+        with self._post(url, None, data=form) as response:
+            if response.status_code == 200:
+                return self._grant(response, url)
+            raise _token_error(response, f"POST {url}")
+
+    def _grant(self, response: requests.Response, url: str) -> TokenGrant:
+        data = _json_object(response)
+        token = data.get("access_token")
+        token_type = data.get("token_type")
+        expires_in = _number(data.get("expires_in"))
+        if not (isinstance(token, str) and token and isinstance(token_type, str)):
+            expires_in = None
+        if expires_in is None or str(token_type).lower() != "bearer":
+            raise GatewayUnavailable(
+                f"POST {url}: the token response is not a Bearer grant", request=f"POST {url}"
+            )
+        scope = data.get("scope")
+        return TokenGrant(
+            access_token=str(token),
+            token_type="Bearer",
+            expires_in=expires_in,
+            scope=scope if isinstance(scope, str) else self.settings.scope,
+        )
+
+    # -- claims ----------------------------------------------------------
+
+    def submit(
+        self, body: Mapping[str, Any], *, token: str, session_ttl: int, idempotency_key: str
+    ) -> Adjudication:
+        """POST one claim; the Adjudication, or an ``rxfleet.errors`` error."""
+        base = _required(self.settings.gateway_url, "RXFLEET_GATEWAY_URL")
+        url = base.rstrip("/") + CLAIMS_PATH
+        claim_id = str(body.get("claim_id") or idempotency_key)
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "X-PBM-Client-ID": self.settings.client_id,
+            "X-Adjudication-Session-TTL": str(max(0, int(session_ttl))),
+            "Idempotency-Key": idempotency_key,
+            "Content-Type": "application/json",
+        }
+        data = _encode(body, claim_id)
+        with self._post(url, claim_id, data=data, headers=headers) as response:
+            log.debug("POST %s -> %s (claim %s)", url, response.status_code, claim_id)
+            if response.status_code == 200:
+                return _adjudication(response, claim_id, f"POST {url}")
+            raise _claim_error(response, claim_id, f"POST {url}")
+
+    # -- transport -------------------------------------------------------
+
+    def _post(self, url: str, claim_id: str | None, **kwargs: Any) -> requests.Response:
+        where = f"POST {url}"
+        try:
+            return self.session.post(url, timeout=self._timeout, allow_redirects=False, **kwargs)
+        except _URL_ERRORS:
+            raise ConfigError(f"{where}: not a usable URL") from None
+        except _TRANSPORT_ERRORS as exc:
+            message = f"{where}: no answer ({type(exc).__name__})"
+            raise GatewayTimeout(message, claim_id=claim_id, request=where) from None
+        except requests.RequestException as exc:
+            message = f"{where}: transport failure ({type(exc).__name__})"
+            raise GatewayUnavailable(message, claim_id=claim_id, request=where) from None
+
+    def close(self) -> None:
+        """Close the Session (when the client made it)."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _required(value: str | None, variable: str) -> str:
+    if not value:
+        raise ConfigError(f"{variable} is not set")
+    return value
+
+
+def _encode(body: Mapping[str, Any], claim_id: str) -> bytes:
+    try:
+        text = json.dumps(body, default=_json_default, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        raise ClaimValidationError(
+            "GATEWAY_BODY_NOT_JSON", "a claim field has no JSON form", claim_id=claim_id
+        ) from None
+    return text.encode()
+
+
+def _json_default(value: object) -> object:
+    """Dates as ISO 8601 and decimals as numbers (CONTRACT section 5)."""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(type(value).__name__)
+
+
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    """The body as a JSON object, or {} when it is anything else."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _error_code(response: requests.Response) -> str | None:
+    """The body's ``error`` when it is a plain code (never free text)."""
+    code = _json_object(response).get("error")
+    return code if isinstance(code, str) and _ERROR_CODE.match(code) else None
+
+
+def _scrub(value: Any) -> Any:
+    """A JSON value without any PHI field, at any depth."""
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items() if k not in _PHI}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _adjudication(response: requests.Response, claim_id: str, where: str) -> Adjudication:
+    data = _json_object(response)
+    status = data.get("transaction_response_status")
+    codes = data.get("reject_codes", [])
+    if not (isinstance(status, str) and status and isinstance(codes, list)):
+        raise GatewayUnavailable(
+            f"{where}: claim {claim_id}: the answer is not an adjudication",
+            claim_id=claim_id,
+            request=where,
+        )
+    answered_id = data.get("claim_id")
+    return Adjudication(
+        claim_id=answered_id if isinstance(answered_id, str) and answered_id else claim_id,
+        status=status,
+        reject_codes=tuple(str(c) for c in codes),
+        raw=_scrub(data),
+        replayed=response.headers.get("Idempotent-Replayed", "").lower() == "true",
+    )
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    return parse_retry_after(response.headers.get("Retry-After"), time.time())
+
+
+def _claim_error(response: requests.Response, claim_id: str, where: str) -> RxFleetError:
+    status = response.status_code
+    code = _error_code(response)
+    message = f"{where}: claim {claim_id}: HTTP {status}" + (f" {code}" if code else "")
+    if status == 401:
+        reason = REJ_SESSION_EXPIRED if code == "session_expired" else REJ_INVALID_TOKEN
+        return AuthenticationFailed(message, reason=reason, claim_id=claim_id, request=where)
+    if status == 404:
+        return RoutingMiss(message, claim_id=claim_id, request=where)
+    return _status_error(response, message, claim_id, where)
+
+
+def _status_error(
+    response: requests.Response, message: str, claim_id: str | None, where: str
+) -> RxFleetError:
+    """429, 5xx and the rest: shared by the token and claim endpoints."""
+    status = response.status_code
+    error_class: type[RetryableError] | None = None
+    if status == 429:
+        error_class = RateLimited
+    elif status >= 500:
+        error_class = GatewayUnavailable
+    if error_class is not None:
+        return error_class(
+            message, claim_id=claim_id, request=where, retry_after=_retry_after(response)
+        )
+    return GatewayRejectedRequest(message, status=status, claim_id=claim_id, request=where)
+
+
+def _token_error(response: requests.Response, where: str) -> RxFleetError:
+    status = response.status_code
+    code = _error_code(response)
+    message = f"{where}: token endpoint answered HTTP {status}" + (f" {code}" if code else "")
+    if status in (400, 401, 403):
+        return ConfigError(
+            f"{message}: check RXFLEET_CLIENT_ID, RXFLEET_CLIENT_SECRET and RXFLEET_SCOPE"
+        )
+    if status in (404, 405):
+        return ConfigError(f"{message}: check RXFLEET_TOKEN_URL")
+    return _status_error(response, message, None, where)

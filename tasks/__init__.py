@@ -1,0 +1,1 @@
+"""One module per chain link (and the token refresh). Task bodies are thin."""

@@ -1,0 +1,16 @@
+"""Link 4: route. Pure: reject codes to routing states by the versioned matrix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config import get_settings
+from rxfleet.links.route import matrix, route_batch
+from tasks import context
+from workers.app import app
+
+
+@app.task(name="tasks.route.route_batch")
+def route(run_id: str, first: int, count: int) -> dict[str, Any]:
+    rejects = matrix(get_settings().reject_matrix)
+    return route_batch(context.runs(), run_id, context.batch(first, count), rejects).as_dict()

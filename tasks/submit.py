@@ -1,0 +1,69 @@
+"""Link 3: submit. The gateway link, on its own queue, with its own retry policy.
+
+Retry policy: the body decides (see ``rxfleet.links.submit``): countdown not
+before Retry-After, else exponential backoff with full jitter, capped below the
+broker's visibility timeout; ``failures`` counts gateway failures (a fleet
+pause is a deferral, not a failure); when they reach ``submit_max_retries`` the
+open claims are rejected 99. Redis outages retry by ``autoretry_for``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from config import get_settings
+from rxfleet.links.submit import SubmitContext, submit_batch
+from rxfleet.phikeys import vault
+from rxgateway.client import GatewayClient
+from tasks import context
+from workers.app import app
+
+_client: GatewayClient | None = None
+
+
+def gateway_client() -> GatewayClient:
+    """One gateway client (one requests.Session) per worker process."""
+    global _client
+    if _client is None:
+        _client = GatewayClient(get_settings())
+    return _client
+
+
+def forget_gateway_client() -> None:
+    global _client
+    _client = None
+
+
+def submit_context() -> SubmitContext:
+    settings = get_settings()
+    return SubmitContext(
+        runs=context.runs(),
+        tokens=context.tokens(),
+        gateway=gateway_client(),
+        vault=vault(settings),
+        settings=settings,
+    )
+
+
+@app.task(
+    bind=True,
+    name="tasks.submit.submit_batch",
+    autoretry_for=(RedisConnectionError, RedisTimeoutError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=None,
+)
+def submit(self: Task, run_id: str, first: int, count: int, failures: int = 0) -> dict[str, Any]:  # type: ignore[type-arg]
+    final = failures >= get_settings().submit_max_retries
+    seqs = context.batch(first, count)
+    report = submit_batch(submit_context(), run_id, seqs, failures=failures, final=final)
+    if report.retry_in is not None:
+        deferred = report.reason == "fleet pause"
+        kwargs = {"failures": failures if deferred else failures + 1}
+        raise self.retry(args=(run_id, first, count), kwargs=kwargs, countdown=report.retry_in)
+    return report.as_dict()

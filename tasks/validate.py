@@ -1,0 +1,14 @@
+"""Link 1: validate. Pure: never retries; a broken rule is a result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rxfleet.links.validate import validate_batch
+from tasks import context
+from workers.app import app
+
+
+@app.task(name="tasks.validate.validate_batch")
+def validate(run_id: str, first: int, count: int) -> dict[str, Any]:
+    return validate_batch(context.runs(), run_id, context.batch(first, count)).as_dict()

@@ -1,0 +1,262 @@
+"""The X12 837P/837I reader, over every LinuxForHealth sample and constructed variants."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from rxclaims.readers.base import CANONICAL_FIELDS, Record
+from rxclaims.readers.x12 import (
+    Delimiters,
+    iter_segments,
+    load_payer_routes,
+    parse_isa,
+    read_x12,
+    sniff_x12,
+)
+from rxfleet.errors import ConfigError, InputError
+
+RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "x12"
+SAMPLES = sorted(p for p in RESOURCES.glob("837_*/*") if p.is_file())
+ROUTES = {
+    "PLANID12345": {"bin": "610014", "pcn": "RXSANDBX", "group_id": "GRP100", "plan_id": "P1"}
+}
+
+_EXAMPLE10_LINES = [
+    ("00004196501", "7.00"),
+    ("63323024910", "14.00"),
+    ("00338004938", "7.00"),
+    ("08290033010", "14.00"),
+    ("08290038005", "7.00"),
+]
+#: Drug lines (NDC, quantity) of every sample; every other sample has none.
+EXPECTED = {
+    "837_005010X222A2/demo.drug.example10.1.837": [("00026063512", "10.00")],
+    "837_005010X222A2/demo.drug.example10.2.837": _EXAMPLE10_LINES,
+    "837_005010X222A2/demo.drug.example10.3.837": _EXAMPLE10_LINES,
+}
+EXAMPLE10_1 = RESOURCES / "837_005010X222A2" / "demo.drug.example10.1.837"
+EXAMPLE10_2 = RESOURCES / "837_005010X222A2" / "demo.drug.example10.2.837"
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(RESOURCES).as_posix()
+
+
+def _write(tmp_path: Path, text: str, name: str = "claims.837") -> str:
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8"))
+    return str(path)
+
+
+def test_all_samples_are_present() -> None:
+    assert len(SAMPLES) == 33
+    assert (RESOURCES / "LICENSE").is_file()
+    assert (RESOURCES / "README.md").is_file()
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=_rel)
+def test_every_sample_yields_its_drug_lines(path: Path) -> None:
+    records = list(read_x12(str(path), ROUTES))
+    expected = EXPECTED.get(_rel(path), [])
+    assert [(r.fields["ndc"], r.fields["quantity_dispensed"]) for r in records] == [
+        (ndc, Decimal(quantity)) for ndc, quantity in expected
+    ]
+    for record in records:
+        assert isinstance(record, Record)
+        assert record.problem is None
+        assert set(record.fields) <= set(CANONICAL_FIELDS)
+    assert len({r.fields["claim_id"] for r in records}) == len(records)
+
+
+def test_drug_line_maps_to_canonical_fields() -> None:
+    (record,) = list(read_x12(str(EXAMPLE10_1), ROUTES))
+    assert record.source == str(EXAMPLE10_1)
+    assert record.number == 31  # the LIN segment, counting ISA as 1
+    assert record.fields == {
+        "claim_id": "X12-CLMNO12345-2",
+        "bin": "610014",
+        "pcn": "RXSANDBX",
+        "group_id": "GRP100",
+        "plan_id": "P1",
+        "cardholder_id": "MBRID12345",
+        "patient_first_name": "Steve",
+        "patient_last_name": "Vaughn",
+        "date_of_birth": "1943-05-01",
+        "date_of_service": "2004-07-11",
+        "ndc": "00026063512",
+        "quantity_dispensed": Decimal("10.00"),
+        "prescriber_id": "1122333341",
+        "service_provider_id": "1234567893",
+        "ingredient_cost_submitted": Decimal("53.37"),
+        "pos": "11",
+    }
+
+
+def test_line_level_ordering_provider_and_rx_number() -> None:
+    records = list(read_x12(str(EXAMPLE10_2), ROUTES))
+    assert [r.fields["rx_number"] for r in records] == [
+        "2530001", "2530001", "2530001", "2530002", "2530003",
+    ]  # fmt: skip
+    assert {r.fields["prescriber_id"] for r in records} == {"1112223338"}
+    assert {r.fields["date_of_service"] for r in records} == {"2004-02-01"}  # start of RD8
+    assert [r.fields["claim_id"] for r in records] == [f"X12-CLMNO12345-{n}" for n in range(2, 7)]
+    assert [r.number for r in records] == [31, 39, 47, 55, 63]
+
+
+def test_claim_ids_are_stable_across_runs() -> None:
+    first = [r.fields["claim_id"] for r in read_x12(str(EXAMPLE10_2), ROUTES)]
+    assert first == [r.fields["claim_id"] for r in read_x12(str(EXAMPLE10_2), ROUTES)]
+
+
+def test_repeated_claim_gets_a_distinct_id(tmp_path: Path) -> None:
+    text = EXAMPLE10_1.read_text()
+    claim = text[text.index("CLM*") : text.index("SE*")]
+    doubled = text.replace(claim, claim + claim)
+    ids = [r.fields["claim_id"] for r in read_x12(_write(tmp_path, doubled), ROUTES)]
+    assert ids == ["X12-CLMNO12345-2", "X12-CLMNO12345-2-S44"]  # LIN 31 + 13 segments
+
+
+def test_payer_without_route_is_quarantined() -> None:
+    (record,) = list(read_x12(str(EXAMPLE10_1), {}))
+    assert record.problem is not None
+    assert (record.problem.code, record.problem.field) == ("NO_PAYER_ROUTE", "payer_id")
+    assert "PLANID12345" not in record.problem.message
+    assert "bin" not in record.fields
+    assert record.fields["ndc"] == "00026063512"
+
+
+def test_default_routes_come_from_settings() -> None:
+    (record,) = list(read_x12(str(EXAMPLE10_1)))
+    assert record.problem is None
+    assert record.fields["plan_id"] == "PLAN-COMM"
+
+
+def _redelimit(text: str, element: str, component: str, terminator: str) -> str:
+    table = str.maketrans({"*": element, ":": component, "~": terminator, "\n": None})
+    return text.translate(table)
+
+
+@pytest.mark.parametrize(
+    ("element", "component", "terminator", "newline"),
+    [("|", "<", "!", ""), ("^", ">", "'", "\r\n"), ("\x1d", "\x1f", "\x1e", "\n"),
+     ("*", ":", "~", "")],
+    ids=["pipe", "caret-crlf", "control-chars", "no-line-breaks"],
+)  # fmt: skip
+def test_delimiters_come_from_the_isa(
+    tmp_path: Path, element: str, component: str, terminator: str, newline: str
+) -> None:
+    text = _redelimit(EXAMPLE10_2.read_text(), element, component, terminator)
+    text = text.replace(terminator, terminator + newline)
+    if element == "^":  # ISA11 repetition separator would clash: use another
+        text = text.replace("^^^00501", "^`^00501", 1)
+    records = list(read_x12(_write(tmp_path, text), ROUTES))
+    assert [r.fields["ndc"] for r in records] == [ndc for ndc, _ in _EXAMPLE10_LINES]
+    assert all(r.problem is None for r in records)
+
+
+def test_parse_isa_reads_all_four_delimiters() -> None:
+    assert parse_isa(EXAMPLE10_1.read_text()) == Delimiters("*", ":", "~", "^")
+    isa_4010 = (RESOURCES / "837_004010X098A1" / "patient-is-subscriber.837").read_text()
+    assert parse_isa(isa_4010).element == "*"
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 100_000])
+def test_segments_split_the_same_whatever_the_chunking(size: int) -> None:
+    text = EXAMPLE10_2.read_text()
+    chunks = [text[i : i + size] for i in range(0, len(text), size)]
+    segments = list(iter_segments(chunks, "~"))
+    assert segments == [s.strip("\n") for s in text.split("~") if s.strip("\n")]
+    assert segments[0].startswith("ISA*") and segments[-1].startswith("IEA*")
+
+
+def test_patient_loop_supplies_names_and_birth_date(tmp_path: Path) -> None:
+    text = EXAMPLE10_1.read_text().replace(
+        "CLM*",
+        "HL*3*2*23*0~\nPAT*19~\nNM1*QC*1*Doe*Jane~\nDMG*D8*20100101*F~\nCLM*",
+        1,
+    )
+    (record,) = list(read_x12(_write(tmp_path, text), ROUTES))
+    assert record.problem is None
+    assert record.fields["cardholder_id"] == "MBRID12345"
+    assert (record.fields["patient_first_name"], record.fields["patient_last_name"]) == (
+        "Jane",
+        "Doe",
+    )
+    assert record.fields["date_of_birth"] == "2010-01-01"
+
+
+def test_other_payer_loop_after_claim_does_not_override_the_payer(tmp_path: Path) -> None:
+    text = EXAMPLE10_1.read_text().replace(
+        "HI*BK:03591~",
+        "HI*BK:03591~\nSBR*S*01~\nNM1*IL*1*Other*Sub****MI*X1~\nNM1*PR*2*X*****PI*X2~",
+    )
+    (record,) = list(read_x12(_write(tmp_path, text), ROUTES))
+    assert record.problem is None
+    assert record.fields["cardholder_id"] == "MBRID12345"
+
+
+BAD_LINES = [
+    ("CTP****10.00*ML~", "CTP****1O.00*ML~", "quantity_dispensed"),
+    ("CTP****10.00*ML~", "CTP****10.00*XX~", "quantity_dispensed"),
+    ("SV1*HC:J1550*53.37*", "SV1*HC:J1550*53,37*", "ingredient_cost_submitted"),
+    ("DTP*472*D8*20040711~\nAMT", "DTP*472*D8*20041311~\nAMT", "date_of_service"),
+    ("DMG*D8*19430501*M~", "DMG*D8*1943-05-01*M~", "date_of_birth"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "field"), BAD_LINES, ids=[c[2] + c[1] for c in BAD_LINES])
+def test_bad_drug_line_is_a_record_with_a_problem(
+    tmp_path: Path, old: str, new: str, field: str
+) -> None:
+    text = EXAMPLE10_1.read_text()
+    assert old in text
+    (record,) = list(read_x12(_write(tmp_path, text.replace(old, new)), ROUTES))
+    assert record.problem is not None
+    assert (record.problem.code, record.problem.field) == ("INVALID_FIELD", field)
+    assert record.fields["claim_id"] == "X12-CLMNO12345-2"
+    for secret in ("1O.00", "53,37", "20041311", "1943-05-01", "XX"):
+        assert secret not in record.problem.message
+
+
+def test_truncated_file_still_emits_the_open_line(tmp_path: Path) -> None:
+    text = EXAMPLE10_1.read_text()
+    cut = text[: text.index("SE*")]
+    (record,) = list(read_x12(_write(tmp_path, cut), ROUTES))
+    assert record.fields["quantity_dispensed"] == Decimal("10.00")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "claim_id,bin\n1,610014\n", "ISA*00*short~", "GS*HC*1~ST*837*1~", "ISA" + "*" * 20],
+    ids=["empty", "csv", "short-isa", "no-isa", "no-delimiters"],
+)
+def test_not_x12_is_an_input_error(tmp_path: Path, text: str) -> None:
+    with pytest.raises(InputError):
+        list(read_x12(_write(tmp_path, text), ROUTES))
+
+
+def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError):
+        list(read_x12(str(tmp_path / "absent.837"), ROUTES))
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [(EXAMPLE10_1.read_bytes()[:4096], True),
+     (b"\xef\xbb\xbf\r\n" + EXAMPLE10_1.read_bytes(), True), (b"ISA*00*", False),
+     (b"610014D0B1", False), (b"", False)],
+)  # fmt: skip
+def test_sniff_x12(head: bytes, expected: bool) -> None:
+    assert sniff_x12(head) is expected
+
+
+def test_load_payer_routes(tmp_path: Path) -> None:
+    routes = load_payer_routes(Path(__file__).resolve().parents[3] / "config" / "payer_routes.json")
+    assert routes["PLANID12345"]["bin"] == "610014"
+    bad = tmp_path / "routes.json"
+    bad.write_text("{}")
+    with pytest.raises(ConfigError):
+        load_payer_routes(bad)

@@ -1,0 +1,1 @@
+"""Celery wiring and nothing else: the app, the base task, queues, routes, beat, signals."""

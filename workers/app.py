@@ -1,0 +1,78 @@
+"""The Celery app: ``celery -A workers.app worker|beat|flower``.
+
+Redis is broker and result backend. JSON only; late acks with reject on worker
+loss, prefetch 1; the visibility timeout sits well above the longest countdown
+the fleet ever uses, so a held retry is never redelivered as a duplicate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from config import Settings, get_settings
+
+TASK_MODULES = [
+    "tasks.validate",
+    "tasks.crosswalk",
+    "tasks.submit",
+    "tasks.route",
+    "tasks.record",
+    "tasks.token",
+]
+
+app = Celery("rxfleet", task_cls="workers.base:FleetTask", include=TASK_MODULES)
+# The one app of every rxfleet process: chains deserialized in any thread
+# (the embedded worker's pool included) must publish their next link through it.
+app.set_default()
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings derived from the one settings class."""
+    transport = {"visibility_timeout": settings.visibility_timeout}
+    return {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "result_expires": 24 * 3600,
+        "task_default_queue": settings.queue_cpu,
+        "task_queues": [Queue(settings.queue_cpu), Queue(settings.queue_gateway)],
+        "task_routes": {"tasks.submit.*": {"queue": settings.queue_gateway}},
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": beat_schedule(settings),
+        "timezone": "UTC",
+    }
+
+
+def beat_schedule(settings: Settings) -> dict[str, Any]:
+    return {
+        "refresh-portal-token": {
+            "task": "tasks.token.refresh_token",
+            "schedule": settings.token_check_interval,
+            "options": {"expires": settings.token_check_interval * 2},
+        },
+    }
+
+
+def configure(settings: Settings | None = None) -> Celery:
+    """(Re)apply settings to the app: at import, and by the embedded mode."""
+    app.conf.update(celery_config(settings or get_settings()))
+    return app
+
+
+configure()
+
+import workers.signals  # noqa: E402,F401 - connects the signal hooks
