@@ -75,7 +75,7 @@ def read_crosswalk(path: Path) -> Iterator[CrosswalkEntry]:
 
 def _entry(row: dict[str, str], path: str, line: int) -> CrosswalkEntry:
     ndc11, gpi14 = (row.get("ndc11") or "").strip(), (row.get("gpi14") or "").strip()
-    if len(ndc11) != 11 or not ndc11.isdigit():
+    if len(ndc11) != 11 or not (ndc11.isascii() and ndc11.isdigit()):
         raise InputError(path, "field ndc11: must be 11 digits", line)
     if not is_gpi14(gpi14):
         raise InputError(path, "field gpi14: must be 14 digits (7 two-digit levels)", line)

@@ -29,7 +29,7 @@ class Gpi(NamedTuple):
 
 def is_gpi14(value: str) -> bool:
     """True when ``value`` is a 14-digit GPI."""
-    return len(value) == 14 and value.isdigit()
+    return len(value) == 14 and value.isascii() and value.isdigit()
 
 
 def split_gpi(value: str) -> Gpi:

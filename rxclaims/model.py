@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Digits = Annotated[str, StringConstraints(pattern=r"^\d+$")]
+Digits = Annotated[str, StringConstraints(pattern=r"^[0-9]+$")]
 
 
 class Claim(BaseModel):
@@ -22,7 +22,7 @@ class Claim(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     claim_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:\-]{1,64}$")]
-    bin: Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+    bin: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
     pcn: Annotated[str, StringConstraints(min_length=1, max_length=10)]
     group_id: str | None = None
     service_provider_id: str | None = None
@@ -30,14 +30,14 @@ class Claim(BaseModel):
     rx_number: str | None = None
     fill_number: Annotated[int, Field(ge=0, le=99)] | None = None
     ndc: str
-    ndc11: Annotated[str, StringConstraints(pattern=r"^\d{11}$")]
+    ndc11: Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")]
     quantity_dispensed: Annotated[Decimal, Field(gt=0)]
     days_supply: Annotated[int, Field(ge=1, le=365)]
     prescriber_id: str | None = None
     ingredient_cost_submitted: Annotated[Decimal, Field(ge=0)] | None = None
     usual_and_customary: Annotated[Decimal, Field(ge=0)] | None = None
     plan_id: Annotated[str, StringConstraints(min_length=1)]
-    pos: Annotated[str, StringConstraints(pattern=r"^\d{2}$")] | None = None
+    pos: Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")] | None = None
     patient_token: str | None = None
 
     def gateway_fields(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-_HYPHENATED = re.compile(r"^(\d{4,5})-(\d{3,4})-(\d{1,2})$")
+_HYPHENATED = re.compile(r"^([0-9]{4,5})-([0-9]{3,4})-([0-9]{1,2})$")
 _PAD = {(4, 4, 2): (1, 0, 0), (5, 3, 2): (0, 1, 0), (5, 4, 1): (0, 0, 1), (5, 4, 2): (0, 0, 0)}
 
 
@@ -34,7 +34,7 @@ class NdcError(ValueError):
 def normalize_ndc(raw: str) -> str:
     """The 11-digit NDC for ``raw``, or NdcError saying why there is none."""
     value = raw.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return _check_placeholder(_plain(value))
     match = _HYPHENATED.match(value)
     if match is None:

@@ -82,7 +82,7 @@ def parse_date(value: Any) -> date:
     if isinstance(value, date):
         return value
     text = str(value).strip()
-    if len(text) == 8 and text.isdigit():
+    if len(text) == 8 and text.isascii() and text.isdigit():
         text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
     return date.fromisoformat(text) if len(text) == 10 else date.fromisoformat("invalid")
 
@@ -97,8 +97,11 @@ def _date(value: Any, bad: str) -> date:
 def _decimal(value: Any, bad: str) -> Decimal:
     if isinstance(value, bool):
         raise _Bad(bad)
+    text = str(value).strip()
+    if not text.isascii():  # Decimal() reads non-ASCII digits too
+        raise _Bad(bad)
     try:
-        number = Decimal(str(value).strip())
+        number = Decimal(text)
     except InvalidOperation:
         raise _Bad(bad) from None
     if not number.is_finite():
@@ -124,7 +127,7 @@ def _amount(value: Any, bad: str) -> Decimal:
 
 def npi_is_valid(npi: str) -> bool:
     """An NPI is 10 digits whose Luhn check over ``80840`` + NPI holds."""
-    if len(npi) != 10 or not npi.isdigit():
+    if len(npi) != 10 or not (npi.isascii() and npi.isdigit()):
         return False
     total = 0
     for position, char in enumerate(reversed("80840" + npi)):
@@ -143,12 +146,12 @@ def _npi(value: Any, bad: str) -> str:
 #: field -> (code when missing or None if optional, code when invalid, converter)
 _FIELDS: dict[str, tuple[str | None, str, Callable[[Any, str], Any]]] = {
     "claim_id": ("MISSING_CLAIM_ID", "INVALID_CLAIM_ID", _text(64, r"[A-Za-z0-9._:\-]+")),
-    "bin": ("MISSING_BIN", "INVALID_BIN", _text(6, r"\d{6}")),
+    "bin": ("MISSING_BIN", "INVALID_BIN", _text(6, r"[0-9]{6}")),
     "pcn": ("MISSING_PCN", "INVALID_PCN", _text(10, r"[A-Za-z0-9_\-]+")),
     "group_id": (None, "INVALID_GROUP_ID", _text(15)),
-    "service_provider_id": (None, "INVALID_SERVICE_PROVIDER_ID", _text(15, r"\d{7}|\d{10}")),
+    "service_provider_id": (None, "INVALID_SERVICE_PROVIDER_ID", _text(15, r"[0-9]{7}|[0-9]{10}")),
     "date_of_service": ("MISSING_DATE_OF_SERVICE", "INVALID_DATE_OF_SERVICE", _date),
-    "rx_number": (None, "INVALID_RX_NUMBER", _text(12, r"\d+")),
+    "rx_number": (None, "INVALID_RX_NUMBER", _text(12, r"[0-9]+")),
     "fill_number": (None, "INVALID_FILL_NUMBER", _whole),
     "quantity_dispensed": ("MISSING_QUANTITY", "INVALID_QUANTITY", _decimal),
     "days_supply": ("MISSING_DAYS_SUPPLY", "INVALID_DAYS_SUPPLY", _whole),
@@ -156,7 +159,7 @@ _FIELDS: dict[str, tuple[str | None, str, Callable[[Any, str], Any]]] = {
     "ingredient_cost_submitted": (None, "INVALID_AMOUNT", _amount),
     "usual_and_customary": (None, "INVALID_AMOUNT", _amount),
     "plan_id": ("MISSING_PLAN_ID", "MISSING_PLAN_ID", _text(32)),
-    "pos": (None, "INVALID_POS", _text(2, r"\d{2}")),
+    "pos": (None, "INVALID_POS", _text(2, r"[0-9]{2}")),
 }
 
 

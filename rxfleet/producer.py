@@ -47,10 +47,11 @@ class Ingest:
             fields=_safe_fields(rest),
             patient_token=self._token(phi.get("cardholder_id")),
         )
-        work.add_issues(check_phi(record.fields))
-        if record.problem is not None:
+        if record.problem is not None:  # the reader's word is the one that matters
             work.add_issues([_problem_issue(record)])
             work.quarantine()
+        else:
+            work.add_issues(check_phi(record.fields))
         sealed = None
         if any(value is not None for value in phi.values()):
             sealed = self.vault.seal(phi, context=f"{self.run_id}:{seq}")

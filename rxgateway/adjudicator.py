@@ -125,13 +125,13 @@ class ClaimRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     claim_id: str = Field(min_length=1, max_length=64)
-    bin: str = Field(pattern=r"^\d{6}$")
+    bin: str = Field(pattern=r"^[0-9]{6}$")
     pcn: str = Field(min_length=1, max_length=10)
     group_id: str | None = None
     cardholder_id: str = Field(min_length=1, max_length=20)
     date_of_service: date
-    ndc: str = Field(pattern=r"^\d{11}$")
-    gpi: str | None = Field(None, pattern=r"^\d{14}$")
+    ndc: str = Field(pattern=r"^[0-9]{11}$")
+    gpi: str | None = Field(None, pattern=r"^[0-9]{14}$")
     quantity_dispensed: float = Field(gt=0, strict=True)
     days_supply: Annotated[int, BeforeValidator(_whole_number)] = Field(gt=0, strict=True)
     ingredient_cost_submitted: float | None = Field(None, ge=0, strict=True)

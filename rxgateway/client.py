@@ -78,7 +78,7 @@ _URL_ERRORS = (
 )
 #: Error codes are machine tokens; anything else in a body is not repeated.
 _ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-_DELTA = re.compile(r"^[+-]?\d+(\.\d+)?$")
+_DELTA = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?$")
 _PHI = frozenset(PHI_FIELDS)
 
 

@@ -70,7 +70,7 @@ RESET_PATH = "/v1/_sandbox/reset"
 MAX_BODY = 1 << 20
 LOG_LIMIT = 50_000
 IDLE_TIMEOUT = 75.0
-_TTL = re.compile(r"^\d+$")
+_TTL = re.compile(r"^[0-9]+$")
 
 
 @dataclass(slots=True)

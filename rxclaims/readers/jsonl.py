@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 from rxclaims.readers.base import Problem, Record
 from rxclaims.readers.textio import open_binary
+
+_CLAIM_ID = re.compile(rb'"claim_id"\s*:\s*"([A-Za-z0-9._:\-]{1,64})"')
 
 
 def read_jsonl(path: str) -> Iterator[Record]:
@@ -23,8 +26,14 @@ def _record(path: str, number: int, raw: bytes) -> Record:
     except UnicodeDecodeError:
         return Record(path, number, problem=Problem("MALFORMED_RECORD", "line is not UTF-8"))
     except json.JSONDecodeError as exc:
-        where = f"column {exc.colno}"
-        return Record(path, number, problem=Problem("MALFORMED_RECORD", f"not JSON ({where})"))
+        problem = Problem("MALFORMED_RECORD", f"not JSON (column {exc.colno}: {exc.msg})")
+        return Record(path, number, fields=_salvage(raw), problem=problem)
     if not isinstance(data, dict):
         return Record(path, number, problem=Problem("MALFORMED_RECORD", "not a JSON object"))
     return Record(path, number, fields=data)
+
+
+def _salvage(raw: bytes) -> dict[str, str]:
+    """The claim id of a broken line when it can be seen, so the result names it."""
+    match = _CLAIM_ID.search(raw)
+    return {"claim_id": match.group(1).decode()} if match else {}

@@ -112,6 +112,7 @@ def sniff_ncpdp(head: bytes) -> bool:
     bin_, version, code = first[:6], first[6:8], first[8:10]
     return (
         bin_.isascii()
+        and bin_.isascii()
         and bin_.isdigit()
         and version == VERSION_D0.encode()
         and code.isascii()

@@ -97,7 +97,7 @@ Routes = Mapping[str, Mapping[str, str]]
 ROUTE_FIELDS = ("bin", "pcn", "group_id", "plan_id")
 _CHUNK = 64 * 1024
 _LEADING = "\ufeff \t\r\n"
-_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 class _FieldError(ValueError):

@@ -15,9 +15,10 @@ the retries run out, the open claims are rejected 99.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,7 +27,8 @@ from rxclaims.model import Claim
 from rxclaims.phi import VaultCipher
 from rxfleet.errors import (
     AuthenticationFailed,
-    GatewayRejectedRequest,
+    ConfigError,
+    FatalError,
     GatewayUnavailable,
     RateLimited,
     RetryableError,
@@ -35,8 +37,10 @@ from rxfleet.errors import (
 from rxfleet.links import LinkReport, stage_event
 from rxfleet.redisconn import as_text
 from rxfleet.runs import RunStore
-from rxfleet.tokens import TokenStore
+from rxfleet.tokens import Token, TokenStore
 from rxfleet.work import Stage, WorkRecord
+
+log = logging.getLogger("rxfleet.submit")
 
 ROUTING_REJECT = "04"  # M/I Processor Control Number: the gateway has no such route
 HOST_ERROR_REJECT = "99"  # Host Processing Error: retries exhausted or request refused
@@ -123,7 +127,7 @@ def _submit_one(ctx: SubmitContext, run_id: str, record: WorkRecord, report: Sub
         ctx.runs.client.set(key, "1", ex=ctx.settings.route_miss_ttl)
         _reject(record, ROUTING_REJECT)
         return
-    except GatewayRejectedRequest:
+    except FatalError:  # the gateway refused the request itself: not retried as is
         _reject(record, HOST_ERROR_REJECT)
         return
     record.response_status = answer.status
@@ -145,7 +149,7 @@ def _send(
     ctx: SubmitContext, record: WorkRecord, body: dict[str, Any], report: SubmitReport
 ) -> Adjudicated:
     """One claim, with the fleet token; on 401: invalidate, rotate once, replay."""
-    token = ctx.tokens.ensure(ctx.gateway)
+    token = _token(ctx, lambda: ctx.tokens.ensure(ctx.gateway))
     for replay in range(MAX_REPLAYS + 1):
         record.attempts += 1
         report.network_calls += 1
@@ -160,8 +164,21 @@ def _send(
             ctx.tokens.invalidate(token.value, exc.reason)
             if replay == MAX_REPLAYS:
                 raise
-            token = ctx.tokens.rotate(ctx.gateway)
+            token = _token(ctx, lambda: ctx.tokens.rotate(ctx.gateway))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _token(ctx: SubmitContext, get: Callable[[], Token]) -> Token:
+    """A token, or a retryable error when the token endpoint refuses our credentials.
+
+    Refused credentials do not fix themselves, but an operator can fix them while
+    the claims wait; they are retried with backoff, then rejected 99, never lost.
+    """
+    try:
+        return get()
+    except ConfigError as exc:
+        log.error("token endpoint refused the client credentials: %s", exc)
+        raise GatewayUnavailable(f"token endpoint: {exc}") from None
 
 
 def _reject(record: WorkRecord, code: str) -> None:

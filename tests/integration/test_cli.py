@@ -1,0 +1,183 @@
+"""The CLI as a user runs it: exit codes, nothing enqueued on bad input, and a run
+that times out picked up again by ``rxfleet wait`` once workers are there."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import redis
+
+from rxfleet.redisserver import LocalRedis
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "samples" / "claims.jsonl"
+KEYS = {
+    "RXFLEET_PHI_KEY": "cli-phi-key-0123456789abc",
+    "RXFLEET_VAULT_KEY": "cli-vault-key-0123456789a",
+}
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RXFLEET_")}
+    base.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "rxfleet.cli", *args],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalRedis]:
+    local = LocalRedis().start()
+    yield local
+    local.stop()
+
+
+def _runs(url: str) -> int:
+    return int(redis.Redis.from_url(url).zcard("rx:runs"))
+
+
+def test_embedded_run_writes_parquet_and_prints_a_summary(tmp_path: Path) -> None:
+    out = tmp_path / "results.parquet"
+    done = cli("run", str(SAMPLE), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    table = pq.read_table(out)
+    assert table.num_rows == len(SAMPLE.read_text().splitlines())
+    assert table.column_names[:3] == ["claim_id", "status", "severity"]
+    for word in ("PAID", "REJECTED", "QUARANTINED", "claims/s"):
+        assert word in done.stdout
+    assert "ephemeral keys" in done.stderr  # no keys given: it says so
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda d: d / "missing.jsonl", "missing.jsonl"),
+        (lambda d: _write(d / "x.csv", "bin,pcn\n1,2\n"), "no claim_id column"),
+        (
+            lambda d: _write(d / "x.csv", "claim_id,member_name\n1,2\n"),
+            "unknown columns: member_name",
+        ),
+        (lambda d: _write(d / "x.parquet", "not parquet"), "x.parquet"),
+        (lambda d: _write(d / "x.txt", "hello"), "unknown format"),
+    ],
+)
+def test_unreadable_input_exits_2_and_enqueues_nothing(
+    server: LocalRedis, tmp_path: Path, make, needle: str
+) -> None:
+    bad = make(tmp_path)
+    env = {"RXFLEET_REDIS_URL": server.url, **KEYS}
+    before = _runs(server.url)
+    done = cli("run", str(SAMPLE), str(bad), env=env)
+    assert done.returncode == 2
+    assert needle in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert _runs(server.url) == before
+
+
+def test_bad_output_extension_exits_2(tmp_path: Path) -> None:
+    done = cli("run", str(SAMPLE), "-o", str(tmp_path / "out.xlsx"))
+    assert done.returncode == 2 and ".jsonl, .csv or .parquet" in done.stderr
+
+
+def test_real_redis_without_keys_refuses_to_start(server: LocalRedis) -> None:
+    done = cli("run", str(SAMPLE), env={"RXFLEET_REDIS_URL": server.url})
+    assert done.returncode == 2 and "RXFLEET_PHI_KEY" in done.stderr
+
+
+def test_timeout_exits_1_and_wait_picks_the_run_up(server: LocalRedis, tmp_path: Path) -> None:
+    env = {"RXFLEET_REDIS_URL": server.url, **KEYS}
+    timed_out = cli("run", str(SAMPLE), "--timeout", "1", env=env)
+    assert timed_out.returncode == 1
+    run_id = timed_out.stdout.split()[1]
+    assert f"rxfleet wait {run_id}" in timed_out.stderr
+    with _worker_and_gateway(env, tmp_path) as worker_env:
+        out = tmp_path / "late.csv"
+        waited = cli("wait", run_id, "-o", str(out), "--timeout", "120", env=worker_env)
+        assert waited.returncode == 0, waited.stderr
+        rows = out.read_text().splitlines()
+        assert len(rows) == 1 + len(SAMPLE.read_text().splitlines())
+        exported = cli("results", run_id, "-o", str(tmp_path / "again.jsonl"), env=worker_env)
+        assert exported.returncode == 0
+        status = cli("token", "status", env=worker_env)
+        state = json.loads(status.stdout)
+        assert state["state"] == "valid" and state["counters"]["fetches"] >= 1
+        assert "access_token" not in status.stdout
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+class _worker_and_gateway:
+    def __init__(self, env: dict[str, str], tmp: Path) -> None:
+        from rxfleet.redisserver import free_port
+
+        self.port = free_port()
+        gateway = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **env,
+            "RXFLEET_GATEWAY_URL": gateway,
+            "RXFLEET_TOKEN_URL": gateway + "/oauth2/token",
+        }
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[object] = []
+
+    def __enter__(self) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("RXFLEET_")} | self.env
+        base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+        for args in (
+            ["rxfleet", "gateway", "--port", str(self.port)],
+            [
+                "celery",
+                "-A",
+                "workers.app",
+                "worker",
+                "-Q",
+                "rxfleet.cpu,rxfleet.gateway",
+                "--pool",
+                "threads",
+                "-c",
+                "4",
+                "-n",
+                "late@%h",
+            ],
+        ):
+            log = (self.tmp / f"{args[0]}.log").open("w")
+            self.logs.append(log)
+            self.procs.append(
+                subprocess.Popen(
+                    args,
+                    cwd=ROOT,
+                    env=base,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        return self.env
+
+    def __exit__(self, *_: object) -> None:
+        for proc in self.procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            proc.wait(30)
+        for log in self.logs:
+            log.close()  # type: ignore[attr-defined]

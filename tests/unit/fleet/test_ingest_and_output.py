@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from rxclaims.phi import PhiTokenizer, VaultCipher
+from rxclaims.readers.base import Problem, Record
+from rxfleet.errors import ConfigError
+from rxfleet.output import RESULT_FIELDS, write_results
+from rxfleet.producer import Ingest
+
+CLAIM = {
+    "claim_id": "C1",
+    "bin": "610014",
+    "pcn": "P",
+    "cardholder_id": "ZH123456789",
+    "patient_first_name": "PHILOMENA",
+    "patient_last_name": "QUACKENBUSH",
+    "date_of_birth": "1961-07-04",
+    "ndc": "0071-0155-23",
+    "plan_id": "X",
+}
+
+
+def _ingest() -> Ingest:
+    return Ingest("R", PhiTokenizer(b"k" * 32), VaultCipher(b"v" * 32))
+
+
+def test_ingest_keeps_no_phi_and_seals_it() -> None:
+    ingest = _ingest()
+    work, sealed = ingest(Record("f.jsonl", 3, dict(CLAIM)), 0)
+    text = work.model_dump_json()
+    for value in ("ZH123456789", "PHILOMENA", "QUACKENBUSH", "1961-07-04"):
+        assert value not in text and value not in (sealed or "")
+    assert work.patient_token == PhiTokenizer(b"k" * 32).token("ZH123456789")
+    assert ingest.vault.open(sealed or "", context="R:0")["patient_last_name"] == "QUACKENBUSH"
+
+
+def test_unknown_fields_keep_their_name_but_never_their_value() -> None:
+    work, _ = _ingest()(Record("f.jsonl", 1, {**CLAIM, "member_name": "QUACKENBUSH"}), 0)
+    assert work.fields["member_name"] == ""
+
+
+def test_a_reader_problem_quarantines_with_only_its_code() -> None:
+    record = Record("f.jsonl", 7, {"claim_id": "C9"}, Problem("MALFORMED_RECORD", "not JSON"))
+    work, sealed = _ingest()(record, 4)
+    assert work.quarantined and [i.code for i in work.issues] == ["MALFORMED_RECORD"]
+    assert work.claim_id == "C9" and work.where == "f.jsonl:7" and sealed is None
+
+
+def _rows() -> list[dict[str, object]]:
+    return [
+        {
+            "claim_id": "A",
+            "status": "PAID",
+            "severity": "PASS",
+            "errors": [],
+            "ndc11": "00071015523",
+            "gpi": "39400010100310",
+            "reject_codes": [],
+            "route": "CLEAN",
+            "patient_token": "pt_x",
+            "attempts": 1,
+        },
+        {
+            "claim_id": "B",
+            "status": "REJECTED",
+            "severity": "WARN",
+            "errors": ["OBSOLETE_NDC"],
+            "ndc11": None,
+            "gpi": None,
+            "reject_codes": ["75", "76"],
+            "route": "PRIOR_AUTH",
+            "patient_token": None,
+            "attempts": 2,
+        },
+    ]
+
+
+def test_jsonl_csv_parquet_hold_the_same_rows(tmp_path: Path) -> None:
+    for suffix in (".jsonl", ".csv", ".parquet"):
+        assert write_results(str(tmp_path / f"r{suffix}"), iter(_rows())) == 2
+    jsonl = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert jsonl == _rows()
+    with (tmp_path / "r.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert (
+        tuple(rows[0]) == RESULT_FIELDS
+        and rows[1]["reject_codes"] == "75;76"
+        and rows[1]["gpi"] == ""
+    )
+    assert pq.read_table(tmp_path / "r.parquet").to_pylist() == _rows()
+
+
+def test_unknown_output_format_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\.jsonl, \.csv or \.parquet"):
+        write_results(str(tmp_path / "r.xlsx"), iter(_rows()))

@@ -1,0 +1,180 @@
+"""The submit link's decisions, with a scripted gateway double (the real HTTP
+behaviour is tested against the sandbox in tests/integration)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from config import Settings
+from rxclaims.phi import VaultCipher
+from rxfleet.errors import AuthenticationFailed, GatewayTimeout, RateLimited, RoutingMiss
+from rxfleet.links.submit import SubmitContext, pause_remaining, retry_delay, submit_batch
+from rxfleet.runs import RunStore
+from rxfleet.tokens import TokenStore
+from rxfleet.work import Stage, WorkRecord
+
+CIPHER = VaultCipher(b"unit-test-vault-key-0123456789")
+
+
+@dataclass
+class Answer:
+    status: str
+    reject_codes: tuple[str, ...] = ()
+
+
+@dataclass
+class Grant:
+    access_token: str
+    expires_in: float = 60.0
+
+
+@dataclass
+class ScriptedGateway:
+    """Answers per claim id from a script of outcomes (an exception or an Answer)."""
+
+    script: dict[str, list[Any]] = field(default_factory=dict)
+    sent: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    fetches: int = 0
+
+    def fetch_token(self) -> Grant:
+        self.fetches += 1
+        return Grant(f"tok-{self.fetches}")
+
+    def submit(
+        self, body: Mapping[str, Any], *, token: str, session_ttl: int, idempotency_key: str
+    ) -> Answer:
+        self.sent.append((idempotency_key, token, dict(body)))
+        outcomes = self.script.get(idempotency_key, [])
+        outcome = outcomes.pop(0) if outcomes else Answer("P")
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def _claim(seq: int, bin_: str = "610014") -> dict[str, Any]:
+    return {
+        "claim_id": f"C{seq}",
+        "bin": bin_,
+        "pcn": "RXSANDBX",
+        "date_of_service": "2026-11-01",
+        "ndc": "00071015523",
+        "ndc11": "00071015523",
+        "quantity_dispensed": "30",
+        "days_supply": 30,
+        "plan_id": "PLAN-COMM",
+    }
+
+
+def _ctx(
+    runs: RunStore, tokens: TokenStore, gateway: ScriptedGateway, n: int, **over: Any
+) -> SubmitContext:
+    records = []
+    for seq in range(n):
+        record = WorkRecord(
+            seq=seq, source="f", line=seq + 1, claim_id=f"C{seq}", stage=Stage.MAPPED
+        )
+        record.claim, record.gpi = _claim(seq, over.pop(f"bin{seq}", "610014")), "39400010100310"
+        records.append(record)
+    sealed = {
+        r.seq: CIPHER.seal({"cardholder_id": f"ZH{r.seq:09d}"}, context=f"R:{r.seq}")
+        for r in records
+    }
+    runs.add("R", records, sealed)
+    settings = Settings(backoff_base=1.0, backoff_cap=8.0, **over)  # type: ignore[call-arg]
+    return SubmitContext(runs=runs, tokens=tokens, gateway=gateway, vault=CIPHER, settings=settings)
+
+
+def test_all_paid_and_phi_only_in_the_http_body(runs: RunStore, tokens: TokenStore) -> None:
+    gateway = ScriptedGateway()
+    report = submit_batch(_ctx(runs, tokens, gateway, 3), "R", range(3), failures=0, final=False)
+    assert report.done == 3 and report.retry_in is None
+    assert [body["cardholder_id"] for _, _, body in gateway.sent] == [
+        "ZH000000000",
+        "ZH000000001",
+        "ZH000000002",
+    ]
+    assert all(r.stage == Stage.SENT and r.attempts == 1 for r in runs.load("R", range(3)))
+    assert "ZH000000000" not in str(runs.client.hgetall(runs.keys.work("R")))
+
+
+def test_a_rerun_link_never_resends_finished_claims(runs: RunStore, tokens: TokenStore) -> None:
+    gateway = ScriptedGateway()
+    ctx = _ctx(runs, tokens, gateway, 3)
+    submit_batch(ctx, "R", range(3), failures=0, final=False)
+    again = submit_batch(ctx, "R", range(3), failures=0, final=False)
+    assert len(gateway.sent) == 3 and again.skipped == 3 and again.done == 0
+
+
+def test_401_invalidates_rotates_once_and_replays_same_key(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    gateway = ScriptedGateway({"C1": [AuthenticationFailed("x", reason="REJ_004")]})
+    submit_batch(_ctx(runs, tokens, gateway, 3), "R", range(3), failures=0, final=False)
+    assert [(k, t) for k, t, _ in gateway.sent] == [
+        ("C0", "tok-1"),
+        ("C1", "tok-1"),
+        ("C1", "tok-2"),
+        ("C2", "tok-2"),
+    ]
+    assert gateway.fetches == 2 and tokens.stats()["auth_REJ_004"] == 1
+
+
+def test_retry_after_stops_the_batch_pauses_the_fleet_and_keeps_finished(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    gateway = ScriptedGateway({"C1": [RateLimited("slow down", retry_after=3.0)]})
+    ctx = _ctx(runs, tokens, gateway, 3)
+    report = submit_batch(ctx, "R", range(3), failures=0, final=False)
+    assert report.still_open == 2 and 3.0 <= report.retry_in <= 3.25  # type: ignore[operator]
+    assert 2.9 < pause_remaining(ctx) <= 3.25  # at least Retry-After, plus the jitter
+    assert [r.stage for r in runs.load("R", range(3))] == [Stage.SENT, Stage.MAPPED, Stage.MAPPED]
+    held = submit_batch(ctx, "R", range(3), failures=0, final=False)
+    assert held.reason == "fleet pause" and len(gateway.sent) == 2  # nobody sends during a pause
+
+
+def test_exhausted_retries_reject_99_the_open_claims_only(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    gateway = ScriptedGateway({"C1": [GatewayTimeout("t")]})
+    report = submit_batch(_ctx(runs, tokens, gateway, 3), "R", range(3), failures=8, final=True)
+    records = runs.load("R", range(3))
+    assert report.retry_in is None
+    assert [r.reject_codes for r in records] == [[], ["99"], ["99"]]
+    assert [r.attempts for r in records] == [1, 1, 0]
+
+
+def test_404_is_remembered_per_bin_pcn(runs: RunStore, tokens: TokenStore) -> None:
+    gateway = ScriptedGateway({"C0": [RoutingMiss("no route")]})
+    ctx = _ctx(runs, tokens, gateway, 3, bin0="777777", bin1="777777", bin2="777777")
+    submit_batch(ctx, "R", range(3), failures=0, final=False)
+    assert len(gateway.sent) == 1
+    assert [r.reject_codes for r in runs.load("R", range(3))] == [["04"]] * 3
+
+
+@pytest.mark.parametrize("failures", [0, 3, 10])
+def test_backoff_without_retry_after_is_full_jitter_under_the_cap(failures: int) -> None:
+    settings = Settings(backoff_base=1.0, backoff_cap=8.0)  # type: ignore[call-arg]
+    delays = [retry_delay(settings, GatewayTimeout("t"), failures) for _ in range(200)]
+    ceiling = min(8.0, 2.0**failures)
+    assert all(0 <= d <= ceiling for d in delays) and max(delays) > ceiling / 2
+
+
+def test_retry_after_is_capped_below_the_visibility_timeout() -> None:
+    settings = Settings(retry_after_cap=900)  # type: ignore[call-arg]
+    delay = retry_delay(settings, RateLimited("x", retry_after=86_400), 0)
+    assert 900 <= delay < settings.visibility_timeout
+
+
+def test_pause_only_ever_lengthens(runs: RunStore, tokens: TokenStore) -> None:
+    from rxfleet.links.submit import pause_fleet
+
+    ctx = _ctx(runs, tokens, ScriptedGateway(), 1)
+    pause_fleet(ctx, 5)
+    pause_fleet(ctx, 1)
+    assert pause_remaining(ctx) > 4
+    time.sleep(0)

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from rxfleet.tokens import Token, TokenStore
+
+
+@dataclass
+class Grant:
+    access_token: str
+    expires_in: float
+
+
+class CountingSource:
+    def __init__(self, lifetime: float = 60.0, delay: float = 0.0) -> None:
+        self.calls = 0
+        self.lifetime = lifetime
+        self.delay = delay
+        self._lock = threading.Lock()
+
+    def fetch_token(self) -> Grant:
+        with self._lock:
+            self.calls += 1
+            n = self.calls
+        time.sleep(self.delay)
+        return Grant(f"token-{n}", self.lifetime)
+
+
+def test_ensure_fetches_once_then_reuses(tokens: TokenStore) -> None:
+    source = CountingSource()
+    first = tokens.ensure(source)
+    second = tokens.ensure(source)
+    assert first == second and source.calls == 1 and first.version == 1
+
+
+def test_concurrent_rotation_is_single_flight(tokens: TokenStore) -> None:
+    source = CountingSource(delay=0.05)
+    got: list[Token] = []
+    threads = [threading.Thread(target=lambda: got.append(tokens.ensure(source))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert source.calls == 1
+    assert {t.value for t in got} == {"token-1"}
+
+
+def test_invalidate_drops_only_the_token_used(tokens: TokenStore) -> None:
+    source = CountingSource()
+    old = tokens.ensure(source)
+    assert tokens.invalidate(old.value, "REJ_001") is True
+    new = tokens.rotate(source)
+    assert tokens.invalidate(old.value, "REJ_004") is False  # a late 401 for the old token
+    assert tokens.current() == new
+    assert tokens.stats() == {"fetches": 2, "auth_REJ_001": 1, "auth_REJ_004": 1}
+
+
+def test_a_stale_writer_cannot_overwrite_a_newer_token(tokens: TokenStore) -> None:
+    source = CountingSource()
+    tokens.ensure(source)  # version 1
+    newer = Token("newer", time.time() + 60, 2)
+    assert tokens._store_if_version("1", newer)
+    stale = Token("stale", time.time() + 60, 2)
+    assert not tokens._store_if_version("1", stale)  # it read version 1 before the rotation
+    assert tokens.current() == newer
+
+
+def test_rotation_after_losing_the_lock_keeps_the_newer_token(tokens: TokenStore) -> None:
+    class SlowSource(CountingSource):
+        def fetch_token(self) -> Grant:
+            grant = super().fetch_token()
+            tokens.client.delete(tokens.keys.token_lock)  # our lock expired mid-fetch...
+            tokens._store_if_version("0", Token("from-another", time.time() + 60, 1))
+            return grant
+
+    result = tokens.rotate(SlowSource())
+    assert result.value == "from-another"
+    assert tokens.stats()["stale_writes_refused"] == 1
+    assert tokens.stats()["lock_lost"] == 1
+
+
+def test_beat_refreshes_only_inside_the_margin(tokens: TokenStore) -> None:
+    source = CountingSource(lifetime=100)
+    assert tokens.refresh_if_due(source, margin=10) is True
+    assert tokens.refresh_if_due(source, margin=10) is False
+    assert tokens.refresh_if_due(source, margin=200) is True
+    assert source.calls == 2

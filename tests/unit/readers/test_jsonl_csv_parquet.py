@@ -1,0 +1,286 @@
+"""The JSON Lines, CSV and Parquet readers."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rxclaims.readers.base import CANONICAL_FIELDS, Problem, Record
+from rxclaims.readers.csvfile import read_csv
+from rxclaims.readers.jsonl import read_jsonl
+from rxclaims.readers.parquet import read_parquet
+from rxfleet.errors import InputError
+
+CLAIM: dict[str, Any] = {
+    "claim_id": "RX00000001",
+    "bin": "610014",
+    "pcn": "RXSANDBX",
+    "cardholder_id": "ZH123456789",
+    "date_of_service": "2026-11-01",
+    "ndc": "0071-0155-23",
+    "quantity_dispensed": 30,
+    "days_supply": 30,
+    "plan_id": "PLAN-COMM",
+}
+
+
+def _write(tmp_path: Path, name: str, data: str | bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return str(path)
+
+
+def _line(claim_id: str, **extra: Any) -> str:
+    return json.dumps({**CLAIM, "claim_id": claim_id, **extra})
+
+
+# --- JSON Lines -------------------------------------------------------------------------
+
+
+def test_jsonl_records_in_order_with_line_numbers(tmp_path: Path) -> None:
+    path = _write(tmp_path, "c.jsonl", _line("A") + "\n" + _line("B") + "\n")
+    records = list(read_jsonl(path))
+    assert [(r.number, r.fields["claim_id"], r.problem) for r in records] == [
+        (1, "A", None),
+        (2, "B", None),
+    ]
+    assert records[0].source == path
+    assert records[0].fields == {**CLAIM, "claim_id": "A"}  # values as sent, JSON types kept
+
+
+def test_jsonl_blank_lines_skipped_but_counted(tmp_path: Path) -> None:
+    text = "\n" + _line("A") + "\n   \n\t\r\n" + _line("B") + "\r\n\n"
+    records = list(read_jsonl(_write(tmp_path, "c.jsonl", text)))
+    assert [(r.number, r.fields["claim_id"]) for r in records] == [(2, "A"), (5, "B")]
+    assert all(r.problem is None for r in records)
+
+
+def test_jsonl_no_final_newline(tmp_path: Path) -> None:
+    records = list(read_jsonl(_write(tmp_path, "c.jsonl", _line("A") + "\n" + _line("B"))))
+    assert [r.fields["claim_id"] for r in records] == ["A", "B"]
+
+
+def test_jsonl_malformed_line_is_a_problem_with_its_number(tmp_path: Path) -> None:
+    text = _line("A") + '\n{"claim_id": "B", "bin": \n{not json}\n' + _line("D") + "\n"
+    records = list(read_jsonl(_write(tmp_path, "c.jsonl", text)))
+    assert [r.number for r in records] == [1, 2, 3, 4]
+    assert records[0].problem is None and records[3].problem is None
+    for record in records[1:3]:
+        assert isinstance(record.problem, Problem)
+        assert record.problem.code == "MALFORMED_RECORD"
+        assert "not JSON" in record.problem.message
+    assert records[1].fields == {"claim_id": "B"}  # the id, when it can be seen, is kept
+    assert records[2].fields == {}
+
+
+def test_jsonl_problem_never_quotes_the_line(tmp_path: Path) -> None:
+    text = '{"claim_id": "A", "patient_last_name": "QUILLFEATHER", \n'
+    (record,) = read_jsonl(_write(tmp_path, "c.jsonl", text))
+    assert record.problem is not None
+    assert "QUILLFEATHER" not in record.problem.message
+    assert "QUILLFEATHER" not in repr(record.fields)
+
+
+@pytest.mark.parametrize("line", ["[1, 2]", '"a claim"', "42", "null", "true"])
+def test_jsonl_non_object_is_a_problem(tmp_path: Path, line: str) -> None:
+    (record,) = read_jsonl(_write(tmp_path, "c.jsonl", line + "\n"))
+    assert record.problem == Problem("MALFORMED_RECORD", "not a JSON object")
+    assert record.number == 1 and record.fields == {}
+
+
+def test_jsonl_bom_on_the_first_line(tmp_path: Path) -> None:
+    data = b"\xef\xbb\xbf" + _line("A").encode() + b"\n" + _line("B").encode() + b"\n"
+    records = list(read_jsonl(_write(tmp_path, "c.jsonl", data)))
+    assert [r.fields.get("claim_id") for r in records] == ["A", "B"]
+    assert all(r.problem is None for r in records)
+
+
+def test_jsonl_bad_utf8_line_is_a_problem_the_rest_read(tmp_path: Path) -> None:
+    bad = b'{"claim_id": "B", "patient_last_name": "M\xfcller"}'
+    data = _line("A").encode() + b"\n" + bad + b"\n" + _line("C").encode() + b"\n"
+    records = list(read_jsonl(_write(tmp_path, "c.jsonl", data)))
+    assert [r.number for r in records] == [1, 2, 3]
+    assert records[1].problem == Problem("MALFORMED_RECORD", "line is not UTF-8")
+    assert records[0].problem is None and records[2].problem is None
+
+
+def test_jsonl_non_ascii_text_is_fine(tmp_path: Path) -> None:
+    (record,) = read_jsonl(_write(tmp_path, "c.jsonl", _line("A", patient_last_name="Müller")))
+    assert record.fields["patient_last_name"] == "Müller"
+
+
+def test_jsonl_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot open"):
+        list(read_jsonl(str(tmp_path / "missing.jsonl")))
+
+
+# --- CSV --------------------------------------------------------------------------------
+
+HEADER = ",".join(CLAIM)
+
+
+def _row(claim_id: str, **change: Any) -> str:
+    return ",".join(str({**CLAIM, "claim_id": claim_id, **change}[k]) for k in CLAIM)
+
+
+def test_csv_rows_as_text_with_line_numbers(tmp_path: Path) -> None:
+    text = HEADER + "\n" + _row("A") + "\n" + _row("B") + "\n"
+    records = list(read_csv(_write(tmp_path, "c.csv", text)))
+    assert [(r.number, r.fields["claim_id"]) for r in records] == [(2, "A"), (3, "B")]
+    assert records[0].fields == {k: str(v) for k, v in {**CLAIM, "claim_id": "A"}.items()}
+    assert all(r.problem is None for r in records)
+
+
+def test_csv_header_names_are_trimmed_and_any_order(tmp_path: Path) -> None:
+    text = " ndc , claim_id,bin\r\n0071-0155-23,A,610014\r\n"
+    (record,) = read_csv(_write(tmp_path, "c.csv", text))
+    assert record.fields == {"ndc": "0071-0155-23", "claim_id": "A", "bin": "610014"}
+
+
+def test_csv_bom_and_blank_rows(tmp_path: Path) -> None:
+    text = "\ufeff" + HEADER + "\n\n" + _row("A") + "\n,,,,,,,,\n" + _row("B") + "\n"
+    records = list(read_csv(_write(tmp_path, "c.csv", text)))
+    assert [(r.number, r.fields["claim_id"]) for r in records] == [(3, "A"), (5, "B")]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty file"),
+        ("bin,ndc\n610014,x\n", "no claim_id"),
+        ("claim_id,ndc,member_ssn\nA,x,1\n", "unknown columns: member_ssn"),
+        ("claim_id,Bin\nA,1\n", "unknown columns: Bin"),
+    ],
+)
+def test_csv_bad_header_is_an_input_error(tmp_path: Path, text: str, reason: str) -> None:
+    path = _write(tmp_path, "c.csv", text)
+    with pytest.raises(InputError) as caught:
+        list(read_csv(path))
+    assert reason in caught.value.reason
+    assert caught.value.path == path and caught.value.line == 1
+
+
+def test_csv_short_and_long_rows_are_problems_keeping_the_claim_id(tmp_path: Path) -> None:
+    text = HEADER + "\nA,610014\n" + _row("B") + ",extra\n" + _row("C") + "\n"
+    records = list(read_csv(_write(tmp_path, "c.csv", text)))
+    assert [r.number for r in records] == [2, 3, 4]
+    short, long, good = records
+    assert short.fields == {"claim_id": "A"} and long.fields == {"claim_id": "B"}
+    for record in (short, long):
+        assert record.problem is not None and record.problem.code == "MALFORMED_RECORD"
+        assert "fields, header has" in record.problem.message
+    assert good.problem is None
+
+
+def test_csv_short_row_without_the_claim_id_column(tmp_path: Path) -> None:
+    text = "bin,pcn,claim_id\n610014\n"
+    (record,) = read_csv(_write(tmp_path, "c.csv", text))
+    assert record.fields == {} and record.problem is not None
+
+
+def test_csv_quoted_newlines_keep_physical_line_numbers(tmp_path: Path) -> None:
+    text = (
+        "claim_id,pcn,bin\n"
+        'A,"RX\nSAND\nBX",610014\n'  # lines 2-4
+        "B,RXSANDBX,610014\n"  # line 5
+        'C,"a ""quoted"" pcn",610014\n'  # line 6
+        'D,"one\r\ntwo",610014\n'  # lines 7-8
+        "E,RXSANDBX,610014\n"  # line 9
+    )
+    records = list(read_csv(_write(tmp_path, "c.csv", text)))
+    assert [(r.number, r.fields["claim_id"]) for r in records] == [
+        (2, "A"),
+        (5, "B"),
+        (6, "C"),
+        (7, "D"),
+        (9, "E"),
+    ]
+    assert records[0].fields["pcn"] == "RX\nSAND\nBX"
+    assert records[2].fields["pcn"] == 'a "quoted" pcn'
+
+
+def test_csv_bad_utf8_becomes_replacement_characters(tmp_path: Path) -> None:
+    data = (HEADER + "\n").encode() + _row("A", pcn="RX\udcff").encode("utf-8", "surrogateescape")
+    (record,) = read_csv(_write(tmp_path, "c.csv", data + b"\n"))
+    assert record.fields["pcn"] == "RX\ufffd"
+
+
+def test_csv_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot open"):
+        list(read_csv(str(tmp_path / "missing.csv")))
+
+
+# --- Parquet ----------------------------------------------------------------------------
+
+
+def _parquet(tmp_path: Path, rows: list[dict[str, Any]], row_group_size: int = 1000) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), str(path), row_group_size=row_group_size)
+    return str(path)
+
+
+def test_parquet_rows_in_order_typed(tmp_path: Path) -> None:
+    rows = [
+        {**CLAIM, "claim_id": f"RX{i:04d}", "date_of_birth": date(1980, 1, 1 + i % 28)}
+        for i in range(25)
+    ]
+    path = _parquet(tmp_path, rows, row_group_size=7)
+    records = list(read_parquet(path))
+    assert [r.number for r in records] == list(range(1, 26))
+    assert [r.fields["claim_id"] for r in records] == [row["claim_id"] for row in rows]
+    assert records[3].fields == rows[3]
+    assert records[3].fields["quantity_dispensed"] == 30  # typed columns stay typed
+    assert records[3].fields["date_of_birth"] == date(1980, 1, 4)
+    assert all(r.problem is None and r.source == path for r in records)
+
+
+def test_parquet_batches_across_row_groups(tmp_path: Path) -> None:
+    from rxclaims.readers import parquet as module
+
+    n = module.BATCH_ROWS + 5
+    rows = [{"claim_id": f"C{i}", "bin": "610014"} for i in range(n)]
+    records = list(read_parquet(_parquet(tmp_path, rows, row_group_size=3000)))
+    assert len(records) == n
+    assert records[-1].number == n and records[-1].fields["claim_id"] == f"C{n - 1}"
+
+
+def test_parquet_nulls_are_dropped(tmp_path: Path) -> None:
+    rows = [
+        {**CLAIM, "claim_id": "A", "pos": None, "group_id": "G1"},
+        {**CLAIM, "claim_id": "B", "pos": "01", "group_id": None},
+    ]
+    a, b = read_parquet(_parquet(tmp_path, rows))
+    assert "pos" not in a.fields and a.fields["group_id"] == "G1"
+    assert "group_id" not in b.fields and b.fields["pos"] == "01"
+
+
+def test_parquet_unknown_columns_are_an_input_error(tmp_path: Path) -> None:
+    path = _parquet(tmp_path, [{**CLAIM, "member_ssn": "123-45-6789"}])
+    with pytest.raises(InputError, match="unknown columns: member_ssn") as caught:
+        list(read_parquet(path))
+    assert "123-45-6789" not in str(caught.value)
+
+
+def test_parquet_without_claim_id_is_an_input_error(tmp_path: Path) -> None:
+    path = _parquet(tmp_path, [{"bin": "610014"}])
+    with pytest.raises(InputError, match="no claim_id column"):
+        list(read_parquet(path))
+
+
+@pytest.mark.parametrize("data", [b"", b"PAR1", b"PAR1 this is not parquet PAR1", b"{}"])
+def test_parquet_unreadable_is_an_input_error(tmp_path: Path, data: bytes) -> None:
+    with pytest.raises(InputError, match="not a readable Parquet file"):
+        list(read_parquet(_write(tmp_path, "c.parquet", data)))
+
+
+def test_every_reader_yields_records(tmp_path: Path) -> None:
+    path = _write(tmp_path, "c.jsonl", _line("A"))
+    assert all(isinstance(r, Record) for r in read_jsonl(path))
+    assert set(CLAIM) <= set(CANONICAL_FIELDS)
