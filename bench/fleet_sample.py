@@ -35,7 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from rxfleet.redisserver import LocalRedis, free_port  # noqa: E402
 
-KEYS = {"RXFLEET_PHI_KEY": "bench-phi-key-0123456789ab", "RXFLEET_VAULT_KEY": "bench-vault-0123456789abc"}
+KEYS = {
+    "RXFLEET_PHI_KEY": "bench-phi-key-0123456789ab",
+    "RXFLEET_VAULT_KEY": "bench-vault-0123456789abc",
+}
 RATE = re.compile(r"(\d+) claims in ([\d.]+) s \((\d+) claims/s\)")
 
 
@@ -50,8 +53,12 @@ def run_cli(env: dict[str, str], source: Path) -> tuple[float, int]:
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "rxfleet.cli", "run", str(source), "-o", f"{tmp}/out.jsonl"],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         wall = time.monotonic() - started
     match = RATE.search(done.stdout)
     assert match, done.stdout
@@ -64,19 +71,32 @@ def procfile_fleet() -> Iterator[dict[str, str]]:
     port = free_port()
     gateway = f"http://127.0.0.1:{port}"
     tmp = tempfile.mkdtemp(prefix="rxfleet-bench-")
-    env = _env(RXFLEET_REDIS_URL=server.url, RXFLEET_GATEWAY_URL=gateway,
-               RXFLEET_TOKEN_URL=f"{gateway}/oauth2/token", RXFLEET_SANDBOX_PORT=str(port),
-               RXFLEET_BEAT_SCHEDULE=f"{tmp}/beat")  # fmt: skip
+    env = _env(
+        RXFLEET_REDIS_URL=server.url,
+        RXFLEET_GATEWAY_URL=gateway,
+        RXFLEET_TOKEN_URL=f"{gateway}/oauth2/token",
+        RXFLEET_SANDBOX_PORT=str(port),
+        RXFLEET_BEAT_SCHEDULE=f"{tmp}/beat",
+    )
     lines = dict(
         (name.strip(), cmd.strip())
-        for name, cmd in (line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines()
-                          if line.strip() and not line.startswith("#"))
-    )  # fmt: skip
+        for name, cmd in (
+            line.split(":", 1)
+            for line in (ROOT / "Procfile").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        )
+    )
     procs = [
-        subprocess.Popen(["bash", "-c", f"exec {lines[name]}"], cwd=ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        subprocess.Popen(
+            ["bash", "-c", f"exec {lines[name]}"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         for name in ("gateway", "cpu", "submit", "beat")
-    ]  # fmt: skip
+    ]
     try:
         _ready(gateway, env)
         yield env
@@ -93,8 +113,13 @@ def _ready(gateway: str, env: dict[str, str]) -> None:
     for _ in range(300):
         try:
             requests.get(gateway + "/v1/_sandbox/stats", timeout=1)
-            ping = subprocess.run(["celery", "-A", "workers.app", "inspect", "ping", "--timeout", "1"],
-                                  cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
+            ping = subprocess.run(
+                ["celery", "-A", "workers.app", "inspect", "ping", "--timeout", "1"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if ping.stdout.count("pong") >= 2:
                 return
         except requests.ConnectionError:
@@ -106,9 +131,11 @@ def _ready(gateway: str, env: dict[str, str]) -> None:
 def report(label: str, runs: list[tuple[float, int]], claims: int) -> None:
     walls = [w for w, _ in runs]
     rates = [r for _, r in runs]
-    print(f"{label:9} {claims} claims  wall median {statistics.median(walls):.2f} s "
-          f"(min {min(walls):.2f})  pipeline median {statistics.median(rates)} claims/s "
-          f"(max {max(rates)})")  # fmt: skip
+    print(
+        f"{label:9} {claims} claims  wall median {statistics.median(walls):.2f} s "
+        f"(min {min(walls):.2f})  pipeline median {statistics.median(rates)} claims/s "
+        f"(max {max(rates)})"
+    )
 
 
 def main() -> None:

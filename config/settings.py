@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     backoff_cap: float = 120.0
     retry_after_cap: float = 900.0
     route_miss_ttl: int = 600
+
+    # Circuit breaker, shared through Redis.
+    breaker_window: int = 60
+    breaker_threshold: float = 0.005
+    breaker_min_requests: int = 200
+    breaker_cooldown: float = 15.0
+    breaker_cooldown_max: float = 300.0
     visibility_timeout: int = 3 * 3600
 
     def redis_url_or_raise(self) -> str:

@@ -73,6 +73,30 @@ class Keys:
     def pause(self) -> str:
         return f"{self.prefix}:gateway:pause"
 
+    @property
+    def pauses(self) -> str:
+        """A capped log of fleet pauses (set_at, until): what the fleet was told."""
+        return f"{self.prefix}:gateway:pauses"
+
+    @property
+    def breaker_open(self) -> str:
+        return f"{self.prefix}:breaker:open"
+
+    @property
+    def breaker_tripped(self) -> str:
+        return f"{self.prefix}:breaker:tripped"
+
+    @property
+    def breaker_probe(self) -> str:
+        return f"{self.prefix}:breaker:probe"
+
+    @property
+    def breaker_stats(self) -> str:
+        return f"{self.prefix}:breaker:stats"
+
+    def breaker_bucket(self, second: int) -> str:
+        return f"{self.prefix}:breaker:w:{second}"
+
     def route_miss(self, bin_: str, pcn: str) -> str:
         return f"{self.prefix}:gateway:miss:{bin_}:{pcn}"
 

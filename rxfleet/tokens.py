@@ -32,14 +32,15 @@ if (current or '0') ~= ARGV[1] and redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'access_token', ARGV[2], 'expires_at', ARGV[3],
-           'version', ARGV[4], 'fetched_at', ARGV[5])
-redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(ARGV[3]) * 1000))
+           'version', ARGV[4], 'fetched_at', ARGV[5], 'lifetime', ARGV[6])
 return 1
 """
 
 _DELETE_IF_TOKEN = """
 if redis.call('HGET', KEYS[1], 'access_token') == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  redis.call('HDEL', KEYS[1], 'access_token')
+  redis.call('HSET', KEYS[1], 'expires_at', '0')
+  return 1
 end
 return 0
 """
@@ -64,6 +65,7 @@ class Token:
     value: str
     expires_at: float
     version: int
+    lifetime: float = 0.0
 
     def ttl(self, now: float | None = None) -> float:
         return self.expires_at - (time.time() if now is None else now)
@@ -81,7 +83,12 @@ class TokenStore:
         raw = as_dict(self.client.hgetall(self.keys.token))
         if "access_token" not in raw:
             return None
-        token = Token(raw["access_token"], float(raw["expires_at"]), int(raw["version"]))
+        token = Token(
+            raw["access_token"],
+            float(raw["expires_at"]),
+            int(raw["version"]),
+            float(raw.get("lifetime", 0.0)),
+        )
         return token if token.ttl() > 1.0 else None
 
     def ensure(self, source: TokenSource, min_ttl: float = 1.0) -> Token:
@@ -112,7 +119,8 @@ class TokenStore:
             return token  # rotated by someone else while we waited
         seen = as_text(self.client.hget(self.keys.token, "version")) or "0"
         grant = source.fetch_token()
-        fresh = Token(grant.access_token, time.time() + grant.expires_in, int(seen) + 1)
+        lifetime = float(grant.expires_in)
+        fresh = Token(grant.access_token, time.time() + lifetime, int(seen) + 1, lifetime)
         if self._store_if_version(str(seen), fresh):
             self._count("fetches")
             return fresh
@@ -124,7 +132,14 @@ class TokenStore:
 
     def _store_if_version(self, seen: str, token: Token) -> bool:
         script = self.client.register_script(_STORE_IF_VERSION)
-        args = [seen, token.value, repr(token.expires_at), str(token.version), repr(time.time())]
+        args = [
+            seen,
+            token.value,
+            repr(token.expires_at),
+            str(token.version),
+            repr(time.time()),
+            repr(token.lifetime),
+        ]
         return bool(script(keys=[self.keys.token], args=args))
 
     def invalidate(self, used: str, reason: str) -> bool:
@@ -134,10 +149,16 @@ class TokenStore:
         return bool(script(keys=[self.keys.token], args=[used]))
 
     def refresh_if_due(self, source: TokenSource, margin: float) -> bool:
-        """The beat's job: rotate when less than ``margin`` seconds are left."""
+        """The beat's job: rotate when less than the margin is left.
+
+        The margin is the configured one, or a third of the token's lifetime
+        when that is shorter: a 5-second token is not rotated on every tick.
+        """
         token = self.current()
-        if token is not None and token.ttl() > margin:
-            return False
+        if token is not None:
+            margin = min(margin, token.lifetime / 3) if token.lifetime > 0 else margin
+            if token.ttl() > margin:
+                return False
         self.rotate(source, min_ttl=margin)
         return True
 

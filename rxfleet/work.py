@@ -61,6 +61,7 @@ class WorkRecord(BaseModel):
     ndc11: str | None = None
     gpi: str | None = None
     attempts: int = 0
+    failures: int = 0
     response_status: str | None = None
     reject_codes: list[str] = Field(default_factory=list)
     route: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from config import get_settings
+from rxfleet.breaker import Breaker
 from rxfleet.keys import Keys
 from rxfleet.redisconn import get_redis
 from rxfleet.runs import RunStore, run_store
@@ -21,6 +22,19 @@ def tokens() -> TokenStore:
         keys=Keys(settings.key_prefix),
         lock_timeout=settings.token_lock_timeout,
         lock_wait=settings.token_lock_wait,
+    )
+
+
+def breaker() -> Breaker:
+    settings = get_settings()
+    return Breaker(
+        client=get_redis(),
+        keys=Keys(settings.key_prefix),
+        window=settings.breaker_window,
+        threshold=settings.breaker_threshold,
+        min_requests=settings.breaker_min_requests,
+        cooldown=settings.breaker_cooldown,
+        cooldown_max=settings.breaker_cooldown_max,
     )
 
 

@@ -2,9 +2,11 @@
 
 Retry policy: the body decides (see ``rxfleet.links.submit``): countdown not
 before Retry-After, else exponential backoff with full jitter, capped below the
-broker's visibility timeout; ``failures`` counts gateway failures (a fleet
-pause is a deferral, not a failure); when they reach ``submit_max_retries`` the
-open claims are rejected 99. Redis outages retry by ``autoretry_for``.
+broker's visibility timeout. ``failures`` counts rounds that failed without
+progress (a fleet pause or an open breaker is a deferral, not a failure); when
+they reach ``submit_max_retries`` the gateway is taken as down and the open
+claims are rejected 99. Each claim also has its own limit of failed tries.
+Redis outages retry by ``autoretry_for``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def submit_context() -> SubmitContext:
         gateway=gateway_client(),
         vault=vault(settings),
         settings=settings,
+        breaker=context.breaker(),
     )
 
 
@@ -63,7 +66,8 @@ def submit(self: Task, run_id: str, first: int, count: int, failures: int = 0) -
     seqs = context.batch(first, count)
     report = submit_batch(submit_context(), run_id, seqs, failures=failures, final=final)
     if report.retry_in is not None:
-        deferred = report.reason == "fleet pause"
-        kwargs = {"failures": failures if deferred else failures + 1}
+        # A deferral (pause, breaker) is not a failure; a round with progress resets the count.
+        streak = failures if report.deferred else (1 if report.done else failures + 1)
+        kwargs = {"failures": streak}
         raise self.retry(args=(run_id, first, count), kwargs=kwargs, countdown=report.retry_in)
     return report.as_dict()

@@ -8,8 +8,10 @@ and replays the same request (same Idempotency-Key: not a new claim).
 Per batch: the first retryable failure stops the loop. The claims already
 answered stay answered (the ledger); the rest wait for the task's retry:
 not before Retry-After when the gateway gave one (and then the whole fleet
-pauses, not only this worker), else exponential backoff with full jitter. When
-the retries run out, the open claims are rejected 99.
+pauses, not only this worker), else exponential backoff with full jitter.
+A claim whose own tries are spent is rejected 99 and the batch goes on (one
+poison claim does not sink its batch); when the task's rounds without progress
+run out (the gateway is down), the open claims are rejected 99.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Protocol
 from config import Settings
 from rxclaims.model import Claim
 from rxclaims.phi import VaultCipher
+from rxfleet.breaker import Breaker
 from rxfleet.errors import (
     AuthenticationFailed,
     ConfigError,
@@ -72,6 +75,8 @@ class SubmitContext:
     gateway: Gateway
     vault: VaultCipher
     settings: Settings
+    breaker: Breaker | None = None
+    probe: bool = False
 
 
 @dataclass
@@ -79,6 +84,14 @@ class SubmitReport(LinkReport):
     still_open: int = 0
     retry_in: float | None = None
     reason: str | None = None
+    deferred: bool = False
+    events: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        summary = super().as_dict()
+        summary.pop("events", None)
+        return summary
+
     network_calls: int = 0
     codes: dict[str, int] = field(default_factory=dict)
 
@@ -91,27 +104,80 @@ def submit_batch(
     records = ctx.runs.load(run_id, seqs)
     todo = [r for r in records if r.stage == Stage.MAPPED]
     report.skipped = len(records) - len(todo)
+    try:
+        return _submit_open(ctx, run_id, todo, report, failures=failures, final=final)
+    finally:
+        if ctx.probe and ctx.breaker is not None:  # a probe that never got its answer
+            ctx.breaker.release_probe()
+            ctx.probe = False
+
+
+def _submit_open(
+    ctx: SubmitContext,
+    run_id: str,
+    todo: list[WorkRecord],
+    report: SubmitReport,
+    *,
+    failures: int,
+    final: bool,
+) -> SubmitReport:
     for index, record in enumerate(todo):
-        paused = pause_remaining(ctx)
-        if paused > 0:
-            return _defer(ctx, run_id, todo[index:], report, paused, "fleet pause")
         try:
             _submit_one(ctx, run_id, record, report)
+        except Held as held:
+            report.deferred = True
+            _save(ctx, run_id, record, report)
+            return _defer(ctx, run_id, todo[index:], report, held.wait, held.why)
         except RetryableError as exc:
-            _save(ctx, run_id, record)  # keep the attempt count
-            return _on_retryable(ctx, run_id, todo[index:], report, exc, failures, final)
-        _save(ctx, run_id, record)
+            record.failures += 1
+            if record.failures > ctx.settings.submit_max_retries:
+                _reject(record, HOST_ERROR_REJECT)  # this claim's tries are spent: the rest go on
+            else:
+                _save(ctx, run_id, record, report)  # keep the attempt count
+                return _on_retryable(ctx, run_id, todo[index:], report, exc, failures, final)
+        _save(ctx, run_id, record, report)
         report.done += 1
     return report
 
 
-def _save(ctx: SubmitContext, run_id: str, record: WorkRecord) -> None:
+class Held(Exception):
+    """The fleet is told to hold back (pause or open breaker): come back later."""
+
+    def __init__(self, wait: float, why: str) -> None:
+        super().__init__(why)
+        self.wait = wait
+        self.why = why
+
+
+def _gate(ctx: SubmitContext) -> tuple[float, str]:
+    """Seconds to hold back (fleet pause, open breaker), and why; 0 to go."""
+    paused = pause_remaining(ctx)
+    if paused > 0:
+        return paused, "fleet pause"
+    if ctx.breaker is None or ctx.probe:  # the probe's own replays go on
+        return 0.0, ""
+    wait, ctx.probe = ctx.breaker.gate()
+    return wait, "circuit breaker open"
+
+
+def _observe(ctx: SubmitContext, ok: bool | None) -> None:
+    """Feed the breaker: True healthy, False a failure, None neither (a pause asked for)."""
+    if ctx.breaker is None or (ok is None and not ctx.probe):
+        return
+    ctx.breaker.record(bool(ok), probe=ctx.probe)
+    ctx.probe = False
+
+
+def _save(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitReport) -> None:
     ctx.runs.save(run_id, [record])
     if record.stage == Stage.SENT:
         event = stage_event(run_id, record, "sent", attempts=record.attempts)
         event["response"] = record.response_status
         event["reject_codes"] = record.reject_codes
-        ctx.runs.audit(run_id, [event])
+        report.events.append(event)
+    if report.events:
+        ctx.runs.audit(run_id, report.events)
+        report.events.clear()
 
 
 def _submit_one(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitReport) -> None:
@@ -151,21 +217,63 @@ def _send(
     """One claim, with the fleet token; on 401: invalidate, rotate once, replay."""
     token = _token(ctx, lambda: ctx.tokens.ensure(ctx.gateway))
     for replay in range(MAX_REPLAYS + 1):
+        gate_at = time.time()  # before the gate reads Redis: a lower bound of what it saw
+        wait, why = _gate(ctx)  # right before the request: the in-flight window stays tiny
+        if wait > 0:
+            raise Held(wait, why)
         record.attempts += 1
         report.network_calls += 1
         try:
-            return ctx.gateway.submit(
-                body,
-                token=token.value,
-                session_ttl=max(0, int(token.ttl())),
-                idempotency_key=str(record.claim_id),
-            )
-        except AuthenticationFailed as exc:
+            answer = _post(ctx, record, body, token)
+        except RetryableError as exc:
+            report.events.append(_attempt(record, gate_at, type(exc).__name__))
+            if not isinstance(exc, AuthenticationFailed):
+                raise
             ctx.tokens.invalidate(token.value, exc.reason)
             if replay == MAX_REPLAYS:
+                _observe(ctx, False)  # a fresh token did not cure it
                 raise
             token = _token(ctx, lambda: ctx.tokens.rotate(ctx.gateway))
+            continue
+        except FatalError as exc:
+            report.events.append(_attempt(record, gate_at, type(exc).__name__))
+            raise
+        report.events.append(_attempt(record, gate_at, answer.status))
+        _observe(ctx, True)
+        return answer
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _attempt(record: WorkRecord, gate_at: float, outcome: str) -> dict[str, Any]:
+    """One HTTP attempt, for the audit trail: when it passed the gate, what came back."""
+    return {
+        "stage": "attempt",
+        "seq": record.seq,
+        "claim_id": record.claim_id,
+        "attempt": record.attempts,
+        "gate_at": gate_at,
+        "outcome": outcome,
+        "at": time.time(),
+    }
+
+
+def _post(
+    ctx: SubmitContext, record: WorkRecord, body: dict[str, Any], token: Token
+) -> Adjudicated:
+    try:
+        return ctx.gateway.submit(
+            body,
+            token=token.value,
+            session_ttl=max(0, int(token.ttl())),
+            idempotency_key=str(record.claim_id),
+        )
+    except (RoutingMiss, FatalError):
+        _observe(ctx, True)  # the gateway is healthy: it answered
+        raise
+    except RetryableError as exc:
+        if not isinstance(exc, AuthenticationFailed):
+            _observe(ctx, None if exc.retry_after is not None else False)
+        raise
 
 
 def _token(ctx: SubmitContext, get: Callable[[], Token]) -> Token:
@@ -199,7 +307,7 @@ def _on_retryable(
     if final:
         for record in still_open:
             _reject(record, HOST_ERROR_REJECT)
-            _save(ctx, run_id, record)
+            _save(ctx, run_id, record, report)
         report.done += len(still_open)
         report.reason = f"retries exhausted: {type(exc).__name__}"
         return report
@@ -238,6 +346,11 @@ def pause_fleet(ctx: SubmitContext, seconds: float) -> None:
     current = as_text(ctx.runs.client.get(key))
     if current is None or int(current) < until_ms:
         ctx.runs.client.set(key, str(until_ms), pxat=until_ms)
+    set_at = time.time()  # after the SET: every gate check from now on sees the pause
+    pipe = ctx.runs.client.pipeline()
+    pipe.lpush(ctx.runs.keys.pauses, json.dumps({"set_at": set_at, "until": until_ms / 1000}))
+    pipe.ltrim(ctx.runs.keys.pauses, 0, 9999)
+    pipe.execute()
 
 
 def pause_remaining(ctx: SubmitContext) -> float:

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import SAMPLE, Fleet
+from fleet_support import SAMPLE, Fleet
 from sample_facts import read_sample
 
 from rxclaims.ndc import normalize_ndc
@@ -118,7 +118,7 @@ def test_audit_trail_has_every_stage_for_a_paid_claim(sample_run, fleet: Fleet) 
     paid = next(r for r in results if r["status"] == "PAID")
     events = [json.loads(d["event"]) for _, d in fleet.client.xrange(fleet.runs.keys.audit(run_id))]
     stages = [e["stage"] for e in events if e["claim_id"] == paid["claim_id"]]
-    assert stages == ["validated", "mapped", "sent", "routed", "recorded"]
+    assert stages == ["validated", "mapped", "attempt", "sent", "routed", "recorded"]
     recorded = [e for e in events if e["stage"] == "recorded"]
     assert len(recorded) == len(results)
     assert all(len(e["payload_hash"]) == 64 for e in recorded)

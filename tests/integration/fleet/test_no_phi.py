@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from conftest import SAMPLE, Fleet
+from fleet_support import SAMPLE, Fleet
 from phi_scan import dump_values, leaks
 from sample_facts import distinctive_phi, read_sample
 

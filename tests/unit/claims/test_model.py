@@ -72,11 +72,12 @@ def test_strict_schema(name: str, value: Any) -> None:
 def test_frozen() -> None:
     claim = Claim.model_validate(VALUES)
     with pytest.raises(ValidationError):
-        claim.bin = "004336"  # type: ignore[misc]
+        claim.bin = "004336"
 
 
 @pytest.mark.xfail(
     strict=True,
+    raises=ValueError,  # json.dumps: "Out of range float values are not JSON compliant"
     reason="BUG: validate() has no upper bound on quantity/amounts; 1e999999999 passes "
     "and gateway_fields() turns it into float('inf'), which is not JSON (see report)",
 )
@@ -84,4 +85,5 @@ def test_gateway_body_is_strict_json_for_any_valid_claim() -> None:
     fields = {k: v for k, v in VALUES.items() if k not in ("ndc11", "patient_token")}
     fields["quantity_dispensed"] = "1e999999999"
     outcome = validate(fields, today=date(2026, 11, 20))
-    assert outcome.claim is None or json.dumps(outcome.claim.gateway_fields(), allow_nan=False)
+    if outcome.claim is not None:  # accepted today; refusing it with a code is a fix too
+        json.dumps(outcome.claim.gateway_fields(), allow_nan=False)

@@ -84,11 +84,11 @@ def _digits(n: int) -> st.SearchStrategy[str]:
     return st.text(_ASCII_DIGIT, min_size=n, max_size=n)
 
 
-#: The three 10-digit configurations: segment lengths and the 5-4-2 form.
-CONFIGURATIONS = {
-    "4-4-2": ((4, 4, 2), lambda lab, prod, pkg: "0" + lab + prod + pkg),
-    "5-3-2": ((5, 3, 2), lambda lab, prod, pkg: lab + "0" + prod + pkg),
-    "5-4-1": ((5, 4, 1), lambda lab, prod, pkg: lab + prod + "0" + pkg),
+#: The three 10-digit configurations: segment lengths, and which segment gets the zero.
+CONFIGURATIONS: dict[str, tuple[tuple[int, int, int], int]] = {
+    "4-4-2": ((4, 4, 2), 0),
+    "5-3-2": ((5, 3, 2), 1),
+    "5-4-1": ((5, 4, 1), 2),
 }
 
 
@@ -96,10 +96,10 @@ CONFIGURATIONS = {
 @PROPERTY
 @given(data=st.data())
 def test_every_10_digit_configuration_pads_to_5_4_2(name: str, data: st.DataObject) -> None:
-    (a, b, c), expected_of = CONFIGURATIONS[name]
-    labeler, product, package = (data.draw(_digits(n)) for n in (a, b, c))
-    expected = expected_of(labeler, product, package)
-    raw = f"{labeler}-{product}-{package}"
+    lengths, short = CONFIGURATIONS[name]
+    parts = [data.draw(_digits(n)) for n in lengths]
+    raw = "-".join(parts)
+    expected = "".join("0" + part if i == short else part for i, part in enumerate(parts))
     if set(expected) == {"0"}:
         with pytest.raises(NdcError):
             normalize_ndc(raw)

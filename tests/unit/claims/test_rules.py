@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
+import rxclaims.rules as rules_module
 from rxclaims.readers.base import CANONICAL_FIELDS
 from rxclaims.rules import RULES, SEVERITY_RANK, Rule, Severity, rule, worst
 
@@ -14,11 +17,7 @@ def test_codes_are_unique_and_keyed_by_themselves() -> None:
     assert all(code == entry.code for code, entry in RULES.items())
     # The dict comprehension would silently keep the last of two equal codes: count
     # the table's rows in the module source instead.
-    import inspect
-
-    import rxclaims.rules as module
-
-    rows = inspect.getsource(module).count('Rule("')
+    rows = inspect.getsource(rules_module).count('Rule("')
     assert rows == len(RULES)
 
 

@@ -189,7 +189,7 @@ def test_every_rule_has_a_case_or_is_made_elsewhere() -> None:
 @pytest.mark.parametrize("base", [MINIMAL, FULL], ids=["minimal", "full"])
 def test_valid_claim_passes(base: dict[str, Any]) -> None:
     assert check_phi(base, today=TODAY) == []
-    rest, phi = split_phi(base)
+    rest, _phi = split_phi(base)
     outcome = validate(rest, today=TODAY)
     assert outcome.issues == ()
     assert outcome.severity is Severity.PASS
@@ -433,7 +433,7 @@ CheckFn = Callable[[dict[str, Any]], object]
 @settings(max_examples=200, deadline=None)
 @given(
     st.dictionaries(
-        st.sampled_from(sorted(FULL) + ["patient_token", "extra"]),
+        st.sampled_from([*sorted(FULL), "patient_token", "extra"]),
         st.one_of(
             st.none(),
             st.text(max_size=12),

@@ -83,7 +83,23 @@ def test_rotation_after_losing_the_lock_keeps_the_newer_token(tokens: TokenStore
 
 def test_beat_refreshes_only_inside_the_margin(tokens: TokenStore) -> None:
     source = CountingSource(lifetime=100)
-    assert tokens.refresh_if_due(source, margin=10) is True
-    assert tokens.refresh_if_due(source, margin=10) is False
-    assert tokens.refresh_if_due(source, margin=200) is True
+    assert tokens.refresh_if_due(source, margin=10) is True  # none yet
+    assert tokens.refresh_if_due(source, margin=10) is False  # 100 s left
+    tokens.client.hset(tokens.keys.token, "expires_at", repr(time.time() + 5))
+    assert tokens.refresh_if_due(source, margin=10) is True  # 5 s left
     assert source.calls == 2
+
+
+def test_beat_margin_shrinks_for_short_lived_tokens(tokens: TokenStore) -> None:
+    source = CountingSource(lifetime=6)
+    tokens.ensure(source)
+    assert tokens.refresh_if_due(source, margin=60) is False  # 6 s left > 6/3
+    assert source.calls == 1
+
+
+def test_the_version_counts_every_rotation_across_invalidations(tokens: TokenStore) -> None:
+    source = CountingSource()
+    for _ in range(3):
+        token = tokens.ensure(source)
+        tokens.invalidate(token.value, "REJ_001")
+    assert tokens.ensure(source).version == 4 and source.calls == 4

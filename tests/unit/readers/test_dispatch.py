@@ -112,7 +112,7 @@ def test_reader_for_every_format() -> None:
 
 
 def test_read_claims_every_format(tmp_path: Path) -> None:
-    cases = {
+    cases: dict[str, str | bytes] = {
         "a.jsonl": JSONL,
         "a.csv": CSV,
         "a.parquet": _parquet_bytes(tmp_path),

@@ -1,0 +1,101 @@
+"""A circuit breaker shared by the whole fleet through Redis.
+
+Closed: requests flow; each outcome lands in one-second buckets. When the
+failure rate over the sliding window passes the threshold (default 0.5%, with
+at least ``min_requests`` in the window), the breaker opens: nobody sends for
+the cool-down, the batches wait with countdowns. Then it is half-open: exactly
+one worker (SET NX) sends a probe; success closes it and clears the window,
+failure opens it again for twice the cool-down (capped).
+
+Failures are what a healthy gateway does not do: 5xx without Retry-After,
+timeouts, dropped connections, and a 401 that a fresh token did not cure. A
+429/503 with Retry-After is the gateway asking for a pause, and the fleet
+pause handles it; a 401 cured by one rotation is the token lifecycle.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis
+
+from rxfleet.keys import Keys
+from rxfleet.redisconn import as_text
+
+PROBE_TIMEOUT_MS = 10_000  # a probe holder that died frees the half-open state
+
+
+@dataclass
+class Breaker:
+    client: redis.Redis
+    keys: Keys
+    window: int = 60
+    threshold: float = 0.005
+    min_requests: int = 200
+    cooldown: float = 15.0
+    cooldown_max: float = 300.0
+
+    def gate(self) -> tuple[float, bool]:
+        """(seconds to wait, whether this caller is the half-open probe)."""
+        remaining = self.client.pttl(self.keys.breaker_open)
+        if isinstance(remaining, int) and remaining > 0:
+            return remaining / 1000, False
+        if not self.client.exists(self.keys.breaker_tripped):
+            return 0.0, False
+        if self.client.set(self.keys.breaker_probe, "1", nx=True, px=PROBE_TIMEOUT_MS):
+            return 0.0, True
+        return 1.0, False
+
+    def record(self, ok: bool, *, probe: bool = False) -> None:
+        if probe:
+            self._close() if ok else self._trip()
+            return
+        bucket = self.keys.breaker_bucket(int(time.time()))
+        pipe = self.client.pipeline()
+        pipe.hincrby(bucket, "total", 1)
+        if not ok:
+            pipe.hincrby(bucket, "failed", 1)
+        pipe.expire(bucket, self.window + 5)
+        pipe.execute()
+        if not ok and self.failure_rate() > self.threshold:
+            self._trip()
+
+    def release_probe(self) -> None:
+        """Give the half-open probe back unanswered (its caller was held or stopped)."""
+        self.client.delete(self.keys.breaker_probe)
+
+    def failure_rate(self) -> float:
+        now = int(time.time())
+        pipe = self.client.pipeline()
+        for second in range(now - self.window + 1, now + 1):
+            pipe.hmget(self.keys.breaker_bucket(second), ["total", "failed"])
+        total = failed = 0
+        for pair in pipe.execute():
+            total += int(pair[0] or 0)
+            failed += int(pair[1] or 0)
+        return failed / total if total >= self.min_requests else 0.0
+
+    def state(self) -> str:
+        if self.client.exists(self.keys.breaker_open):
+            return "open"
+        return "half-open" if self.client.exists(self.keys.breaker_tripped) else "closed"
+
+    def _trip(self) -> None:
+        previous = as_text(self.client.get(self.keys.breaker_tripped))
+        cooldown = min(self.cooldown_max, float(previous) * 2) if previous else self.cooldown
+        pipe = self.client.pipeline()
+        pipe.set(self.keys.breaker_open, "1", px=int(cooldown * 1000))
+        pipe.set(self.keys.breaker_tripped, repr(cooldown))
+        pipe.delete(self.keys.breaker_probe)
+        pipe.hincrby(self.keys.breaker_stats, "opened", 1)
+        pipe.execute()
+
+    def _close(self) -> None:
+        now = int(time.time())
+        pipe = self.client.pipeline()
+        pipe.delete(self.keys.breaker_tripped, self.keys.breaker_probe, self.keys.breaker_open)
+        for second in range(now - self.window + 1, now + 1):
+            pipe.delete(self.keys.breaker_bucket(second))
+        pipe.hincrby(self.keys.breaker_stats, "closed", 1)
+        pipe.execute()

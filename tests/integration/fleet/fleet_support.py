@@ -1,0 +1,68 @@
+"""The real fleet the integration tests drive (imported by name: keep it unique)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from config import Settings
+from rxclaims.phi import PhiTokenizer, key_bytes
+from rxfleet.phikeys import tokenizer, vault
+from rxfleet.producer import Ingest, ProduceResult, produce, start_run
+from rxfleet.redisconn import get_redis
+from rxfleet.redisserver import LocalRedis
+from rxfleet.report import wait_for
+from rxfleet.runs import RunStore, run_store
+from rxgateway.sandbox import SandboxGateway
+from rxgateway.scenario import Scenario
+
+PHI_KEY = "test-phi-key-0123456789abcdef"
+VAULT_KEY = "test-vault-key-0123456789abcdef"
+ROOT = Path(__file__).resolve().parents[3]
+SAMPLE = ROOT / "samples" / "claims.jsonl"
+
+
+@dataclass
+class Fleet:
+    server: LocalRedis
+    gateway: SandboxGateway
+    settings: Settings
+
+    @property
+    def client(self) -> redis.Redis:
+        return get_redis()
+
+    @property
+    def runs(self) -> RunStore:
+        return run_store(self.client, self.settings.key_prefix, self.settings.run_ttl_seconds)
+
+    def run(self, *inputs: Path, batch_size: int = 100, timeout: float = 120) -> ProduceResult:
+        """Produce ``inputs`` through the real chain and wait for every claim."""
+        from workers.pipeline import send_batch
+
+        paths = [str(p) for p in inputs]
+        run_id = start_run(self.runs, self.settings, paths, batch_size)
+        ingest = Ingest(run_id, tokenizer(self.settings), vault(self.settings))
+        result = produce(self.runs, run_id, paths, ingest, batch_size, send_batch)
+        done, total = wait_for(self.runs, run_id, timeout, lambda d, t: None)
+        assert total is not None and done == total, f"run {run_id}: {done} of {total} recorded"
+        return result
+
+    def results(self, run_id: str) -> list[dict[str, object]]:
+        _, total = self.runs.progress(run_id)
+        return list(self.runs.results(run_id, total or 0))
+
+    def reset(self, scenario: Scenario | None = None) -> None:
+        self.gateway.scenario = scenario or Scenario()
+        self.gateway.reset()
+        keys = self.runs.keys
+        self.client.delete(keys.token, keys.pause, keys.token_stats)
+        for pattern in (f"{keys.prefix}:gateway:miss:*", f"{keys.prefix}:breaker:*"):
+            for key in self.client.scan_iter(pattern):
+                self.client.delete(key)
+
+
+def phi_tokenizer() -> PhiTokenizer:
+    return PhiTokenizer(key_bytes(PHI_KEY))

@@ -1,0 +1,143 @@
+"""The gateway misbehaving on purpose, against the real fleet (issue 4's proofs
+at CI scale; bench/chaos.py runs them at 10k claims on separate processes)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fleet_support import Fleet
+
+from config import configure
+from rxfleet import synth
+from rxfleet.tokens import TokenStore
+from rxgateway.scenario import Drop, Scenario, Storm, Throttle
+
+pytestmark = pytest.mark.integration
+
+
+def clean_claims(path: Path, n: int, seed: int = 7) -> list[str]:
+    """``n`` payable claims with distinct ids; returns the ids."""
+    import random
+
+    rng = random.Random(seed)
+    ids = []
+    with path.open("w") as handle:
+        for index in range(n):
+            claim = synth._base(rng, index)
+            claim["claim_id"] = f"F{seed}-{index:06d}"
+            ids.append(claim["claim_id"])
+            handle.write(json.dumps(claim) + "\n")
+    return ids
+
+
+@pytest.fixture
+def settings_override(fleet: Fleet) -> Iterator[None]:
+    saved = fleet.settings
+    yield
+    fleet.settings = configure(**saved.model_dump())
+
+
+def _store(fleet: Fleet) -> TokenStore:
+    return TokenStore(client=fleet.client, keys=fleet.runs.keys)
+
+
+def test_expiring_and_revoked_tokens_cost_no_claim(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.reset(Scenario(token_lifetime=1.5, revoke_every=40))
+    ids = clean_claims(tmp_path / "c.jsonl", 400)
+    result = fleet.run(tmp_path / "c.jsonl", batch_size=50)
+    rows = fleet.results(result.run_id)
+    assert [r["claim_id"] for r in rows] == ids
+    assert all(r["status"] == "PAID" for r in rows), {
+        r["reject_codes"][0] for r in rows if r["reject_codes"]
+    }
+    stats = fleet.gateway.stats()
+    assert stats["by_status"].get("401", 0) >= 400 // 40 - 1  # the revocations did happen
+    store = _store(fleet)
+    rotations = (
+        store.current().version
+        if store.current()
+        else int(fleet.client.hget(fleet.runs.keys.token, "version"))
+    )
+    assert stats["token_fetches"] <= rotations + 1
+    assert store.stats().get("auth_REJ_001", 0) >= 1
+
+
+def test_retry_after_is_honoured_per_claim_and_fleet_wide(fleet: Fleet, tmp_path: Path) -> None:
+    ids = clean_claims(tmp_path / "c.jsonl", 120, seed=8)
+    throttles = (
+        Throttle(status=429, claim_ids=frozenset(ids[10:13]), attempts=1, retry_after=1.0),
+        Throttle(status=503, claim_ids=frozenset(ids[70:72]), attempts=2, retry_after=1.0,
+                 retry_after_format="http-date"),
+    )  # fmt: skip
+    fleet.reset(Scenario(throttles=throttles))
+    fleet.client.delete(fleet.runs.keys.pauses)
+    result = fleet.run(tmp_path / "c.jsonl", batch_size=20)
+    assert all(r["status"] == "PAID" for r in fleet.results(result.run_id))
+    log = fleet.gateway.stats()["log"]
+    told = [e for e in log if e.get("not_before")]
+    assert len(told) == 3 + 4
+    for entry in told:
+        later = [e for e in log if e["key"] == entry["key"] and e["started"] > entry["finished"]]
+        assert later and min(e["started"] for e in later) >= entry["not_before"]
+    pauses = [json.loads(p) for p in fleet.client.lrange(fleet.runs.keys.pauses, 0, -1)]
+    assert len(pauses) >= 3
+    audit = fleet.client.xrange(fleet.runs.keys.audit(result.run_id))
+    attempts = [e for e in (json.loads(d["event"]) for _, d in audit) if e["stage"] == "attempt"]
+    assert len(attempts) == len([e for e in log if e["path"] == "/v1/claims"])
+    for pause in pauses:
+        gated = [a for a in attempts if pause["set_at"] < a["gate_at"] < pause["until"]]
+        assert gated == [], f"the fleet started requests during a pause: {gated[:3]}"
+        for entry in (e for e in log if pause["set_at"] < e["started"] < pause["until"]):
+            mine = [a for a in attempts if a["claim_id"] == entry["key"]]
+            assert any(a["gate_at"] <= pause["set_at"] for a in mine), "not in flight"
+
+
+def test_a_lost_response_is_replayed_not_readjudicated(fleet: Fleet, tmp_path: Path) -> None:
+    ids = clean_claims(tmp_path / "c.jsonl", 60, seed=9)
+    lost = frozenset(ids[5:8])
+    fleet.reset(Scenario(drops=(Drop(claim_ids=lost, attempts=1, after_adjudication=True),)))
+    result = fleet.run(tmp_path / "c.jsonl", batch_size=30)
+    rows = {r["claim_id"]: r for r in fleet.results(result.run_id)}
+    keys = fleet.gateway.stats()["keys"]
+    for claim_id in lost:
+        assert rows[claim_id]["status"] == "PAID" and rows[claim_id]["attempts"] == 2
+        assert keys[claim_id] == {"requests": 2, "adjudications": 1}
+    assert all(v["adjudications"] == 1 for v in keys.values())
+
+
+def test_exhausted_retries_end_99_then_dlq_replay_pays(fleet: Fleet, tmp_path: Path) -> None:
+    from rxfleet.dlq import replay
+    from rxfleet.report import wait_for
+
+    ids = clean_claims(tmp_path / "c.jsonl", 10, seed=10)
+    stuck = frozenset(ids[3:4])
+    fleet.reset(
+        Scenario(throttles=(Throttle(status=503, claim_ids=stuck, attempts=100, retry_after=None),))
+    )
+    result = fleet.run(tmp_path / "c.jsonl", batch_size=10)
+    rows = {r["claim_id"]: r for r in fleet.results(result.run_id)}
+    assert rows[ids[3]]["status"] == "REJECTED" and rows[ids[3]]["reject_codes"] == ["99"]
+    assert rows[ids[3]]["route"] == "HOST_ERROR" and rows[ids[3]]["attempts"] == 5
+    assert all(rows[i]["status"] == "PAID" for i in ids if i != ids[3])
+    fleet.reset()
+    new_run, count = replay(fleet.runs, result.run_id)
+    assert new_run and count == 1
+    done, total = wait_for(fleet.runs, new_run, 60, lambda d, t: None)
+    assert done == total == 1
+    (row,) = fleet.results(new_run)
+    assert row["claim_id"] == ids[3] and row["status"] == "PAID"
+
+
+def test_an_incurable_401_storm_opens_the_breaker_then_the_fleet_recovers(
+    fleet: Fleet, tmp_path: Path, settings_override: None
+) -> None:
+    fleet.settings = configure(breaker_min_requests=5, breaker_cooldown=0.5, submit_max_retries=30)
+    clean_claims(tmp_path / "c.jsonl", 80, seed=11)
+    fleet.reset(Scenario(storm=Storm(start_after=20, seconds=1.5, error="invalid_token")))
+    result = fleet.run(tmp_path / "c.jsonl", batch_size=20)
+    assert all(r["status"] == "PAID" for r in fleet.results(result.run_id))
+    stats = {k: int(v) for k, v in fleet.client.hgetall(fleet.runs.keys.breaker_stats).items()}
+    assert stats.get("opened", 0) >= 1 and stats.get("closed", 0) >= 1
