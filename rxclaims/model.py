@@ -32,7 +32,7 @@ class Claim(BaseModel):
     ndc: str
     ndc11: Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")]
     quantity_dispensed: Annotated[Decimal, Field(gt=0)]
-    days_supply: Annotated[int, Field(ge=1, le=365)]
+    days_supply: Annotated[int, Field(ge=1, le=365)] | None = None
     prescriber_id: str | None = None
     ingredient_cost_submitted: Annotated[Decimal, Field(ge=0)] | None = None
     usual_and_customary: Annotated[Decimal, Field(ge=0)] | None = None

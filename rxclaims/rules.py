@@ -83,11 +83,13 @@ RULES: dict[str, Rule] = {
         Rule("MISSING_QUANTITY", _F, "quantity_dispensed", "quantity (442-E7) is required"),
         Rule("INVALID_QUANTITY", _F, "quantity_dispensed", "quantity is not a number"),
         Rule("NON_POSITIVE_QUANTITY", _F, "quantity_dispensed", "quantity must be above zero"),
+        Rule("QUANTITY_OUT_OF_RANGE", _F, "quantity_dispensed", "quantity above 9999999.999"),
         Rule("MISSING_DAYS_SUPPLY", _F, "days_supply", "days supply (405-D5) is required"),
         Rule("INVALID_DAYS_SUPPLY", _F, "days_supply", "days supply is not a whole number"),
         Rule("DAYS_SUPPLY_OUT_OF_RANGE", _F, "days_supply", "days supply must be 1 to 365"),
         Rule("INVALID_AMOUNT", _F, None, "an amount is not a number with at most 2 decimals"),
         Rule("NEGATIVE_AMOUNT", _F, None, "an amount is negative"),
+        Rule("AMOUNT_OUT_OF_RANGE", _F, None, "an amount above 999999.99 (NCPDP s9(6)v99)"),
         # Crosswalk (the crosswalk link).
         Rule("MISSING_GPI_MAPPING", _F, "ndc", "the NDC is not in the NDC-to-GPI crosswalk"),
         Rule("OBSOLETE_NDC", _W, "ndc", "the NDC is obsolete; the crosswalk names its successor"),

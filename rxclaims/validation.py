@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -77,14 +77,25 @@ def _text(max_len: int, pattern: str | None = None) -> Callable[[Any, str], str]
     return convert
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def parse_date(value: Any) -> date:
-    """ISO ``YYYY-MM-DD`` or NCPDP/X12 ``CCYYMMDD``; ValueError otherwise."""
+    """ISO ``YYYY-MM-DD`` or NCPDP/X12 ``CCYYMMDD``; ValueError otherwise.
+
+    A datetime (a Parquet timestamp column) is read as its date. Other ISO 8601
+    forms that ``date.fromisoformat`` takes (week dates, ordinal dates) are refused.
+    """
+    if isinstance(value, datetime):
+        return value.date()
     if isinstance(value, date):
         return value
     text = str(value).strip()
     if len(text) == 8 and text.isascii() and text.isdigit():
         text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
-    return date.fromisoformat(text) if len(text) == 10 else date.fromisoformat("invalid")
+    if not _ISO_DATE.fullmatch(text):
+        raise ValueError("not a YYYY-MM-DD or CCYYMMDD date")
+    return date.fromisoformat(text)
 
 
 def _date(value: Any, bad: str) -> date:
@@ -163,13 +174,20 @@ _FIELDS: dict[str, tuple[str | None, str, Callable[[Any, str], Any]]] = {
 }
 
 
-def _coerce(fields: Mapping[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+#: Fields a format does not carry, so their absence is no fault of the sender's
+#: (CONTRACT section 3: days supply is required for JSONL, CSV and Parquet).
+NOT_CARRIED: dict[str, frozenset[str]] = {"x12": frozenset({"days_supply"})}
+
+
+def _coerce(
+    fields: Mapping[str, Any], optional: frozenset[str]
+) -> tuple[dict[str, Any], list[Issue]]:
     values: dict[str, Any] = {}
     issues: list[Issue] = []
     for name, (missing, invalid, convert) in _FIELDS.items():
         raw = fields.get(name)
         if _blank(raw):
-            if missing:
+            if missing and name not in optional:
                 issues.append(Issue.of(missing, name))
             continue
         try:
@@ -191,10 +209,20 @@ def _ndc(fields: Mapping[str, Any], values: dict[str, Any]) -> list[Issue]:
     return []
 
 
+#: NCPDP field formats: 442-E7 9(7)v999; 409-D9 and 426-DQ s9(6)v99.
+MAX_QUANTITY = Decimal("9999999.999")
+MAX_AMOUNT = Decimal("999999.99")
+
+
 def _ranges(values: Mapping[str, Any], today: date) -> list[Issue]:
     issues: list[Issue] = []
     if "quantity_dispensed" in values and values["quantity_dispensed"] <= 0:
         issues.append(Issue.of("NON_POSITIVE_QUANTITY"))
+    if "quantity_dispensed" in values and values["quantity_dispensed"] > MAX_QUANTITY:
+        issues.append(Issue.of("QUANTITY_OUT_OF_RANGE"))
+    for name in ("ingredient_cost_submitted", "usual_and_customary"):
+        if name in values and values[name] > MAX_AMOUNT:
+            issues.append(Issue.of("AMOUNT_OUT_OF_RANGE", name))
     if "days_supply" in values and not 1 <= values["days_supply"] <= 365:
         issues.append(Issue.of("DAYS_SUPPLY_OUT_OF_RANGE"))
     if "fill_number" in values and not 0 <= values["fill_number"] <= 99:
@@ -212,9 +240,11 @@ def _unexpected(fields: Mapping[str, Any]) -> list[Issue]:
     ]
 
 
-def validate(fields: Mapping[str, Any], *, today: date | None = None) -> Outcome:
-    """Validate the non-PHI fields of a record into a ``Claim``."""
-    values, issues = _coerce(fields)
+def validate(
+    fields: Mapping[str, Any], *, today: date | None = None, fmt: str | None = None
+) -> Outcome:
+    """Validate the non-PHI fields of a record (read from format ``fmt``) into a ``Claim``."""
+    values, issues = _coerce(fields, NOT_CARRIED.get(fmt or "", frozenset()))
     issues += _ndc(fields, values) + _ranges(values, today or date.today()) + _unexpected(fields)
     if fields.get("patient_token"):
         values["patient_token"] = fields["patient_token"]

@@ -97,6 +97,7 @@ def _copy(runs: RunStore, entry: dict[str, Any], new_id: str, seq: int) -> None:
         seq=seq,
         source=record.source,
         line=record.line,
+        fmt=record.fmt,
         claim_id=record.claim_id,
         fields=record.fields,
         patient_token=record.patient_token,

@@ -17,7 +17,7 @@ from typing import Any
 
 from config import Settings
 from rxclaims.phi import PhiTokenizer, VaultCipher
-from rxclaims.readers import preflight, read_claims
+from rxclaims.readers import detect_format, preflight, reader_for
 from rxclaims.readers.base import CANONICAL_FIELDS, PHI_FIELDS, Record
 from rxclaims.rules import RULES
 from rxclaims.validation import Issue, check_phi, split_phi
@@ -37,12 +37,15 @@ class Ingest:
     tokenizer: PhiTokenizer
     vault: VaultCipher
 
-    def __call__(self, record: Record, seq: int) -> tuple[WorkRecord, str | None]:
+    def __call__(
+        self, record: Record, seq: int, fmt: str = "jsonl"
+    ) -> tuple[WorkRecord, str | None]:
         rest, phi = split_phi(record.fields)
         work = WorkRecord(
             seq=seq,
             source=record.source,
             line=record.number,
+            fmt=fmt,
             claim_id=_claim_id(record.fields.get("claim_id")),
             fields=_safe_fields(rest),
             patient_token=self._token(phi.get("cardholder_id")),
@@ -137,7 +140,8 @@ def produce(
     """Stream every input into the run, one chain per batch, in input order."""
     result = ProduceResult(run_id, inputs=list(inputs))
     for first, batch in _batches(_records(inputs), batch_size):
-        _flush(runs, run_id, [ingest(record, first + i) for i, record in enumerate(batch)])
+        items = [ingest(record, first + i, fmt) for i, (fmt, record) in enumerate(batch)]
+        _flush(runs, run_id, items)
         send(run_id, first, len(batch))
         result.batches += 1
         result.total = first + len(batch)
@@ -146,12 +150,17 @@ def produce(
     return result
 
 
-def _records(inputs: Iterable[str]) -> Iterator[Record]:
+def _records(inputs: Iterable[str]) -> Iterator[tuple[str, Record]]:
     for path in inputs:
-        yield from read_claims(path)
+        fmt = detect_format(path)
+        for record in reader_for(fmt)(path):
+            yield fmt.value, record
 
 
-def _batches(records: Iterator[Record], size: int) -> Iterator[tuple[int, list[Record]]]:
+Tagged = tuple[str, Record]
+
+
+def _batches(records: Iterator[Tagged], size: int) -> Iterator[tuple[int, list[Tagged]]]:
     first, batch = 0, []
     for record in records:
         batch.append(record)

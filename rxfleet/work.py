@@ -51,6 +51,7 @@ class WorkRecord(BaseModel):
     seq: int
     source: str
     line: int
+    fmt: str = "jsonl"
     claim_id: str | None = None
     fields: dict[str, Any] = Field(default_factory=dict)
     patient_token: str | None = None

@@ -133,7 +133,10 @@ class ClaimRequest(BaseModel):
     ndc: str = Field(pattern=r"^[0-9]{11}$")
     gpi: str | None = Field(None, pattern=r"^[0-9]{14}$")
     quantity_dispensed: float = Field(gt=0, strict=True)
-    days_supply: Annotated[int, BeforeValidator(_whole_number)] = Field(gt=0, strict=True)
+    # Optional: an X12 837 drug line (a physician-administered drug) has no days supply.
+    days_supply: Annotated[int, BeforeValidator(_whole_number)] | None = Field(
+        None, gt=0, strict=True
+    )
     ingredient_cost_submitted: float | None = Field(None, ge=0, strict=True)
     usual_and_customary: float | None = Field(None, ge=0, strict=True)
 
@@ -211,10 +214,11 @@ def _coverage_reject(req: ClaimRequest, plan: Plan, drug: Drug | None) -> str | 
         return "70"
     if drug.prior_auth:
         return "75"
-    if req.days_supply > plan.max_days_supply:
+    days = req.days_supply
+    if days is not None and days > plan.max_days_supply:
         return "76"
     limit = drug.quantity_limit_per_30_days
-    if limit is not None and req.quantity_dispensed > limit * req.days_supply / 30:
+    if limit is not None and req.quantity_dispensed > limit * (days or 30) / 30:
         return "76"
     return None
 

@@ -5,7 +5,8 @@ is the character after ``ISA``, the component separator is ISA16, the segment
 terminator the character right after ISA16, and (5010) ISA11 the repetition
 separator. Line breaks after terminators are ignored. The file is read in chunks
 and split on the terminator, one segment at a time (constant memory, apart from
-the set of claim ids issued, kept to make them unique within the file).
+the claim ids issued in the current transaction set, kept to make them unique:
+ST opens a new set, so memory is bounded by the largest transaction set).
 
 Loops are tracked with a small state machine (:class:`_Walker`): billing
 provider (``NM1*85``), subscriber (``HL`` 22, ``NM1*IL``, ``DMG``), payer
@@ -17,7 +18,8 @@ level before claim level; ordering before rendering). ``NM1*IL``/``NM1*PR`` afte
 when the next ``LX``, ``CLM``, ``HL`` or envelope segment closes it.
 
 Canonical fields of a drug line: ``claim_id`` = ``X12-{CLM01}-{LX01}`` (if that id
-was already issued in the file, ``-S{segment number of the LIN}`` is appended),
+was already issued in the transaction set, ``-S{segment number of the LIN}`` is
+appended; in the file's n-th transaction set, n >= 2, ``-T{n}`` too),
 ``cardholder_id`` (subscriber NM109), patient names and date of birth (the patient
 loop when present, else the subscriber), ``date_of_service`` (line ``DTP*472``,
 else claim ``DTP*472``/``DTP*434``; the start of a range), ``ndc`` (LIN03 as
@@ -271,6 +273,7 @@ class _Walker:
         self.source = source
         self.loops = _Loops()
         self.issued: set[str] = set()
+        self.transaction_sets = 0
         self.handlers = {
             "ST": self._on_reset,
             "HL": self._on_hl,
@@ -306,6 +309,8 @@ class _Walker:
 
     def _on_reset(self, elements: list[str], number: int) -> None:
         self.loops = _Loops()
+        self.issued = set()  # ids are made unique per transaction set: memory stays bounded
+        self.transaction_sets += 1
 
     def _on_hl(self, elements: list[str], number: int) -> None:
         level, loops = _el(elements, HL_LEVEL), self.loops
@@ -415,6 +420,8 @@ class _Walker:
         if not claim.claim_id:
             builder.fail("MISSING_FIELD", "CLM01 patient control number is empty", "claim_id")
         claim_id = f"X12-{claim.claim_id}-{line.number}"
+        if self.transaction_sets > 1:
+            claim_id += f"-T{self.transaction_sets}"
         if claim_id in self.issued:
             claim_id = f"{claim_id}-S{line.lin_segment}"
         self.issued.add(claim_id)

@@ -32,7 +32,7 @@ def validate_batch(
 def validate_record(record: WorkRecord, today: date | None = None) -> None:
     """Apply every rule to ``record``; quarantine it when any is FATAL."""
     fields = {**record.fields, "patient_token": record.patient_token}
-    outcome = validate(fields, today=today)
+    outcome = validate(fields, today=today, fmt=record.fmt)
     record.add_issues(outcome.issues)
     record.ndc11 = _ndc11(record.fields.get("ndc"))
     if outcome.claim is None or record.severity is Severity.FATAL:

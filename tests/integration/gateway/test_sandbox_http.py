@@ -229,9 +229,9 @@ def test_malformed_json_and_missing_fields(
         400,
         {"error": "invalid_request", "field": "body"},
     )
-    del claim["days_supply"]
+    del claim["ndc"]
     missing = post_claim(http, gateway, claim, token)
-    assert missing.json() == {"error": "invalid_request", "field": "days_supply"}
+    assert missing.json() == {"error": "invalid_request", "field": "ndc"}
     as_text = post_claim(http, gateway, make_claim(quantity_dispensed="30"), token)
     assert as_text.json() == {"error": "invalid_request", "field": "quantity_dispensed"}
 
@@ -401,3 +401,15 @@ def test_run_gateway_logs_its_url_and_serves() -> None:
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_a_claim_without_days_supply_is_adjudicated(
+    http: requests.Session, gateway: SandboxGateway, make_claim: ClaimFactory
+) -> None:
+    """X12 837 drug lines carry no days supply (CONTRACT section 3)."""
+    token = grant(http, gateway)
+    claim = make_claim()
+    del claim["days_supply"]
+    answer = post_claim(http, gateway, claim, token)
+    assert answer.status_code == 200
+    assert answer.json()["transaction_response_status"] in {"P", "R"}

@@ -62,7 +62,7 @@ def transaction(rx: str = "000000123456", claim_fields: dict[str, str] | None = 
     return (
         GS
         + segment("07", claim_fields or claim(rx))
-        + segment("03", {"EZ": "01", "DB": "1982763541"})
+        + segment("03", {"EZ": "01", "DB": "1982763546"})
         + segment("11", pricing())
     )
 

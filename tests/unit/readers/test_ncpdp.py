@@ -100,7 +100,7 @@ def test_single_transaction_maps_to_canonical_fields() -> None:
         "ndc": "00003089421",
         "quantity_dispensed": Decimal("30.000"),
         "days_supply": 30,
-        "prescriber_id": "1982763541",
+        "prescriber_id": "1982763546",
         "ingredient_cost_submitted": Decimal("5.71"),
         "usual_and_customary": Decimal("10.00"),
         "plan_id": "610014-RXSANDBX-GRP100",

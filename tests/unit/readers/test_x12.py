@@ -260,3 +260,16 @@ def test_load_payer_routes(tmp_path: Path) -> None:
     bad.write_text("{}")
     with pytest.raises(ConfigError):
         load_payer_routes(bad)
+
+
+def test_claim_ids_stay_unique_across_transaction_sets_with_bounded_memory(tmp_path: Path) -> None:
+    source = RESOURCES / "837_005010X222A2" / "demo.drug.example10.1.837"
+    text = source.read_text()
+    st_start, se_end = text.index("ST*"), text.index("GE*")
+    body = text[st_start:se_end]
+    doubled = text[:se_end] + body + text[se_end:]  # the same transaction set twice
+    path = tmp_path / "two_sets.837"
+    path.write_text(doubled)
+    ids = [r.fields["claim_id"] for r in read_x12(str(path))]
+    assert len(ids) == 2 and len(set(ids)) == 2
+    assert ids[1].endswith("-T2")
