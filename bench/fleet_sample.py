@@ -15,37 +15,19 @@ own figure (enqueue of the first batch to the last result recorded).
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import requests
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from procfile import ROOT, base_env, procfile_fleet
 
-from rxfleet.redisserver import LocalRedis, free_port  # noqa: E402
-
-KEYS = {
-    "RXFLEET_PHI_KEY": "bench-phi-key-0123456789ab",
-    "RXFLEET_VAULT_KEY": "bench-vault-0123456789abc",
-}
 RATE = re.compile(r"(\d+) claims in ([\d.]+) s \((\d+) claims/s\)")
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RXFLEET_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return {**env, **KEYS, **extra}
 
 
 def run_cli(env: dict[str, str], source: Path) -> tuple[float, int]:
@@ -65,69 +47,6 @@ def run_cli(env: dict[str, str], source: Path) -> tuple[float, int]:
     return wall, int(match.group(3))
 
 
-@contextmanager
-def procfile_fleet() -> Iterator[dict[str, str]]:
-    server = LocalRedis(binary=shutil.which("redis-server")).start()
-    port = free_port()
-    gateway = f"http://127.0.0.1:{port}"
-    tmp = tempfile.mkdtemp(prefix="rxfleet-bench-")
-    env = _env(
-        RXFLEET_REDIS_URL=server.url,
-        RXFLEET_GATEWAY_URL=gateway,
-        RXFLEET_TOKEN_URL=f"{gateway}/oauth2/token",
-        RXFLEET_SANDBOX_PORT=str(port),
-        RXFLEET_BEAT_SCHEDULE=f"{tmp}/beat",
-    )
-    lines = dict(
-        (name.strip(), cmd.strip())
-        for name, cmd in (
-            line.split(":", 1)
-            for line in (ROOT / "Procfile").read_text().splitlines()
-            if line.strip() and not line.startswith("#")
-        )
-    )
-    procs = [
-        subprocess.Popen(
-            ["bash", "-c", f"exec {lines[name]}"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for name in ("gateway", "cpu", "submit", "beat")
-    ]
-    try:
-        _ready(gateway, env)
-        yield env
-    finally:
-        for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.wait(30)
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _ready(gateway: str, env: dict[str, str]) -> None:
-    for _ in range(300):
-        try:
-            requests.get(gateway + "/v1/_sandbox/stats", timeout=1)
-            ping = subprocess.run(
-                ["celery", "-A", "workers.app", "inspect", "ping", "--timeout", "1"],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            if ping.stdout.count("pong") >= 2:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the Procfile fleet did not come up")
-
-
 def report(label: str, runs: list[tuple[float, int]], claims: int) -> None:
     walls = [w for w, _ in runs]
     rates = [r for _, r in runs]
@@ -144,9 +63,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     claims = sum(1 for _ in args.input.open())
-    report("embedded", [run_cli(_env(), args.input) for _ in range(args.repeat)], claims)
-    with procfile_fleet() as env:
-        report("fleet", [run_cli(env, args.input) for _ in range(args.repeat)], claims)
+    report("embedded", [run_cli(base_env(), args.input) for _ in range(args.repeat)], claims)
+    with procfile_fleet() as fleet:
+        report("fleet", [run_cli(fleet.env, args.input) for _ in range(args.repeat)], claims)
 
 
 if __name__ == "__main__":

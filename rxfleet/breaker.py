@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -24,6 +25,7 @@ from rxfleet.keys import Keys
 from rxfleet.redisconn import as_text
 
 PROBE_TIMEOUT_MS = 10_000  # a probe holder that died frees the half-open state
+FLUSH_EVERY = 25  # successes are counted in batches: one write per 25 healthy answers
 
 
 @dataclass
@@ -36,30 +38,54 @@ class Breaker:
     cooldown: float = 15.0
     cooldown_max: float = 300.0
 
-    def gate(self) -> tuple[float, bool]:
-        """(seconds to wait, whether this caller is the half-open probe)."""
-        remaining = self.client.pttl(self.keys.breaker_open)
+    _healthy: int = 0  # successes not yet written (flushed every FLUSH_EVERY, and on failure)
+
+    def read(self, pipe: Any) -> None:
+        """Queue the gate's two reads on ``pipe`` (one round trip with the caller's)."""
+        pipe.pttl(self.keys.breaker_open)
+        pipe.exists(self.keys.breaker_tripped)
+
+    def decide(self, remaining: object, tripped: object) -> tuple[float, bool]:
+        """(seconds to wait, whether this caller is the half-open probe), from ``read``."""
         if isinstance(remaining, int) and remaining > 0:
             return remaining / 1000, False
-        if not self.client.exists(self.keys.breaker_tripped):
+        if not tripped:
             return 0.0, False
         if self.client.set(self.keys.breaker_probe, "1", nx=True, px=PROBE_TIMEOUT_MS):
             return 0.0, True
         return 1.0, False
 
+    def gate(self) -> tuple[float, bool]:
+        pipe = self.client.pipeline(transaction=False)
+        self.read(pipe)
+        return self.decide(*pipe.execute())
+
     def record(self, ok: bool, *, probe: bool = False) -> None:
         if probe:
+            self.flush()
             self._close() if ok else self._trip()
             return
+        if ok:
+            self._healthy += 1
+            if self._healthy >= FLUSH_EVERY:
+                self.flush()
+            return
+        self.flush(failed=1)
+        if self.failure_rate() > self.threshold:
+            self._trip()
+
+    def flush(self, failed: int = 0) -> None:
+        """Write the buffered outcomes into this second's bucket."""
+        total, self._healthy = self._healthy + failed, 0
+        if not total:
+            return
         bucket = self.keys.breaker_bucket(int(time.time()))
-        pipe = self.client.pipeline()
-        pipe.hincrby(bucket, "total", 1)
-        if not ok:
-            pipe.hincrby(bucket, "failed", 1)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(bucket, "total", total)
+        if failed:
+            pipe.hincrby(bucket, "failed", failed)
         pipe.expire(bucket, self.window + 5)
         pipe.execute()
-        if not ok and self.failure_rate() > self.threshold:
-            self._trip()
 
     def release_probe(self) -> None:
         """Give the half-open probe back unanswered (its caller was held or stopped)."""

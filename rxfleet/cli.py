@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 
+import redis
+
 from config import get_settings
 from rxfleet.errors import ConfigError, InfrastructureError, InputError, RxFleetError
 
@@ -75,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except RxFleetError as exc:
         print(f"rxfleet: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except redis.RedisError as exc:
+        print(f"rxfleet: Redis: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("rxfleet: interrupted; `rxfleet wait RUN_ID` picks the run up again", file=sys.stderr)

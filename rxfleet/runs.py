@@ -89,13 +89,25 @@ class RunStore:
         pipe.execute()
 
     def load(self, run_id: str, seqs: Sequence[int]) -> list[WorkRecord]:
+        if not seqs:
+            return []
         raw = self.client.hmget(self.keys.work(run_id), [str(s) for s in seqs])
         return [WorkRecord.model_validate_json(doc) for doc in raw if doc is not None]
 
-    def save(self, run_id: str, records: Sequence[WorkRecord]) -> None:
+    def save(
+        self,
+        run_id: str,
+        records: Sequence[WorkRecord],
+        audit: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Write records (and their audit events) in one round trip."""
+        pipe = self.client.pipeline()
         if records:
             mapping = {str(r.seq): r.model_dump_json() for r in records}
-            self.client.hset(self.keys.work(run_id), mapping=fields(mapping))
+            pipe.hset(self.keys.work(run_id), mapping=fields(mapping))
+        for event in audit:
+            pipe.xadd(self.keys.audit(run_id), {"event": json.dumps(event, default=str)})
+        pipe.execute()
 
     def sealed_phi(self, run_id: str, seq: int) -> str | None:
         return as_text(self.client.hget(self.keys.vault(run_id), str(seq)))

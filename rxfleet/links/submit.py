@@ -107,9 +107,11 @@ def submit_batch(
     try:
         return _submit_open(ctx, run_id, todo, report, failures=failures, final=final)
     finally:
-        if ctx.probe and ctx.breaker is not None:  # a probe that never got its answer
-            ctx.breaker.release_probe()
-            ctx.probe = False
+        if ctx.breaker is not None:
+            ctx.breaker.flush()
+            if ctx.probe:  # a probe that never got its answer
+                ctx.breaker.release_probe()
+                ctx.probe = False
 
 
 def _submit_open(
@@ -151,12 +153,18 @@ class Held(Exception):
 
 def _gate(ctx: SubmitContext) -> tuple[float, str]:
     """Seconds to hold back (fleet pause, open breaker), and why; 0 to go."""
-    paused = pause_remaining(ctx)
+    pipe = ctx.runs.client.pipeline(transaction=False)
+    pipe.get(ctx.runs.keys.pause)
+    breaker = None if ctx.breaker is None or ctx.probe else ctx.breaker  # a probe replays on
+    if breaker is not None:
+        breaker.read(pipe)
+    until, *state = pipe.execute()  # one round trip for the pause and the breaker
+    paused = _remaining(as_text(until))
     if paused > 0:
         return paused, "fleet pause"
-    if ctx.breaker is None or ctx.probe:  # the probe's own replays go on
+    if breaker is None:
         return 0.0, ""
-    wait, ctx.probe = ctx.breaker.gate()
+    wait, ctx.probe = breaker.decide(*state)
     return wait, "circuit breaker open"
 
 
@@ -169,23 +177,25 @@ def _observe(ctx: SubmitContext, ok: bool | None) -> None:
 
 
 def _save(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitReport) -> None:
-    ctx.runs.save(run_id, [record])
     if record.stage == Stage.SENT:
         event = stage_event(run_id, record, "sent", attempts=record.attempts)
         event["response"] = record.response_status
         event["reject_codes"] = record.reject_codes
         report.events.append(event)
-    if report.events:
-        ctx.runs.audit(run_id, report.events)
-        report.events.clear()
+    ctx.runs.save(run_id, [record], audit=report.events)  # the ledger and its trail together
+    report.events.clear()
 
 
 def _submit_one(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitReport) -> None:
     claim = Claim.model_validate_json(json.dumps(record.claim))
-    if ctx.runs.client.exists(ctx.runs.keys.route_miss(claim.bin, claim.pcn)):
+    pipe = ctx.runs.client.pipeline(transaction=False)
+    pipe.exists(ctx.runs.keys.route_miss(claim.bin, claim.pcn))
+    pipe.hget(ctx.runs.keys.vault(run_id), str(record.seq))
+    missed, sealed = pipe.execute()  # one round trip for the route memo and the vault
+    if missed:
         _reject(record, ROUTING_REJECT)
         return
-    body = _body(ctx, run_id, record, claim)
+    body = _body(ctx, run_id, record, claim, as_text(sealed))
     try:
         answer = _send(ctx, record, body, report)
     except RoutingMiss:
@@ -201,9 +211,10 @@ def _submit_one(ctx: SubmitContext, run_id: str, record: WorkRecord, report: Sub
     record.stage = Stage.SENT
 
 
-def _body(ctx: SubmitContext, run_id: str, record: WorkRecord, claim: Claim) -> dict[str, Any]:
+def _body(
+    ctx: SubmitContext, run_id: str, record: WorkRecord, claim: Claim, sealed: str | None
+) -> dict[str, Any]:
     body = claim.gateway_fields()
-    sealed = ctx.runs.sealed_phi(run_id, record.seq)
     if sealed is not None:
         phi = ctx.vault.open(sealed, context=f"{run_id}:{record.seq}")
         body.update({name: value for name, value in phi.items() if value is not None})
@@ -355,7 +366,8 @@ def pause_fleet(ctx: SubmitContext, seconds: float) -> None:
 
 def pause_remaining(ctx: SubmitContext) -> float:
     """Seconds left of a fleet-wide pause, 0 when none."""
-    until = as_text(ctx.runs.client.get(ctx.runs.keys.pause))
-    if until is None:
-        return 0.0
-    return max(0.0, int(until) / 1000 - time.time())
+    return _remaining(as_text(ctx.runs.client.get(ctx.runs.keys.pause)))
+
+
+def _remaining(until: str | None) -> float:
+    return 0.0 if until is None else max(0.0, int(until) / 1000 - time.time())

@@ -75,18 +75,22 @@ def test_retry_after_is_honoured_per_claim_and_fleet_wide(fleet: Fleet, tmp_path
     fleet.reset(Scenario(throttles=throttles))
     fleet.client.delete(fleet.runs.keys.pauses)
     result = fleet.run(tmp_path / "c.jsonl", batch_size=20)
-    assert all(r["status"] == "PAID" for r in fleet.results(result.run_id))
+    rows = fleet.results(result.run_id)
+    assert all(r["status"] == "PAID" for r in rows), [r for r in rows if r["status"] != "PAID"]
     log = fleet.gateway.stats()["log"]
     told = [e for e in log if e.get("not_before")]
-    assert len(told) == 3 + 4
+    assert len(told) == 3 + 4, told
     for entry in told:
         later = [e for e in log if e["key"] == entry["key"] and e["started"] > entry["finished"]]
-        assert later and min(e["started"] for e in later) >= entry["not_before"]
+        assert later, entry
+        early = min(e["started"] for e in later) - entry["not_before"]
+        assert early >= 0, (entry, later, early)
     pauses = [json.loads(p) for p in fleet.client.lrange(fleet.runs.keys.pauses, 0, -1)]
     assert len(pauses) >= 3
     audit = fleet.client.xrange(fleet.runs.keys.audit(result.run_id))
     attempts = [e for e in (json.loads(d["event"]) for _, d in audit) if e["stage"] == "attempt"]
-    assert len(attempts) == len([e for e in log if e["path"] == "/v1/claims"])
+    claim_log = [e for e in log if e["path"] == "/v1/claims"]
+    assert len(attempts) == len(claim_log), (len(attempts), len(claim_log))
     for pause in pauses:
         gated = [a for a in attempts if pause["set_at"] < a["gate_at"] < pause["until"]]
         assert gated == [], f"the fleet started requests during a pause: {gated[:3]}"

@@ -40,3 +40,7 @@ def test_work_records_round_trip(runs: RunStore) -> None:
     (loaded,) = runs.load("R", [5])
     assert loaded == record and runs.sealed_phi("R", 5) == "sealed"
     assert json.loads(runs.client.hget(runs.keys.work("R"), "5"))["fields"] == {"bin": "610014"}
+
+
+def test_loading_no_records_asks_redis_nothing(runs: RunStore) -> None:
+    assert runs.load("R", []) == []
