@@ -75,23 +75,24 @@ def _parse_validate(path: str) -> dict[str, Any]:
 
     import rxclaims.readers.ncpdp
     import rxclaims.readers.x12  # noqa: F401
-    from rxclaims.readers import read_claims
+    from rxclaims.readers import detect_format, reader_for
     from rxclaims.validation import check_phi, split_phi, validate
 
     if not path:
         return {"records": 0, "seconds": 0.0, **_memory()}
+    fmt = detect_format(path)
 
     severities: Counter[str] = Counter()
     records = problems = 0
     started = time.perf_counter()
-    for record in read_claims(path):
+    for record in reader_for(fmt)(path):
         records += 1
         phi_issues = check_phi(record.fields, today=TODAY)
         if record.problem is not None:
             problems += 1
             continue
         rest, _phi = split_phi(record.fields)
-        outcome = validate(rest, today=TODAY)
+        outcome = validate(rest, today=TODAY, fmt=fmt.value)
         severities[outcome.severity if not phi_issues else "FATAL"] += 1
     seconds = time.perf_counter() - started
     return {

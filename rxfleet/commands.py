@@ -158,7 +158,9 @@ def gateway(args: argparse.Namespace) -> int:
 
 
 def token(args: argparse.Namespace) -> int:
-    from tasks.context import tokens
+    """The token's state, TTL and rotation counters, and the gateway's health: never the token."""
+    from rxfleet.redisconn import as_dict, as_text
+    from tasks.context import breaker, tokens
 
     get_settings().redis_url_or_raise()
     store = tokens()
@@ -171,5 +173,12 @@ def token(args: argparse.Namespace) -> int:
             "version": current.version,
         }
     state["counters"] = store.stats()
+    gate = breaker()
+    until = as_text(gate.client.get(gate.keys.pause))
+    state["gateway"] = {
+        "breaker": gate.state(),
+        "breaker_counters": as_dict(gate.client.hgetall(gate.keys.breaker_stats)),
+        "pause_seconds": round(max(0.0, int(until) / 1000 - time.time()), 1) if until else 0.0,
+    }
     print(json.dumps(state, indent=2))
     return EXIT_OK

@@ -5,8 +5,9 @@ is the character after ``ISA``, the component separator is ISA16, the segment
 terminator the character right after ISA16, and (5010) ISA11 the repetition
 separator. Line breaks after terminators are ignored. The file is read in chunks
 and split on the terminator, one segment at a time (constant memory, apart from
-the claim ids issued in the current transaction set, kept to make them unique:
-ST opens a new set, so memory is bounded by the largest transaction set).
+the last ``RECENT_IDS`` claim ids issued in the current transaction set, kept to
+make them unique; an id repeated from further back is not lost: the producer's
+run-wide check quarantines it as ``DUPLICATE_CLAIM_ID``).
 
 Loops are tracked with a small state machine (:class:`_Walker`): billing
 provider (``NM1*85``), subscriber (``HL`` 22, ``NM1*IL``, ``DMG``), payer
@@ -40,6 +41,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -98,6 +100,7 @@ __all__ = [
 Routes = Mapping[str, Mapping[str, str]]
 ROUTE_FIELDS = ("bin", "pcn", "group_id", "plan_id")
 _CHUNK = 64 * 1024
+RECENT_IDS = 10_000  # claim ids remembered to make repeats unique (bounded memory)
 _LEADING = "\ufeff \t\r\n"
 _NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
@@ -272,7 +275,7 @@ class _Walker:
         self.routes = routes
         self.source = source
         self.loops = _Loops()
-        self.issued: set[str] = set()
+        self.issued: OrderedDict[str, None] = OrderedDict()
         self.transaction_sets = 0
         self.handlers = {
             "ST": self._on_reset,
@@ -309,7 +312,7 @@ class _Walker:
 
     def _on_reset(self, elements: list[str], number: int) -> None:
         self.loops = _Loops()
-        self.issued = set()  # ids are made unique per transaction set: memory stays bounded
+        self.issued = OrderedDict()  # ids are made unique per transaction set
         self.transaction_sets += 1
 
     def _on_hl(self, elements: list[str], number: int) -> None:
@@ -424,7 +427,9 @@ class _Walker:
             claim_id += f"-T{self.transaction_sets}"
         if claim_id in self.issued:
             claim_id = f"{claim_id}-S{line.lin_segment}"
-        self.issued.add(claim_id)
+        self.issued[claim_id] = None
+        if len(self.issued) > RECENT_IDS:  # bounded memory whatever the file's size
+            self.issued.popitem(last=False)
         return claim_id
 
 

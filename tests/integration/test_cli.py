@@ -117,6 +117,7 @@ def test_timeout_exits_1_and_wait_picks_the_run_up(server: LocalRedis, tmp_path:
         status = cli("token", "status", env=worker_env)
         state = json.loads(status.stdout)
         assert state["state"] == "valid" and state["counters"]["fetches"] >= 1
+        assert state["gateway"]["breaker"] == "closed" and state["gateway"]["pause_seconds"] == 0
         assert "access_token" not in status.stdout
 
 

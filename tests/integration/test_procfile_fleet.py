@@ -70,9 +70,12 @@ def processes(
         RXFLEET_SANDBOX_PORT=str(port),
         RXFLEET_TOKEN_CHECK_INTERVAL="1",
     )
+    flower = free_port()
+    env["RXFLEET_FLOWER_PORT"] = str(flower)
+    env["FLOWER_UNAUTHENTICATED_API"] = "true"  # the test reads Flower's task API
     lines = procfile()
     started = []
-    for name in ("gateway", "cpu", "submit", "beat"):
+    for name in ("gateway", "cpu", "submit", "beat", "flower"):
         log = (tmp / f"{name}.log").open("w")
         proc = subprocess.Popen(
             ["bash", "-c", f"exec {lines[name]}"],
@@ -86,7 +89,8 @@ def processes(
     try:
         _wait_http(gateway)
         _wait_workers(redis_server.url, env, 2)
-        yield {"env": json.dumps(env), "tmp": str(tmp)}
+        _wait_http(f"http://127.0.0.1:{flower}", path="/api/workers")
+        yield {"env": json.dumps(env), "tmp": str(tmp), "flower": f"http://127.0.0.1:{flower}"}
     finally:
         for proc, _ in started:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -98,15 +102,15 @@ def processes(
             log.close()
 
 
-def _wait_http(url: str, timeout: float = 30) -> None:
+def _wait_http(url: str, timeout: float = 30, path: str = "/v1/_sandbox/stats") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            requests.get(url + "/v1/_sandbox/stats", timeout=1)
-            return
+            if requests.get(url + path, timeout=1).status_code == 200:
+                return
         except requests.ConnectionError:
             time.sleep(0.1)
-    raise AssertionError("the sandbox gateway did not come up")
+    raise AssertionError(f"{url} did not come up")
 
 
 def _wait_workers(url: str, env: dict[str, str], count: int, timeout: float = 60) -> None:
@@ -169,6 +173,12 @@ def test_procfile_fleet_matches_embedded_and_leaks_no_phi(
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     assert client.dbsize() > 10
     assert leaks(dump_values(client), raw) == set()
+    flower = requests.get(processes["flower"] + "/api/tasks", timeout=30)
+    assert flower.status_code == 200
+    tasks = flower.json()
+    assert len(tasks) >= 5 * 2, "Flower saw no tasks: the scan below would prove nothing"
+    assert any("submit" in str(t.get("name")) for t in tasks.values())
+    assert leaks([flower.text], raw) == set()
     logs = [p.read_text() for p in Path(processes["tmp"]).glob("*.log")]
     assert any("succeeded" in text for text in logs), "worker logs captured nothing"
     assert leaks([*logs, fleet.stdout, fleet.stderr], raw) == set()
