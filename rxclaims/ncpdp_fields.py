@@ -40,11 +40,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from rxclaims.dates import ccyymmdd_to_iso
 from rxclaims.overpunch import decode_overpunch
 
 SEGMENT_SEPARATOR = "\x1e"
@@ -141,13 +141,10 @@ def as_text(raw: str) -> str:
 
 def as_date(raw: str) -> str:
     """CCYYMMDD → ISO ``YYYY-MM-DD``."""
-    text = raw.strip()
-    if len(text) != 8 or not text.isascii() or not text.isdigit():
-        raise FieldValueError("not a CCYYMMDD date")
     try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:])).isoformat()
+        return ccyymmdd_to_iso(raw)
     except ValueError as exc:
-        raise FieldValueError("not a calendar date") from exc
+        raise FieldValueError(str(exc)) from None
 
 
 def as_count(raw: str) -> int:

@@ -94,10 +94,11 @@ def _finish(
         console.print(f"results: {output}", highlight=False)
 
 
-def _where(record: WorkRecord) -> str:
+def _where(record: WorkRecord) -> tuple[str, str, str, str]:
+    """File:line, claim, field and code of a quarantined claim's first issue."""
     issue = record.issues[0] if record.issues else None
-    detail = f"field {issue.field}: {issue.code} ({issue.message})" if issue else ""
-    return f"{record.where} claim {record.claim_id or '?'} {detail}"
+    field = (issue.field or "(the record)") if issue else ""
+    return record.where, record.claim_id or "?", field, issue.code if issue else ""
 
 
 def enqueue(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,9 +47,13 @@ def progress_bar(console: Console) -> tuple[AbstractContextManager[Any], Tick]:
     if not console.is_terminal:
         return nullcontext(), lambda done, total: None
     bar = Progress(
-        TextColumn("claims"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
-    )  # fmt: skip
+        TextColumn("claims"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
     task = bar.add_task("claims", total=None)
 
     def tick(done: int, total: int | None) -> None:
@@ -73,8 +77,10 @@ def wait_for(
         time.sleep(0.1)
 
 
-def summary(console: Console, run_id: str, tally: Tally, elapsed: float, where: list[str]) -> None:
-    table = Table(title=f"run {run_id}", show_edge=False)
+def summary(
+    console: Console, run_id: str, tally: Tally, elapsed: float, where: Sequence[tuple[str, ...]]
+) -> None:
+    table = Table(show_edge=False)
     table.add_column("status")
     table.add_column("claims", justify="right")
     for status in ("PAID", "REJECTED", "QUARANTINED"):
@@ -89,8 +95,22 @@ def summary(console: Console, run_id: str, tally: Tally, elapsed: float, where: 
     console.print(routes)
     rate = tally.rows / elapsed if elapsed > 0 else 0.0
     console.print(f"{tally.rows} claims in {elapsed:.2f} s ({rate:.0f} claims/s)")
-    for line in where:
-        console.print(f"  quarantined: {line}", highlight=False)
+    if where:
+        _quarantined(console, where, tally.statuses.get("QUARANTINED", 0))
+
+
+def _quarantined(console: Console, where: Sequence[tuple[str, ...]], count: int) -> None:
+    table = Table(title="quarantined, the first of them", show_edge=False, title_justify="left")
+    for column in ("where", "claim", "field", "code"):
+        table.add_column(column, overflow="fold")
+    for row in where:
+        table.add_row(*row)
+    console.print(table)
+    if count > len(where):
+        console.print(
+            f"... and {count - len(where)} more: each is in the results with its codes, "
+            "and in `rxfleet dlq list` on a running fleet"
+        )
 
 
 def stderr_console() -> Console:

@@ -22,7 +22,7 @@ def read_jsonl(path: str) -> Iterator[Record]:
 
 def _record(path: str, number: int, raw: bytes) -> Record:
     try:
-        data = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+        data = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n"))
     except UnicodeDecodeError:
         return Record(path, number, problem=Problem("MALFORMED_RECORD", "line is not UTF-8"))
     except json.JSONDecodeError as exc:

@@ -44,11 +44,11 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+from rxclaims.dates import ccyymmdd_to_iso
 from rxclaims.readers.base import Problem, Record
 from rxclaims.readers.textio import open_binary
 from rxclaims.x12_segments import (
@@ -441,12 +441,10 @@ def _date_value(elements: list[str]) -> str:
 
 
 def _iso_date(text: str) -> str:
-    if len(text) != 8 or not text.isascii() or not text.isdigit():
-        raise _FieldError("not a CCYYMMDD date")
     try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:])).isoformat()
+        return ccyymmdd_to_iso(text)
     except ValueError as exc:
-        raise _FieldError("not a calendar date") from exc
+        raise _FieldError(str(exc)) from None
 
 
 def _decimal(text: str) -> Decimal:
