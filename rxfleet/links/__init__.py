@@ -8,10 +8,14 @@ report of counts (the task's result: no claims, no PHI).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rxfleet.work import WorkRecord
+from rxfleet.work import Stage, WorkRecord
+
+if TYPE_CHECKING:
+    from rxfleet.runs import RunStore
 
 
 @dataclass
@@ -37,3 +41,13 @@ def stage_event(run_id: str, record: WorkRecord, stage: str, **extra: Any) -> di
         "at": time.time(),
         **extra,
     }
+
+
+def open_records(
+    runs: RunStore, run_id: str, seqs: Sequence[int], stage: Stage, report: LinkReport
+) -> list[WorkRecord]:
+    """The batch's records waiting at ``stage`` (the ledger); the rest count as skipped."""
+    records = runs.load(run_id, seqs)
+    todo = [r for r in records if r.stage == stage]
+    report.skipped = len(records) - len(todo)
+    return todo

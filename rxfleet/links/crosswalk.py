@@ -13,7 +13,7 @@ from rxclaims.crosswalk import CrosswalkEntry, file_digest, read_crosswalk
 from rxclaims.validation import Issue
 from rxfleet.errors import InfrastructureError
 from rxfleet.keys import Keys
-from rxfleet.links import LinkReport, stage_event
+from rxfleet.links import LinkReport, open_records, stage_event
 from rxfleet.redisconn import fields
 from rxfleet.runs import RunStore
 from rxfleet.work import Stage, WorkRecord
@@ -46,9 +46,7 @@ def _chunks(entries: Iterable[CrosswalkEntry], size: int) -> Iterable[list[Cross
 
 def crosswalk_batch(runs: RunStore, run_id: str, seqs: Sequence[int]) -> LinkReport:
     report = LinkReport(run_id, "crosswalk")
-    records = runs.load(run_id, seqs)
-    todo = [r for r in records if r.stage == Stage.VALIDATED]
-    report.skipped = len(records) - len(todo)
+    todo = open_records(runs, run_id, seqs, Stage.VALIDATED, report)
     entries = _lookup(runs, run_id, [r.ndc11 or "" for r in todo])
     for record, entry in zip(todo, entries, strict=True):
         map_record(record, entry)

@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 
 from rxclaims.rejects import CLEAN, RejectMatrix
-from rxfleet.links import LinkReport, stage_event
+from rxfleet.links import LinkReport, open_records, stage_event
 from rxfleet.runs import RunStore
 from rxfleet.work import Stage, Status, WorkRecord
 
@@ -23,9 +23,7 @@ def route_batch(
     runs: RunStore, run_id: str, seqs: Sequence[int], rejects: RejectMatrix
 ) -> LinkReport:
     report = LinkReport(run_id, "route")
-    records = runs.load(run_id, seqs)
-    todo = [r for r in records if r.stage == Stage.SENT]
-    report.skipped = len(records) - len(todo)
+    todo = open_records(runs, run_id, seqs, Stage.SENT, report)
     for record in todo:
         route_record(record, rejects)
     runs.save(run_id, todo)

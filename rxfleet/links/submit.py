@@ -37,7 +37,7 @@ from rxfleet.errors import (
     RetryableError,
     RoutingMiss,
 )
-from rxfleet.links import LinkReport, stage_event
+from rxfleet.links import LinkReport, open_records, stage_event
 from rxfleet.redisconn import as_text
 from rxfleet.runs import RunStore
 from rxfleet.tokens import Token, TokenStore
@@ -101,9 +101,7 @@ def submit_batch(
 ) -> SubmitReport:
     """Send the batch's open claims; say when to come back for the rest, if any."""
     report = SubmitReport(run_id, "submit")
-    records = ctx.runs.load(run_id, seqs)
-    todo = [r for r in records if r.stage == Stage.MAPPED]
-    report.skipped = len(records) - len(todo)
+    todo = open_records(ctx.runs, run_id, seqs, Stage.MAPPED, report)
     try:
         return _submit_open(ctx, run_id, todo, report, failures=failures, final=final)
     finally:
@@ -350,13 +348,23 @@ def retry_delay(settings: Settings, exc: RetryableError, failures: int) -> float
     return random.uniform(0.0, ceiling)
 
 
+# Lengthen the fleet pause, never shorten it: atomic, or two workers told to wait
+# at once could both read "no pause" and the shorter SET could land last.
+_LENGTHEN_PAUSE = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
 def pause_fleet(ctx: SubmitContext, seconds: float) -> None:
     """Hold every worker back until ``seconds`` from now (only ever lengthened)."""
     until_ms = int((time.time() + seconds) * 1000)
-    key = ctx.runs.keys.pause
-    current = as_text(ctx.runs.client.get(key))
-    if current is None or int(current) < until_ms:
-        ctx.runs.client.set(key, str(until_ms), pxat=until_ms)
+    script = ctx.runs.client.register_script(_LENGTHEN_PAUSE)
+    script(keys=[ctx.runs.keys.pause], args=[until_ms])
     set_at = time.time()  # after the SET: every gate check from now on sees the pause
     pipe = ctx.runs.client.pipeline()
     pipe.lpush(ctx.runs.keys.pauses, json.dumps({"set_at": set_at, "until": until_ms / 1000}))

@@ -8,7 +8,7 @@ from datetime import date
 from rxclaims.ndc import NdcError, normalize_ndc
 from rxclaims.rules import Severity
 from rxclaims.validation import validate
-from rxfleet.links import LinkReport, stage_event
+from rxfleet.links import LinkReport, open_records, stage_event
 from rxfleet.runs import RunStore
 from rxfleet.work import Stage, WorkRecord
 
@@ -17,9 +17,7 @@ def validate_batch(
     runs: RunStore, run_id: str, seqs: Sequence[int], today: date | None = None
 ) -> LinkReport:
     report = LinkReport(run_id, "validate")
-    records = runs.load(run_id, seqs)
-    todo = [r for r in records if r.stage == Stage.INGESTED]
-    report.skipped = len(records) - len(todo)
+    todo = open_records(runs, run_id, seqs, Stage.INGESTED, report)
     for record in todo:
         validate_record(record, today)
         report.quarantined += record.quarantined

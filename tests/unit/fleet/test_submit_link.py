@@ -178,3 +178,14 @@ def test_pause_only_ever_lengthens(runs: RunStore, tokens: TokenStore) -> None:
     pause_fleet(ctx, 1)
     assert pause_remaining(ctx) > 4
     time.sleep(0)
+
+
+def test_a_shorter_pause_never_cuts_a_longer_one_short(runs: RunStore, tokens: TokenStore) -> None:
+    from rxfleet.links.submit import pause_fleet
+
+    ctx = _ctx(runs, tokens, ScriptedGateway(), 1)
+    pause_fleet(ctx, 30)
+    until = int(runs.client.get(runs.keys.pause))
+    pause_fleet(ctx, 2)  # arrives later, asks for less
+    assert int(runs.client.get(runs.keys.pause)) == until
+    assert runs.client.pttl(runs.keys.pause) > 25_000
