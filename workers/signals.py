@@ -8,7 +8,9 @@ from typing import Any
 from celery.signals import beat_init, worker_init, worker_process_init
 
 from config import get_settings
+from rxfleet.errors import ConfigError
 from rxfleet.observability import init_sentry
+from rxfleet.phikeys import require_keys
 from rxfleet.redisconn import forget_clients
 
 log = logging.getLogger("rxfleet.worker")
@@ -17,7 +19,13 @@ log = logging.getLogger("rxfleet.worker")
 @worker_init.connect
 def _on_worker_init(**_: Any) -> None:
     settings = get_settings()
-    settings.redis_url_or_raise()
+    try:
+        settings.redis_url_or_raise()
+        require_keys(settings)  # CONTRACT section 2: with a real Redis, no keys, no fleet
+    except ConfigError as exc:
+        # Celery logs and swallows a receiver's exceptions; SystemExit stops the worker.
+        log.critical("rxfleet: %s", exc)
+        raise SystemExit(f"rxfleet: {exc}") from None
     init_sentry(settings)
     log.info("worker ready: queues %s and %s", settings.queue_cpu, settings.queue_gateway)
 

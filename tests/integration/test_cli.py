@@ -182,3 +182,19 @@ class _worker_and_gateway:
             proc.wait(30)
         for log in self.logs:
             log.close()  # type: ignore[attr-defined]
+
+
+def test_a_worker_without_phi_keys_refuses_to_start(server: LocalRedis) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RXFLEET_")}
+    env["RXFLEET_REDIS_URL"] = server.url
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        ["celery", "-A", "workers.app", "worker", "--pool", "solo", "-n", "nokeys@%h"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "RXFLEET_PHI_KEY" in done.stdout + done.stderr
