@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from rich.console import Console
@@ -36,14 +37,19 @@ def entries(runs: RunStore, run_id: str | None) -> Iterator[tuple[str, dict[str,
 
 
 def show(runs: RunStore, run_id: str | None, limit: int) -> int:
+    """A table on a terminal; one JSON entry per line for a pipe or a file."""
+    console = Console()
+    chosen = list(islice(entries(runs, run_id), limit))
+    if not console.is_terminal:
+        for _, entry in chosen:
+            print(json.dumps(entry))
+        return 0
     table = Table(show_edge=False)
     for column in ("run", "claim", "where", "route", "codes", "detail"):
         table.add_column(column)
-    for count, (_, entry) in enumerate(entries(runs, run_id)):
-        if count >= limit:
-            break
+    for _, entry in chosen:
         table.add_row(*_row(entry))
-    Console().print(table)
+    console.print(table)
     return 0
 
 

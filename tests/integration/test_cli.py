@@ -114,6 +114,12 @@ def test_timeout_exits_1_and_wait_picks_the_run_up(server: LocalRedis, tmp_path:
         assert len(rows) == 1 + len(SAMPLE.read_text().splitlines())
         exported = cli("results", run_id, "-o", str(tmp_path / "again.jsonl"), env=worker_env)
         assert exported.returncode == 0
+        dead = cli("dlq", "list", "--run", run_id, "--limit", "500", env=worker_env)
+        assert dead.returncode == 0
+        entries = [json.loads(line) for line in dead.stdout.splitlines()]  # piped: JSON lines
+        quarantined = [row for row in rows[1:] if ",QUARANTINED," in row]
+        assert len([e for e in entries if e["route"] == "DEAD_LETTER"]) == len(quarantined) > 0
+        assert all(e["source"].endswith("claims.jsonl") and e["line"] > 0 for e in entries)
         status = cli("token", "status", env=worker_env)
         state = json.loads(status.stdout)
         assert state["state"] == "valid" and state["counters"]["fetches"] >= 1
