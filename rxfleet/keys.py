@@ -100,6 +100,12 @@ class Keys:
     def route_miss(self, bin_: str, pcn: str) -> str:
         return f"{self.prefix}:gateway:miss:{bin_}:{pcn}"
 
+    def route_ok(self, bin_: str, pcn: str) -> str:
+        return f"{self.prefix}:gateway:route:{bin_}:{pcn}"
+
+    def route_probe(self, bin_: str, pcn: str) -> str:
+        return f"{self.prefix}:gateway:probe:{bin_}:{pcn}"
+
     def crosswalk(self, version: str) -> str:
         return f"{self.prefix}:crosswalk:{version}"
 

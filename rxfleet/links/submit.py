@@ -48,6 +48,8 @@ log = logging.getLogger("rxfleet.submit")
 ROUTING_REJECT = "04"  # M/I Processor Control Number: the gateway has no such route
 HOST_ERROR_REJECT = "99"  # Host Processing Error: retries exhausted or request refused
 MAX_REPLAYS = 2
+ROUTE_PROBE_MS = 30_000  # a probe's holder that died frees the route after this
+ROUTE_PROBE_WAIT = 0.2  # seconds a batch holds back while another finds a route out
 
 
 class Adjudicated(Protocol):
@@ -186,24 +188,53 @@ def _save(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitRep
 
 def _submit_one(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitReport) -> None:
     claim = Claim.model_validate_json(json.dumps(record.claim))
+    keys, route = ctx.runs.keys, (claim.bin, claim.pcn)
     pipe = ctx.runs.client.pipeline(transaction=False)
-    pipe.exists(ctx.runs.keys.route_miss(claim.bin, claim.pcn))
-    pipe.hget(ctx.runs.keys.vault(run_id), str(record.seq))
-    missed, sealed = pipe.execute()  # one round trip for the route memo and the vault
+    pipe.exists(keys.route_miss(*route))
+    pipe.exists(keys.route_ok(*route))
+    pipe.hget(keys.vault(run_id), str(record.seq))
+    missed, known, sealed = pipe.execute()  # one round trip: both route memos and the vault
     if missed:
         _reject(record, ROUTING_REJECT)
         return
-    body = _body(ctx, run_id, record, claim, as_text(sealed))
+    probing = not known and _probe_route(ctx, route)
+    try:
+        _adjudicate(ctx, record, _body(ctx, run_id, record, claim, as_text(sealed)), report, route)
+    finally:
+        if probing:
+            ctx.runs.client.delete(keys.route_probe(*route))
+
+
+def _probe_route(ctx: SubmitContext, route: tuple[str, str]) -> bool:
+    """A BIN/PCN not yet known good or bad is found out by one request at a time.
+
+    Without this, workers starting together would each send a claim to an
+    unknown route before any of them had remembered its 404.
+    """
+    key = ctx.runs.keys.route_probe(*route)
+    if not ctx.runs.client.set(key, "1", nx=True, px=ROUTE_PROBE_MS):
+        raise Held(ROUTE_PROBE_WAIT, "route being found out")
+    return True
+
+
+def _adjudicate(
+    ctx: SubmitContext,
+    record: WorkRecord,
+    body: dict[str, Any],
+    report: SubmitReport,
+    route: tuple[str, str],
+) -> None:
+    memo = ctx.settings.route_miss_ttl
     try:
         answer = _send(ctx, record, body, report)
     except RoutingMiss:
-        key = ctx.runs.keys.route_miss(claim.bin, claim.pcn)
-        ctx.runs.client.set(key, "1", ex=ctx.settings.route_miss_ttl)
+        ctx.runs.client.set(ctx.runs.keys.route_miss(*route), "1", ex=memo)
         _reject(record, ROUTING_REJECT)
         return
     except FatalError:  # the gateway refused the request itself: not retried as is
         _reject(record, HOST_ERROR_REJECT)
         return
+    ctx.runs.client.set(ctx.runs.keys.route_ok(*route), "1", ex=memo)
     record.response_status = answer.status
     record.reject_codes = list(answer.reject_codes)
     record.stage = Stage.SENT

@@ -185,7 +185,11 @@ class _worker_and_gateway:
         for proc in self.procs:
             os.killpg(proc.pid, signal.SIGTERM)
         for proc in self.procs:
-            proc.wait(30)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         for log in self.logs:
             log.close()  # type: ignore[attr-defined]
 

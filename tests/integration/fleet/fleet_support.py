@@ -59,7 +59,7 @@ class Fleet:
         self.gateway.reset()
         keys = self.runs.keys
         self.client.delete(keys.token, keys.pause, keys.token_stats)
-        for pattern in (f"{keys.prefix}:gateway:miss:*", f"{keys.prefix}:breaker:*"):
+        for pattern in (f"{keys.prefix}:gateway:*", f"{keys.prefix}:breaker:*"):
             for key in self.client.scan_iter(pattern):
                 self.client.delete(key)
 

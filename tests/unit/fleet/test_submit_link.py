@@ -189,3 +189,18 @@ def test_a_shorter_pause_never_cuts_a_longer_one_short(runs: RunStore, tokens: T
     pause_fleet(ctx, 2)  # arrives later, asks for less
     assert int(runs.client.get(runs.keys.pause)) == until
     assert runs.client.pttl(runs.keys.pause) > 25_000
+
+
+def test_an_unknown_route_is_found_out_by_one_request_at_a_time(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    gateway = ScriptedGateway()
+    ctx = _ctx(runs, tokens, gateway, 2)
+    runs.client.set(runs.keys.route_probe("610014", "RXSANDBX"), "1")  # another worker probes
+    held = submit_batch(ctx, "R", range(2), failures=0, final=False)
+    assert held.deferred and held.retry_in == 0.2 and gateway.sent == []
+    runs.client.delete(runs.keys.route_probe("610014", "RXSANDBX"))
+    done = submit_batch(ctx, "R", range(2), failures=0, final=False)
+    assert done.done == 2 and len(gateway.sent) == 2
+    assert runs.client.exists(runs.keys.route_ok("610014", "RXSANDBX"))
+    assert not runs.client.exists(runs.keys.route_probe("610014", "RXSANDBX"))  # released
