@@ -49,7 +49,8 @@ ROUTING_REJECT = "04"  # M/I Processor Control Number: the gateway has no such r
 HOST_ERROR_REJECT = "99"  # Host Processing Error: retries exhausted or request refused
 MAX_REPLAYS = 2
 ROUTE_PROBE_MS = 30_000  # a probe's holder that died frees the route after this
-ROUTE_PROBE_WAIT = 0.2  # seconds a batch holds back while another finds a route out
+ROUTE_PROBE_PATIENCE = 1.0  # seconds to wait in the task for another's probe to answer
+ROUTE_PROBE_WAIT = 0.2  # then the batch holds back this long (a deferral, not a failure)
 
 
 class Adjudicated(Protocol):
@@ -194,27 +195,40 @@ def _submit_one(ctx: SubmitContext, run_id: str, record: WorkRecord, report: Sub
     pipe.exists(keys.route_ok(*route))
     pipe.hget(keys.vault(run_id), str(record.seq))
     missed, known, sealed = pipe.execute()  # one round trip: both route memos and the vault
-    if missed:
+    state = "known" if known else ("miss" if missed else _probe_route(ctx, route))
+    if missed or state == "miss":
         _reject(record, ROUTING_REJECT)
         return
-    probing = not known and _probe_route(ctx, route)
+    probing = state == "probe"
     try:
-        _adjudicate(ctx, record, _body(ctx, run_id, record, claim, as_text(sealed)), report, route)
+        body = _body(ctx, run_id, record, claim, as_text(sealed))
+        _adjudicate(ctx, record, body, report, route, learn=not known)
     finally:
         if probing:
             ctx.runs.client.delete(keys.route_probe(*route))
 
 
-def _probe_route(ctx: SubmitContext, route: tuple[str, str]) -> bool:
+def _probe_route(ctx: SubmitContext, route: tuple[str, str]) -> str:
     """A BIN/PCN not yet known good or bad is found out by one request at a time.
 
     Without this, workers starting together would each send a claim to an
-    unknown route before any of them had remembered its 404.
+    unknown route before any of them had remembered its 404. Returns "probe"
+    (this caller sends), "known" or "miss" (another caller found out meanwhile);
+    a probe that takes longer than a second defers the batch instead.
     """
-    key = ctx.runs.keys.route_probe(*route)
-    if not ctx.runs.client.set(key, "1", nx=True, px=ROUTE_PROBE_MS):
-        raise Held(ROUTE_PROBE_WAIT, "route being found out")
-    return True
+    keys, client = ctx.runs.keys, ctx.runs.client
+    deadline = time.monotonic() + ROUTE_PROBE_PATIENCE
+    while not client.set(keys.route_probe(*route), "1", nx=True, px=ROUTE_PROBE_MS):
+        pipe = client.pipeline(transaction=False)
+        pipe.exists(keys.route_miss(*route))
+        pipe.exists(keys.route_ok(*route))
+        missed, known = pipe.execute()
+        if missed or known:
+            return "miss" if missed else "known"
+        if time.monotonic() > deadline:
+            raise Held(ROUTE_PROBE_WAIT, "route being found out")
+        time.sleep(0.005)
+    return "probe"
 
 
 def _adjudicate(
@@ -223,6 +237,8 @@ def _adjudicate(
     body: dict[str, Any],
     report: SubmitReport,
     route: tuple[str, str],
+    *,
+    learn: bool,
 ) -> None:
     memo = ctx.settings.route_miss_ttl
     try:
@@ -234,7 +250,8 @@ def _adjudicate(
     except FatalError:  # the gateway refused the request itself: not retried as is
         _reject(record, HOST_ERROR_REJECT)
         return
-    ctx.runs.client.set(ctx.runs.keys.route_ok(*route), "1", ex=memo)
+    if learn:  # a route found good is remembered once, not rewritten per claim
+        ctx.runs.client.set(ctx.runs.keys.route_ok(*route), "1", ex=memo)
     record.response_status = answer.status
     record.reject_codes = list(answer.reject_codes)
     record.stage = Stage.SENT
