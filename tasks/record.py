@@ -5,22 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rxfleet.links.record import record_batch
 from tasks import context
 from workers.app import app
+from workers.base import OUTAGE_BACKOFF, REDIS_OUTAGE
 
 
 @app.task(
     bind=True,
     name="tasks.record.record_batch",
-    autoretry_for=(RedisConnectionError, RedisTimeoutError),
-    retry_backoff=2,
-    retry_backoff_max=60,
-    retry_jitter=True,
+    autoretry_for=REDIS_OUTAGE,
     max_retries=20,
+    **OUTAGE_BACKOFF,
 )
 def record(self: Task, run_id: str, first: int, count: int) -> dict[str, Any]:  # type: ignore[type-arg]
     trace = f"{run_id}/{first}"

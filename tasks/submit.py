@@ -14,8 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import get_settings
 from rxfleet.links.submit import SubmitContext, submit_batch
@@ -23,6 +21,7 @@ from rxfleet.phikeys import vault
 from rxgateway.client import GatewayClient
 from tasks import context
 from workers.app import app
+from workers.base import OUTAGE_BACKOFF, REDIS_OUTAGE
 
 _client: GatewayClient | None = None
 
@@ -55,11 +54,9 @@ def submit_context() -> SubmitContext:
 @app.task(
     bind=True,
     name="tasks.submit.submit_batch",
-    autoretry_for=(RedisConnectionError, RedisTimeoutError),
-    retry_backoff=2,
-    retry_backoff_max=60,
-    retry_jitter=True,
+    autoretry_for=REDIS_OUTAGE,
     max_retries=None,
+    **OUTAGE_BACKOFF,
 )
 def submit(self: Task, run_id: str, first: int, count: int, failures: int = 0) -> dict[str, Any]:  # type: ignore[type-arg]
     final = failures >= get_settings().submit_max_retries

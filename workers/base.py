@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import get_settings
 from rxfleet.redisconn import get_redis
 from rxfleet.runs import RunStore, run_store
+
+#: What a link that touches Redis retries on: Redis itself going away.
+REDIS_OUTAGE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+#: How it waits: exponential (2 s, 4 s, ... capped at 60 s) with jitter.
+OUTAGE_BACKOFF: dict[str, Any] = {"retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True}
 
 
 class FleetTask(Task):  # type: ignore[type-arg]
