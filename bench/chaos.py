@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from procfile import ROOT, procfile_fleet
 
-from rxfleet import synth
+from rxfleet.claims import synth
 
 OUT = ROOT / "bench" / "out"
 SCENARIOS: dict[str, dict[str, Any]] = {

@@ -19,8 +19,8 @@ import time
 from typing import Any
 
 from config.settings import Settings
-from rxgateway.client import GatewayClient
-from rxgateway.sandbox import SandboxGateway
+from rxfleet.gateway.client import GatewayClient
+from rxfleet.gateway.sandbox.server import SandboxGateway
 
 CLAIM: dict[str, Any] = {
     "bin": "610014",

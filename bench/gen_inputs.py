@@ -8,7 +8,7 @@ Writes ``claims_<N>.jsonl``, ``.csv``, ``.parquet``, ``.ncpdp`` (NCPDP D.0, one
 B1 transmission a line) and ``.837`` (one X12 837P interchange, one subscriber
 loop and one ``CLM``/``LX``/``LIN`` drug line per claim, payer ``PLANID12345``
 which ``config/payer_routes.json`` routes). The claims come from
-``rxfleet.synth.sample_claims`` (its raw malformed lines are skipped), so the mix
+``rxfleet.claims.synth.sample_claims`` (its raw malformed lines are skipped), so the mix
 of payable, warned and broken claims is the one the fleet sees in tests. One
 pass over the claims feeds all five writers; memory is constant (Parquet is
 written in row groups of ``PARQUET_CHUNK`` rows).
@@ -32,10 +32,10 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from rxclaims.ndc import NdcError, normalize_ndc  # noqa: E402
-from rxclaims.overpunch import encode_overpunch  # noqa: E402
-from rxclaims.readers.base import CANONICAL_FIELDS  # noqa: E402
-from rxfleet.synth import sample_claims  # noqa: E402
+from rxfleet.claims.ndc import NdcError, normalize_ndc  # noqa: E402
+from rxfleet.claims.synth import sample_claims  # noqa: E402
+from rxfleet.formats.base import CANONICAL_FIELDS  # noqa: E402
+from rxfleet.formats.overpunch import encode_overpunch  # noqa: E402
 
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "ncpdp", "837")
 PARQUET_CHUNK = 50_000

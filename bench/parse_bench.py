@@ -40,7 +40,7 @@ if str(_ROOT) not in sys.path:
 
 BENCH_DIR = Path(__file__).resolve().parent
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "ncpdp", "837")
-TODAY = date(2026, 11, 20)  # the synthetic claims' "today" (rxfleet.synth.TODAY)
+TODAY = date(2026, 11, 20)  # the synthetic claims' "today" (rxfleet.claims.synth.TODAY)
 
 
 # --- measuring, inside the child process ---------------------------------------------
@@ -73,10 +73,10 @@ def _parse_validate(path: str) -> dict[str, Any]:
     """
     import pyarrow.parquet  # noqa: F401  (every format's reader loaded: the same baseline)
 
-    import rxclaims.readers.ncpdp
-    import rxclaims.readers.x12  # noqa: F401
-    from rxclaims.readers import detect_format, reader_for
-    from rxclaims.validation import check_phi, split_phi, validate
+    import rxfleet.formats.ncpdp
+    import rxfleet.formats.x12  # noqa: F401
+    from rxfleet.claims.validation import check_phi, split_phi, validate
+    from rxfleet.formats import detect_format, reader_for
 
     if not path:
         return {"records": 0, "seconds": 0.0, **_memory()}
@@ -111,10 +111,10 @@ def _producer(path: str) -> dict[str, Any]:
     """
     import pyarrow.parquet  # noqa: F401
 
-    import rxclaims.readers.ncpdp
-    import rxclaims.readers.x12  # noqa: F401
-    from rxclaims.phi import PhiTokenizer, VaultCipher
-    from rxclaims.readers import read_claims
+    import rxfleet.formats.ncpdp
+    import rxfleet.formats.x12  # noqa: F401
+    from rxfleet.claims.phi import PhiTokenizer, VaultCipher
+    from rxfleet.formats import read_claims
     from rxfleet.producer import Ingest
 
     if not path:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rxfleet.redisserver import LocalRedis, free_port  # noqa: E402
+from rxfleet.embedded.redis_server import LocalRedis, free_port  # noqa: E402
 
 KEYS = {
     "RXFLEET_PHI_KEY": "bench-phi-key-0123456789ab",

@@ -10,15 +10,15 @@ from typing import Any
 from rich.console import Console
 
 from config import get_settings
-from rxclaims.readers import preflight
+from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import ConfigError, RunTimeout
+from rxfleet.formats import preflight
 from rxfleet.output import check_output, write_results
 from rxfleet.phikeys import require_keys, tokenizer, vault
 from rxfleet.producer import Ingest, produce, start_run
-from rxfleet.redisconn import get_redis
 from rxfleet.report import Tally, progress_bar, summary, wait_for
-from rxfleet.runs import RunStore, run_store
-from rxfleet.work import WorkRecord
+from rxfleet.stores.connection import get_redis
+from rxfleet.stores.runs import RunStore, run_store
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -152,7 +152,7 @@ def dlq(args: argparse.Namespace) -> int:
 def gateway(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rxgateway.sandbox import run_gateway
+    from rxfleet.gateway.sandbox.server import run_gateway
 
     run_gateway(args.host, args.port, Path(args.scenario) if args.scenario else None)
     return EXIT_OK
@@ -160,8 +160,8 @@ def gateway(args: argparse.Namespace) -> int:
 
 def token(args: argparse.Namespace) -> int:
     """The token's state, TTL and rotation counters, and the gateway's health: never the token."""
-    from rxfleet.redisconn import as_dict, as_text
-    from tasks.context import breaker, tokens
+    from rxfleet.context import breaker, tokens
+    from rxfleet.stores.connection import as_dict, as_text
 
     get_settings().redis_url_or_raise()
     store = tokens()

@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from config import get_settings
+from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.phikeys import vault
-from rxfleet.runs import RunStore, new_run_id
-from rxfleet.work import Stage, WorkRecord
+from rxfleet.stores.runs import RunStore, new_run_id
 
 REPLAYABLE_ROUTES = {"RETRY_LATER", "HOST_ERROR"}
 REPLAYABLE_CODES = {"MISSING_GPI_MAPPING"}

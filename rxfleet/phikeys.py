@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from config import Settings
-from rxclaims.phi import PhiTokenizer, VaultCipher, key_bytes
+from rxfleet.claims.phi import PhiTokenizer, VaultCipher, key_bytes
 from rxfleet.errors import ConfigError
 
 

@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings
-from rxclaims.phi import PhiTokenizer, VaultCipher
-from rxclaims.readers import detect_format, preflight, reader_for
-from rxclaims.readers.base import CANONICAL_FIELDS, PHI_FIELDS, Record
-from rxclaims.rules import RULES
-from rxclaims.validation import Issue, check_phi, split_phi
+from rxfleet.claims.phi import PhiTokenizer, VaultCipher
+from rxfleet.claims.rules import RULES
+from rxfleet.claims.validation import Issue, check_phi, split_phi
+from rxfleet.claims.work import WorkRecord
+from rxfleet.formats import detect_format, preflight, reader_for
+from rxfleet.formats.base import CANONICAL_FIELDS, PHI_FIELDS, Record
 from rxfleet.links.crosswalk import load_crosswalk
 from rxfleet.links.route import matrix
-from rxfleet.runs import RunStore, new_run_id
-from rxfleet.work import WorkRecord
+from rxfleet.stores.runs import RunStore, new_run_id
 
 SendBatch = Callable[[str, int, int], object]
 

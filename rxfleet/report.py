@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rxfleet.runs import RunStore
+from rxfleet.stores.runs import RunStore
 
 Tick = Callable[[int, int | None], None]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rxfleet import context
 from rxfleet.errors import InfrastructureError
 from rxfleet.links.crosswalk import crosswalk_batch
-from tasks import context
 from workers.app import app
 from workers.base import OUTAGE_BACKOFF, REDIS_OUTAGE
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from celery import Task
 
+from rxfleet import context
 from rxfleet.links.record import record_batch
-from tasks import context
 from workers.app import app
 from workers.base import OUTAGE_BACKOFF, REDIS_OUTAGE
 

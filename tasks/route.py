@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from config import get_settings
+from rxfleet import context
 from rxfleet.links.route import matrix, route_batch
-from tasks import context
 from workers.app import app
 
 

@@ -16,10 +16,10 @@ from typing import Any
 from celery import Task
 
 from config import get_settings
+from rxfleet import context
+from rxfleet.gateway.client import GatewayClient
 from rxfleet.links.submit import SubmitContext, submit_batch
 from rxfleet.phikeys import vault
-from rxgateway.client import GatewayClient
-from tasks import context
 from workers.app import app
 from workers.base import OUTAGE_BACKOFF, REDIS_OUTAGE
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from config import get_settings
-from tasks import context
+from rxfleet import context
 from tasks.submit import gateway_client
 from workers.app import app
 

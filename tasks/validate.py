@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rxfleet import context
 from rxfleet.links.validate import validate_batch
-from tasks import context
 from workers.app import app
 
 

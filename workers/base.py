@@ -9,8 +9,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import get_settings
-from rxfleet.redisconn import get_redis
-from rxfleet.runs import RunStore, run_store
+from rxfleet.stores.connection import get_redis
+from rxfleet.stores.runs import RunStore, run_store
 
 #: What a link that touches Redis retries on: Redis itself going away.
 REDIS_OUTAGE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)

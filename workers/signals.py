@@ -11,7 +11,7 @@ from config import get_settings
 from rxfleet.errors import ConfigError
 from rxfleet.observability import init_sentry
 from rxfleet.phikeys import require_keys
-from rxfleet.redisconn import forget_clients
+from rxfleet.stores.connection import forget_clients
 
 log = logging.getLogger("rxfleet.worker")
 

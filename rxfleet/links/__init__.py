@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from rxfleet.work import Stage, WorkRecord
+from rxfleet.claims.work import Stage, WorkRecord
 
 if TYPE_CHECKING:
-    from rxfleet.runs import RunStore
+    from rxfleet.stores.runs import RunStore
 
 
 @dataclass

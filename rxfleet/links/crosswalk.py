@@ -9,14 +9,14 @@ from pathlib import Path
 
 import redis
 
-from rxclaims.crosswalk import CrosswalkEntry, file_digest, read_crosswalk
-from rxclaims.validation import Issue
+from rxfleet.claims.crosswalk import CrosswalkEntry, file_digest, read_crosswalk
+from rxfleet.claims.validation import Issue
+from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.errors import InfrastructureError
-from rxfleet.keys import Keys
 from rxfleet.links import LinkReport, open_records, stage_event
-from rxfleet.redisconn import fields
-from rxfleet.runs import RunStore
-from rxfleet.work import Stage, WorkRecord
+from rxfleet.stores.connection import fields
+from rxfleet.stores.keys import Keys
+from rxfleet.stores.runs import RunStore
 
 _LOAD_CHUNK = 5000
 

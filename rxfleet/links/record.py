@@ -7,9 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport
-from rxfleet.runs import RunStore
-from rxfleet.work import Stage, WorkRecord
+from rxfleet.stores.runs import RunStore
 
 log = logging.getLogger("rxfleet.record")
 

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
-from rxclaims.rejects import CLEAN, RejectMatrix
+from rxfleet.claims.rejects import CLEAN, RejectMatrix
+from rxfleet.claims.work import Stage, Status, WorkRecord
 from rxfleet.links import LinkReport, open_records, stage_event
-from rxfleet.runs import RunStore
-from rxfleet.work import Stage, Status, WorkRecord
+from rxfleet.stores.runs import RunStore
 
 PAID_STATUSES = {"P", "D"}  # D: duplicate of paid, the paid response again
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from config import Settings
-from rxclaims.model import Claim
-from rxclaims.phi import VaultCipher
-from rxfleet.breaker import Breaker
+from rxfleet.claims.model import Claim
+from rxfleet.claims.phi import VaultCipher
+from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.errors import (
     AuthenticationFailed,
     ConfigError,
@@ -38,10 +38,10 @@ from rxfleet.errors import (
     RoutingMiss,
 )
 from rxfleet.links import LinkReport, open_records, stage_event
-from rxfleet.redisconn import as_text
-from rxfleet.runs import RunStore
-from rxfleet.tokens import Token, TokenStore
-from rxfleet.work import Stage, WorkRecord
+from rxfleet.stores.breaker import Breaker
+from rxfleet.stores.connection import as_text
+from rxfleet.stores.runs import RunStore
+from rxfleet.stores.tokens import Token, TokenStore
 
 log = logging.getLogger("rxfleet.submit")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from rxclaims.ndc import NdcError, normalize_ndc
-from rxclaims.rules import Severity
-from rxclaims.validation import validate
+from rxfleet.claims.ndc import NdcError, normalize_ndc
+from rxfleet.claims.rules import Severity
+from rxfleet.claims.validation import validate
+from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport, open_records, stage_event
-from rxfleet.runs import RunStore
-from rxfleet.work import Stage, WorkRecord
+from rxfleet.stores.runs import RunStore
 
 
 def validate_batch(

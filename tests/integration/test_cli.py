@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
-from rxfleet.redisserver import LocalRedis
+from rxfleet.embedded.redis_server import LocalRedis
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +134,7 @@ def _write(path: Path, text: str) -> Path:
 
 class _worker_and_gateway:
     def __init__(self, env: dict[str, str], tmp: Path) -> None:
-        from rxfleet.redisserver import free_port
+        from rxfleet.embedded.redis_server import free_port
 
         self.port = free_port()
         gateway = f"http://127.0.0.1:{self.port}"

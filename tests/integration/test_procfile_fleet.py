@@ -19,8 +19,8 @@ import redis
 import requests
 from phi_scan import dump_values, leaks
 
-from rxclaims.readers.base import PHI_FIELDS
-from rxfleet.redisserver import LocalRedis, free_port
+from rxfleet.embedded.redis_server import LocalRedis, free_port
+from rxfleet.formats.base import PHI_FIELDS
 
 pytestmark = pytest.mark.integration
 

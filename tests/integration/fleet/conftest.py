@@ -11,9 +11,9 @@ from fleet_support import PHI_KEY, VAULT_KEY, Fleet
 from pydantic import SecretStr
 
 from config import configure
-from rxfleet.redisconn import forget_clients
-from rxfleet.redisserver import LocalRedis
-from rxgateway.sandbox import SandboxGateway
+from rxfleet.embedded.redis_server import LocalRedis
+from rxfleet.gateway.sandbox.server import SandboxGateway
+from rxfleet.stores.connection import forget_clients
 
 
 @pytest.fixture(scope="session")

@@ -8,15 +8,15 @@ from pathlib import Path
 import redis
 
 from config import Settings
-from rxclaims.phi import PhiTokenizer, key_bytes
+from rxfleet.claims.phi import PhiTokenizer, key_bytes
+from rxfleet.embedded.redis_server import LocalRedis
+from rxfleet.gateway.sandbox.scenario import Scenario
+from rxfleet.gateway.sandbox.server import SandboxGateway
 from rxfleet.phikeys import tokenizer, vault
 from rxfleet.producer import Ingest, ProduceResult, produce, start_run
-from rxfleet.redisconn import get_redis
-from rxfleet.redisserver import LocalRedis
 from rxfleet.report import wait_for
-from rxfleet.runs import RunStore, run_store
-from rxgateway.sandbox import SandboxGateway
-from rxgateway.scenario import Scenario
+from rxfleet.stores.connection import get_redis
+from rxfleet.stores.runs import RunStore, run_store
 
 PHI_KEY = "test-phi-key-0123456789abcdef"
 VAULT_KEY = "test-vault-key-0123456789abcdef"

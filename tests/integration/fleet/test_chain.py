@@ -9,7 +9,7 @@ import pytest
 from fleet_support import SAMPLE, Fleet
 from sample_facts import read_sample
 
-from rxclaims.ndc import normalize_ndc
+from rxfleet.claims.ndc import normalize_ndc
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import pytest
 from fleet_support import Fleet
 
 from config import configure
-from rxfleet import synth
-from rxfleet.tokens import TokenStore
-from rxgateway.scenario import Drop, Scenario, Storm, Throttle
+from rxfleet.claims import synth
+from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Storm, Throttle
+from rxfleet.stores.tokens import TokenStore
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 from gateway_support import PHI_VALUES, ClaimFactory, make_settings
 
 from config.settings import Settings
-from rxgateway.client import GatewayClient
-from rxgateway.sandbox import SandboxGateway
+from rxfleet.gateway.client import GatewayClient
+from rxfleet.gateway.sandbox.server import SandboxGateway
 
 
 @pytest.fixture

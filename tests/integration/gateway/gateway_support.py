@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from config.settings import Settings
-from rxgateway.sandbox import SandboxGateway
+from rxfleet.gateway.sandbox.server import SandboxGateway
 
 #: Distinctive PHI values: no response, stat, log line or error may contain them.
 PHI_VALUES = {

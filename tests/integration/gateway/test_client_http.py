@@ -27,9 +27,9 @@ from rxfleet.errors import (
     RoutingMiss,
     RxFleetError,
 )
-from rxgateway.client import Adjudication, GatewayClient
-from rxgateway.sandbox import SandboxGateway
-from rxgateway.scenario import Drop, Scenario, Throttle
+from rxfleet.gateway.client import Adjudication, GatewayClient
+from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Throttle
+from rxfleet.gateway.sandbox.server import SandboxGateway
 
 
 def submit(client: GatewayClient, claim: dict[str, Any], token: str) -> Adjudication:

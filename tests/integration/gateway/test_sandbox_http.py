@@ -17,8 +17,8 @@ import pytest
 import requests
 from gateway_support import ClaimFactory, assert_no_phi
 
-from rxgateway.sandbox import SandboxGateway
-from rxgateway.scenario import Scenario, Storm, Throttle
+from rxfleet.gateway.sandbox.scenario import Scenario, Storm, Throttle
+from rxfleet.gateway.sandbox.server import SandboxGateway
 
 REPO = Path(__file__).resolve().parents[3]
 FORM = {
@@ -380,7 +380,7 @@ def test_quiet_by_default(
 def test_run_gateway_logs_its_url_and_serves() -> None:
     code = (
         "import logging; logging.basicConfig(level=logging.INFO, format='%(message)s');"
-        "from rxgateway.sandbox import run_gateway; run_gateway('127.0.0.1', 0, None)"
+        "from rxfleet.gateway.sandbox.server import run_gateway; run_gateway('127.0.0.1', 0, None)"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True

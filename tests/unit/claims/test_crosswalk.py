@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from config.settings import SAMPLE_CROSSWALK
-from rxclaims.crosswalk import CrosswalkEntry, file_digest, read_crosswalk
-from rxclaims.gpi import is_gpi14
+from rxfleet.claims.crosswalk import CrosswalkEntry, file_digest, read_crosswalk
+from rxfleet.claims.gpi import is_gpi14
 from rxfleet.errors import InputError
 
 HEADER = "ndc11,gpi14,drug_name,obsolete,replaced_by,quantity_limit,prior_auth,step_therapy\n"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxclaims.gpi import GPI_LEVELS, Gpi, is_gpi14, split_gpi
+from rxfleet.claims.gpi import GPI_LEVELS, Gpi, is_gpi14, split_gpi
 
 
 def test_split_names_the_seven_levels() -> None:

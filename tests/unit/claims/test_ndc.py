@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxclaims.ndc import NdcError, format_ndc11, normalize_ndc
+from rxfleet.claims.ndc import NdcError, format_ndc11, normalize_ndc
 
 PROPERTY = settings(max_examples=200, deadline=None)
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxclaims.phi import TOKEN_PREFIX, PhiTokenizer, VaultCipher, key_bytes
+from rxfleet.claims.phi import TOKEN_PREFIX, PhiTokenizer, VaultCipher, key_bytes
 
 KEY_A = b"a" * 32
 KEY_B = b"b" * 32

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import CONFIG_DIR
-from rxclaims.rejects import CLEAN, DEAD_LETTER, REVIEW_REQUIRED, RejectMatrix
+from rxfleet.claims.rejects import CLEAN, DEAD_LETTER, REVIEW_REQUIRED, RejectMatrix
 
 MATRIX_PATH = CONFIG_DIR / "reject_codes.json"
 RAW = json.loads(MATRIX_PATH.read_text(encoding="utf-8"))

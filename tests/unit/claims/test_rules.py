@@ -6,9 +6,9 @@ import inspect
 
 import pytest
 
-import rxclaims.rules as rules_module
-from rxclaims.readers.base import CANONICAL_FIELDS
-from rxclaims.rules import RULES, SEVERITY_RANK, Rule, Severity, rule, worst
+import rxfleet.claims.rules as rules_module
+from rxfleet.claims.rules import RULES, SEVERITY_RANK, Rule, Severity, rule, worst
+from rxfleet.formats.base import CANONICAL_FIELDS
 
 _SOURCE_FIELDS = set(CANONICAL_FIELDS) | {"payer_id", "version", "transaction_code"}
 

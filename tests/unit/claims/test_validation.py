@@ -12,10 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxclaims.model import Claim
-from rxclaims.readers.base import PHI_FIELDS
-from rxclaims.rules import RULES, Severity
-from rxclaims.validation import (
+from rxfleet.claims.model import Claim
+from rxfleet.claims.rules import RULES, Severity
+from rxfleet.claims.validation import (
     Issue,
     Outcome,
     check_phi,
@@ -24,6 +23,7 @@ from rxclaims.validation import (
     split_phi,
     validate,
 )
+from rxfleet.formats.base import PHI_FIELDS
 
 TODAY = date(2026, 11, 20)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from rxfleet.keys import Keys
-from rxfleet.runs import RunStore
-from rxfleet.tokens import TokenStore
+from rxfleet.stores.keys import Keys
+from rxfleet.stores.runs import RunStore
+from rxfleet.stores.tokens import TokenStore
 
 
 @pytest.fixture

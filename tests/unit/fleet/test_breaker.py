@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import fakeredis
 
-from rxfleet.breaker import Breaker
-from rxfleet.keys import Keys
+from rxfleet.stores.breaker import Breaker
+from rxfleet.stores.keys import Keys
 
 
 def _breaker(fake: fakeredis.FakeRedis, **over: float) -> Breaker:

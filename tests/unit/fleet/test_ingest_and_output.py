@@ -7,9 +7,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from rxclaims.phi import PhiTokenizer, VaultCipher
-from rxclaims.readers.base import Problem, Record
+from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.errors import ConfigError
+from rxfleet.formats.base import Problem, Record
 from rxfleet.output import RESULT_FIELDS, write_results
 from rxfleet.producer import Ingest
 

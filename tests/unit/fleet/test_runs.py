@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
-from rxfleet.runs import RunStore
-from rxfleet.work import Stage, Status, WorkRecord
+from rxfleet.claims.work import Stage, Status, WorkRecord
+from rxfleet.stores.runs import RunStore
 
 
 def _routed(seq: int, route: str = "CLEAN", status: str = Status.PAID) -> WorkRecord:

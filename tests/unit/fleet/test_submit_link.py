@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from config import Settings
-from rxclaims.phi import VaultCipher
+from rxfleet.claims.phi import VaultCipher
+from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.errors import AuthenticationFailed, GatewayTimeout, RateLimited, RoutingMiss
 from rxfleet.links.submit import SubmitContext, pause_remaining, retry_delay, submit_batch
-from rxfleet.runs import RunStore
-from rxfleet.tokens import TokenStore
-from rxfleet.work import Stage, WorkRecord
+from rxfleet.stores.runs import RunStore
+from rxfleet.stores.tokens import TokenStore
 
 CIPHER = VaultCipher(b"unit-test-vault-key-0123456789")
 

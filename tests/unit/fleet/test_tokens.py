@@ -4,7 +4,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from rxfleet.tokens import Token, TokenStore
+from rxfleet.stores.tokens import Token, TokenStore
 
 
 @dataclass

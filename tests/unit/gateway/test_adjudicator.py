@@ -9,7 +9,7 @@ import pytest
 
 from config.settings import CONFIG_DIR
 from rxfleet.errors import ConfigError
-from rxgateway.adjudicator import Adjudicator, PlanBook
+from rxfleet.gateway.sandbox.adjudicator import Adjudicator, PlanBook
 
 PLANS = PlanBook.load(CONFIG_DIR / "sandbox_plans.json")
 CLAIM: dict[str, Any] = {

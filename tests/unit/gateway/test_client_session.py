@@ -10,7 +10,7 @@ from requests.adapters import HTTPAdapter
 
 from config.settings import Settings
 from rxfleet.errors import ConfigError
-from rxgateway.client import GatewayClient, build_session
+from rxfleet.gateway.client import GatewayClient, build_session
 
 
 def settings(**overrides: Any) -> Settings:

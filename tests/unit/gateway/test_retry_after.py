@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rxgateway.client import parse_retry_after
+from rxfleet.gateway.client import parse_retry_after
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 

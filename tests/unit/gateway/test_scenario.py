@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rxfleet.errors import ConfigError
-from rxgateway.scenario import Drop, Scenario, Storm, Throttle, matches
+from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Storm, Throttle, matches
 
 
 def test_from_json_reads_every_knob(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ from typing import Any
 
 import redis
 
-from rxfleet.keys import Keys
-from rxfleet.redisconn import as_text
+from rxfleet.stores.connection import as_text
+from rxfleet.stores.keys import Keys
 
 PROBE_TIMEOUT_MS = 10_000  # a probe holder that died frees the half-open state
 FLUSH_EVERY = 25  # successes are counted in batches: one write per 25 healthy answers

@@ -46,7 +46,6 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from config.settings import Settings
-from rxclaims.readers.base import PHI_FIELDS
 from rxfleet.errors import (
     AuthenticationFailed,
     ClaimValidationError,
@@ -59,6 +58,7 @@ from rxfleet.errors import (
     RoutingMiss,
     RxFleetError,
 )
+from rxfleet.formats.base import PHI_FIELDS
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from rxclaims.gpi import is_gpi14
+from rxfleet.claims.gpi import is_gpi14
 from rxfleet.errors import InputError
 
 _YES = {"y", "yes", "true", "1"}

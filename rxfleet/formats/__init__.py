@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 
-from rxclaims.readers.base import Record
-from rxclaims.readers.textio import open_binary
 from rxfleet.errors import InputError
+from rxfleet.formats.base import Record
+from rxfleet.formats.textio import open_binary
 
 
 class Format(StrEnum):
@@ -54,8 +54,8 @@ def detect_format(path: str) -> Format:
 
 
 def _sniff(head: bytes) -> Format | None:
-    from rxclaims.readers.ncpdp import sniff_ncpdp
-    from rxclaims.readers.x12 import sniff_x12
+    from rxfleet.formats.ncpdp import sniff_ncpdp
+    from rxfleet.formats.x12 import sniff_x12
 
     if head.startswith(b"PAR1"):
         return Format.PARQUET
@@ -71,15 +71,15 @@ def _sniff(head: bytes) -> Format | None:
 def reader_for(fmt: Format) -> Callable[[str], Iterator[Record]]:
     """The reading function of ``fmt``."""
     if fmt is Format.JSONL:
-        from rxclaims.readers.jsonl import read_jsonl
+        from rxfleet.formats.jsonl import read_jsonl
 
         return read_jsonl
     if fmt is Format.CSV:
-        from rxclaims.readers.csvfile import read_csv
+        from rxfleet.formats.csvfile import read_csv
 
         return read_csv
     if fmt is Format.PARQUET:
-        from rxclaims.readers.parquet import read_parquet
+        from rxfleet.formats.parquet import read_parquet
 
         return read_parquet
     return _domain_reader(fmt)
@@ -87,10 +87,10 @@ def reader_for(fmt: Format) -> Callable[[str], Iterator[Record]]:
 
 def _domain_reader(fmt: Format) -> Callable[[str], Iterator[Record]]:
     if fmt is Format.NCPDP:
-        from rxclaims.readers.ncpdp import read_ncpdp
+        from rxfleet.formats.ncpdp import read_ncpdp
 
         return read_ncpdp
-    from rxclaims.readers.x12 import read_x12
+    from rxfleet.formats.x12 import read_x12
 
     return read_x12
 

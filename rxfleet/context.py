@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from config import get_settings
-from rxfleet.breaker import Breaker
-from rxfleet.keys import Keys
-from rxfleet.redisconn import get_redis
-from rxfleet.runs import RunStore, run_store
-from rxfleet.tokens import TokenStore
+from rxfleet.stores.breaker import Breaker
+from rxfleet.stores.connection import get_redis
+from rxfleet.stores.keys import Keys
+from rxfleet.stores.runs import RunStore, run_store
+from rxfleet.stores.tokens import TokenStore
 
 
 def runs() -> RunStore:

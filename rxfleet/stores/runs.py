@@ -12,9 +12,9 @@ from typing import Any
 
 import redis
 
-from rxfleet.keys import Keys
-from rxfleet.redisconn import as_dict, as_text, fields
-from rxfleet.work import WorkRecord
+from rxfleet.claims.work import WorkRecord
+from rxfleet.stores.connection import as_dict, as_text, fields
+from rxfleet.stores.keys import Keys
 
 SCHEMA_VERSION = "1"
 

@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rxclaims.model import Claim
-from rxclaims.ndc import NdcError, normalize_ndc
-from rxclaims.readers.base import CANONICAL_FIELDS, PHI_FIELDS
-from rxclaims.rules import Severity, rule, worst
+from rxfleet.claims.model import Claim
+from rxfleet.claims.ndc import NdcError, normalize_ndc
+from rxfleet.claims.rules import Severity, rule, worst
+from rxfleet.formats.base import CANONICAL_FIELDS, PHI_FIELDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from rxclaims.readers.base import CANONICAL_FIELDS, Record
 from rxfleet.errors import InputError
+from rxfleet.formats.base import CANONICAL_FIELDS, Record
 
 BATCH_ROWS = 8192
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rxclaims.readers.base import CANONICAL_FIELDS, Record
-from rxclaims.readers.x12 import (
+from rxfleet.errors import ConfigError, InputError
+from rxfleet.formats.base import CANONICAL_FIELDS, Record
+from rxfleet.formats.x12 import (
     Delimiters,
     iter_segments,
     load_payer_routes,
@@ -16,7 +17,6 @@ from rxclaims.readers.x12 import (
     read_x12,
     sniff_x12,
 )
-from rxfleet.errors import ConfigError, InputError
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "x12"
 SAMPLES = sorted(p for p in RESOURCES.glob("837_*/*") if p.is_file())

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rxclaims.readers import Format, detect_format, preflight, read_claims, reader_for
-from rxclaims.readers.base import Problem, Record
 from rxfleet.errors import InputError
+from rxfleet.formats import Format, detect_format, preflight, read_claims, reader_for
+from rxfleet.formats.base import Problem, Record
 
 X12_SAMPLE = (
     Path(__file__).resolve().parents[2]

@@ -33,7 +33,7 @@ Sources (public):
 - 112-AN transaction response status values (A, C, D, F, P, Q, R, S): VistA
   RESPONSES file 9002313.0301
   (https://caregraf.com/VAVistAAnalysis/VistAReference/Models/foiaVistA/9002313_0301.html).
-- Signed overpunch: see :mod:`rxclaims.overpunch`.
+- Signed overpunch: see :mod:`rxfleet.formats.overpunch`.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from rxclaims.dates import ccyymmdd_to_iso
-from rxclaims.overpunch import decode_overpunch
+from rxfleet.claims.dates import ccyymmdd_to_iso
+from rxfleet.formats.overpunch import decode_overpunch
 
 SEGMENT_SEPARATOR = "\x1e"
 GROUP_SEPARATOR = "\x1d"

@@ -8,17 +8,17 @@ from pathlib import Path
 import ncpdp_build as b
 import pytest
 
-from rxclaims.ncpdp_fields import (
+from rxfleet.errors import InputError
+from rxfleet.formats.base import CANONICAL_FIELDS, Record
+from rxfleet.formats.ncpdp import parse_response, parse_transmission, read_ncpdp, sniff_ncpdp
+from rxfleet.formats.ncpdp_fields import (
     REQUEST_HEADER_LENGTH,
     RESPONSE_HEADER_LENGTH,
     HeaderResponseStatus,
     TransactionResponseStatus,
     as_quantity,
 )
-from rxclaims.overpunch import decode_overpunch, encode_overpunch
-from rxclaims.readers.base import CANONICAL_FIELDS, Record
-from rxclaims.readers.ncpdp import parse_response, parse_transmission, read_ncpdp, sniff_ncpdp
-from rxfleet.errors import InputError
+from rxfleet.formats.overpunch import decode_overpunch, encode_overpunch
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "ncpdp"
 

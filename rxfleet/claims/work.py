@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rxclaims.rules import Severity, worst
-from rxclaims.validation import Issue
+from rxfleet.claims.rules import Severity, worst
+from rxfleet.claims.validation import Issue
 
 
 class Stage(IntEnum):
@@ -74,7 +74,7 @@ class WorkRecord(BaseModel):
 
     @property
     def severity(self) -> Severity:
-        from rxclaims.rules import rule
+        from rxfleet.claims.rules import rule
 
         return worst([rule(issue.code).severity for issue in self.issues])
 

@@ -8,9 +8,9 @@ by the group separator 0x1D; the header and the transmission-level segments
 (patient ``AM01``, insurance ``AM04``) apply to each of them. A transmission with
 no group separator is one transaction.
 
-Each transaction becomes one :class:`~rxclaims.readers.base.Record` numbered by
+Each transaction becomes one :class:`~rxfleet.formats.base.Record` numbered by
 its line. A bad transaction inside a readable file comes out as a record with a
-:class:`~rxclaims.readers.base.Problem` naming the field (never quoting a value)
+:class:`~rxfleet.formats.base.Problem` naming the field (never quoting a value)
 and whatever fields could be read; only a file that is not NCPDP D.0 at all
 raises :class:`~rxfleet.errors.InputError`.
 
@@ -25,8 +25,8 @@ Derived fields (NCPDP has neither):
   gets an id from its line number and content instead.
 
 The field identifiers, layouts and code sets are tables in
-:mod:`rxclaims.ncpdp_fields`, whose docstring cites the public sources they were
-checked against; signed overpunch is :mod:`rxclaims.overpunch`.
+:mod:`rxfleet.formats.ncpdp_fields`, whose docstring cites the public sources they were
+checked against; signed overpunch is :mod:`rxfleet.formats.overpunch`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from rxclaims.ncpdp_fields import (
+from rxfleet.errors import InputError
+from rxfleet.formats.base import CANONICAL_FIELDS, Problem, Record
+from rxfleet.formats.ncpdp_fields import (
     FIELD_SEPARATOR,
     GROUP_SEPARATOR,
     MAX_TRANSACTIONS,
@@ -62,9 +64,7 @@ from rxclaims.ncpdp_fields import (
     TransactionCode,
     TransactionResponseStatus,
 )
-from rxclaims.readers.base import CANONICAL_FIELDS, Problem, Record
-from rxclaims.readers.textio import open_binary
-from rxfleet.errors import InputError
+from rxfleet.formats.textio import open_binary
 
 __all__ = ["NcpdpResponse", "parse_response", "parse_transmission", "read_ncpdp", "sniff_ncpdp"]
 

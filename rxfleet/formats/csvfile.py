@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 
-from rxclaims.readers.base import CANONICAL_FIELDS, Problem, Record
-from rxclaims.readers.textio import open_text
 from rxfleet.errors import InputError
+from rxfleet.formats.base import CANONICAL_FIELDS, Problem, Record
+from rxfleet.formats.textio import open_text
 
 
 def read_csv(path: str) -> Iterator[Record]:

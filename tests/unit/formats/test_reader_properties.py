@@ -10,10 +10,10 @@ import ncpdp_build as b
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rxclaims.readers.base import Problem, Record
-from rxclaims.readers.ncpdp import parse_response, read_ncpdp
-from rxclaims.readers.x12 import read_x12
 from rxfleet.errors import InputError
+from rxfleet.formats.base import Problem, Record
+from rxfleet.formats.ncpdp import parse_response, read_ncpdp
+from rxfleet.formats.x12 import read_x12
 
 ROUTES = {"PLANID12345": {"bin": "610014", "pcn": "RXSANDBX", "group_id": "G", "plan_id": "P"}}
 SAMPLE_837 = (

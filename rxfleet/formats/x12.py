@@ -33,7 +33,7 @@ payer id. ``days_supply`` is left absent: the 837 has no standard element for it
 ``Record.number`` is the 1-based position of the ``LIN`` segment in the file
 (the ISA is segment 1). A payer without a route gives a record with problem
 ``NO_PAYER_ROUTE`` (field ``payer_id``). Loop and segment positions are tables in
-:mod:`rxclaims.x12_segments`, whose docstring cites the sources.
+:mod:`rxfleet.formats.x12_segments`, whose docstring cites the sources.
 """
 
 from __future__ import annotations
@@ -48,10 +48,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from rxclaims.dates import ccyymmdd_to_iso
-from rxclaims.readers.base import Problem, Record
-from rxclaims.readers.textio import open_binary
-from rxclaims.x12_segments import (
+from rxfleet.claims.dates import ccyymmdd_to_iso
+from rxfleet.errors import ConfigError, InputError
+from rxfleet.formats.base import Problem, Record
+from rxfleet.formats.textio import open_binary
+from rxfleet.formats.x12_segments import (
     CLM_FACILITY,
     CLM_ID,
     CTP_QUANTITY,
@@ -86,7 +87,6 @@ from rxclaims.x12_segments import (
     ReferenceQualifier,
     UnitOfMeasure,
 )
-from rxfleet.errors import ConfigError, InputError
 
 __all__ = [
     "Delimiters",

@@ -13,14 +13,14 @@ Endpoints (JSON bodies unless said otherwise):
     ``session_expired``; 400 ``invalid_request`` naming the missing or bad
     header (``X-PBM-Client-ID``, ``Idempotency-Key``, ``X-Adjudication-Session-TTL``)
     or body field; 403 ``client_mismatch``; 415 when the body is not JSON;
-    then ``rxgateway.adjudicator`` decides: 200 (``P`` or ``R``) or 404
+    then ``rxfleet.gateway.sandbox.adjudicator`` decides: 200 (``P`` or ``R``) or 404
     ``unknown_route``. The first 200 of an Idempotency-Key is stored: a repeat
     returns it (200, same body, ``Idempotent-Replayed: true``) without a new
     adjudication; a repeat with a different body is 422 ``idempotency_key_reused``.
 ``GET /v1/_sandbox/stats`` / ``POST /v1/_sandbox/reset``
     What the gateway received (see ``GatewayState.stats``) / forget it all.
 
-Faults come from a ``rxgateway.scenario.Scenario`` (every knob documented there).
+Faults come from a ``rxfleet.gateway.sandbox.scenario.Scenario`` (every knob documented there).
 They hit a claim request in this order: latency, dropped connection, 429/503,
 revocation, 401 storm, token check, headers, adjudication, dropped response.
 
@@ -57,8 +57,8 @@ from types import TracebackType
 from typing import Any
 
 from config.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_SCOPE, get_settings
-from rxgateway.adjudicator import Adjudicator, Answer, PlanBook, invalid_request
-from rxgateway.scenario import Scenario, Throttle, matches
+from rxfleet.gateway.sandbox.adjudicator import Adjudicator, Answer, PlanBook, invalid_request
+from rxfleet.gateway.sandbox.scenario import Scenario, Throttle, matches
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from rxclaims.readers.base import CANONICAL_FIELDS, Problem, Record
-from rxclaims.readers.csvfile import read_csv
-from rxclaims.readers.jsonl import read_jsonl
-from rxclaims.readers.parquet import read_parquet
 from rxfleet.errors import InputError
+from rxfleet.formats.base import CANONICAL_FIELDS, Problem, Record
+from rxfleet.formats.csvfile import read_csv
+from rxfleet.formats.jsonl import read_jsonl
+from rxfleet.formats.parquet import read_parquet
 
 CLAIM: dict[str, Any] = {
     "claim_id": "RX00000001",
@@ -242,7 +242,7 @@ def test_parquet_rows_in_order_typed(tmp_path: Path) -> None:
 
 
 def test_parquet_batches_across_row_groups(tmp_path: Path) -> None:
-    from rxclaims.readers import parquet as module
+    from rxfleet.formats import parquet as module
 
     n = module.BATCH_ROWS + 5
     rows = [{"claim_id": f"C{i}", "bin": "610014"} for i in range(n)]

@@ -22,8 +22,8 @@ import redis
 from redis.exceptions import LockError
 
 from rxfleet.errors import InfrastructureError
-from rxfleet.keys import Keys
-from rxfleet.redisconn import as_dict, as_text
+from rxfleet.stores.connection import as_dict, as_text
+from rxfleet.stores.keys import Keys
 
 _STORE_IF_VERSION = """
 local current = redis.call('HGET', KEYS[1], 'version')

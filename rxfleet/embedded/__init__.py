@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from config import Settings, configure, get_settings
-from rxfleet.redisconn import forget_clients
-from rxfleet.redisserver import LocalRedis
+from rxfleet.embedded.redis_server import LocalRedis
+from rxfleet.stores.connection import forget_clients
 
 log = logging.getLogger("rxfleet.embedded")
 
@@ -41,7 +41,7 @@ def _sandbox(settings: Settings) -> Iterator[dict[str, Any]]:
     if settings.gateway_url and settings.token_url:
         yield {}
         return
-    from rxgateway.sandbox import SandboxGateway
+    from rxfleet.gateway.sandbox.server import SandboxGateway
 
     gateway = SandboxGateway(plans=settings.sandbox_plans)
     gateway.start()

@@ -6,8 +6,8 @@ import json
 import re
 from collections.abc import Iterator
 
-from rxclaims.readers.base import Problem, Record
-from rxclaims.readers.textio import open_binary
+from rxfleet.formats.base import Problem, Record
+from rxfleet.formats.textio import open_binary
 
 _CLAIM_ID = re.compile(rb'"claim_id"\s*:\s*"([A-Za-z0-9._:\-]{1,64})"')
 
