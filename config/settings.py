@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rxfleet.errors import ConfigError
+
 CONFIG_DIR = Path(__file__).resolve().parent
 SAMPLE_CROSSWALK = CONFIG_DIR / "crosswalk_sample.csv"
 
@@ -78,8 +80,6 @@ class Settings(BaseSettings):
 
     def redis_url_or_raise(self) -> str:
         """The Redis URL, or a ConfigError that says how to set it."""
-        from rxfleet.errors import ConfigError
-
         if not self.redis_url:
             raise ConfigError("RXFLEET_REDIS_URL is not set (the workers need a Redis server)")
         return self.redis_url

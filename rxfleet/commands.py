@@ -13,6 +13,7 @@ from config import get_settings
 from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import ConfigError, RunTimeout
 from rxfleet.formats import preflight
+from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.output import check_output, write_results
 from rxfleet.phikeys import require_keys, tokenizer, vault
 from rxfleet.producer import Ingest, produce, start_run
@@ -43,7 +44,8 @@ def _enqueue(inputs: list[str], batch_size: int) -> tuple[RunStore, str, int]:
     runs = _runs()
     run_id = start_run(runs, settings, inputs, batch_size)
     ingest = Ingest(run_id, tokenizer(settings), vault(settings))
-    result = produce(runs, run_id, inputs, ingest, batch_size, send_batch)
+    routes = load_payer_routes(settings.payer_routes)
+    result = produce(runs, run_id, inputs, ingest, batch_size, send_batch, routes)
     return runs, run_id, result.total
 
 

@@ -19,11 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from config import get_settings
+from rxfleet.claims.rejects import Route
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.phikeys import vault
 from rxfleet.stores.runs import RunStore, new_run_id
 
-REPLAYABLE_ROUTES = {"RETRY_LATER", "HOST_ERROR"}
+REPLAYABLE_ROUTES = {Route.RETRY_LATER, Route.HOST_ERROR}
 REPLAYABLE_CODES = {"MISSING_GPI_MAPPING"}
 
 
@@ -66,7 +67,7 @@ def replayable(entry: dict[str, Any]) -> bool:
     if entry["route"] in REPLAYABLE_ROUTES:
         return True
     fatal = {i["code"] for i in entry.get("issues") or []} - {"OBSOLETE_NDC", "PRIOR_AUTH_FLAG"}
-    return entry["route"] == "DEAD_LETTER" and bool(fatal) and fatal <= REPLAYABLE_CODES
+    return entry["route"] == Route.DEAD_LETTER and bool(fatal) and fatal <= REPLAYABLE_CODES
 
 
 def replay(runs: RunStore, run_id: str | None) -> tuple[str | None, int]:

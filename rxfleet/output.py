@@ -12,21 +12,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rxfleet.claims.fields import LIST_FIELDS, RESULT_FIELDS
 from rxfleet.errors import ConfigError
 
-RESULT_FIELDS: tuple[str, ...] = (
-    "claim_id",
-    "status",
-    "severity",
-    "errors",
-    "ndc11",
-    "gpi",
-    "reject_codes",
-    "route",
-    "patient_token",
-    "attempts",
-)
-LIST_FIELDS = ("errors", "reject_codes")
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings
+from rxfleet.claims.fields import CANONICAL_FIELDS, PHI_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.claims.rules import RULES
 from rxfleet.claims.validation import Issue, check_phi, split_phi
 from rxfleet.claims.work import WorkRecord
 from rxfleet.formats import detect_format, preflight, reader_for
-from rxfleet.formats.base import CANONICAL_FIELDS, PHI_FIELDS, Record
+from rxfleet.formats.base import Record
+from rxfleet.formats.x12 import Routes, load_payer_routes
 from rxfleet.links.crosswalk import load_crosswalk
 from rxfleet.links.route import matrix
 from rxfleet.stores.runs import RunStore, new_run_id
@@ -112,7 +114,8 @@ class ProduceResult:
 
 def start_run(runs: RunStore, settings: Settings, inputs: Sequence[str], batch_size: int) -> str:
     """Check every input, load the crosswalk, create the run; nothing is enqueued yet."""
-    formats = [preflight(path).value for path in inputs]
+    routes = load_payer_routes(settings.payer_routes)
+    formats = [preflight(path, routes).value for path in inputs]
     crosswalk = load_crosswalk(runs.client, runs.keys, settings.crosswalk)
     run_id = new_run_id()
     runs.create(
@@ -136,10 +139,11 @@ def produce(
     ingest: Ingest,
     batch_size: int,
     send: SendBatch,
+    payer_routes: Routes,
 ) -> ProduceResult:
     """Stream every input into the run, one chain per batch, in input order."""
     result = ProduceResult(run_id, inputs=list(inputs))
-    for first, batch in _batches(_records(inputs), batch_size):
+    for first, batch in _batches(_records(inputs, payer_routes), batch_size):
         items = [ingest(record, first + i, fmt) for i, (fmt, record) in enumerate(batch)]
         _flush(runs, run_id, items)
         send(run_id, first, len(batch))
@@ -150,10 +154,10 @@ def produce(
     return result
 
 
-def _records(inputs: Iterable[str]) -> Iterator[tuple[str, Record]]:
+def _records(inputs: Iterable[str], payer_routes: Routes) -> Iterator[tuple[str, Record]]:
     for path in inputs:
         fmt = detect_format(path)
-        for record in reader_for(fmt)(path):
+        for record in reader_for(fmt, payer_routes)(path):
             yield fmt.value, record
 
 

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rxfleet.claims.rejects import Status
 from rxfleet.stores.runs import RunStore
 
 Tick = Callable[[int, int | None], None]
@@ -37,7 +38,7 @@ class Tally:
             self.statuses[str(row["status"])] += 1
             self.routes[str(row["route"])] += 1
             self.severities[str(row["severity"])] += 1
-            if row["status"] == "QUARANTINED" and len(self.quarantined) < 10:
+            if row["status"] == Status.QUARANTINED and len(self.quarantined) < 10:
                 self.quarantined.append(seq)
             yield row
 
@@ -83,7 +84,7 @@ def summary(
     table = Table(show_edge=False)
     table.add_column("status")
     table.add_column("claims", justify="right")
-    for status in ("PAID", "REJECTED", "QUARANTINED"):
+    for status in Status:
         table.add_row(status, str(tally.statuses.get(status, 0)))
     table.add_row("total", str(tally.rows), style="bold")
     console.print(table)
@@ -96,7 +97,7 @@ def summary(
     rate = tally.rows / elapsed if elapsed > 0 else 0.0
     console.print(f"{tally.rows} claims in {elapsed:.2f} s ({rate:.0f} claims/s)")
     if where:
-        _quarantined(console, where, tally.statuses.get("QUARANTINED", 0))
+        _quarantined(console, where, tally.statuses.get(Status.QUARANTINED, 0))
 
 
 def _quarantined(console: Console, where: Sequence[tuple[str, ...]], count: int) -> None:

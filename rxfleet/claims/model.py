@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from rxfleet.claims.fields import CLAIM_ID_PATTERN
+
 Digits = Annotated[str, StringConstraints(pattern=r"^[0-9]+$")]
 
 
@@ -21,7 +23,7 @@ class Claim(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    claim_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:\-]{1,64}$")]
+    claim_id: Annotated[str, StringConstraints(pattern=CLAIM_ID_PATTERN)]
     bin: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
     pcn: Annotated[str, StringConstraints(min_length=1, max_length=10)]
     group_id: str | None = None

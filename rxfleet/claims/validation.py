@@ -14,16 +14,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
 
+from rxfleet.claims.dates import parse_date
+from rxfleet.claims.fields import CANONICAL_FIELDS, CLAIM_ID_MAX, CLAIM_ID_PATTERN, PHI_FIELDS
 from rxfleet.claims.model import Claim
 from rxfleet.claims.ndc import NdcError, normalize_ndc
 from rxfleet.claims.rules import Severity, rule, worst
-from rxfleet.formats.base import CANONICAL_FIELDS, PHI_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,27 +76,6 @@ def _text(max_len: int, pattern: str | None = None) -> Callable[[Any, str], str]
         return text
 
     return convert
-
-
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def parse_date(value: Any) -> date:
-    """ISO ``YYYY-MM-DD`` or NCPDP/X12 ``CCYYMMDD``; ValueError otherwise.
-
-    A datetime (a Parquet timestamp column) is read as its date. Other ISO 8601
-    forms that ``date.fromisoformat`` takes (week dates, ordinal dates) are refused.
-    """
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    text = str(value).strip()
-    if len(text) == 8 and text.isascii() and text.isdigit():
-        text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
-    if not _ISO_DATE.fullmatch(text):
-        raise ValueError("not a YYYY-MM-DD or CCYYMMDD date")
-    return date.fromisoformat(text)
 
 
 def _date(value: Any, bad: str) -> date:
@@ -156,7 +136,7 @@ def _npi(value: Any, bad: str) -> str:
 
 #: field -> (code when missing or None if optional, code when invalid, converter)
 _FIELDS: dict[str, tuple[str | None, str, Callable[[Any, str], Any]]] = {
-    "claim_id": ("MISSING_CLAIM_ID", "INVALID_CLAIM_ID", _text(64, r"[A-Za-z0-9._:\-]+")),
+    "claim_id": ("MISSING_CLAIM_ID", "INVALID_CLAIM_ID", _text(CLAIM_ID_MAX, CLAIM_ID_PATTERN)),
     "bin": ("MISSING_BIN", "INVALID_BIN", _text(6, r"[0-9]{6}")),
     "pcn": ("MISSING_PCN", "INVALID_PCN", _text(10, r"[A-Za-z0-9_\-]+")),
     "group_id": (None, "INVALID_GROUP_ID", _text(15)),

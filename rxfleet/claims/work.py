@@ -14,7 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rxfleet.claims.rules import Severity, worst
+from rxfleet.claims.fields import RESULT_FIELDS
+from rxfleet.claims.rejects import Route, Status
+from rxfleet.claims.rules import Severity, rule, worst
 from rxfleet.claims.validation import Issue
 
 
@@ -24,12 +26,6 @@ class Stage(IntEnum):
     MAPPED = 2
     SENT = 3
     ROUTED = 4
-
-
-class Status:
-    PAID = "PAID"
-    REJECTED = "REJECTED"
-    QUARANTINED = "QUARANTINED"
 
 
 class IssueDoc(BaseModel):
@@ -65,8 +61,8 @@ class WorkRecord(BaseModel):
     failures: int = 0
     response_status: str | None = None
     reject_codes: list[str] = Field(default_factory=list)
-    route: str | None = None
-    status: str | None = None
+    route: Route | None = None
+    status: Status | None = None
 
     @property
     def where(self) -> str:
@@ -74,8 +70,6 @@ class WorkRecord(BaseModel):
 
     @property
     def severity(self) -> Severity:
-        from rxfleet.claims.rules import rule
-
         return worst([rule(issue.code).severity for issue in self.issues])
 
     def add_issues(self, issues: list[Issue] | tuple[Issue, ...]) -> None:
@@ -85,12 +79,12 @@ class WorkRecord(BaseModel):
         """Stop here: never sent, dead-lettered with its codes."""
         self.quarantined = True
         self.status = Status.QUARANTINED
-        self.route = "DEAD_LETTER"
+        self.route = Route.DEAD_LETTER
         self.stage = Stage.ROUTED
 
     def result(self) -> dict[str, Any]:
-        """The claim's row of the results (CONTRACT section 4)."""
-        return {
+        """The claim's row of the results, keyed by ``RESULT_FIELDS``."""
+        row = {
             "claim_id": self.claim_id,
             "status": self.status,
             "severity": self.severity.value,
@@ -102,3 +96,5 @@ class WorkRecord(BaseModel):
             "patient_token": self.patient_token,
             "attempts": self.attempts,
         }
+        assert tuple(row) == RESULT_FIELDS
+        return row

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 
 from rxfleet.errors import InputError
 from rxfleet.formats.base import Record
+from rxfleet.formats.csvfile import read_csv
+from rxfleet.formats.jsonl import read_jsonl
+from rxfleet.formats.ncpdp import read_ncpdp, sniff_ncpdp
+from rxfleet.formats.parquet import read_parquet
 from rxfleet.formats.textio import open_binary
+from rxfleet.formats.x12 import NO_ROUTES, Routes, read_x12, sniff_x12
 
 
 class Format(StrEnum):
@@ -54,9 +60,6 @@ def detect_format(path: str) -> Format:
 
 
 def _sniff(head: bytes) -> Format | None:
-    from rxfleet.formats.ncpdp import sniff_ncpdp
-    from rxfleet.formats.x12 import sniff_x12
-
     if head.startswith(b"PAR1"):
         return Format.PARQUET
     if sniff_x12(head):
@@ -68,46 +71,34 @@ def _sniff(head: bytes) -> Format | None:
     return None
 
 
-def reader_for(fmt: Format) -> Callable[[str], Iterator[Record]]:
-    """The reading function of ``fmt``."""
-    if fmt is Format.JSONL:
-        from rxfleet.formats.jsonl import read_jsonl
-
-        return read_jsonl
-    if fmt is Format.CSV:
-        from rxfleet.formats.csvfile import read_csv
-
-        return read_csv
-    if fmt is Format.PARQUET:
-        from rxfleet.formats.parquet import read_parquet
-
-        return read_parquet
-    return _domain_reader(fmt)
+_READERS: dict[Format, Callable[[str], Iterator[Record]]] = {
+    Format.JSONL: read_jsonl,
+    Format.CSV: read_csv,
+    Format.PARQUET: read_parquet,
+    Format.NCPDP: read_ncpdp,
+}
 
 
-def _domain_reader(fmt: Format) -> Callable[[str], Iterator[Record]]:
-    if fmt is Format.NCPDP:
-        from rxfleet.formats.ncpdp import read_ncpdp
-
-        return read_ncpdp
-    from rxfleet.formats.x12 import read_x12
-
-    return read_x12
+def reader_for(fmt: Format, payer_routes: Routes = NO_ROUTES) -> Callable[[str], Iterator[Record]]:
+    """The reading function of ``fmt``; X12 reads BIN/PCN from ``payer_routes``."""
+    if fmt is Format.X12:
+        return partial(read_x12, routes=payer_routes)
+    return _READERS[fmt]
 
 
-def read_claims(path: str) -> Iterator[Record]:
+def read_claims(path: str, payer_routes: Routes = NO_ROUTES) -> Iterator[Record]:
     """Every record of ``path``, whatever its format."""
-    return reader_for(detect_format(path))(path)
+    return reader_for(detect_format(path), payer_routes)(path)
 
 
-def preflight(path: str) -> Format:
+def preflight(path: str, payer_routes: Routes = NO_ROUTES) -> Format:
     """Check that ``path`` is readable in its format before anything is enqueued.
 
     Reads the format's header (CSV header row, Parquet schema, first record) and
     raises InputError for a file that cannot be read at all.
     """
     fmt = detect_format(path)
-    records = reader_for(fmt)(path)
+    records = reader_for(fmt, payer_routes)(path)
     try:
         next(records, None)
     finally:

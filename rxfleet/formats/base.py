@@ -6,38 +6,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-#: Canonical field names (CONTRACT section 3), in contract order.
-CANONICAL_FIELDS: tuple[str, ...] = (
-    "claim_id",
-    "bin",
-    "pcn",
-    "group_id",
-    "cardholder_id",
-    "patient_first_name",
-    "patient_last_name",
-    "date_of_birth",
-    "service_provider_id",
-    "date_of_service",
-    "rx_number",
-    "fill_number",
-    "ndc",
-    "quantity_dispensed",
-    "days_supply",
-    "prescriber_id",
-    "ingredient_cost_submitted",
-    "usual_and_customary",
-    "plan_id",
-    "pos",
-)
-
-#: Fields that are PHI: split off into the vault at ingestion.
-PHI_FIELDS: tuple[str, ...] = (
-    "cardholder_id",
-    "patient_first_name",
-    "patient_last_name",
-    "date_of_birth",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Problem:

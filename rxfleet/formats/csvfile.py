@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 
+from rxfleet.claims.fields import CANONICAL_FIELDS
 from rxfleet.errors import InputError
-from rxfleet.formats.base import CANONICAL_FIELDS, Problem, Record
+from rxfleet.formats.base import Problem, Record
 from rxfleet.formats.textio import open_text
 
 

@@ -6,10 +6,11 @@ import json
 import re
 from collections.abc import Iterator
 
+from rxfleet.claims.fields import CLAIM_ID_CHARS, CLAIM_ID_MAX
 from rxfleet.formats.base import Problem, Record
 from rxfleet.formats.textio import open_binary
 
-_CLAIM_ID = re.compile(rb'"claim_id"\s*:\s*"([A-Za-z0-9._:\-]{1,64})"')
+_CLAIM_ID = re.compile(rf'"claim_id"\s*:\s*"({CLAIM_ID_CHARS}{{1,{CLAIM_ID_MAX}}})"'.encode())
 
 
 def read_jsonl(path: str) -> Iterator[Record]:

@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from rxfleet.claims.fields import CANONICAL_FIELDS
 from rxfleet.errors import InputError
-from rxfleet.formats.base import CANONICAL_FIELDS, Problem, Record
+from rxfleet.formats.base import Problem, Record
 from rxfleet.formats.ncpdp_fields import (
     FIELD_SEPARATOR,
     GROUP_SEPARATOR,

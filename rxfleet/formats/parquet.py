@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from rxfleet.claims.fields import CANONICAL_FIELDS
 from rxfleet.errors import InputError
-from rxfleet.formats.base import CANONICAL_FIELDS, Record
+from rxfleet.formats.base import Record
 
 BATCH_ROWS = 8192
 

@@ -98,6 +98,8 @@ __all__ = [
 ]
 
 Routes = Mapping[str, Mapping[str, str]]
+#: No payer routes: every drug line is quarantined ``NO_PAYER_ROUTE``.
+NO_ROUTES: Routes = {}
 ROUTE_FIELDS = ("bin", "pcn", "group_id", "plan_id")
 _CHUNK = 64 * 1024
 RECENT_IDS = 10_000  # claim ids remembered to make repeats unique (bounded memory)
@@ -179,16 +181,10 @@ def load_payer_routes(path: str | Path) -> dict[str, dict[str, str]]:
         raise ConfigError(f"payer routes file {path} cannot be read: {exc}") from exc
 
 
-def _default_routes() -> dict[str, dict[str, str]]:
-    from config.settings import get_settings
-
-    return load_payer_routes(get_settings().payer_routes)
-
-
 # --- reading -----------------------------------------------------------------------
 
 
-def read_x12(path: str, routes: Routes | None = None) -> Iterator[Record]:
+def read_x12(path: str, routes: Routes) -> Iterator[Record]:
     """Stream the drug lines of an 837P/837I file as records, in input order."""
     with open_binary(path) as handle:
         chunks = _decoded_chunks(handle)
@@ -199,9 +195,9 @@ def read_x12(path: str, routes: Routes | None = None) -> Iterator[Record]:
             delimiters = parse_isa(head)
         except ValueError as exc:
             raise InputError(path, f"not an ASC X12 interchange: {exc}", 1) from exc
-        table = _default_routes() if routes is None else routes
+
         segments = iter_segments(_prepend(head.lstrip(_LEADING), chunks), delimiters.segment)
-        yield from records_from_segments(segments, delimiters, table, path)
+        yield from records_from_segments(segments, delimiters, routes, path)
 
 
 def _prepend(first: str, rest: Iterator[str]) -> Iterator[str]:

@@ -46,6 +46,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from config.settings import Settings
+from rxfleet.claims.fields import PHI_FIELDS
 from rxfleet.errors import (
     AuthenticationFailed,
     ClaimValidationError,
@@ -58,7 +59,6 @@ from rxfleet.errors import (
     RoutingMiss,
     RxFleetError,
 )
-from rxfleet.formats.base import PHI_FIELDS
 
 log = logging.getLogger(__name__)
 

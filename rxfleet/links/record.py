@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from rxfleet.claims.rejects import Route
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport
 from rxfleet.stores.runs import RunStore
@@ -14,7 +15,12 @@ from rxfleet.stores.runs import RunStore
 log = logging.getLogger("rxfleet.record")
 
 #: Routes whose claims go to the dead-letter stream for a person or a replay.
-DEAD_LETTER_ROUTES = {"DEAD_LETTER", "HOST_ERROR", "RETRY_LATER", "REVIEW_REQUIRED"}
+DEAD_LETTER_ROUTES = {
+    Route.DEAD_LETTER,
+    Route.HOST_ERROR,
+    Route.RETRY_LATER,
+    Route.REVIEW_REQUIRED,
+}
 
 
 def record_batch(runs: RunStore, run_id: str, seqs: Sequence[int], trace: str) -> LinkReport:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
-from rxfleet.claims.rejects import CLEAN, RejectMatrix
-from rxfleet.claims.work import Stage, Status, WorkRecord
+from rxfleet.claims.rejects import CLEAN, RejectMatrix, Status
+from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport, open_records, stage_event
 from rxfleet.stores.runs import RunStore
 

@@ -19,8 +19,8 @@ import redis
 import requests
 from phi_scan import dump_values, leaks
 
+from rxfleet.claims.fields import PHI_FIELDS
 from rxfleet.embedded.redis_server import LocalRedis, free_port
-from rxfleet.formats.base import PHI_FIELDS
 
 pytestmark = pytest.mark.integration
 

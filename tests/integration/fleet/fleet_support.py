@@ -10,6 +10,7 @@ import redis
 from config import Settings
 from rxfleet.claims.phi import PhiTokenizer, key_bytes
 from rxfleet.embedded.redis_server import LocalRedis
+from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.gateway.sandbox.scenario import Scenario
 from rxfleet.gateway.sandbox.server import SandboxGateway
 from rxfleet.phikeys import tokenizer, vault
@@ -45,7 +46,8 @@ class Fleet:
         paths = [str(p) for p in inputs]
         run_id = start_run(self.runs, self.settings, paths, batch_size)
         ingest = Ingest(run_id, tokenizer(self.settings), vault(self.settings))
-        result = produce(self.runs, run_id, paths, ingest, batch_size, send_batch)
+        routes = load_payer_routes(self.settings.payer_routes)
+        result = produce(self.runs, run_id, paths, ingest, batch_size, send_batch, routes)
         done, total = wait_for(self.runs, run_id, timeout, lambda d, t: None)
         assert total is not None and done == total, f"run {run_id}: {done} of {total} recorded"
         return result

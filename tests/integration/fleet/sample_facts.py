@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rxfleet.formats.base import PHI_FIELDS
+from rxfleet.claims.fields import PHI_FIELDS
 
 
 @dataclass

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from rxfleet.claims.fields import CANONICAL_FIELDS, PHI_FIELDS
 from rxfleet.claims.model import Claim
 from rxfleet.claims.validation import validate
-from rxfleet.formats.base import CANONICAL_FIELDS, PHI_FIELDS
 
 VALUES: dict[str, Any] = {
     "claim_id": "RX00000001",

@@ -7,8 +7,8 @@ import inspect
 import pytest
 
 import rxfleet.claims.rules as rules_module
+from rxfleet.claims.fields import CANONICAL_FIELDS
 from rxfleet.claims.rules import RULES, SEVERITY_RANK, Rule, Severity, rule, worst
-from rxfleet.formats.base import CANONICAL_FIELDS
 
 _SOURCE_FIELDS = set(CANONICAL_FIELDS) | {"payer_id", "version", "transaction_code"}
 

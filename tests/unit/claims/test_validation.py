@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rxfleet.claims.dates import parse_date
+from rxfleet.claims.fields import PHI_FIELDS
 from rxfleet.claims.model import Claim
 from rxfleet.claims.rules import RULES, Severity
 from rxfleet.claims.validation import (
@@ -19,11 +21,9 @@ from rxfleet.claims.validation import (
     Outcome,
     check_phi,
     npi_is_valid,
-    parse_date,
     split_phi,
     validate,
 )
-from rxfleet.formats.base import PHI_FIELDS
 
 TODAY = date(2026, 11, 20)
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from rxfleet.claims.fields import RESULT_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.errors import ConfigError
 from rxfleet.formats.base import Problem, Record
-from rxfleet.output import RESULT_FIELDS, write_results
+from rxfleet.output import write_results
 from rxfleet.producer import Ingest
 
 CLAIM = {

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import json
 
-from rxfleet.claims.work import Stage, Status, WorkRecord
+from rxfleet.claims.rejects import Status
+from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.stores.runs import RunStore
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from rxfleet.claims.fields import CANONICAL_FIELDS
 from rxfleet.errors import InputError
-from rxfleet.formats.base import CANONICAL_FIELDS, Problem, Record
+from rxfleet.formats.base import Problem, Record
 from rxfleet.formats.csvfile import read_csv
 from rxfleet.formats.jsonl import read_jsonl
 from rxfleet.formats.parquet import read_parquet

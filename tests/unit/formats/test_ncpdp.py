@@ -8,8 +8,9 @@ from pathlib import Path
 import ncpdp_build as b
 import pytest
 
+from rxfleet.claims.fields import CANONICAL_FIELDS
 from rxfleet.errors import InputError
-from rxfleet.formats.base import CANONICAL_FIELDS, Record
+from rxfleet.formats.base import Record
 from rxfleet.formats.ncpdp import parse_response, parse_transmission, read_ncpdp, sniff_ncpdp
 from rxfleet.formats.ncpdp_fields import (
     REQUEST_HEADER_LENGTH,

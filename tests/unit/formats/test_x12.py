@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from config import get_settings
+from rxfleet.claims.fields import CANONICAL_FIELDS
 from rxfleet.errors import ConfigError, InputError
-from rxfleet.formats.base import CANONICAL_FIELDS, Record
+from rxfleet.formats.base import Record
 from rxfleet.formats.x12 import (
     Delimiters,
     iter_segments,
@@ -128,8 +130,8 @@ def test_payer_without_route_is_quarantined() -> None:
     assert record.fields["ndc"] == "00026063512"
 
 
-def test_default_routes_come_from_settings() -> None:
-    (record,) = list(read_x12(str(EXAMPLE10_1)))
+def test_the_bundled_payer_routes_route_the_sample() -> None:
+    (record,) = list(read_x12(str(EXAMPLE10_1), load_payer_routes(get_settings().payer_routes)))
     assert record.problem is None
     assert record.fields["plan_id"] == "PLAN-COMM"
 
@@ -270,6 +272,6 @@ def test_claim_ids_stay_unique_across_transaction_sets_with_bounded_memory(tmp_p
     doubled = text[:se_end] + body + text[se_end:]  # the same transaction set twice
     path = tmp_path / "two_sets.837"
     path.write_text(doubled)
-    ids = [r.fields["claim_id"] for r in read_x12(str(path))]
+    ids = [r.fields["claim_id"] for r in read_x12(str(path), ROUTES)]
     assert len(ids) == 2 and len(set(ids)) == 2
     assert ids[1].endswith("-T2")

@@ -1,0 +1,61 @@
+"""One vocabulary for the fields of a claim and of its result.
+
+Canonical claim field names and which of them are PHI (the input side), the
+claim-id pattern every reader and the model share, and the result fields (the
+output side), each defined once.
+"""
+
+from __future__ import annotations
+
+#: Canonical field names (CONTRACT section 3), in contract order.
+CANONICAL_FIELDS: tuple[str, ...] = (
+    "claim_id",
+    "bin",
+    "pcn",
+    "group_id",
+    "cardholder_id",
+    "patient_first_name",
+    "patient_last_name",
+    "date_of_birth",
+    "service_provider_id",
+    "date_of_service",
+    "rx_number",
+    "fill_number",
+    "ndc",
+    "quantity_dispensed",
+    "days_supply",
+    "prescriber_id",
+    "ingredient_cost_submitted",
+    "usual_and_customary",
+    "plan_id",
+    "pos",
+)
+
+#: Fields that are PHI: split off into the vault at ingestion.
+PHI_FIELDS: tuple[str, ...] = (
+    "cardholder_id",
+    "patient_first_name",
+    "patient_last_name",
+    "date_of_birth",
+)
+
+#: A claim id: 1-64 of A-Z a-z 0-9 . _ : - (it is the gateway's Idempotency-Key).
+CLAIM_ID_CHARS = r"[A-Za-z0-9._:\-]"
+CLAIM_ID_MAX = 64
+CLAIM_ID_PATTERN = rf"^{CLAIM_ID_CHARS}{{1,{CLAIM_ID_MAX}}}$"
+
+#: The result fields, one row per input claim, in this order.
+RESULT_FIELDS: tuple[str, ...] = (
+    "claim_id",
+    "status",
+    "severity",
+    "errors",
+    "ndc11",
+    "gpi",
+    "reject_codes",
+    "route",
+    "patient_token",
+    "attempts",
+)
+#: Result fields that hold lists (joined with ``;`` in CSV).
+LIST_FIELDS: tuple[str, ...] = ("errors", "reject_codes")
