@@ -1,16 +1,15 @@
-"""``rxfleet``: run, enqueue, wait, results, dlq, gateway, token (CONTRACT section 1)."""
+"""``rxfleet``: run, enqueue, wait, results, dlq, gateway, token."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 
-from config import get_settings
+from rxfleet import commands
 from rxfleet.errors import ConfigError, InfrastructureError, InputError, RxFleetError
 
 log = logging.getLogger("rxfleet")
@@ -87,8 +86,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from rxfleet import commands
-
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": commands.run,
         "enqueue": commands.enqueue,
@@ -99,18 +96,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         "token": commands.token,
     }
     return handlers[args.command](args)
-
-
-@contextlib.contextmanager
-def fleet_for_run() -> Iterator[bool]:
-    """The embedded fleet when no Redis is configured; True when embedded."""
-    if get_settings().redis_url:
-        yield False
-        return
-    from rxfleet.embedded import embedded_fleet
-
-    with embedded_fleet():
-        yield True
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,32 +1,60 @@
-"""The CLI commands' bodies."""
+"""The CLI commands' bodies: each takes the parsed arguments and returns an exit code.
+
+These sit at the top of the layers: they compose the producer, the stores, the
+Celery wiring (chains are sent through ``workers.pipeline``) and, with no Redis
+configured, the embedded fleet (``rxfleet.embedded`` plus ``workers.inprocess``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from config import get_settings
+from config import Settings, get_settings
+from rxfleet import context
+from rxfleet import dlq as dead_letters
 from rxfleet.claims.work import WorkRecord
+from rxfleet.embedded import embedded_services
 from rxfleet.errors import ConfigError, RunTimeout
 from rxfleet.formats import preflight
 from rxfleet.formats.x12 import load_payer_routes
+from rxfleet.gateway.sandbox.server import run_gateway
 from rxfleet.output import check_output, write_results
 from rxfleet.phikeys import require_keys, tokenizer, vault
 from rxfleet.producer import Ingest, produce, start_run
 from rxfleet.report import Tally, progress_bar, summary, wait_for
-from rxfleet.stores.connection import get_redis
-from rxfleet.stores.runs import RunStore, run_store
+from rxfleet.stores.runs import RunStore
+from workers import app as app_module
+from workers.inprocess import beat_thread, worker_thread
+from workers.pipeline import send_batch
 
 EXIT_OK, EXIT_FAILED = 0, 1
+EMBEDDED_CONCURRENCY = 4
 
 
-def _runs() -> RunStore:
-    settings = get_settings()
-    return run_store(get_redis(), settings.key_prefix, settings.run_ttl_seconds)
+@contextlib.contextmanager
+def fleet_for_run() -> Iterator[bool]:
+    """The embedded fleet when no Redis is configured; True when embedded."""
+    if get_settings().redis_url:
+        yield False
+        return
+    with embedded_services() as settings, _in_process_fleet(settings):
+        yield True
+
+
+@contextlib.contextmanager
+def _in_process_fleet(settings: Settings) -> Iterator[None]:
+    app = app_module.configure(settings)
+    queues = [settings.queue_cpu, settings.queue_gateway]
+    with worker_thread(app, queues, EMBEDDED_CONCURRENCY), beat_thread(app):
+        yield
 
 
 def _batch_size(value: int | None) -> int:
@@ -36,13 +64,18 @@ def _batch_size(value: int | None) -> int:
     return size
 
 
-def _enqueue(inputs: list[str], batch_size: int) -> tuple[RunStore, str, int]:
-    from workers.pipeline import send_batch
+def _preflight(inputs: list[str]) -> None:
+    """Exit 2 before anything starts or is enqueued when an input cannot be read."""
+    routes = load_payer_routes(get_settings().payer_routes)
+    for path in inputs:
+        preflight(path, routes)
 
+
+def _enqueue(inputs: list[str], batch_size: int) -> tuple[RunStore, str, int]:
     settings = get_settings()
     require_keys(settings)
-    runs = _runs()
-    run_id = start_run(runs, settings, inputs, batch_size)
+    runs = context.runs()
+    run_id = start_run(runs, context.crosswalk(), settings, inputs, batch_size)
     ingest = Ingest(run_id, tokenizer(settings), vault(settings))
     routes = load_payer_routes(settings.payer_routes)
     result = produce(runs, run_id, inputs, ingest, batch_size, send_batch, routes)
@@ -50,13 +83,10 @@ def _enqueue(inputs: list[str], batch_size: int) -> tuple[RunStore, str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rxfleet.cli import fleet_for_run
-
     if args.output:
         check_output(args.output)
     batch_size = _batch_size(args.batch_size)
-    for path in args.inputs:
-        preflight(path)  # exit 2 before anything starts or is enqueued
+    _preflight(args.inputs)
     console = Console()
     with fleet_for_run() as embedded:
         started = time.monotonic()
@@ -105,8 +135,7 @@ def _where(record: WorkRecord) -> tuple[str, str, str, str]:
 
 def enqueue(args: argparse.Namespace) -> int:
     get_settings().redis_url_or_raise()
-    for path in args.inputs:
-        preflight(path)
+    _preflight(args.inputs)
     _, run_id, _ = _enqueue(args.inputs, _batch_size(args.batch_size))
     print(run_id)
     return EXIT_OK
@@ -136,37 +165,29 @@ def results(args: argparse.Namespace) -> int:
 
 def _existing_run(run_id: str) -> RunStore:
     get_settings().redis_url_or_raise()
-    runs = _runs()
+    runs = context.runs()
     if not runs.exists(run_id):
         raise ConfigError(f"no run {run_id} in this Redis (runs expire after their TTL)")
     return runs
 
 
 def dlq(args: argparse.Namespace) -> int:
-    from rxfleet import dlq as dead_letters
-
     get_settings().redis_url_or_raise()
     if args.dlq_command == "list":
-        return dead_letters.show(_runs(), args.run, args.limit)
-    return dead_letters.replay_command(_runs(), args.run)
+        return dead_letters.show(context.dead_letters(), args.run, args.limit)
+    stores = dead_letters.ReplayStores(context.runs(), context.dead_letters(), context.crosswalk())
+    return dead_letters.replay_command(stores, args.run, send_batch)
 
 
 def gateway(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from rxfleet.gateway.sandbox.server import run_gateway
-
     run_gateway(args.host, args.port, Path(args.scenario) if args.scenario else None)
     return EXIT_OK
 
 
 def token(args: argparse.Namespace) -> int:
     """The token's state, TTL and rotation counters, and the gateway's health: never the token."""
-    from rxfleet.context import breaker, tokens
-    from rxfleet.stores.connection import as_dict, as_text
-
     get_settings().redis_url_or_raise()
-    store = tokens()
+    store = context.tokens()
     current = store.current()
     state: dict[str, Any] = {"state": "missing"}
     if current is not None:
@@ -176,12 +197,11 @@ def token(args: argparse.Namespace) -> int:
             "version": current.version,
         }
     state["counters"] = store.stats()
-    gate = breaker()
-    until = as_text(gate.client.get(gate.keys.pause))
+    breaker = context.breaker()
     state["gateway"] = {
-        "breaker": gate.state(),
-        "breaker_counters": as_dict(gate.client.hgetall(gate.keys.breaker_stats)),
-        "pause_seconds": round(max(0.0, int(until) / 1000 - time.time()), 1) if until else 0.0,
+        "breaker": breaker.state(),
+        "breaker_counters": breaker.counters(),
+        "pause_seconds": round(context.pause().remaining(), 1),
     }
     print(json.dumps(state, indent=2))
     return EXIT_OK

@@ -11,7 +11,8 @@ keeps its claim_id, so the gateway's idempotency keeps it adjudicated once.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
@@ -22,25 +23,30 @@ from config import get_settings
 from rxfleet.claims.rejects import Route
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.phikeys import vault
+from rxfleet.stores.crosswalk import CrosswalkCache
+from rxfleet.stores.deadletters import DeadLetters
 from rxfleet.stores.runs import RunStore, new_run_id
 
 REPLAYABLE_ROUTES = {Route.RETRY_LATER, Route.HOST_ERROR}
 REPLAYABLE_CODES = {"MISSING_GPI_MAPPING"}
 
 
-def entries(runs: RunStore, run_id: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(stream id, entry) newest first, of one run or all."""
-    reply: Any = runs.client.xrevrange(runs.keys.dlq)
-    for entry_id, data in reply or []:
-        entry = json.loads(data["entry"])
-        if run_id is None or entry["run_id"] == run_id:
-            yield str(entry_id), entry
+SendBatch = Callable[[str, int, int], object]
 
 
-def show(runs: RunStore, run_id: str | None, limit: int) -> int:
+@dataclass
+class ReplayStores:
+    """What a replay touches: the runs, the dead letters and the crosswalk cache."""
+
+    runs: RunStore
+    dead_letters: DeadLetters
+    crosswalk: CrosswalkCache
+
+
+def show(dead_letters: DeadLetters, run_id: str | None, limit: int) -> int:
     """A table on a terminal; one JSON entry per line for a pipe or a file."""
     console = Console()
-    chosen = list(islice(entries(runs, run_id), limit))
+    chosen = list(islice(dead_letters.entries(run_id), limit))
     if not console.is_terminal:
         for _, entry in chosen:
             print(json.dumps(entry))
@@ -70,31 +76,24 @@ def replayable(entry: dict[str, Any]) -> bool:
     return entry["route"] == Route.DEAD_LETTER and bool(fatal) and fatal <= REPLAYABLE_CODES
 
 
-def replay(runs: RunStore, run_id: str | None) -> tuple[str | None, int]:
+def replay(stores: ReplayStores, run_id: str | None, send: SendBatch) -> tuple[str | None, int]:
     """Copy replayable entries into a new run and send it; (new run id, claims)."""
-    from workers.pipeline import send_batch
-
-    chosen = [(eid, e) for eid, e in entries(runs, run_id) if replayable(e)]
+    runs = stores.runs
+    chosen = [(eid, e) for eid, e in stores.dead_letters.entries(run_id) if replayable(e)]
     if not chosen:
         return None, 0
     new_id = new_run_id()
-    runs.create(new_id, {"inputs": "dlq replay", "state": "producing", **_pins(runs, chosen)})
+    crosswalk = stores.crosswalk.load(get_settings().crosswalk)
+    runs.create(new_id, {"inputs": "dlq replay", "state": "producing", "crosswalk": crosswalk})
     for seq, (_, entry) in enumerate(reversed(chosen)):
         _copy(runs, entry, new_id, seq)
     size = get_settings().batch_size
     for first in range(0, len(chosen), size):
-        send_batch(new_id, first, min(size, len(chosen) - first))
+        send(new_id, first, min(size, len(chosen) - first))
     runs.set_meta(new_id, total=len(chosen), state="produced")
     runs.expire(new_id)
-    runs.client.xdel(runs.keys.dlq, *[eid for eid, _ in chosen])
+    stores.dead_letters.remove([eid for eid, _ in chosen])
     return new_id, len(chosen)
-
-
-def _pins(runs: RunStore, chosen: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
-    from rxfleet.links.crosswalk import load_crosswalk
-
-    settings = get_settings()
-    return {"crosswalk": load_crosswalk(runs.client, runs.keys, settings.crosswalk)}
 
 
 def _copy(runs: RunStore, entry: dict[str, Any], new_id: str, seq: int) -> None:
@@ -119,8 +118,8 @@ def _copy(runs: RunStore, entry: dict[str, Any], new_id: str, seq: int) -> None:
     runs.add(new_id, [fresh], blobs)
 
 
-def replay_command(runs: RunStore, run_id: str | None) -> int:
-    new_id, count = replay(runs, run_id)
+def replay_command(stores: ReplayStores, run_id: str | None, send: SendBatch) -> int:
+    new_id, count = replay(stores, run_id, send)
     if new_id is None:
         print("nothing replayable in the dead-letter stream")
         return 0

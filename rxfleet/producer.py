@@ -24,8 +24,8 @@ from rxfleet.claims.work import WorkRecord
 from rxfleet.formats import detect_format, preflight, reader_for
 from rxfleet.formats.base import Record
 from rxfleet.formats.x12 import Routes, load_payer_routes
-from rxfleet.links.crosswalk import load_crosswalk
 from rxfleet.links.route import matrix
+from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.runs import RunStore, new_run_id
 
 SendBatch = Callable[[str, int, int], object]
@@ -112,11 +112,17 @@ class ProduceResult:
     inputs: list[str] = field(default_factory=list)
 
 
-def start_run(runs: RunStore, settings: Settings, inputs: Sequence[str], batch_size: int) -> str:
+def start_run(
+    runs: RunStore,
+    crosswalks: CrosswalkCache,
+    settings: Settings,
+    inputs: Sequence[str],
+    batch_size: int,
+) -> str:
     """Check every input, load the crosswalk, create the run; nothing is enqueued yet."""
     routes = load_payer_routes(settings.payer_routes)
     formats = [preflight(path, routes).value for path in inputs]
-    crosswalk = load_crosswalk(runs.client, runs.keys, settings.crosswalk)
+    crosswalk = crosswalks.load(settings.crosswalk)
     run_id = new_run_id()
     runs.create(
         run_id,

@@ -8,14 +8,12 @@ from rxfleet import context
 from rxfleet.errors import InfrastructureError
 from rxfleet.links.crosswalk import crosswalk_batch
 from workers.app import app
-from workers.base import OUTAGE_BACKOFF, REDIS_OUTAGE
+from workers.base import REDIS_OUTAGE, REDIS_OUTAGE_BACKOFF
 
 
 @app.task(
-    name="tasks.crosswalk.crosswalk_batch",
-    autoretry_for=(*REDIS_OUTAGE, InfrastructureError),
-    max_retries=10,
-    **OUTAGE_BACKOFF,
+    autoretry_for=(*REDIS_OUTAGE, InfrastructureError), max_retries=10, **REDIS_OUTAGE_BACKOFF
 )
 def crosswalk(run_id: str, first: int, count: int) -> dict[str, Any]:
-    return crosswalk_batch(context.runs(), run_id, context.batch(first, count)).as_dict()
+    seqs = context.batch(first, count)
+    return crosswalk_batch(context.runs(), context.crosswalk(), run_id, seqs).as_dict()

@@ -10,7 +10,7 @@ from rxfleet.links.route import matrix, route_batch
 from workers.app import app
 
 
-@app.task(name="tasks.route.route_batch")
+@app.task
 def route(run_id: str, first: int, count: int) -> dict[str, Any]:
     rejects = matrix(get_settings().reject_matrix)
     return route_batch(context.runs(), run_id, context.batch(first, count), rejects).as_dict()

@@ -9,6 +9,6 @@ from rxfleet.links.validate import validate_batch
 from workers.app import app
 
 
-@app.task(name="tasks.validate.validate_batch")
+@app.task
 def validate(run_id: str, first: int, count: int) -> dict[str, Any]:
     return validate_batch(context.runs(), run_id, context.batch(first, count)).as_dict()

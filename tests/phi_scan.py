@@ -8,27 +8,26 @@ import redis
 
 
 def dump_values(client: redis.Redis) -> Iterator[str]:
-    """Every key and every value of every type, as text (database 0)."""
+    """Every key and every value of every type, as text (database 0; a decoding client)."""
     for key in client.scan_iter(count=1000):
         yield str(key)
-        yield from _values(client, key)
+        yield from _values(client, str(key))
 
 
-def _values(client: redis.Redis, key: object) -> Iterable[str]:
-    kind = client.type(key)  # type: ignore[arg-type]
-    kind = kind.decode() if isinstance(kind, bytes) else kind
+def _values(client: redis.Redis, key: str) -> Iterable[str]:
+    kind = str(client.type(key))
     if kind == "string":
-        return [str(client.get(key))]  # type: ignore[arg-type]
+        return [str(client.get(key))]
     if kind == "hash":
-        return [f"{k}={v}" for k, v in client.hgetall(key).items()]  # type: ignore[arg-type,union-attr]
+        return [f"{k!s}={v!s}" for k, v in client.hgetall(key).items()]
     if kind == "list":
-        return [str(v) for v in client.lrange(key, 0, -1)]  # type: ignore[arg-type,union-attr]
+        return [str(v) for v in client.lrange(key, 0, -1)]
     if kind == "set":
-        return [str(v) for v in client.smembers(key)]  # type: ignore[arg-type,union-attr]
+        return [str(v) for v in client.smembers(key)]
     if kind == "zset":
-        return [str(v) for v in client.zrange(key, 0, -1)]  # type: ignore[arg-type,union-attr]
+        return [str(v) for v in client.zrange(key, 0, -1)]
     if kind == "stream":
-        return [str(fields) for _, fields in client.xrange(key)]  # type: ignore[arg-type,union-attr]
+        return [str(fields) for _, fields in client.xrange(key) or []]
     return [f"<{kind}>"]
 
 

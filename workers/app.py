@@ -13,6 +13,7 @@ from celery import Celery
 from kombu import Queue
 
 from config import Settings, get_settings
+from workers.signals import connect_signals
 
 TASK_MODULES = [
     "tasks.validate",
@@ -74,5 +75,4 @@ def configure(settings: Settings | None = None) -> Celery:
 
 
 configure()
-
-import workers.signals  # noqa: E402,F401 - connects the signal hooks
+connect_signals()

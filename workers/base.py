@@ -1,4 +1,4 @@
-"""The base task of every chain link."""
+"""The base task of every chain link, and the Redis-outage retry policy the links share."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import get_settings
-from rxfleet.stores.connection import get_redis
-from rxfleet.stores.runs import RunStore, run_store
 
 #: What a link that touches Redis retries on: Redis itself going away.
 REDIS_OUTAGE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
 #: How it waits: exponential (2 s, 4 s, ... capped at 60 s) with jitter.
-OUTAGE_BACKOFF: dict[str, Any] = {"retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True}
+REDIS_OUTAGE_BACKOFF: dict[str, Any] = {
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+}
 
 
 class FleetTask(Task):  # type: ignore[type-arg]
@@ -30,11 +32,6 @@ class FleetTask(Task):  # type: ignore[type-arg]
     reject_on_worker_lost = True
     # Task arguments are run ids and numbers; still, never echo them into logs/events.
     argsrepr_max = 64
-
-    @property
-    def runs(self) -> RunStore:
-        settings = get_settings()
-        return run_store(get_redis(), settings.key_prefix, settings.run_ttl_seconds)
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         get_settings()  # fail fast on broken settings, before any work

@@ -2,7 +2,8 @@
 
 Every link takes the same immutable arguments (run id, first sequence number,
 count): the claims themselves stay in Redis, so broker messages carry no claim
-and no PHI, and Flower shows only ids and numbers.
+and no PHI, and Flower shows only ids and numbers. Links are named, not
+imported: Celery names a task after its module and function (``tasks.<link>.<link>``).
 """
 
 from __future__ import annotations
@@ -10,22 +11,16 @@ from __future__ import annotations
 from celery import chain
 from celery.result import AsyncResult
 
-from tasks.crosswalk import crosswalk
-from tasks.record import record
-from tasks.route import route
-from tasks.submit import submit
-from tasks.validate import validate
+from workers.app import app
+
+LINKS: tuple[str, ...] = tuple(
+    f"tasks.{link}.{link}" for link in ("validate", "crosswalk", "submit", "route", "record")
+)
 
 
 def batch_chain(run_id: str, first: int, count: int) -> chain:
     args = (run_id, first, count)
-    return chain(
-        validate.si(*args),
-        crosswalk.si(*args),
-        submit.si(*args),
-        route.si(*args),
-        record.si(*args),
-    )
+    return chain(*(app.signature(name, args=args, immutable=True) for name in LINKS))
 
 
 def send_batch(run_id: str, first: int, count: int) -> AsyncResult:  # type: ignore[type-arg]

@@ -8,6 +8,7 @@ from typing import Any
 from celery.signals import beat_init, worker_init, worker_process_init
 
 from config import get_settings
+from rxfleet import context
 from rxfleet.errors import ConfigError
 from rxfleet.observability import init_sentry
 from rxfleet.phikeys import require_keys
@@ -16,7 +17,13 @@ from rxfleet.stores.connection import forget_clients
 log = logging.getLogger("rxfleet.worker")
 
 
-@worker_init.connect
+def connect_signals() -> None:
+    """Connect the hooks (idempotent: Celery keeps one receiver per function)."""
+    worker_init.connect(_on_worker_init, weak=False)
+    beat_init.connect(_on_beat_init, weak=False)
+    worker_process_init.connect(_on_worker_process_init, weak=False)
+
+
 def _on_worker_init(**_: Any) -> None:
     settings = get_settings()
     try:
@@ -30,16 +37,12 @@ def _on_worker_init(**_: Any) -> None:
     log.info("worker ready: queues %s and %s", settings.queue_cpu, settings.queue_gateway)
 
 
-@beat_init.connect
 def _on_beat_init(**_: Any) -> None:
     settings = get_settings()
     settings.redis_url_or_raise()
     init_sentry(settings)
 
 
-@worker_process_init.connect
 def _on_worker_process_init(**_: Any) -> None:
     forget_clients()  # never share a socket across a fork
-    from tasks.submit import forget_gateway_client
-
-    forget_gateway_client()
+    context.forget()

@@ -1,8 +1,10 @@
 """The embedded default: a whole fleet on one machine with nothing installed.
 
 With no ``RXFLEET_REDIS_URL``, ``rxfleet run`` starts a private Redis-compatible
-server, the sandbox gateway (unless a gateway URL is configured), an in-process
-worker for both queues, and beat; then it runs exactly the production code paths.
+server and the sandbox gateway (unless a gateway URL is configured), makes
+ephemeral PHI keys when none are set, and points the process's settings at
+them; the CLI then starts an in-process worker and beat (``workers.inprocess``)
+and runs exactly the production code paths.
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import SecretStr
+
 from config import Settings, configure, get_settings
 from rxfleet.embedded.redis_server import LocalRedis
+from rxfleet.gateway.sandbox.server import SandboxGateway
 from rxfleet.stores.connection import forget_clients
 
 log = logging.getLogger("rxfleet.embedded")
 
 
 def _ephemeral_keys(settings: Settings) -> dict[str, Any]:
-    from pydantic import SecretStr
-
     overrides: dict[str, Any] = {}
     if settings.phi_key is None:
         overrides["phi_key"] = SecretStr(secrets.token_urlsafe(32))
@@ -41,8 +44,6 @@ def _sandbox(settings: Settings) -> Iterator[dict[str, Any]]:
     if settings.gateway_url and settings.token_url:
         yield {}
         return
-    from rxfleet.gateway.sandbox.server import SandboxGateway
-
     gateway = SandboxGateway(plans=settings.sandbox_plans)
     gateway.start()
     try:
@@ -52,20 +53,13 @@ def _sandbox(settings: Settings) -> Iterator[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def embedded_fleet(concurrency: int = 4) -> Iterator[Settings]:
-    """Start everything, point the process's settings at it, stop it all after."""
-    from workers import app as app_module
-    from workers.inprocess import beat_thread, worker_thread
-
+def embedded_services() -> Iterator[Settings]:
+    """Start the servers, point the process's settings at them, stop them all after."""
     base = get_settings()
     server = LocalRedis().start()
     try:
         with _sandbox(base) as gateway:
-            settings = configure(redis_url=server.url, **gateway, **_ephemeral_keys(base))
-            app = app_module.configure(settings)
-            queues = [settings.queue_cpu, settings.queue_gateway]
-            with worker_thread(app, queues, concurrency), beat_thread(app):
-                yield settings
+            yield configure(redis_url=server.url, **gateway, **_ephemeral_keys(base))
     finally:
         forget_clients()
         server.stop()

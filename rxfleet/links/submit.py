@@ -39,7 +39,8 @@ from rxfleet.errors import (
 )
 from rxfleet.links import LinkReport, open_records, stage_event
 from rxfleet.stores.breaker import Breaker
-from rxfleet.stores.connection import as_text
+from rxfleet.stores.pause import FleetPause
+from rxfleet.stores.routes import RouteMemo, RouteState
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import Token, TokenStore
 
@@ -48,7 +49,6 @@ log = logging.getLogger("rxfleet.submit")
 ROUTING_REJECT = "04"  # M/I Processor Control Number: the gateway has no such route
 HOST_ERROR_REJECT = "99"  # Host Processing Error: retries exhausted or request refused
 MAX_REPLAYS = 2
-ROUTE_PROBE_MS = 30_000  # a probe's holder that died frees the route after this
 ROUTE_PROBE_PATIENCE = 1.0  # seconds to wait in the task for another's probe to answer
 ROUTE_PROBE_WAIT = 0.2  # then the batch holds back this long (a deferral, not a failure)
 
@@ -75,11 +75,21 @@ class Gateway(Protocol):
 class SubmitContext:
     runs: RunStore
     tokens: TokenStore
+    pause: FleetPause
+    routes: RouteMemo
     gateway: Gateway
     vault: VaultCipher
     settings: Settings
     breaker: Breaker | None = None
     probe: bool = False
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Come back for the open claims in ``countdown`` s, with this many failed rounds."""
+
+    countdown: float
+    failures: int
 
 
 @dataclass
@@ -88,23 +98,39 @@ class SubmitReport(LinkReport):
     retry_in: float | None = None
     reason: str | None = None
     deferred: bool = False
+    network_calls: int = 0
+    retry: Retry | None = None
     events: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         summary = super().as_dict()
         summary.pop("events", None)
+        summary.pop("retry", None)
         return summary
-
-    network_calls: int = 0
-    codes: dict[str, int] = field(default_factory=dict)
 
 
 def submit_batch(
-    ctx: SubmitContext, run_id: str, seqs: Sequence[int], *, failures: int, final: bool
+    ctx: SubmitContext, run_id: str, seqs: Sequence[int], *, failures: int = 0
 ) -> SubmitReport:
-    """Send the batch's open claims; say when to come back for the rest, if any."""
+    """Send the batch's open claims; ``report.retry`` says when to come back for the rest.
+
+    The whole retry policy of the link is here. ``failures`` counts rounds that
+    failed without progress; when it reaches ``submit_max_retries`` the gateway
+    is taken as down and the open claims are rejected 99. A deferral (fleet
+    pause, open breaker, a route being found out) is not a failure, and a round
+    with progress starts the count again.
+    """
+    report = _submit(ctx, run_id, seqs, failures)
+    if report.retry_in is not None:
+        streak = failures if report.deferred else (1 if report.done else failures + 1)
+        report.retry = Retry(report.retry_in, streak)
+    return report
+
+
+def _submit(ctx: SubmitContext, run_id: str, seqs: Sequence[int], failures: int) -> SubmitReport:
     report = SubmitReport(run_id, "submit")
     todo = open_records(ctx.runs, run_id, seqs, Stage.MAPPED, report)
+    final = failures >= ctx.settings.submit_max_retries
     try:
         return _submit_open(ctx, run_id, todo, report, failures=failures, final=final)
     finally:
@@ -154,13 +180,13 @@ class Held(Exception):
 
 def _gate(ctx: SubmitContext) -> tuple[float, str]:
     """Seconds to hold back (fleet pause, open breaker), and why; 0 to go."""
-    pipe = ctx.runs.client.pipeline(transaction=False)
-    pipe.get(ctx.runs.keys.pause)
+    pipe = ctx.runs.pipeline()
+    ctx.pause.read(pipe)
     breaker = None if ctx.breaker is None or ctx.probe else ctx.breaker  # a probe replays on
     if breaker is not None:
         breaker.read(pipe)
     until, *state = pipe.execute()  # one round trip for the pause and the breaker
-    paused = _remaining(as_text(until))
+    paused = ctx.pause.remaining_of(until)
     if paused > 0:
         return paused, "fleet pause"
     if breaker is None:
@@ -189,46 +215,23 @@ def _save(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitRep
 
 def _submit_one(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitReport) -> None:
     claim = Claim.model_validate_json(json.dumps(record.claim))
-    keys, route = ctx.runs.keys, (claim.bin, claim.pcn)
-    pipe = ctx.runs.client.pipeline(transaction=False)
-    pipe.exists(keys.route_miss(*route))
-    pipe.exists(keys.route_ok(*route))
-    pipe.hget(keys.vault(run_id), str(record.seq))
+    route = (claim.bin, claim.pcn)
+    pipe = ctx.runs.pipeline()
+    ctx.routes.read(pipe, *route)
+    ctx.runs.read_sealed(pipe, run_id, record.seq)
     missed, known, sealed = pipe.execute()  # one round trip: both route memos and the vault
-    state = "known" if known else ("miss" if missed else _probe_route(ctx, route))
-    if missed or state == "miss":
+    state = ctx.routes.state_of(missed, known) or ctx.routes.probe(*route, ROUTE_PROBE_PATIENCE)
+    if state is RouteState.BUSY:
+        raise Held(ROUTE_PROBE_WAIT, "route being found out")
+    if state is RouteState.MISS:
         _reject(record, ROUTING_REJECT)
         return
-    probing = state == "probe"
     try:
-        body = _body(ctx, run_id, record, claim, as_text(sealed))
-        _adjudicate(ctx, record, body, report, route, learn=not known)
+        body = _body(ctx, run_id, record, claim, ctx.runs.sealed_of(sealed))
+        _adjudicate(ctx, record, body, report, route, learn=state is RouteState.PROBE)
     finally:
-        if probing:
-            ctx.runs.client.delete(keys.route_probe(*route))
-
-
-def _probe_route(ctx: SubmitContext, route: tuple[str, str]) -> str:
-    """A BIN/PCN not yet known good or bad is found out by one request at a time.
-
-    Without this, workers starting together would each send a claim to an
-    unknown route before any of them had remembered its 404. Returns "probe"
-    (this caller sends), "known" or "miss" (another caller found out meanwhile);
-    a probe that takes longer than a second defers the batch instead.
-    """
-    keys, client = ctx.runs.keys, ctx.runs.client
-    deadline = time.monotonic() + ROUTE_PROBE_PATIENCE
-    while not client.set(keys.route_probe(*route), "1", nx=True, px=ROUTE_PROBE_MS):
-        pipe = client.pipeline(transaction=False)
-        pipe.exists(keys.route_miss(*route))
-        pipe.exists(keys.route_ok(*route))
-        missed, known = pipe.execute()
-        if missed or known:
-            return "miss" if missed else "known"
-        if time.monotonic() > deadline:
-            raise Held(ROUTE_PROBE_WAIT, "route being found out")
-        time.sleep(0.005)
-    return "probe"
+        if state is RouteState.PROBE:
+            ctx.routes.release(*route)
 
 
 def _adjudicate(
@@ -240,18 +243,17 @@ def _adjudicate(
     *,
     learn: bool,
 ) -> None:
-    memo = ctx.settings.route_miss_ttl
     try:
         answer = _send(ctx, record, body, report)
     except RoutingMiss:
-        ctx.runs.client.set(ctx.runs.keys.route_miss(*route), "1", ex=memo)
+        ctx.routes.remember_miss(*route)
         _reject(record, ROUTING_REJECT)
         return
     except FatalError:  # the gateway refused the request itself: not retried as is
         _reject(record, HOST_ERROR_REJECT)
         return
     if learn:  # a route found good is remembered once, not rewritten per claim
-        ctx.runs.client.set(ctx.runs.keys.route_ok(*route), "1", ex=memo)
+        ctx.routes.remember_ok(*route)
     record.response_status = answer.status
     record.reject_codes = list(answer.reject_codes)
     record.stage = Stage.SENT
@@ -370,7 +372,7 @@ def _on_retryable(
         return report
     delay = retry_delay(ctx.settings, exc, failures)
     if isinstance(exc, RateLimited | GatewayUnavailable) and exc.retry_after is not None:
-        pause_fleet(ctx, delay)
+        ctx.pause.lengthen(delay)
     return _defer(ctx, run_id, still_open, report, delay, type(exc).__name__)
 
 
@@ -394,36 +396,3 @@ def retry_delay(settings: Settings, exc: RetryableError, failures: int) -> float
         return min(exc.retry_after, settings.retry_after_cap) + random.uniform(0.0, 0.25)
     ceiling = min(settings.backoff_cap, settings.backoff_base * 2.0**failures)
     return random.uniform(0.0, ceiling)
-
-
-# Lengthen the fleet pause, never shorten it: atomic, or two workers told to wait
-# at once could both read "no pause" and the shorter SET could land last.
-_LENGTHEN_PAUSE = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[1])
-  return 1
-end
-return 0
-"""
-
-
-def pause_fleet(ctx: SubmitContext, seconds: float) -> None:
-    """Hold every worker back until ``seconds`` from now (only ever lengthened)."""
-    until_ms = int((time.time() + seconds) * 1000)
-    script = ctx.runs.client.register_script(_LENGTHEN_PAUSE)
-    script(keys=[ctx.runs.keys.pause], args=[until_ms])
-    set_at = time.time()  # after the SET: every gate check from now on sees the pause
-    pipe = ctx.runs.client.pipeline()
-    pipe.lpush(ctx.runs.keys.pauses, json.dumps({"set_at": set_at, "until": until_ms / 1000}))
-    pipe.ltrim(ctx.runs.keys.pauses, 0, 9999)
-    pipe.execute()
-
-
-def pause_remaining(ctx: SubmitContext) -> float:
-    """Seconds left of a fleet-wide pause, 0 when none."""
-    return _remaining(as_text(ctx.runs.client.get(ctx.runs.keys.pause)))
-
-
-def _remaining(until: str | None) -> float:
-    return 0.0 if until is None else max(0.0, int(until) / 1000 - time.time())

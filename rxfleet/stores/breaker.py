@@ -21,8 +21,7 @@ from typing import Any
 
 import redis
 
-from rxfleet.stores.connection import as_text
-from rxfleet.stores.keys import Keys
+from rxfleet.stores.connection import as_dict, as_text
 
 PROBE_TIMEOUT_MS = 10_000  # a probe holder that died frees the half-open state
 FLUSH_EVERY = 25  # successes are counted in batches: one write per 25 healthy answers
@@ -31,7 +30,7 @@ FLUSH_EVERY = 25  # successes are counted in batches: one write per 25 healthy a
 @dataclass
 class Breaker:
     client: redis.Redis
-    keys: Keys
+    prefix: str = "rx"
     window: int = 60
     threshold: float = 0.005
     min_requests: int = 200
@@ -40,10 +39,16 @@ class Breaker:
 
     _healthy: int = 0  # successes not yet written (flushed every FLUSH_EVERY, and on failure)
 
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}:breaker:{name}"
+
+    def _bucket(self, second: int) -> str:
+        return f"{self.prefix}:breaker:w:{second}"
+
     def read(self, pipe: Any) -> None:
         """Queue the gate's two reads on ``pipe`` (one round trip with the caller's)."""
-        pipe.pttl(self.keys.breaker_open)
-        pipe.exists(self.keys.breaker_tripped)
+        pipe.pttl(self._key("open"))
+        pipe.exists(self._key("tripped"))
 
     def decide(self, remaining: object, tripped: object) -> tuple[float, bool]:
         """(seconds to wait, whether this caller is the half-open probe), from ``read``."""
@@ -51,7 +56,7 @@ class Breaker:
             return remaining / 1000, False
         if not tripped:
             return 0.0, False
-        if self.client.set(self.keys.breaker_probe, "1", nx=True, px=PROBE_TIMEOUT_MS):
+        if self.client.set(self._key("probe"), "1", nx=True, px=PROBE_TIMEOUT_MS):
             return 0.0, True
         return 1.0, False
 
@@ -79,7 +84,7 @@ class Breaker:
         total, self._healthy = self._healthy + failed, 0
         if not total:
             return
-        bucket = self.keys.breaker_bucket(int(time.time()))
+        bucket = self._bucket(int(time.time()))
         pipe = self.client.pipeline(transaction=False)
         pipe.hincrby(bucket, "total", total)
         if failed:
@@ -89,39 +94,47 @@ class Breaker:
 
     def release_probe(self) -> None:
         """Give the half-open probe back unanswered (its caller was held or stopped)."""
-        self.client.delete(self.keys.breaker_probe)
+        self.client.delete(self._key("probe"))
 
     def failure_rate(self) -> float:
         now = int(time.time())
         pipe = self.client.pipeline()
         for second in range(now - self.window + 1, now + 1):
-            pipe.hmget(self.keys.breaker_bucket(second), ["total", "failed"])
+            pipe.hmget(self._bucket(second), ["total", "failed"])
         total = failed = 0
         for pair in pipe.execute():
             total += int(pair[0] or 0)
             failed += int(pair[1] or 0)
         return failed / total if total >= self.min_requests else 0.0
 
+    def counters(self) -> dict[str, int]:
+        """How often the breaker opened and closed."""
+        return {k: int(v) for k, v in as_dict(self.client.hgetall(self._key("stats"))).items()}
+
+    def clear(self) -> None:
+        for key in self.client.scan_iter(f"{self.prefix}:breaker:*"):
+            self.client.delete(key)
+
     def state(self) -> str:
-        if self.client.exists(self.keys.breaker_open):
+        if self.client.exists(self._key("open")):
             return "open"
-        return "half-open" if self.client.exists(self.keys.breaker_tripped) else "closed"
+        return "half-open" if self.client.exists(self._key("tripped")) else "closed"
 
     def _trip(self) -> None:
-        previous = as_text(self.client.get(self.keys.breaker_tripped))
+        previous = as_text(self.client.get(self._key("tripped")))
         cooldown = min(self.cooldown_max, float(previous) * 2) if previous else self.cooldown
         pipe = self.client.pipeline()
-        pipe.set(self.keys.breaker_open, "1", px=int(cooldown * 1000))
-        pipe.set(self.keys.breaker_tripped, repr(cooldown))
-        pipe.delete(self.keys.breaker_probe)
-        pipe.hincrby(self.keys.breaker_stats, "opened", 1)
+        pipe.set(self._key("open"), "1", px=int(cooldown * 1000))
+        pipe.set(self._key("tripped"), repr(cooldown))
+        pipe.delete(self._key("probe"))
+        pipe.hincrby(self._key("stats"), "opened", 1)
         pipe.execute()
 
     def _close(self) -> None:
         now = int(time.time())
         pipe = self.client.pipeline()
-        pipe.delete(self.keys.breaker_tripped, self.keys.breaker_probe, self.keys.breaker_open)
+        pipe.delete(self._key("tripped"), self._key("probe"), self._key("open"))
         for second in range(now - self.window + 1, now + 1):
-            pipe.delete(self.keys.breaker_bucket(second))
-        pipe.hincrby(self.keys.breaker_stats, "closed", 1)
+            pipe.delete(self._bucket(second))
+        pipe.hincrby(self._key("stats"), "closed", 1)
         pipe.execute()

@@ -15,15 +15,14 @@ The token lives in a hash: ``access_token``, ``expires_at`` (epoch seconds),
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import redis
 from redis.exceptions import LockError
 
 from rxfleet.errors import InfrastructureError
 from rxfleet.stores.connection import as_dict, as_text
-from rxfleet.stores.keys import Keys
 
 _STORE_IF_VERSION = """
 local current = redis.call('HGET', KEYS[1], 'version')
@@ -74,13 +73,32 @@ class Token:
 @dataclass
 class TokenStore:
     client: redis.Redis
-    keys: Keys
+    prefix: str = "rx"
     lock_timeout: float = 30.0
     lock_wait: float = 20.0
 
+    _store_if_version_script: Any = field(init=False, repr=False)
+    _delete_if_token: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._store_if_version_script = self.client.register_script(_STORE_IF_VERSION)
+        self._delete_if_token = self.client.register_script(_DELETE_IF_TOKEN)
+
+    @property
+    def key(self) -> str:
+        return f"{self.prefix}:token"
+
+    @property
+    def _stats(self) -> str:
+        return f"{self.prefix}:token:stats"
+
+    @property
+    def _lock(self) -> str:
+        return f"{self.prefix}:lock:token"
+
     def current(self) -> Token | None:
         """The stored token while it has at least a second left, else None."""
-        raw = as_dict(self.client.hgetall(self.keys.token))
+        raw = as_dict(self.client.hgetall(self.key))
         if "access_token" not in raw:
             return None
         token = Token(
@@ -101,7 +119,7 @@ class TokenStore:
     def rotate(self, source: TokenSource, *, min_ttl: float = 1.0) -> Token:
         """Single-flight rotation: one process fetches, the others reuse its token."""
         lock = self.client.lock(
-            self.keys.token_lock, timeout=self.lock_timeout, blocking_timeout=self.lock_wait
+            self._lock, timeout=self.lock_timeout, blocking_timeout=self.lock_wait
         )
         if not lock.acquire():
             raise InfrastructureError("timed out waiting for the token lock")
@@ -117,7 +135,7 @@ class TokenStore:
         token = self.current()
         if token is not None and token.ttl() >= min_ttl:
             return token  # rotated by someone else while we waited
-        seen = as_text(self.client.hget(self.keys.token, "version")) or "0"
+        seen = as_text(self.client.hget(self.key, "version")) or "0"
         grant = source.fetch_token()
         lifetime = float(grant.expires_in)
         fresh = Token(grant.access_token, time.time() + lifetime, int(seen) + 1, lifetime)
@@ -131,7 +149,6 @@ class TokenStore:
         return newer
 
     def _store_if_version(self, seen: str, token: Token) -> bool:
-        script = self.client.register_script(_STORE_IF_VERSION)
         args = [
             seen,
             token.value,
@@ -140,13 +157,12 @@ class TokenStore:
             repr(time.time()),
             repr(token.lifetime),
         ]
-        return bool(script(keys=[self.keys.token], args=args))
+        return bool(self._store_if_version_script(keys=[self.key], args=args))
 
     def invalidate(self, used: str, reason: str) -> bool:
         """Drop the token only if it is still the one we used; count why."""
-        script = self.client.register_script(_DELETE_IF_TOKEN)
         self._count(f"auth_{reason}")
-        return bool(script(keys=[self.keys.token], args=[used]))
+        return bool(self._delete_if_token(keys=[self.key], args=[used]))
 
     def refresh_if_due(self, source: TokenSource, margin: float) -> bool:
         """The beat's job: rotate when less than the margin is left.
@@ -162,9 +178,16 @@ class TokenStore:
         self.rotate(source, min_ttl=margin)
         return True
 
+    def version(self) -> int:
+        """How many times the token was rotated (the version survives invalidation)."""
+        return int(as_text(self.client.hget(self.key, "version")) or 0)
+
+    def clear(self) -> None:
+        self.client.delete(self.key, self._stats, self._lock)
+
     def stats(self) -> dict[str, int]:
-        raw = as_dict(self.client.hgetall(self.keys.token_stats))
+        raw = as_dict(self.client.hgetall(self._stats))
         return {k: int(v) for k, v in raw.items()}
 
     def _count(self, what: str) -> None:
-        self.client.hincrby(self.keys.token_stats, what, 1)
+        self.client.hincrby(self._stats, what, 1)

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -79,7 +79,7 @@ def test_embedded_run_writes_parquet_and_prints_a_summary(tmp_path: Path) -> Non
     ],
 )
 def test_unreadable_input_exits_2_and_enqueues_nothing(
-    server: LocalRedis, tmp_path: Path, make, needle: str
+    server: LocalRedis, tmp_path: Path, make: Callable[[Path], Path], needle: str
 ) -> None:
     bad = make(tmp_path)
     env = {"RXFLEET_REDIS_URL": server.url, **KEYS}

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import redis
 import requests
-from phi_scan import dump_values, leaks
 
 from rxfleet.claims.fields import PHI_FIELDS
 from rxfleet.embedded.redis_server import LocalRedis, free_port
+from tests.phi_scan import dump_values, leaks
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fleet_support import PHI_KEY, VAULT_KEY, Fleet
 from pydantic import SecretStr
 
 from config import configure
 from rxfleet.embedded.redis_server import LocalRedis
 from rxfleet.gateway.sandbox.server import SandboxGateway
 from rxfleet.stores.connection import forget_clients
+from tests.integration.fleet.fleet_support import PHI_KEY, VAULT_KEY, Fleet
 
 
 @pytest.fixture(scope="session")

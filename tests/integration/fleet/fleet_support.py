@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from config import Settings
+from rxfleet import context
 from rxfleet.claims.phi import PhiTokenizer, key_bytes
 from rxfleet.embedded.redis_server import LocalRedis
 from rxfleet.formats.x12 import load_payer_routes
@@ -17,7 +19,8 @@ from rxfleet.phikeys import tokenizer, vault
 from rxfleet.producer import Ingest, ProduceResult, produce, start_run
 from rxfleet.report import wait_for
 from rxfleet.stores.connection import get_redis
-from rxfleet.stores.runs import RunStore, run_store
+from rxfleet.stores.runs import RunStore
+from workers.pipeline import send_batch
 
 PHI_KEY = "test-phi-key-0123456789abcdef"
 VAULT_KEY = "test-vault-key-0123456789abcdef"
@@ -37,14 +40,12 @@ class Fleet:
 
     @property
     def runs(self) -> RunStore:
-        return run_store(self.client, self.settings.key_prefix, self.settings.run_ttl_seconds)
+        return context.runs()
 
     def run(self, *inputs: Path, batch_size: int = 100, timeout: float = 120) -> ProduceResult:
         """Produce ``inputs`` through the real chain and wait for every claim."""
-        from workers.pipeline import send_batch
-
         paths = [str(p) for p in inputs]
-        run_id = start_run(self.runs, self.settings, paths, batch_size)
+        run_id = start_run(self.runs, context.crosswalk(), self.settings, paths, batch_size)
         ingest = Ingest(run_id, tokenizer(self.settings), vault(self.settings))
         routes = load_payer_routes(self.settings.payer_routes)
         result = produce(self.runs, run_id, paths, ingest, batch_size, send_batch, routes)
@@ -52,18 +53,17 @@ class Fleet:
         assert total is not None and done == total, f"run {run_id}: {done} of {total} recorded"
         return result
 
-    def results(self, run_id: str) -> list[dict[str, object]]:
+    def results(self, run_id: str) -> list[dict[str, Any]]:
         _, total = self.runs.progress(run_id)
         return list(self.runs.results(run_id, total or 0))
 
     def reset(self, scenario: Scenario | None = None) -> None:
         self.gateway.scenario = scenario or Scenario()
         self.gateway.reset()
-        keys = self.runs.keys
-        self.client.delete(keys.token, keys.pause, keys.token_stats)
-        for pattern in (f"{keys.prefix}:gateway:*", f"{keys.prefix}:breaker:*"):
-            for key in self.client.scan_iter(pattern):
-                self.client.delete(key)
+        context.tokens().clear()
+        context.pause().clear()
+        context.routes().clear()
+        context.breaker().clear()
 
 
 def phi_tokenizer() -> PhiTokenizer:

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
+from typing import Any
 
 import pytest
-from fleet_support import SAMPLE, Fleet
-from sample_facts import read_sample
 
+from rxfleet import context
 from rxfleet.claims.ndc import normalize_ndc
+from tests.integration.fleet.fleet_support import SAMPLE, Fleet
+from tests.integration.fleet.sample_facts import read_sample
 
 pytestmark = pytest.mark.integration
 
 
+SampleRun = tuple[str, list[dict[str, Any]], dict[str, Any]]
+
+
 @pytest.fixture(scope="module")
-def sample_run(fleet: Fleet) -> tuple[str, list[dict[str, object]], dict[str, object]]:
+def sample_run(fleet: Fleet) -> SampleRun:
     fleet.reset()
     result = fleet.run(SAMPLE, batch_size=100)
     return result.run_id, fleet.results(result.run_id), fleet.gateway.stats()
 
 
-def test_every_claim_ends_exactly_once_in_input_order(sample_run, fleet: Fleet) -> None:
+def test_every_claim_ends_exactly_once_in_input_order(sample_run: SampleRun, fleet: Fleet) -> None:
     run_id, results, _ = sample_run
     facts = read_sample(SAMPLE)
     assert len(results) == facts.lines
@@ -32,7 +36,7 @@ def test_every_claim_ends_exactly_once_in_input_order(sample_run, fleet: Fleet) 
     assert sum(fleet.runs.counts(run_id).values()) == facts.lines
 
 
-def test_no_claim_is_adjudicated_twice(sample_run) -> None:
+def test_no_claim_is_adjudicated_twice(sample_run: SampleRun) -> None:
     _, results, stats = sample_run
     per_key = stats["keys"]
     assert all(v["adjudications"] <= 1 for v in per_key.values())
@@ -40,7 +44,7 @@ def test_no_claim_is_adjudicated_twice(sample_run) -> None:
     assert stats["adjudications"] == len({r["claim_id"] for r in sent})
 
 
-def test_paid_claims_carry_ndc11_gpi_and_token(sample_run) -> None:
+def test_paid_claims_carry_ndc11_gpi_and_token(sample_run: SampleRun) -> None:
     _, results, _ = sample_run
     facts = read_sample(SAMPLE)
     paid = [r for r in results if r["status"] == "PAID"]
@@ -60,7 +64,9 @@ def test_paid_claims_carry_ndc11_gpi_and_token(sample_run) -> None:
         ("00169-4132-12", "76", "PLAN_LIMITS"),
     ],
 )
-def test_payer_rejections_route_by_the_matrix(sample_run, ndc: str, code: str, route: str) -> None:
+def test_payer_rejections_route_by_the_matrix(
+    sample_run: SampleRun, ndc: str, code: str, route: str
+) -> None:
     _, results, _ = sample_run
     ids = set(read_sample(SAMPLE).with_ndc(ndc))
     rows = [r for r in results if r["claim_id"] in ids and r["status"] != "QUARANTINED"]
@@ -69,7 +75,7 @@ def test_payer_rejections_route_by_the_matrix(sample_run, ndc: str, code: str, r
     assert all(r["route"] == route for r in rows)
 
 
-def test_unknown_route_costs_one_request_not_one_per_claim(sample_run) -> None:
+def test_unknown_route_costs_one_request_not_one_per_claim(sample_run: SampleRun) -> None:
     _, results, stats = sample_run
     facts = read_sample(SAMPLE)
     misses = [r for r in results if facts.claims.get(str(r["claim_id"]), {}).get("bin") == "777777"]
@@ -81,7 +87,9 @@ def test_unknown_route_costs_one_request_not_one_per_claim(sample_run) -> None:
     assert sum(r["attempts"] for r in misses) == 1
 
 
-def test_malformed_claims_are_quarantined_with_their_code(sample_run, fleet: Fleet) -> None:
+def test_malformed_claims_are_quarantined_with_their_code(
+    sample_run: SampleRun, fleet: Fleet
+) -> None:
     run_id, results, _ = sample_run
     quarantined = [r for r in results if r["status"] == "QUARANTINED"]
     codes = Counter(code for r in quarantined for code in r["errors"])
@@ -97,8 +105,8 @@ def test_malformed_claims_are_quarantined_with_their_code(sample_run, fleet: Fle
         assert codes[code] >= 1, code
     assert all(r["route"] == "DEAD_LETTER" and r["severity"] == "FATAL" for r in quarantined)
     assert all(r["attempts"] == 0 for r in quarantined)
-    entries = [json.loads(d["entry"]) for _, d in fleet.client.xrange(fleet.runs.keys.dlq)]
-    mine = [e for e in entries if e["run_id"] == run_id and e["route"] == "DEAD_LETTER"]
+    entries = [e for _, e in context.dead_letters().entries(run_id)]
+    mine = [e for e in entries if e["route"] == "DEAD_LETTER"]
     assert len(mine) == len(quarantined)
     assert all(e["source"].endswith("claims.jsonl") and e["line"] >= 1 for e in mine)
     assert all(
@@ -106,17 +114,17 @@ def test_malformed_claims_are_quarantined_with_their_code(sample_run, fleet: Fle
     )
 
 
-def test_warnings_are_sent_and_flagged(sample_run) -> None:
+def test_warnings_are_sent_and_flagged(sample_run: SampleRun) -> None:
     _, results, _ = sample_run
     warned = [r for r in results if r["severity"] == "WARN"]
     assert {"OBSOLETE_NDC", "STEP_THERAPY_FLAG"} <= {c for r in warned for c in r["errors"]}
     assert all(r["status"] in {"PAID", "REJECTED"} for r in warned)
 
 
-def test_audit_trail_has_every_stage_for_a_paid_claim(sample_run, fleet: Fleet) -> None:
+def test_audit_trail_has_every_stage_for_a_paid_claim(sample_run: SampleRun, fleet: Fleet) -> None:
     run_id, results, _ = sample_run
     paid = next(r for r in results if r["status"] == "PAID")
-    events = [json.loads(d["event"]) for _, d in fleet.client.xrange(fleet.runs.keys.audit(run_id))]
+    events = fleet.runs.audit_events(run_id)
     stages = [e["stage"] for e in events if e["claim_id"] == paid["claim_id"]]
     assert stages == ["validated", "mapped", "attempt", "sent", "routed", "recorded"]
     recorded = [e for e in events if e["stage"] == "recorded"]

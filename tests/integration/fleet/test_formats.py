@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fleet_support import ROOT, Fleet
+
+from tests.integration.fleet.fleet_support import ROOT, Fleet
 
 pytestmark = pytest.mark.integration
 

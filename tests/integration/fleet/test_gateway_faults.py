@@ -4,24 +4,27 @@ at CI scale; bench/chaos.py runs them at 10k claims on separate processes)."""
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fleet_support import Fleet
 
 from config import configure
+from rxfleet import context
 from rxfleet.claims import synth
+from rxfleet.dlq import ReplayStores, replay
 from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Storm, Throttle
+from rxfleet.report import wait_for
 from rxfleet.stores.tokens import TokenStore
+from tests.integration.fleet.fleet_support import Fleet
+from workers.pipeline import send_batch
 
 pytestmark = pytest.mark.integration
 
 
 def clean_claims(path: Path, n: int, seed: int = 7) -> list[str]:
     """``n`` payable claims with distinct ids; returns the ids."""
-    import random
-
     rng = random.Random(seed)
     ids = []
     with path.open("w") as handle:
@@ -41,7 +44,7 @@ def settings_override(fleet: Fleet) -> Iterator[None]:
 
 
 def _store(fleet: Fleet) -> TokenStore:
-    return TokenStore(client=fleet.client, keys=fleet.runs.keys)
+    return context.tokens()
 
 
 def test_expiring_and_revoked_tokens_cost_no_claim(fleet: Fleet, tmp_path: Path) -> None:
@@ -56,11 +59,7 @@ def test_expiring_and_revoked_tokens_cost_no_claim(fleet: Fleet, tmp_path: Path)
     stats = fleet.gateway.stats()
     assert stats["by_status"].get("401", 0) >= 400 // 40 - 1  # the revocations did happen
     store = _store(fleet)
-    rotations = (
-        store.current().version
-        if store.current()
-        else int(fleet.client.hget(fleet.runs.keys.token, "version"))
-    )
+    rotations = store.version()
     assert stats["token_fetches"] <= rotations + 1
     assert store.stats().get("auth_REJ_001", 0) >= 1
 
@@ -73,7 +72,7 @@ def test_retry_after_is_honoured_per_claim_and_fleet_wide(fleet: Fleet, tmp_path
                  retry_after_format="http-date"),
     )  # fmt: skip
     fleet.reset(Scenario(throttles=throttles))
-    fleet.client.delete(fleet.runs.keys.pauses)
+    context.pause().clear()
     result = fleet.run(tmp_path / "c.jsonl", batch_size=20)
     rows = fleet.results(result.run_id)
     assert all(r["status"] == "PAID" for r in rows), [r for r in rows if r["status"] != "PAID"]
@@ -85,10 +84,10 @@ def test_retry_after_is_honoured_per_claim_and_fleet_wide(fleet: Fleet, tmp_path
         assert later, entry
         early = min(e["started"] for e in later) - entry["not_before"]
         assert early >= 0, (entry, later, early)
-    pauses = [json.loads(p) for p in fleet.client.lrange(fleet.runs.keys.pauses, 0, -1)]
+    pauses = context.pause().history()
     assert len(pauses) >= 3
-    audit = fleet.client.xrange(fleet.runs.keys.audit(result.run_id))
-    attempts = [e for e in (json.loads(d["event"]) for _, d in audit) if e["stage"] == "attempt"]
+    audit = fleet.runs.audit_events(result.run_id)
+    attempts = [e for e in audit if e["stage"] == "attempt"]
     claim_log = [e for e in log if e["path"] == "/v1/claims"]
     assert len(attempts) == len(claim_log), (len(attempts), len(claim_log))
     for pause in pauses:
@@ -113,9 +112,6 @@ def test_a_lost_response_is_replayed_not_readjudicated(fleet: Fleet, tmp_path: P
 
 
 def test_exhausted_retries_end_99_then_dlq_replay_pays(fleet: Fleet, tmp_path: Path) -> None:
-    from rxfleet.dlq import replay
-    from rxfleet.report import wait_for
-
     ids = clean_claims(tmp_path / "c.jsonl", 10, seed=10)
     stuck = frozenset(ids[3:4])
     fleet.reset(
@@ -127,7 +123,8 @@ def test_exhausted_retries_end_99_then_dlq_replay_pays(fleet: Fleet, tmp_path: P
     assert rows[ids[3]]["route"] == "HOST_ERROR" and rows[ids[3]]["attempts"] == 5
     assert all(rows[i]["status"] == "PAID" for i in ids if i != ids[3])
     fleet.reset()
-    new_run, count = replay(fleet.runs, result.run_id)
+    stores = ReplayStores(fleet.runs, context.dead_letters(), context.crosswalk())
+    new_run, count = replay(stores, result.run_id, send_batch)
     assert new_run and count == 1
     done, total = wait_for(fleet.runs, new_run, 60, lambda d, t: None)
     assert done == total == 1
@@ -143,5 +140,5 @@ def test_an_incurable_401_storm_opens_the_breaker_then_the_fleet_recovers(
     fleet.reset(Scenario(storm=Storm(start_after=20, seconds=1.5, error="invalid_token")))
     result = fleet.run(tmp_path / "c.jsonl", batch_size=20)
     assert all(r["status"] == "PAID" for r in fleet.results(result.run_id))
-    stats = {k: int(v) for k, v in fleet.client.hgetall(fleet.runs.keys.breaker_stats).items()}
+    stats = context.breaker().counters()
     assert stats.get("opened", 0) >= 1 and stats.get("closed", 0) >= 1

@@ -9,9 +9,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from fleet_support import SAMPLE, Fleet
-from phi_scan import dump_values, leaks
-from sample_facts import distinctive_phi, read_sample
+
+from tests.integration.fleet.fleet_support import SAMPLE, Fleet
+from tests.integration.fleet.sample_facts import distinctive_phi, read_sample
+from tests.phi_scan import dump_values, leaks
 
 pytestmark = pytest.mark.integration
 

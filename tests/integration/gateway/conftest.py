@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gateway_support import PHI_VALUES, ClaimFactory, make_settings
 
 from config.settings import Settings
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.gateway.sandbox.server import SandboxGateway
+from tests.integration.gateway.gateway_support import PHI_VALUES, ClaimFactory, make_settings
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 import pytest
 import requests
-from gateway_support import ClaimFactory, assert_no_phi, make_settings
 from requests.adapters import BaseAdapter
 
 from config.settings import Settings
@@ -30,6 +29,7 @@ from rxfleet.errors import (
 from rxfleet.gateway.client import Adjudication, GatewayClient
 from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Throttle
 from rxfleet.gateway.sandbox.server import SandboxGateway
+from tests.integration.gateway.gateway_support import ClaimFactory, assert_no_phi, make_settings
 
 
 def submit(client: GatewayClient, claim: dict[str, Any], token: str) -> Adjudication:

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import requests
-from gateway_support import ClaimFactory, assert_no_phi
 
 from rxfleet.gateway.sandbox.scenario import Scenario, Storm, Throttle
 from rxfleet.gateway.sandbox.server import SandboxGateway
+from tests.integration.gateway.gateway_support import ClaimFactory, assert_no_phi
 
 REPO = Path(__file__).resolve().parents[3]
 FORM = {

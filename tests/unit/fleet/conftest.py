@@ -5,7 +5,8 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from rxfleet.stores.keys import Keys
+from rxfleet.stores.pause import FleetPause
+from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
 
@@ -17,9 +18,19 @@ def fake() -> fakeredis.FakeRedis:
 
 @pytest.fixture
 def runs(fake: fakeredis.FakeRedis) -> RunStore:
-    return RunStore(client=fake, keys=Keys("t"), ttl=600)
+    return RunStore(fake, "t", ttl=600)
 
 
 @pytest.fixture
 def tokens(fake: fakeredis.FakeRedis) -> TokenStore:
-    return TokenStore(client=fake, keys=Keys("t"), lock_timeout=2, lock_wait=2)
+    return TokenStore(fake, "t", lock_timeout=2, lock_wait=2)
+
+
+@pytest.fixture
+def pause(fake: fakeredis.FakeRedis) -> FleetPause:
+    return FleetPause(fake, "t")
+
+
+@pytest.fixture
+def routes(fake: fakeredis.FakeRedis) -> RouteMemo:
+    return RouteMemo(fake, "t", ttl=600)

@@ -3,13 +3,12 @@ from __future__ import annotations
 import fakeredis
 
 from rxfleet.stores.breaker import Breaker
-from rxfleet.stores.keys import Keys
 
 
 def _breaker(fake: fakeredis.FakeRedis, **over: float) -> Breaker:
     values = {"window": 60, "threshold": 0.005, "min_requests": 200, "cooldown": 5.0}
     values.update(over)
-    return Breaker(client=fake, keys=Keys("t"), **values)  # type: ignore[arg-type]
+    return Breaker(fake, "t", **values)  # type: ignore[arg-type]
 
 
 def test_stays_closed_below_the_minimum_volume(fake: fakeredis.FakeRedis) -> None:
@@ -35,7 +34,7 @@ def test_opens_past_the_threshold_and_holds_everyone(fake: fakeredis.FakeRedis) 
 def test_half_open_lets_exactly_one_probe_through(fake: fakeredis.FakeRedis) -> None:
     breaker = _breaker(fake, min_requests=1, threshold=0.0)
     breaker.record(False)
-    fake.delete(breaker.keys.breaker_open)  # the cool-down ends
+    fake.delete(breaker._key("open"))  # the cool-down ends
     assert breaker.state() == "half-open"
     assert breaker.gate() == (0.0, True)
     assert breaker.gate() == (1.0, False)  # the others keep waiting
@@ -46,7 +45,7 @@ def test_half_open_lets_exactly_one_probe_through(fake: fakeredis.FakeRedis) -> 
 def test_a_failed_probe_reopens_for_twice_as_long(fake: fakeredis.FakeRedis) -> None:
     breaker = _breaker(fake, min_requests=1, threshold=0.0, cooldown=2.0)
     breaker.record(False)
-    fake.delete(breaker.keys.breaker_open)
+    fake.delete(breaker._key("open"))
     _, probe = breaker.gate()
     breaker.record(False, probe=probe)
     wait, _ = breaker.gate()

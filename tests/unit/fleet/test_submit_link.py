@@ -3,7 +3,6 @@ behaviour is tested against the sandbox in tests/integration)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +13,9 @@ from config import Settings
 from rxfleet.claims.phi import VaultCipher
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.errors import AuthenticationFailed, GatewayTimeout, RateLimited, RoutingMiss
-from rxfleet.links.submit import SubmitContext, pause_remaining, retry_delay, submit_batch
+from rxfleet.links.submit import SubmitContext, retry_delay, submit_batch
+from rxfleet.stores.pause import FleetPause
+from rxfleet.stores.routes import RouteMemo, RouteState
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
 
@@ -85,13 +86,21 @@ def _ctx(
         for r in records
     }
     runs.add("R", records, sealed)
-    settings = Settings(backoff_base=1.0, backoff_cap=8.0, **over)  # type: ignore[call-arg]
-    return SubmitContext(runs=runs, tokens=tokens, gateway=gateway, vault=CIPHER, settings=settings)
+    settings = Settings(backoff_base=1.0, backoff_cap=8.0, **over)
+    return SubmitContext(
+        runs=runs,
+        tokens=tokens,
+        pause=FleetPause(runs.client, runs.prefix),
+        routes=RouteMemo(runs.client, runs.prefix),
+        gateway=gateway,
+        vault=CIPHER,
+        settings=settings,
+    )
 
 
 def test_all_paid_and_phi_only_in_the_http_body(runs: RunStore, tokens: TokenStore) -> None:
     gateway = ScriptedGateway()
-    report = submit_batch(_ctx(runs, tokens, gateway, 3), "R", range(3), failures=0, final=False)
+    report = submit_batch(_ctx(runs, tokens, gateway, 3), "R", range(3))
     assert report.done == 3 and report.retry_in is None
     assert [body["cardholder_id"] for _, _, body in gateway.sent] == [
         "ZH000000000",
@@ -99,14 +108,14 @@ def test_all_paid_and_phi_only_in_the_http_body(runs: RunStore, tokens: TokenSto
         "ZH000000002",
     ]
     assert all(r.stage == Stage.SENT and r.attempts == 1 for r in runs.load("R", range(3)))
-    assert "ZH000000000" not in str(runs.client.hgetall(runs.keys.work("R")))
+    assert "ZH000000000" not in str([r.model_dump() for r in runs.load("R", range(3))])
 
 
 def test_a_rerun_link_never_resends_finished_claims(runs: RunStore, tokens: TokenStore) -> None:
     gateway = ScriptedGateway()
     ctx = _ctx(runs, tokens, gateway, 3)
-    submit_batch(ctx, "R", range(3), failures=0, final=False)
-    again = submit_batch(ctx, "R", range(3), failures=0, final=False)
+    submit_batch(ctx, "R", range(3))
+    again = submit_batch(ctx, "R", range(3))
     assert len(gateway.sent) == 3 and again.skipped == 3 and again.done == 0
 
 
@@ -114,7 +123,7 @@ def test_401_invalidates_rotates_once_and_replays_same_key(
     runs: RunStore, tokens: TokenStore
 ) -> None:
     gateway = ScriptedGateway({"C1": [AuthenticationFailed("x", reason="REJ_004")]})
-    submit_batch(_ctx(runs, tokens, gateway, 3), "R", range(3), failures=0, final=False)
+    submit_batch(_ctx(runs, tokens, gateway, 3), "R", range(3))
     assert [(k, t) for k, t, _ in gateway.sent] == [
         ("C0", "tok-1"),
         ("C1", "tok-1"),
@@ -129,11 +138,11 @@ def test_retry_after_stops_the_batch_pauses_the_fleet_and_keeps_finished(
 ) -> None:
     gateway = ScriptedGateway({"C1": [RateLimited("slow down", retry_after=3.0)]})
     ctx = _ctx(runs, tokens, gateway, 3)
-    report = submit_batch(ctx, "R", range(3), failures=0, final=False)
+    report = submit_batch(ctx, "R", range(3))
     assert report.still_open == 2 and 3.0 <= report.retry_in <= 3.25  # type: ignore[operator]
-    assert 2.9 < pause_remaining(ctx) <= 3.25  # at least Retry-After, plus the jitter
+    assert 2.9 < ctx.pause.remaining() <= 3.25  # at least Retry-After, plus the jitter
     assert [r.stage for r in runs.load("R", range(3))] == [Stage.SENT, Stage.MAPPED, Stage.MAPPED]
-    held = submit_batch(ctx, "R", range(3), failures=0, final=False)
+    held = submit_batch(ctx, "R", range(3))
     assert held.reason == "fleet pause" and len(gateway.sent) == 2  # nobody sends during a pause
 
 
@@ -141,7 +150,7 @@ def test_exhausted_retries_reject_99_the_open_claims_only(
     runs: RunStore, tokens: TokenStore
 ) -> None:
     gateway = ScriptedGateway({"C1": [GatewayTimeout("t")]})
-    report = submit_batch(_ctx(runs, tokens, gateway, 3), "R", range(3), failures=8, final=True)
+    report = submit_batch(_ctx(runs, tokens, gateway, 3), "R", range(3), failures=8)
     records = runs.load("R", range(3))
     assert report.retry_in is None
     assert [r.reject_codes for r in records] == [[], ["99"], ["99"]]
@@ -151,7 +160,7 @@ def test_exhausted_retries_reject_99_the_open_claims_only(
 def test_404_is_remembered_per_bin_pcn(runs: RunStore, tokens: TokenStore) -> None:
     gateway = ScriptedGateway({"C0": [RoutingMiss("no route")]})
     ctx = _ctx(runs, tokens, gateway, 3, bin0="777777", bin1="777777", bin2="777777")
-    submit_batch(ctx, "R", range(3), failures=0, final=False)
+    submit_batch(ctx, "R", range(3))
     assert len(gateway.sent) == 1
     assert [r.reject_codes for r in runs.load("R", range(3))] == [["04"]] * 3
 
@@ -170,37 +179,30 @@ def test_retry_after_is_capped_below_the_visibility_timeout() -> None:
     assert 900 <= delay < settings.visibility_timeout
 
 
-def test_pause_only_ever_lengthens(runs: RunStore, tokens: TokenStore) -> None:
-    from rxfleet.links.submit import pause_fleet
-
-    ctx = _ctx(runs, tokens, ScriptedGateway(), 1)
-    pause_fleet(ctx, 5)
-    pause_fleet(ctx, 1)
-    assert pause_remaining(ctx) > 4
-    time.sleep(0)
+def test_pause_only_ever_lengthens(pause: FleetPause) -> None:
+    pause.lengthen(5)
+    pause.lengthen(1)
+    assert pause.remaining() > 4
 
 
-def test_a_shorter_pause_never_cuts_a_longer_one_short(runs: RunStore, tokens: TokenStore) -> None:
-    from rxfleet.links.submit import pause_fleet
-
-    ctx = _ctx(runs, tokens, ScriptedGateway(), 1)
-    pause_fleet(ctx, 30)
-    until = int(runs.client.get(runs.keys.pause))
-    pause_fleet(ctx, 2)  # arrives later, asks for less
-    assert int(runs.client.get(runs.keys.pause)) == until
-    assert runs.client.pttl(runs.keys.pause) > 25_000
+def test_a_shorter_pause_never_cuts_a_longer_one_short(pause: FleetPause) -> None:
+    pause.lengthen(30)
+    until = pause.remaining()
+    pause.lengthen(2)  # arrives later, asks for less
+    assert until - 1 < pause.remaining() <= until
+    assert len(pause.history()) == 2
 
 
 def test_an_unknown_route_is_found_out_by_one_request_at_a_time(
-    runs: RunStore, tokens: TokenStore
+    runs: RunStore, tokens: TokenStore, routes: RouteMemo
 ) -> None:
     gateway = ScriptedGateway()
     ctx = _ctx(runs, tokens, gateway, 2)
-    runs.client.set(runs.keys.route_probe("610014", "RXSANDBX"), "1")  # another worker probes
-    held = submit_batch(ctx, "R", range(2), failures=0, final=False)
+    assert routes.probe("610014", "RXSANDBX", patience=0) is RouteState.PROBE  # another worker
+    held = submit_batch(ctx, "R", range(2))
     assert held.deferred and held.retry_in == 0.2 and gateway.sent == []
-    runs.client.delete(runs.keys.route_probe("610014", "RXSANDBX"))
-    done = submit_batch(ctx, "R", range(2), failures=0, final=False)
+    routes.release("610014", "RXSANDBX")
+    done = submit_batch(ctx, "R", range(2))
     assert done.done == 2 and len(gateway.sent) == 2
-    assert runs.client.exists(runs.keys.route_ok("610014", "RXSANDBX"))
-    assert not runs.client.exists(runs.keys.route_probe("610014", "RXSANDBX"))  # released
+    assert routes.state("610014", "RXSANDBX") is RouteState.KNOWN
+    assert routes.probe("610014", "RXSANDBX", patience=0) is RouteState.PROBE  # released

@@ -71,7 +71,7 @@ def test_rotation_after_losing_the_lock_keeps_the_newer_token(tokens: TokenStore
     class SlowSource(CountingSource):
         def fetch_token(self) -> Grant:
             grant = super().fetch_token()
-            tokens.client.delete(tokens.keys.token_lock)  # our lock expired mid-fetch...
+            tokens.client.delete(tokens._lock)  # our lock expired mid-fetch...
             tokens._store_if_version("0", Token("from-another", time.time() + 60, 1))
             return grant
 
@@ -85,7 +85,7 @@ def test_beat_refreshes_only_inside_the_margin(tokens: TokenStore) -> None:
     source = CountingSource(lifetime=100)
     assert tokens.refresh_if_due(source, margin=10) is True  # none yet
     assert tokens.refresh_if_due(source, margin=10) is False  # 100 s left
-    tokens.client.hset(tokens.keys.token, "expires_at", repr(time.time() + 5))
+    tokens.client.hset(tokens.key, "expires_at", repr(time.time() + 5))
     assert tokens.refresh_if_due(source, margin=10) is True  # 5 s left
     assert source.calls == 2
 

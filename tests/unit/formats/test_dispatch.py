@@ -6,7 +6,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import ncpdp_build as b
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 from rxfleet.errors import InputError
 from rxfleet.formats import Format, detect_format, preflight, read_claims, reader_for
 from rxfleet.formats.base import Problem, Record
+from tests.unit.formats import ncpdp_build as b
 
 X12_SAMPLE = (
     Path(__file__).resolve().parents[2]

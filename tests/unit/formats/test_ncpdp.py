@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import ncpdp_build as b
 import pytest
 
 from rxfleet.claims.fields import CANONICAL_FIELDS
@@ -20,6 +19,7 @@ from rxfleet.formats.ncpdp_fields import (
     as_quantity,
 )
 from rxfleet.formats.overpunch import decode_overpunch, encode_overpunch
+from tests.unit.formats import ncpdp_build as b
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "ncpdp"
 

@@ -6,7 +6,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import ncpdp_build as b
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +13,7 @@ from rxfleet.errors import InputError
 from rxfleet.formats.base import Problem, Record
 from rxfleet.formats.ncpdp import parse_response, read_ncpdp
 from rxfleet.formats.x12 import read_x12
+from tests.unit.formats import ncpdp_build as b
 
 ROUTES = {"PLANID12345": {"bin": "610014", "pcn": "RXSANDBX", "group_id": "G", "plan_id": "P"}}
 SAMPLE_837 = (

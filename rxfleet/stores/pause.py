@@ -1,0 +1,79 @@
+"""The fleet-wide pause: when the gateway says 429/503 with Retry-After, every
+worker holds back until then, not just the one that was told.
+
+Keys: ``{p}:gateway:pause`` (epoch milliseconds until which nobody sends; it
+expires then) and ``{p}:gateway:pauses`` (a capped log of what the fleet was
+told: when each pause was set and until when).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from rxfleet.stores.connection import as_text
+
+LOG_LENGTH = 10_000
+
+# Lengthen the pause, never shorten it: atomic, or two workers told to wait at
+# once could both read "no pause" and the shorter SET could land last.
+_LENGTHEN = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass
+class FleetPause:
+    client: redis.Redis
+    prefix: str = "rx"
+    _lengthen: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._lengthen = self.client.register_script(_LENGTHEN)
+
+    @property
+    def key(self) -> str:
+        return f"{self.prefix}:gateway:pause"
+
+    @property
+    def log_key(self) -> str:
+        return f"{self.prefix}:gateway:pauses"
+
+    def read(self, pipe: Any) -> None:
+        """Queue the pause's read on ``pipe``; ``remaining_of`` reads its reply."""
+        pipe.get(self.key)
+
+    @staticmethod
+    def remaining_of(reply: object) -> float:
+        until = as_text(reply)
+        return 0.0 if until is None else max(0.0, int(until) / 1000 - time.time())
+
+    def remaining(self) -> float:
+        """Seconds left of the pause, 0 when none."""
+        return self.remaining_of(self.client.get(self.key))
+
+    def lengthen(self, seconds: float) -> None:
+        """Hold every worker back until ``seconds`` from now (only ever lengthened)."""
+        until_ms = int((time.time() + seconds) * 1000)
+        self._lengthen(keys=[self.key], args=[until_ms])
+        set_at = time.time()  # after the SET: every gate check from now on sees the pause
+        pipe = self.client.pipeline()
+        pipe.lpush(self.log_key, json.dumps({"set_at": set_at, "until": until_ms / 1000}))
+        pipe.ltrim(self.log_key, 0, LOG_LENGTH - 1)
+        pipe.execute()
+
+    def history(self) -> list[dict[str, float]]:
+        """What the fleet was told, newest first: ``set_at`` and ``until`` (epoch seconds)."""
+        return [json.loads(str(entry)) for entry in self.client.lrange(self.log_key, 0, -1)]
+
+    def clear(self) -> None:
+        self.client.delete(self.key, self.log_key)
