@@ -47,7 +47,6 @@ class Settings(BaseSettings):
     queue_gateway: str = "rxfleet.gateway"
     key_prefix: str = "rx"
     run_ttl_seconds: int = 7 * 24 * 3600
-    vault_ttl_seconds: int = 7 * 24 * 3600
 
     # Gateway client.
     connect_timeout: float = 3.05

@@ -8,7 +8,6 @@ event leaves the process.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from config import Settings
@@ -71,10 +70,3 @@ def scrub_event(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
 def scrub_breadcrumb(crumb: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any] | None:
     crumb.pop("data", None)
     return crumb
-
-
-def setup_logging(level: int | str = logging.INFO) -> None:
-    """Plain, line-oriented logs. rxfleet logs ids and counts, never claim fields."""
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=False
-    )

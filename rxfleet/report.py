@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -112,7 +111,3 @@ def _quarantined(console: Console, where: Sequence[tuple[str, ...]], count: int)
             f"... and {count - len(where)} more: each is in the results with its codes, "
             "and in `rxfleet dlq list` on a running fleet"
         )
-
-
-def stderr_console() -> Console:
-    return Console(file=sys.stderr)

@@ -15,8 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rxfleet.claims.fields import CLAIM_ID_PATTERN
 
-Digits = Annotated[str, StringConstraints(pattern=r"^[0-9]+$")]
-
 
 class Claim(BaseModel):
     """A validated claim without PHI. Strict: no coercion, no extra fields."""

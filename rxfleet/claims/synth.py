@@ -8,7 +8,6 @@ warnings (obsolete NDC, step therapy), and malformed claims of many kinds.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -118,9 +117,3 @@ def _one(rng: random.Random, index: int, mix: list[tuple[int, Mutation]]) -> dic
             mutation(claim, rng)
             break
     return claim
-
-
-def write_jsonl(path: str, n: int, seed: int = 2026) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for item in sample_claims(n, seed):
-            handle.write((item if isinstance(item, str) else json.dumps(item)) + "\n")

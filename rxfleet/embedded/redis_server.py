@@ -20,7 +20,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,12 +127,3 @@ class LocalRedis:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-
-@contextlib.contextmanager
-def local_redis(binary: str | None = None) -> Iterator[LocalRedis]:
-    server = LocalRedis(binary=binary).start()
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +29,3 @@ class Record:
     number: int
     fields: dict[str, Any] = field(default_factory=dict)
     problem: Problem | None = None
-
-
-class Reader(Protocol):
-    """A streaming reader: constant memory whatever the size of the file."""
-
-    def __call__(self, path: str) -> Iterator[Record]: ...

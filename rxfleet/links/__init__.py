@@ -10,12 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rxfleet.claims.work import Stage, WorkRecord
-
-if TYPE_CHECKING:
-    from rxfleet.stores.runs import RunStore
+from rxfleet.stores.runs import RunStore
 
 
 @dataclass

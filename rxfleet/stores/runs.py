@@ -240,7 +240,3 @@ def _recorded_event(
         "schema_version": SCHEMA_VERSION,
         "at": time.time(),
     }
-
-
-def run_store(client: redis.Redis, prefix: str, ttl: int) -> RunStore:
-    return RunStore(client=client, prefix=prefix, ttl=ttl)
