@@ -16,11 +16,12 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 
 from rxfleet.embedded import postgres_server
-from rxfleet.embedded.postgres_server import LocalPostgres, local_postgres
+from rxfleet.embedded.postgres_server import LocalPostgres, local_postgres, memory_dir
 from rxfleet.stores.database import AuditEvent, Database, DeadLetter, ResultRow
 
 STAGES = ("ingested", "validated", "mapped", "sent", "routed", "recorded")
@@ -34,8 +35,8 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def start_times(starts: int) -> None:
-    def once(cache: bool) -> float:
-        server = LocalPostgres(use_cache=cache)
+    def once(cache: bool, base: Path | None = None) -> float:
+        server = LocalPostgres(use_cache=cache, base_dir=base)
         elapsed = timed(server.start)
         server.stop()
         return elapsed
@@ -46,6 +47,10 @@ def start_times(starts: int) -> None:
     warm = [once(True) for _ in range(starts)]
     print(f"start, cold initdb : median {statistics.median(cold):.3f} s  {_fmt(cold)}")
     print(f"start, from cache  : median {statistics.median(warm):.3f} s  {_fmt(warm)}")
+    shm = memory_dir()
+    if shm is not None:
+        fast = [once(True, shm) for _ in range(starts)]
+        print(f"start, cache+tmpfs : median {statistics.median(fast):.3f} s  {_fmt(fast)}")
 
 
 def _fmt(values: list[float]) -> str:

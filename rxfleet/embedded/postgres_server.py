@@ -92,6 +92,21 @@ def postgres_bin_dir() -> Path | None:
     return pgserver_bin_dir() or system_bin_dir()
 
 
+def memory_dir(min_free: int = 1 << 30) -> Path | None:
+    """``/dev/shm`` if it is a writable tmpfs with ``min_free`` bytes free, else None.
+
+    A server whose temp dir is there starts in ~0.1 s instead of ~0.3-1 s (no
+    disk at all), but its data takes RAM: fine for tests, not for big runs.
+    """
+    shm = Path("/dev/shm")
+    try:
+        stats = os.statvfs(shm)
+    except OSError:
+        return None
+    free = stats.f_bavail * stats.f_frsize
+    return shm if free >= min_free and os.access(shm, os.W_OK) else None
+
+
 def _run_as(user: str) -> tuple[int, int] | None:
     """(uid, gid) to run the server as when we are root; None otherwise."""
     if os.geteuid() != 0:
@@ -122,6 +137,7 @@ class LocalPostgres:
     database: str = "rxfleet"
     user: str = "nobody"
     use_cache: bool = True
+    base_dir: Path | None = None  # where the temp dir goes (default: the system temp dir)
     port: int = 0
     kind: str = ""
     started_from_cache: bool = False
@@ -158,7 +174,7 @@ class LocalPostgres:
 
     def _prepare(self, bin_dir: Path, owner: tuple[int, int] | None) -> None:
         """A temp dir (owned by the server's user) holding a fresh cluster in ``data``."""
-        self._tmp = Path(tempfile.mkdtemp(prefix="rxfleet-pg-"))
+        self._tmp = Path(tempfile.mkdtemp(prefix="rxfleet-pg-", dir=self.base_dir))
         data = self._tmp / "data"
         template = _template_path(bin_dir) if self.use_cache else None
         if template is not None and template.is_dir():
@@ -271,8 +287,10 @@ def _save_template(data: Path, template: Path) -> None:
 
 
 @contextlib.contextmanager
-def local_postgres(bin_dir: Path | None = None, use_cache: bool = True) -> Iterator[LocalPostgres]:
-    server = LocalPostgres(bin_dir=bin_dir, use_cache=use_cache).start()
+def local_postgres(
+    bin_dir: Path | None = None, use_cache: bool = True, base_dir: Path | None = None
+) -> Iterator[LocalPostgres]:
+    server = LocalPostgres(bin_dir=bin_dir, use_cache=use_cache, base_dir=base_dir).start()
     try:
         yield server
     finally:

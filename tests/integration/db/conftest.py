@@ -10,13 +10,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from rxfleet.embedded.postgres_server import LocalPostgres, local_postgres
+from rxfleet.embedded.postgres_server import LocalPostgres, local_postgres, memory_dir
 from rxfleet.stores.database import Database
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[LocalPostgres]:
-    with local_postgres() as server:
+    with local_postgres(base_dir=memory_dir()) as server:  # tmpfs when there is room
         yield server
 
 
