@@ -1,0 +1,489 @@
+"""PostgreSQL, the system of record: runs, results, the audit trail, dead letters.
+
+Redis is the fleet's working memory; what must last is written here, once.
+The tables (``rxfleet/stores/migrations/*.sql`` says it column by column):
+
+- ``runs``: one row per run: what went in (description, input hash, options),
+  its state, the claim total and the final counts per status;
+- ``results``: one row per claim per run, keyed by ``(run_id, seq)``: the
+  CONTRACT section 4 fields, plus ``reason`` and ``recorded_at``;
+- ``audit_events``: the append-only trail of every stage of every claim (codes,
+  hashes, versions: never PHI); UPDATE/DELETE are refused except by retention;
+- ``dead_letters``: claims a person must look at or that can be replayed;
+- ``schema_migrations``: which migrations this database has.
+
+One connection per process and thread (made on first use, remade after a fork
+or a failure); streaming reads use a connection of their own. Every psycopg
+error becomes an ``InfrastructureError`` naming the operation and the SQLSTATE,
+never a value (messages reach logs and Sentry; a value could be PHI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, LiteralString, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
+
+from rxfleet.claims.work import WorkRecord
+from rxfleet.errors import InfrastructureError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: pg_advisory_xact_lock key held while migrating ("rxfleet" in ASCII, as an int).
+MIGRATION_LOCK = 0x7278666C656574
+Row = dict[str, Any]
+Conn = psycopg.Connection[DictRow]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """A claim's row of the results (``WorkRecord.result()`` plus its seq and reason)."""
+
+    seq: int
+    status: str
+    claim_id: str | None = None
+    severity: str | None = None
+    errors: list[str] = dataclasses.field(default_factory=list)
+    ndc11: str | None = None
+    gpi: str | None = None
+    reject_codes: list[str] = dataclasses.field(default_factory=list)
+    route: str | None = None
+    patient_token: str | None = None
+    attempts: int = 0
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, record: WorkRecord, reason: str | None = None) -> ResultRow:
+        return cls(seq=record.seq, reason=reason, **record.result())
+
+    def values(self) -> tuple[Any, ...]:
+        return (self.seq, self.claim_id, self.status, self.severity, self.errors, self.ndc11,
+                self.gpi, self.reject_codes, self.route, self.patient_token, self.attempts,
+                self.reason)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One stage of one claim, for the audit trail. No PHI in any field."""
+
+    seq: int
+    stage: str
+    claim_id: str | None = None
+    outcome: str | None = None
+    codes: list[str] = dataclasses.field(default_factory=list)
+    attempt: int | None = None
+    trace_id: str | None = None
+    payload_hash: str | None = None
+    schema_version: str | None = None
+    matrix_version: str | None = None
+    at: datetime | None = None
+    detail: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def values(self, run_id: str) -> tuple[Any, ...]:
+        at = self.at or datetime.now(UTC)
+        return (run_id, self.seq, self.claim_id, self.stage, self.outcome, self.codes,
+                self.attempt, self.trace_id, self.payload_hash, self.schema_version,
+                self.matrix_version, at, Jsonb(dict(self.detail)))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Where a dead-lettered claim is and why (codes and field names, never values)."""
+
+    seq: int
+    route: str
+    claim_id: str | None = None
+    source: str | None = None
+    line: int | None = None
+    field: str | None = None
+    status: str | None = None
+    codes: list[str] = dataclasses.field(default_factory=list)
+    reason: str | None = None
+
+    def values(self, run_id: str) -> tuple[Any, ...]:
+        return (run_id, self.seq, self.claim_id, self.source, self.line, self.field,
+                self.status, self.route, self.codes, self.reason)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+
+def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """``NNNN_name.sql`` files, in version order."""
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", path.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], path))
+    return found
+
+
+_RESULT_COLUMNS: LiteralString = (
+    "seq, claim_id, status, severity, errors, ndc11, gpi, reject_codes, route, "
+    "patient_token, attempts, reason"
+)
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS rx_results_in (
+    seq integer, claim_id text, status text, severity text, errors text[], ndc11 text,
+    gpi text, reject_codes text[], route text, patient_token text, attempts integer,
+    reason text
+) ON COMMIT DELETE ROWS"""
+_COPY_RESULTS_IN = "COPY rx_results_in (" + _RESULT_COLUMNS + ") FROM STDIN"
+_INSERT_RESULTS = (
+    "INSERT INTO results (run_id, " + _RESULT_COLUMNS + ") "
+    "SELECT DISTINCT ON (seq) %s, " + _RESULT_COLUMNS + " FROM rx_results_in ORDER BY seq "
+    "ON CONFLICT (run_id, seq) DO NOTHING RETURNING seq"
+)
+_COPY_EVENTS = """COPY audit_events (run_id, seq, claim_id, stage, outcome, codes, attempt,
+    trace_id, payload_hash, schema_version, matrix_version, at, detail) FROM STDIN"""
+_COPY_DEAD = """COPY dead_letters (run_id, seq, claim_id, source, line, field, status, route,
+    codes, reason) FROM STDIN"""
+_DEAD_FILTER = (
+    "WHERE (%(run)s::text IS NULL OR run_id = %(run)s) AND (%(all)s OR replayed_at IS NULL)"
+)
+_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY, name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now())"""
+_PRUNE: dict[str, LiteralString] = {
+    "results": """DELETE FROM results WHERE (run_id, seq) IN (SELECT run_id, seq FROM results
+        WHERE recorded_at < %s LIMIT %s)""",
+    "dead_letters": """DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters
+        WHERE created_at < %s LIMIT %s)""",
+    "runs": """DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs r WHERE created_at < %s
+        AND NOT EXISTS (SELECT 1 FROM results x WHERE x.run_id = r.run_id) LIMIT %s)""",
+    "audit_events": "SELECT rx_prune_audit(%s, %s)",
+}
+
+
+class Database:
+    """The system of record at ``url`` (a ``postgresql://`` URL)."""
+
+    def __init__(self, url: str, connect_timeout: float = 10.0, deadlock_retries: int = 3) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self.deadlock_retries = deadlock_retries
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[tuple[int, Conn]] = []
+        self._inherited: list[Conn] = []  # a parent's, after fork: never used, never closed
+
+    # Connections and errors.
+
+    def _connect(self, autocommit: bool = True) -> Conn:
+        return psycopg.connect(
+            self.url,
+            autocommit=autocommit,
+            row_factory=dict_row,
+            connect_timeout=max(1, int(self.connect_timeout)),
+        )
+
+    def _conn(self) -> Conn:
+        """This thread's connection, made on first use (or after a fork or a failure)."""
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid() and not conn.broken:
+            return conn
+        if conn is not None and self._local.pid != os.getpid():
+            self._inherited.append(conn)  # closing it would end the parent's session
+        conn = self._connect()
+        self._local.conn, self._local.pid, self._local.staging = conn, os.getpid(), False
+        with self._lock:
+            self._opened.append((os.getpid(), conn))
+        return conn
+
+    @contextlib.contextmanager
+    def _guard(self, operation: str) -> Iterator[None]:
+        """Translate psycopg errors into InfrastructureError (no values in the message)."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            reason = exc.sqlstate or type(exc).__name__
+            raise InfrastructureError(f"database: {operation} failed ({reason})") from None
+
+    def close(self) -> None:
+        """Close the connections this process opened (any thread)."""
+        with self._lock:
+            mine = [c for pid, c in self._opened if pid == os.getpid()]
+            self._opened = [(pid, c) for pid, c in self._opened if pid != os.getpid()]
+        for conn in mine:
+            conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _one(self, operation: str, query: LiteralString, params: Any = None) -> Row | None:
+        with self._guard(operation):
+            return self._conn().execute(query, params).fetchone()
+
+    def _all(self, operation: str, query: LiteralString, params: Any = None) -> list[Row]:
+        with self._guard(operation):
+            return self._conn().execute(query, params).fetchall()
+
+    # Schema.
+
+    def upgrade(self) -> list[int]:
+        """Apply the pending migrations, in order, under an advisory lock; versions applied."""
+        with self._guard("upgrade"):
+            conn = self._conn()
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                conn.execute(_MIGRATIONS_TABLE)
+                done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations")}
+                pending = [m for m in migrations() if m.version not in done]
+                for migration in pending:
+                    self._apply(conn, migration)
+            return [m.version for m in pending]
+
+    @staticmethod
+    def _apply(conn: Conn, migration: Migration) -> None:
+        conn.execute(migration.path.read_bytes())  # plain SQL from the package, no values
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+            (migration.version, migration.name),
+        )
+
+    def schema_version(self) -> int:
+        """The highest migration applied; 0 for an empty database."""
+        found = self._one("schema_version", "SELECT to_regclass('schema_migrations') AS t")
+        if found is None or found["t"] is None:
+            return 0
+        row = self._one("schema_version", "SELECT max(version) AS v FROM schema_migrations")
+        return int(row["v"] or 0) if row else 0
+
+    # Runs.
+
+    def create_run(
+        self,
+        run_id: str,
+        *,
+        inputs: str,
+        input_hash: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        state: str = "producing",
+        total: int | None = None,
+    ) -> bool:
+        """Create the run; False if it already exists."""
+        row = self._one(
+            "create_run",
+            """INSERT INTO runs (run_id, inputs, input_hash, options, state, total)
+            VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO NOTHING RETURNING run_id""",
+            (run_id, inputs, input_hash, Jsonb(dict(options or {})), state, total),
+        )
+        return row is not None
+
+    def set_run(
+        self,
+        run_id: str,
+        *,
+        state: str | None = None,
+        total: int | None = None,
+        counts: Mapping[str, int] | None = None,
+    ) -> bool:
+        """Update the given fields (and ``updated_at``); False if there is no such run."""
+        values: dict[str, Any] = {"state": state, "total": total}
+        values["counts"] = Jsonb(dict(counts)) if counts is not None else None
+        given = {k: v for k, v in values.items() if v is not None}
+        sets = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in given]
+        query = sql.SQL("UPDATE runs SET {}, updated_at = now() WHERE run_id = %s").format(
+            sql.SQL(", ").join(sets) if sets else sql.SQL("state = state")
+        )
+        with self._guard("set_run"):
+            return self._conn().execute(query, (*given.values(), run_id)).rowcount == 1
+
+    def get_run(self, run_id: str) -> Row | None:
+        return self._one("get_run", "SELECT * FROM runs WHERE run_id = %s", (run_id,))
+
+    def list_runs(self, limit: int = 20) -> list[Row]:
+        """The newest runs first."""
+        return self._all(
+            "list_runs",
+            "SELECT * FROM runs ORDER BY created_at DESC, run_id DESC LIMIT %s",
+            (limit,),
+        )
+
+    def find_run_by_input(self, input_hash: str, options: Mapping[str, Any]) -> Row | None:
+        """The newest run of the same input with the same options (jsonb equality)."""
+        return self._one(
+            "find_run_by_input",
+            """SELECT * FROM runs WHERE input_hash = %s AND options = %s
+            ORDER BY created_at DESC LIMIT 1""",
+            (input_hash, Jsonb(dict(options))),
+        )
+
+    # Results, exactly once.
+
+    def record(
+        self,
+        run_id: str,
+        results: Sequence[ResultRow],
+        events: Iterable[AuditEvent] = (),
+        dead_letters: Iterable[DeadLetter] = (),
+    ) -> int:
+        """Record a batch in one transaction; the number of results newly recorded.
+
+        Results go through COPY into a staging table, then INSERT ... ON CONFLICT
+        DO NOTHING: the first writer of a (run_id, seq) wins, and only the events
+        and dead letters of the seqs this call inserted are written. A redelivered
+        batch, or two workers recording it at once, writes nothing twice.
+        """
+        if not results:
+            return 0
+        events, dead_letters = list(events), list(dead_letters)
+        with self._guard("record"):
+            new = self._retrying(lambda: self._record(run_id, results, events, dead_letters))
+        return len(new)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        for _ in range(self.deadlock_retries):
+            with contextlib.suppress(psycopg.errors.DeadlockDetected):
+                return attempt()
+        return attempt()
+
+    def _record(
+        self,
+        run_id: str,
+        results: Sequence[ResultRow],
+        events: list[AuditEvent],
+        dead_letters: list[DeadLetter],
+    ) -> set[int]:
+        conn = self._conn()
+        if not self._local.staging:
+            conn.execute(_STAGING)
+            self._local.staging = True
+        with conn.transaction():
+            _copy(conn, _COPY_RESULTS_IN, (r.values() for r in results))
+            new = {row["seq"] for row in conn.execute(_INSERT_RESULTS, (run_id,))}
+            _copy(conn, _COPY_EVENTS, (e.values(run_id) for e in events if e.seq in new))
+            _copy(conn, _COPY_DEAD, (d.values(run_id) for d in dead_letters if d.seq in new))
+        return new
+
+    def results(self, run_id: str, chunk: int = 2000) -> Iterator[Row]:
+        """The run's results in seq order, streamed (server-side cursor, constant memory)."""
+        query: LiteralString = "SELECT " + _RESULT_COLUMNS + " FROM results WHERE run_id = %s"
+        yield from self._stream("results", query + " ORDER BY seq", (run_id,), chunk)
+
+    def result_count(self, run_id: str) -> int:
+        row = self._one(
+            "result_count", "SELECT count(*) AS n FROM results WHERE run_id = %s", (run_id,)
+        )
+        return int(row["n"]) if row else 0
+
+    def counts(self, run_id: str) -> dict[str, int]:
+        """Results per status, computed."""
+        rows = self._all(
+            "counts",
+            "SELECT status, count(*) AS n FROM results WHERE run_id = %s GROUP BY status",
+            (run_id,),
+        )
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    def audit(self, run_id: str, claim_id: str | None = None, chunk: int = 2000) -> Iterator[Row]:
+        """The run's audit trail (or one claim's), by seq then time, streamed."""
+        query: LiteralString = """SELECT * FROM audit_events WHERE run_id = %(run)s
+            AND (%(claim)s::text IS NULL OR claim_id = %(claim)s) ORDER BY seq, at, id"""
+        yield from self._stream("audit", query, {"run": run_id, "claim": claim_id}, chunk)
+
+    def _stream(
+        self, operation: str, query: LiteralString, params: Any, chunk: int
+    ) -> Iterator[Row]:
+        with (
+            self._guard(operation),
+            self._connect(autocommit=False) as conn,
+            conn.cursor(name=f"rx_{operation}") as cursor,
+        ):
+            cursor.itersize = chunk
+            cursor.execute(query, params)
+            yield from cursor
+
+    # Dead letters.
+
+    def dead_letters(
+        self,
+        run_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        include_replayed: bool = False,
+    ) -> tuple[list[Row], int]:
+        """A page of dead letters (newest first) and how many there are in all."""
+        params = {"run": run_id, "all": include_replayed, "limit": limit, "offset": offset}
+        with self._guard("dead_letters"):
+            conn = self._conn()
+            with conn.transaction():
+                page = conn.execute(
+                    "SELECT * FROM dead_letters "
+                    + _DEAD_FILTER
+                    + " ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s",
+                    params,
+                ).fetchall()
+                total = conn.execute(
+                    "SELECT count(*) AS n FROM dead_letters " + _DEAD_FILTER, params
+                )
+                return page, int(total.fetchone()["n"])  # type: ignore[index]
+
+    def mark_replayed(self, keys: Sequence[tuple[str, int]], replay_run_id: str) -> int:
+        """Mark (run_id, seq) dead letters as replayed into ``replay_run_id``; how many were
+        not marked already (so a replay happens once)."""
+        with self._guard("mark_replayed"):
+            cursor = self._conn().execute(
+                """UPDATE dead_letters d SET replayed_at = now(), replay_run_id = %s
+                FROM unnest(%s::text[], %s::integer[]) AS k(run_id, seq)
+                WHERE d.run_id = k.run_id AND d.seq = k.seq AND d.replayed_at IS NULL""",
+                (replay_run_id, [k[0] for k in keys], [k[1] for k in keys]),
+            )
+            return cursor.rowcount
+
+    # Retention.
+
+    def prune(
+        self, older_than_days_results: int, older_than_days_audit: int, batch: int = 5000
+    ) -> dict[str, int]:
+        """Delete what is past retention, in batches (one short transaction each).
+
+        Results and dead letters older than ``older_than_days_results``, then runs
+        of that age with no result left; audit events older than
+        ``older_than_days_audit``. Returns the rows deleted per table.
+        """
+        now = datetime.now(UTC)
+        cutoff = now - timedelta(days=older_than_days_results)
+        audit_cutoff = now - timedelta(days=older_than_days_audit)
+        with self._guard("prune"):
+            deleted = {
+                t: self._drain(t, cutoff, batch) for t in ("results", "dead_letters", "runs")
+            }
+            deleted["audit_events"] = self._drain("audit_events", audit_cutoff, batch)
+        return deleted
+
+    def _drain(self, table: str, cutoff: datetime, batch: int) -> int:
+        total = 0
+        while True:
+            cursor = self._conn().execute(_PRUNE[table], (cutoff, batch))
+            row = cursor.fetchone() if table == "audit_events" else None
+            count = int(row["rx_prune_audit"]) if row else cursor.rowcount
+            total += count
+            if count < batch:
+                return total
+
+
+def _copy(conn: Conn, statement: LiteralString, rows: Iterable[tuple[Any, ...]]) -> None:
+    with conn.cursor().copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
