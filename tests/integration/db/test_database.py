@@ -13,12 +13,13 @@ from typing import TypeVar
 
 import psycopg
 import pytest
-from db_scan import phi_in_database
 
+from rxfleet.claims.rejects import Route, Status
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.errors import InfrastructureError
 from rxfleet.stores.database import AuditEvent, Database, DeadLetter, ResultRow
+from tests.db_scan import phi_in_database
 
 STAGES = ("ingested", "validated", "mapped", "sent", "routed", "recorded")
 T = TypeVar("T")
@@ -36,8 +37,8 @@ def routed(seq: int) -> WorkRecord:
         ndc11="00093005001",
         attempts=1,
         reject_codes=["75"] if rejected else [],
-        route="REVIEW_REQUIRED" if rejected else "PAID",
-        status="REJECTED" if rejected else "PAID",
+        route=Route.PRIOR_AUTH if rejected else Route.CLEAN,
+        status=Status.REJECTED if rejected else Status.PAID,
     )
 
 
