@@ -51,7 +51,11 @@ from rxfleet.embedded.redis_server import LocalRedis
 OUT = ROOT / "bench" / "out"
 MB = 1024 * 1024
 SAMPLE = 200
-ID = re.compile(r"^(?=.*\d)[0-9A-Za-z_-]{8,}$|^\d+$")
+#: Ids replaced by ``*`` in key patterns: UUIDs, run ids, hex digests, numbers.
+ID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|\d{8}T\d{6}-[0-9a-f]{6}|(?<![0-9A-Za-z])(?=[0-9a-f]*\d)[0-9a-f]{6,}(?![0-9A-Za-z])|\d+"
+)
 LENGTH = {"list": "llen", "hash": "hlen", "stream": "xlen", "set": "scard", "zset": "zcard"}
 
 
@@ -118,7 +122,7 @@ def _poll_rss(proc: subprocess.Popen[bytes], deadline: float) -> int:
 
 
 def pattern(key: str) -> str:
-    return ":".join("*" if ID.match(part) else part for part in key.split(":"))
+    return ID.sub("*", key)
 
 
 def key_patterns(client: redis.Redis) -> dict[str, dict[str, Any]]:
