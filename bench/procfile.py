@@ -75,6 +75,8 @@ class Fleet:
         for _ in range(300):
             try:
                 requests.get(self.gateway + "/v1/_sandbox/stats", timeout=1)
+                if workers == 0:
+                    return
                 ping = subprocess.run(
                     ["celery", "-A", "workers.app", "inspect", "ping", "--timeout", "1"],
                     cwd=ROOT, env=self.env, capture_output=True, text=True,
@@ -88,10 +90,24 @@ class Fleet:
 
 
 @contextmanager
-def procfile_fleet(submit_workers: int = 1, scenario: Path | None = None) -> Iterator[Fleet]:
+def procfile_fleet(
+    submit_workers: int = 1,
+    scenario: Path | None = None,
+    *,
+    gateway_url: str | None = None,
+    workers: bool = True,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Fleet]:
+    """A private redis-server plus the Procfile's processes.
+
+    ``gateway_url``: point the fleet at a sandbox gateway already running (the
+    Procfile's ``gateway`` is then not started). ``workers=False``: start no
+    cpu, submit or beat process (the redis-server, and the gateway unless
+    ``gateway_url``, only). ``extra_env``: more RXFLEET_* settings for every process.
+    """
     server = LocalRedis(binary=shutil.which("redis-server")).start()
     port = free_port()
-    gateway = f"http://127.0.0.1:{port}"
+    gateway = gateway_url or f"http://127.0.0.1:{port}"
     tmp = Path(tempfile.mkdtemp(prefix="rxfleet-bench-"))
     env = base_env(
         RXFLEET_REDIS_URL=server.url,
@@ -100,17 +116,20 @@ def procfile_fleet(submit_workers: int = 1, scenario: Path | None = None) -> Ite
         RXFLEET_SANDBOX_PORT=str(port),
         RXFLEET_BEAT_SCHEDULE=str(tmp / "beat"),
         RXFLEET_TOKEN_CHECK_INTERVAL="1",
+        **(extra_env or {}),
     )
     fleet = Fleet(env, server.url, gateway, tmp)
     lines = procfile()
     extra = {"RXFLEET_SANDBOX_SCENARIO": str(scenario)} if scenario else {}
     try:
-        fleet.start("gateway", lines["gateway"], **extra)
-        fleet.start("cpu", lines["cpu"])
-        for index in range(1, submit_workers + 1):
-            fleet.start(f"submit{index}", lines["submit"], RXFLEET_WORKER_INDEX=str(index))
-        fleet.start("beat", lines["beat"])
-        fleet.wait_ready(1 + submit_workers)
+        if gateway_url is None:
+            fleet.start("gateway", lines["gateway"], **extra)
+        if workers:
+            fleet.start("cpu", lines["cpu"])
+            for index in range(1, submit_workers + 1):
+                fleet.start(f"submit{index}", lines["submit"], RXFLEET_WORKER_INDEX=str(index))
+            fleet.start("beat", lines["beat"])
+        fleet.wait_ready(1 + submit_workers if workers else 0)
         yield fleet
     finally:
         for name in list(fleet.procs):
