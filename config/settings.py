@@ -24,8 +24,18 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RXFLEET_", env_file=".env", extra="ignore")
 
-    # Infrastructure (CONTRACT section 2).
+    # Infrastructure.
     redis_url: str | None = None
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL, the system of record (results, audit, runs, dead letters); "
+        "required with RXFLEET_REDIS_URL, started privately in embedded mode",
+    )
+    broker_url: str | None = Field(
+        None,
+        description="the Celery broker when it is not the Redis above (e.g. amqp://... RabbitMQ, "
+        "which requeues a dead consumer's messages at once); Redis stays the state store",
+    )
     gateway_url: str | None = None
     token_url: str | None = None
     client_id: str = SANDBOX_CLIENT_ID
@@ -46,7 +56,25 @@ class Settings(BaseSettings):
     queue_cpu: str = "rxfleet.cpu"
     queue_gateway: str = "rxfleet.gateway"
     key_prefix: str = "rx"
-    run_ttl_seconds: int = 7 * 24 * 3600
+    run_ttl_seconds: int = Field(
+        3600,
+        description="seconds a finished run's working keys stay in Redis (the database keeps it)",
+    )
+    max_inflight: int = Field(
+        20_000,
+        ge=1,
+        description="claims a run keeps enqueued but not yet recorded; the producer waits for "
+        "room beyond it (backpressure: Redis stays the size of this window)",
+    )
+    retention_days: int = Field(
+        2190,
+        ge=1,
+        description="days results, audit events and dead letters are kept in the database "
+        "(6 years: the HIPAA documentation retention period)",
+    )
+    producer_lease: float = Field(
+        15.0, description="seconds a producer's claim on its run lasts without renewal"
+    )
 
     # Gateway client.
     connect_timeout: float = 3.05
@@ -54,7 +82,16 @@ class Settings(BaseSettings):
     client_cert: Path | None = None
     client_key: Path | None = None
     ca_bundle: Path | None = None
-    pool_size: int = 16
+    submit_inflight: int = Field(
+        32,
+        ge=1,
+        le=512,
+        description="gateway requests in flight at once per submit worker process "
+        "(throughput ~ in-flight / latency); the connection pool is sized to match",
+    )
+    submit_round_seconds: float = Field(
+        25.0, description="a submit task sends for at most this long, then hands the rest on"
+    )
 
     # Token rotation.
     token_refresh_margin: float = 60.0
@@ -69,13 +106,63 @@ class Settings(BaseSettings):
     retry_after_cap: float = 900.0
     route_miss_ttl: int = 600
 
-    # Circuit breaker, shared through Redis.
+    # Circuit breakers, shared through Redis: authentication and gateway health.
     breaker_window: int = 60
-    breaker_threshold: float = 0.005
+    breaker_threshold: float = Field(
+        0.005,
+        description="authentication breaker: opens when 401s a fresh token did not cure pass "
+        "this share of requests (seed 000's 0.5% REJ_001/REJ_004 alert threshold)",
+    )
     breaker_min_requests: int = 200
+    health_breaker_threshold: float = Field(
+        0.5,
+        description="gateway-health breaker: opens when transport failures and 5xx without "
+        "Retry-After pass this share of requests (a lossy but working network passes)",
+    )
+    health_breaker_min_requests: int = 20
     breaker_cooldown: float = 15.0
     breaker_cooldown_max: float = 300.0
-    visibility_timeout: int = 3 * 3600
+
+    # Delivery: a dead worker costs minutes, not hours.
+    visibility_timeout: int = Field(
+        100,
+        description="seconds before the Redis broker hands an unacknowledged message to "
+        "another worker; must exceed countdown_max + link_time_limit + 15",
+    )
+    countdown_max: float = Field(
+        30.0, description="the longest single countdown; longer waits are taken in hops"
+    )
+    link_soft_time_limit: float = 40.0
+    link_time_limit: float = 50.0
+    sweep_interval: float = Field(
+        30.0, description="seconds between the beat sweeper's looks for stalled batches"
+    )
+    stall_seconds: float = Field(
+        300.0, description="a batch without progress this long is re-driven by the sweeper"
+    )
+    redis_outage: float = Field(
+        180.0,
+        description="seconds the CLI and the links ride through a Redis outage before giving up",
+    )
+
+    def check_delivery(self) -> None:
+        """Refuse a configuration where a held message could be redelivered early."""
+        needed = self.countdown_max + self.link_time_limit + 15
+        if self.visibility_timeout < needed:
+            raise ConfigError(
+                f"RXFLEET_VISIBILITY_TIMEOUT={self.visibility_timeout} is below "
+                f"RXFLEET_COUNTDOWN_MAX + RXFLEET_LINK_TIME_LIMIT + 15 = {needed:g}: a task "
+                "waiting for its countdown would be handed to a second worker"
+            )
+        if self.link_soft_time_limit >= self.link_time_limit:
+            raise ConfigError("RXFLEET_LINK_SOFT_TIME_LIMIT must be below RXFLEET_LINK_TIME_LIMIT")
+
+    def database_url_or_raise(self) -> str:
+        if not self.database_url:
+            raise ConfigError(
+                "RXFLEET_DATABASE_URL is not set (PostgreSQL is the system of record)"
+            )
+        return self.database_url
 
     def redis_url_or_raise(self) -> str:
         """The Redis URL, or a ConfigError that says how to set it."""

@@ -25,13 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue = sub.add_parser("enqueue", help="producer only: enqueue, print the run id")
     enqueue.add_argument("inputs", nargs="+", metavar="INPUT")
     enqueue.add_argument("--batch-size", type=int, default=None)
-    wait = sub.add_parser("wait", help="follow a run until every claim is terminal")
-    wait.add_argument("run_id")
-    wait.add_argument("--timeout", type=float, default=None)
-    wait.add_argument("-o", "--output", default=None)
-    results = sub.add_parser("results", help="export a run's results")
-    results.add_argument("run_id")
-    results.add_argument("-o", "--output", required=True)
+    enqueue.add_argument("--new", action="store_true", help="a fresh run, even of the same input")
+    _follow_parsers(sub)
     _dlq_parser(sub)
     gateway = sub.add_parser("gateway", help="the sandbox PBM gateway")
     gateway.add_argument("--port", type=int, default=8700)
@@ -47,7 +42,31 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     run.add_argument("inputs", nargs="+", metavar="INPUT")
     run.add_argument("-o", "--output", default=None)
     run.add_argument("--batch-size", type=int, default=None)
-    run.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
+    run.add_argument("--timeout", type=float, default=None,
+                     help="seconds (default: 600 plus 0.1 a claim)")  # fmt: skip
+    run.add_argument("--new", action="store_true", help="a fresh run, even of the same input")
+
+
+def _follow_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    wait = sub.add_parser("wait", help="follow a run until every claim is terminal")
+    wait.add_argument("run_id")
+    wait.add_argument("--timeout", type=float, default=None)
+    wait.add_argument("-o", "--output", default=None)
+    results = sub.add_parser("results", help="export a run's results")
+    results.add_argument("run_id")
+    results.add_argument("-o", "--output", required=True)
+    runs = sub.add_parser("runs", help="the runs: state, claims terminal / total, age")
+    runs.add_argument("--limit", type=int, default=20)
+    resume = sub.add_parser("resume", help="finish a run whose producer or chains were lost")
+    resume.add_argument("run_id")
+    resume.add_argument("--timeout", type=float, default=None)
+    resume.add_argument("-o", "--output", default=None)
+    abort = sub.add_parser("abort", help="stop a run: its open claims end 99 (aborted)")
+    abort.add_argument("run_id")
+    audit = sub.add_parser("audit", help="each claim's path through the stages")
+    audit.add_argument("run_id")
+    audit.add_argument("--claim", default=None, help="one claim id")
+    audit.add_argument("-o", "--output", default=None)
 
 
 def _dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,6 +75,7 @@ def _dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     listing = dlq_sub.add_parser("list")
     listing.add_argument("--run", default=None)
     listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--offset", type=int, default=0)
     replay = dlq_sub.add_parser("replay")
     replay.add_argument("--run", default=None)
 
@@ -81,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rxfleet: Redis: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("rxfleet: interrupted; `rxfleet wait RUN_ID` picks the run up again", file=sys.stderr)
+        print("rxfleet: interrupted", file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -91,6 +111,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         "enqueue": commands.enqueue,
         "wait": commands.wait,
         "results": commands.results,
+        "runs": commands.runs,
+        "resume": commands.resume,
+        "abort": commands.abort,
+        "audit": commands.audit,
         "dlq": commands.dlq,
         "gateway": commands.gateway,
         "token": commands.token,

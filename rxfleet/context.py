@@ -1,19 +1,27 @@
 """The per-process objects the links and commands need, built from the settings:
-the Redis stores and the gateway client (one ``requests.Session`` per process).
+the Redis stores, the database, the gateway client (one pooled
+``requests.Session`` per process), the submit link's request pool and the
+breakers (whose buffered counts are per process).
 
-Everything here is cheap to build (stores are thin) except the gateway client,
-which is kept for the process; ``forget`` drops it after a fork.
+Stores are thin and built on demand; the rest is kept for the process and
+``forget`` drops it after a fork (a socket or a thread never crosses a fork).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
 from config import get_settings
 from rxfleet.gateway.client import GatewayClient
-from rxfleet.links.submit import SubmitContext
+from rxfleet.links.submit import LocalPause, SubmitContext
 from rxfleet.phikeys import vault
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.connection import get_redis
 from rxfleet.stores.crosswalk import CrosswalkCache
+from rxfleet.stores.database import Database
 from rxfleet.stores.deadletters import DeadLetters
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo
@@ -21,6 +29,18 @@ from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
 
 _client: GatewayClient | None = None
+_kept: dict[tuple[object, ...], object] = {}
+_lock = threading.Lock()
+T = TypeVar("T")
+
+
+def _keep(key: tuple[object, ...], kind: type[T], make: Callable[[], T]) -> T:
+    """One object per process for ``key`` (the settings that shape it are part of the key)."""
+    with _lock:
+        found = _kept.get(key)
+        if not isinstance(found, kind):
+            found = _kept[key] = make()
+        return found
 
 
 def runs() -> RunStore:
@@ -38,16 +58,46 @@ def tokens() -> TokenStore:
     )
 
 
-def breaker() -> Breaker:
-    settings = get_settings()
-    return Breaker(
-        get_redis(),
-        settings.key_prefix,
-        window=settings.breaker_window,
-        threshold=settings.breaker_threshold,
-        min_requests=settings.breaker_min_requests,
-        cooldown=settings.breaker_cooldown,
-        cooldown_max=settings.breaker_cooldown_max,
+def health_breaker() -> Breaker:
+    """The gateway-health breaker: transport failures and 5xx without Retry-After."""
+    s = get_settings()
+    return _breaker("health", s.health_breaker_threshold, s.health_breaker_min_requests)
+
+
+def auth_breaker() -> Breaker:
+    """The authentication breaker: 401s a freshly rotated token did not cure."""
+    s = get_settings()
+    return _breaker("auth", s.breaker_threshold, s.breaker_min_requests)
+
+
+def _breaker(name: str, threshold: float, least: int) -> Breaker:
+    s = get_settings()
+    shape = (s.key_prefix, s.breaker_window, threshold, least, s.breaker_cooldown,
+             s.breaker_cooldown_max)  # fmt: skip
+    return _keep(
+        (name, *shape), Breaker, lambda: Breaker(get_redis(), s.key_prefix, name, *shape[1:])
+    )
+
+
+def database() -> Database:
+    """The process's handle on the system of record (migrated on first use)."""
+    url = get_settings().database_url_or_raise()
+
+    def make() -> Database:
+        db = Database(url)
+        db.upgrade()
+        return db
+
+    return _keep(("db", url), Database, make)
+
+
+def request_pool() -> ThreadPoolExecutor:
+    """The submit link's requests in flight: one bounded pool per process."""
+    size = get_settings().submit_inflight
+    return _keep(
+        ("pool", size),
+        ThreadPoolExecutor,
+        lambda: ThreadPoolExecutor(size, thread_name_prefix="rxfleet-send"),
     )
 
 
@@ -77,12 +127,23 @@ def gateway_client() -> GatewayClient:
 
 
 def forget() -> None:
-    """Drop the process's gateway client (after a fork: never share a socket)."""
+    """Drop the process's kept objects (after a fork: never share a socket or a thread).
+
+    What this process opened is closed; what a parent opened is left to the parent.
+    """
     global _client
     _client = None
+    with _lock:
+        kept = list(_kept.values())
+        _kept.clear()
+    for thing in kept:
+        if isinstance(thing, Database):
+            thing.close()
+        elif isinstance(thing, ThreadPoolExecutor):
+            thing.shutdown(wait=False, cancel_futures=True)
 
 
-def submit_context() -> SubmitContext:
+def submit_context(owner: str) -> SubmitContext:
     settings = get_settings()
     return SubmitContext(
         runs=runs(),
@@ -92,7 +153,11 @@ def submit_context() -> SubmitContext:
         gateway=gateway_client(),
         vault=vault(settings),
         settings=settings,
-        breaker=breaker(),
+        health=health_breaker(),
+        auth=auth_breaker(),
+        pool=request_pool(),
+        local_pause=_keep(("local-pause",), LocalPause, LocalPause),
+        owner=owner,
     )
 
 

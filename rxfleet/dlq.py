@@ -1,127 +1,105 @@
-"""The dead-letter stream: look at it, and replay what a replay can fix.
+"""The dead letters, from the system of record: look at them, and replay what a
+replay can fix.
 
-Entries are written by the record link, once per claim, for routes that need a
+The record link writes a dead letter for every claim whose route needs a
 person or another try (``DEAD_LETTER``, ``RETRY_LATER``, ``HOST_ERROR``,
 ``REVIEW_REQUIRED``). ``replay`` sends the replayable ones through a new run:
-transport failures (``RETRY_LATER``, ``HOST_ERROR``) and quarantines whose only
-fatal code is ``MISSING_GPI_MAPPING`` (fixed by a crosswalk update). The claim
-keeps its claim_id, so the gateway's idempotency keeps it adjudicated once.
+the fleet's own give-ups (retries exhausted against a gateway that could not be
+reached, an aborted run) and quarantines whose only fatal code is
+``MISSING_GPI_MAPPING`` (fixed by a crosswalk update). A payer's own reject
+99 is not replayed. The claim keeps its claim id, so the gateway's idempotency
+keeps it adjudicated once.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from config import get_settings
-from rxfleet.claims.rejects import Route
-from rxfleet.claims.work import Stage, WorkRecord
-from rxfleet.phikeys import vault
+from config import Settings
+from rxfleet.claims.phi import VaultCipher
+from rxfleet.claims.work import WorkRecord
+from rxfleet.lifecycle import RunPlan, new_run_id
 from rxfleet.stores.crosswalk import CrosswalkCache
-from rxfleet.stores.deadletters import DeadLetters
-from rxfleet.stores.runs import RunStore, new_run_id
-
-REPLAYABLE_ROUTES = {Route.RETRY_LATER, Route.HOST_ERROR}
-REPLAYABLE_CODES = {"MISSING_GPI_MAPPING"}
-
+from rxfleet.stores.database import Database
+from rxfleet.stores.runs import RunStore
 
 SendBatch = Callable[[str, int, int], object]
+#: What a listing shows of a dead letter: where, what and why, never a value.
+LISTED = ("run_id", "seq", "claim_id", "source", "line", "field", "status", "route", "codes",
+          "reason", "created_at")  # fmt: skip
 
 
 @dataclass
 class ReplayStores:
-    """What a replay touches: the runs, the dead letters and the crosswalk cache."""
+    """What a replay touches: the runs, the system of record, the crosswalk cache."""
 
     runs: RunStore
-    dead_letters: DeadLetters
+    db: Database
     crosswalk: CrosswalkCache
+    vault: VaultCipher
+    settings: Settings
 
 
-def show(dead_letters: DeadLetters, run_id: str | None, limit: int) -> int:
-    """A table on a terminal; one JSON entry per line for a pipe or a file."""
-    console = Console()
-    chosen = list(islice(dead_letters.entries(run_id), limit))
-    if not console.is_terminal:
-        for _, entry in chosen:
-            print(json.dumps(entry))
-        return 0
-    table = Table(show_edge=False)
-    for column in ("run", "claim", "where", "route", "codes", "detail"):
-        table.add_column(column)
-    for _, entry in chosen:
-        table.add_row(*_row(entry))
-    console.print(table)
-    return 0
+def listing(
+    db: Database, run_id: str | None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of dead letters (newest first), only the listed fields; and how many in all."""
+    rows, total = db.dead_letters(run_id, limit=limit, offset=offset)
+    return [{k: _plain(row.get(k)) for k in LISTED} for row in rows], total
 
 
-def _row(entry: dict[str, Any]) -> tuple[str, ...]:
-    issues = entry.get("issues") or []
-    codes = [i["code"] for i in issues] + list(entry.get("reject_codes") or [])
-    first = issues[0] if issues else None
-    detail = f"field {first['field']}: {first['message']}" if first else ""
-    where = f"{entry['source']}:{entry['line']}"
-    return (entry["run_id"], str(entry["claim_id"]), where, entry["route"], ",".join(codes), detail)
-
-
-def replayable(entry: dict[str, Any]) -> bool:
-    if entry["route"] in REPLAYABLE_ROUTES:
-        return True
-    fatal = {i["code"] for i in entry.get("issues") or []} - {"OBSOLETE_NDC", "PRIOR_AUTH_FLAG"}
-    return entry["route"] == Route.DEAD_LETTER and bool(fatal) and fatal <= REPLAYABLE_CODES
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def replay(stores: ReplayStores, run_id: str | None, send: SendBatch) -> tuple[str | None, int]:
-    """Copy replayable entries into a new run and send it; (new run id, claims)."""
-    runs = stores.runs
-    chosen = [(eid, e) for eid, e in stores.dead_letters.entries(run_id) if replayable(e)]
-    if not chosen:
+    """Copy the replayable dead letters into a new run and send it; (new run id, claims)."""
+    rows = _replayable(stores.db, run_id)
+    if not rows:
         return None, 0
-    new_id = new_run_id()
-    crosswalk = stores.crosswalk.load(get_settings().crosswalk)
-    runs.create(new_id, {"inputs": "dlq replay", "state": "producing", "crosswalk": crosswalk})
-    for seq, (_, entry) in enumerate(reversed(chosen)):
-        _copy(runs, entry, new_id, seq)
-    size = get_settings().batch_size
-    for first in range(0, len(chosen), size):
-        send(new_id, first, min(size, len(chosen) - first))
-    runs.set_meta(new_id, total=len(chosen), state="produced")
-    runs.expire(new_id)
-    stores.dead_letters.remove([eid for eid, _ in chosen])
-    return new_id, len(chosen)
+    plan = RunPlan(new_run_id(), stores.settings.batch_size)
+    crosswalk = stores.crosswalk.load(stores.settings.crosswalk)
+    stores.db.create_run(plan.run_id, inputs="dlq replay", options={"crosswalk": crosswalk})
+    stores.runs.open(plan.run_id, {"crosswalk": crosswalk, "batch_size": str(plan.batch_size)})
+    for first in range(0, len(rows), plan.batch_size):
+        _enqueue(stores, plan.run_id, first, rows[first : first + plan.batch_size], send)
+    stores.runs.set_meta(plan.run_id, total=len(rows))
+    stores.db.set_run(plan.run_id, state="produced", total=len(rows), produced=len(rows))
+    stores.db.mark_replayed([(r["run_id"], int(r["seq"])) for r in rows], plan.run_id)
+    return plan.run_id, len(rows)
 
 
-def _copy(runs: RunStore, entry: dict[str, Any], new_id: str, seq: int) -> None:
-    old_id, old_seq = entry["run_id"], int(entry["seq"])
-    (record,) = runs.load(old_id, [old_seq])
-    fresh = WorkRecord(
-        seq=seq,
-        source=record.source,
-        line=record.line,
-        fmt=record.fmt,
-        claim_id=record.claim_id,
-        fields=record.fields,
-        patient_token=record.patient_token,
-        stage=Stage.INGESTED,
-    )
-    sealed = runs.sealed_phi(old_id, old_seq)
-    blobs: dict[int, str] = {}
-    if sealed is not None:
-        cipher = vault(get_settings())
-        phi = cipher.open(sealed, context=f"{old_id}:{old_seq}")
-        blobs[seq] = cipher.seal(phi, context=f"{new_id}:{seq}")
-    runs.add(new_id, [fresh], blobs)
+def _replayable(db: Database, run_id: str | None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page, total = db.dead_letters(run_id, limit=1000, offset=offset)
+        rows += [r for r in page if r.get("record") is not None]
+        offset += len(page)
+        if not page or offset >= total:
+            return sorted(rows, key=lambda r: (str(r["run_id"]), int(r["seq"])))
 
 
-def replay_command(stores: ReplayStores, run_id: str | None, send: SendBatch) -> int:
-    new_id, count = replay(stores, run_id, send)
-    if new_id is None:
-        print("nothing replayable in the dead-letter stream")
-        return 0
-    print(f"replaying {count} claims as run {new_id}; follow it with `rxfleet wait {new_id}`")
-    return 0
+def _enqueue(
+    stores: ReplayStores, new_id: str, first: int, rows: Sequence[dict[str, Any]], send: SendBatch
+) -> None:
+    records, blobs = [], {}
+    for offset, row in enumerate(rows):
+        seq = first + offset
+        records.append(_fresh(row, seq))
+        if row.get("sealed"):
+            phi = stores.vault.open(str(row["sealed"]), context=f"{row['run_id']}:{row['seq']}")
+            blobs[seq] = stores.vault.seal(phi, context=f"{new_id}:{seq}")
+    stores.runs.register_batch(new_id, first, len(rows))
+    stores.runs.add(new_id, records, blobs)
+    send(new_id, first, len(rows))
+
+
+def _fresh(row: dict[str, Any], seq: int) -> WorkRecord:
+    saved = row["record"] if isinstance(row["record"], dict) else json.loads(str(row["record"]))
+    record = WorkRecord(seq=seq, **saved)
+    record.trail("ingested", codes=[], replay_of=f"{row['run_id']}/{row['seq']}")
+    return record

@@ -3,30 +3,41 @@
 PHI never travels: each record's PHI fields are checked, sealed into the vault
 (AES-GCM) and replaced by a keyed token before the record is written to Redis
 or any message is sent. Batches are cut as the input streams by, so memory
-stays flat whatever the size of the file.
+stays flat whatever the size of the file, and the producer waits for room when
+the run already holds ``RXFLEET_MAX_INFLIGHT`` claims in flight (backpressure:
+Redis stays the size of that window, and the first results arrive while the
+file is still being read).
+
+A run is produced by one producer at a time (a lease in Redis, renewed every
+batch). The producer checkpoints how far it got in the database; a producer
+that picks a run up again (after a crash, or after Redis lost its data)
+re-reads the input and enqueues exactly the claims that are neither recorded
+nor in flight, under the same sequence numbers and claim ids: nothing is
+enqueued twice, every Idempotency-Key is the same.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
+from itertools import islice
 from typing import Any
 
-from config import Settings
 from rxfleet.claims.fields import CANONICAL_FIELDS, PHI_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.claims.rules import RULES
 from rxfleet.claims.validation import Issue, check_phi, split_phi
 from rxfleet.claims.work import WorkRecord
-from rxfleet.formats import detect_format, preflight, reader_for
+from rxfleet.errors import InfrastructureError, InputError
+from rxfleet.formats import detect_format, reader_for
 from rxfleet.formats.base import Record
-from rxfleet.formats.x12 import Routes, load_payer_routes
-from rxfleet.links.route import matrix
-from rxfleet.stores.crosswalk import CrosswalkCache
-from rxfleet.stores.runs import RunStore, new_run_id
+from rxfleet.formats.x12 import Routes
+from rxfleet.links.record import finish_if_complete
+from rxfleet.stores.database import Database
+from rxfleet.stores.runs import RunStore
 
 SendBatch = Callable[[str, int, int], object]
 
@@ -57,6 +68,7 @@ class Ingest:
             work.quarantine()
         else:
             work.add_issues(check_phi(record.fields))
+        work.trail("ingested", codes=[issue.code for issue in work.issues])
         sealed = None
         if any(value is not None for value in phi.values()):
             sealed = self.vault.seal(phi, context=f"{self.run_id}:{seq}")
@@ -109,55 +121,95 @@ class ProduceResult:
     run_id: str
     total: int = 0
     batches: int = 0
-    inputs: list[str] = field(default_factory=list)
+    enqueued: int = 0  # claims written to Redis by this producer (fewer on a resume)
+    cut_short: str | None = None  # why the input stopped being readable, if it did
 
 
-def start_run(
-    runs: RunStore,
-    crosswalks: CrosswalkCache,
-    settings: Settings,
-    inputs: Sequence[str],
-    batch_size: int,
-) -> str:
-    """Check every input, load the crosswalk, create the run; nothing is enqueued yet."""
-    routes = load_payer_routes(settings.payer_routes)
-    formats = [preflight(path, routes).value for path in inputs]
-    crosswalk = crosswalks.load(settings.crosswalk)
-    run_id = new_run_id()
-    runs.create(
-        run_id,
-        {
-            "inputs": "\n".join(str(Path(p)) for p in inputs),
-            "formats": ",".join(formats),
-            "crosswalk": crosswalk,
-            "reject_matrix": matrix(settings.reject_matrix).version,
-            "batch_size": str(batch_size),
-            "state": "producing",
-        },
-    )
-    return run_id
+@dataclass
+class Producer:
+    """Streams inputs into one run: batches, backpressure, checkpoints, resume."""
 
+    runs: RunStore
+    db: Database
+    ingest: Ingest
+    send: SendBatch
+    payer_routes: Routes
+    batch_size: int
+    max_inflight: int
+    holder: str  # this producer's lease on the run
+    lease: float = 15.0
+    resume_from: int | None = None  # the checkpoint of a run picked up again
+    on_wait: Callable[[int], None] = lambda in_flight: None
 
-def produce(
-    runs: RunStore,
-    run_id: str,
-    inputs: Sequence[str],
-    ingest: Ingest,
-    batch_size: int,
-    send: SendBatch,
-    payer_routes: Routes,
-) -> ProduceResult:
-    """Stream every input into the run, one chain per batch, in input order."""
-    result = ProduceResult(run_id, inputs=list(inputs))
-    for first, batch in _batches(_records(inputs, payer_routes), batch_size):
-        items = [ingest(record, first + i, fmt) for i, (fmt, record) in enumerate(batch)]
-        _flush(runs, run_id, items)
-        send(run_id, first, len(batch))
+    @property
+    def run_id(self) -> str:
+        return self.ingest.run_id
+
+    def produce(self, inputs: Sequence[str]) -> ProduceResult:
+        """Every claim of ``inputs`` into the run, one chain per batch, in input order."""
+        result = ProduceResult(self.run_id)
+        try:
+            for first, batch in _batches(_records(inputs, self.payer_routes), self.batch_size):
+                self._batch(first, batch, result)
+        except InputError as exc:
+            if result.total == 0:
+                raise
+            result.cut_short = str(exc)
+        self._produced(result)
+        return result
+
+    def _batch(self, first: int, batch: list[Tagged], result: ProduceResult) -> None:
+        self._hold_lease()
+        if self.runs.aborted(self.run_id):
+            raise InputError(self.run_id, "the run was aborted")
+        items = [self.ingest(record, first + i, fmt) for i, (fmt, record) in enumerate(batch)]
+        _mark_duplicates(self.runs, self.run_id, [work for work, _ in items])
+        todo = self._missing(first, items)
+        if todo or self._boundary(first):
+            self._wait_for_room()
+            self.runs.register_batch(self.run_id, first, len(batch))
+            result.enqueued += self.runs.add(self.run_id, [w for w, _ in todo], _blobs(todo))
+            self.send(self.run_id, first, len(batch))
         result.batches += 1
         result.total = first + len(batch)
-    runs.set_meta(run_id, total=result.total, batches=result.batches, state="produced")
-    runs.expire(run_id)
-    return result
+        self.db.set_run(self.run_id, produced=result.total)
+
+    def _missing(
+        self, first: int, items: list[tuple[WorkRecord, str | None]]
+    ) -> list[tuple[WorkRecord, str | None]]:
+        """What of the batch is neither recorded nor in flight (all of it on a first pass)."""
+        if self.resume_from is None:
+            return items
+        seqs = [work.seq for work, _ in items]
+        recorded = self.db.recorded(self.run_id, first, first + len(items))
+        present = self.runs.existing(self.run_id, seqs)
+        return [(w, s) for w, s in items if w.seq not in recorded and w.seq not in present]
+
+    def _boundary(self, first: int) -> bool:
+        """A batch at or past the checkpoint may have lost its chain with its producer."""
+        return self.resume_from is not None and first + self.batch_size > self.resume_from
+
+    def _wait_for_room(self) -> None:
+        while (in_flight := self.runs.in_flight(self.run_id)) >= self.max_inflight:
+            self.on_wait(in_flight)
+            self._hold_lease()
+            time.sleep(0.2)
+
+    def _hold_lease(self) -> None:
+        if not self.runs.claim_producer(self.run_id, self.holder, self.lease):
+            raise InfrastructureError(f"run {self.run_id}: another producer took the run over")
+
+    def _produced(self, result: ProduceResult) -> None:
+        self.runs.set_meta(self.run_id, total=result.total)
+        self.db.set_run(
+            self.run_id,
+            state="produced",
+            total=result.total,
+            produced=result.total,
+            note=f"cut short: {result.cut_short}" if result.cut_short else None,
+        )
+        self.runs.release_producer(self.run_id, self.holder)
+        finish_if_complete(self.runs, self.db, self.run_id, self.runs.done(self.run_id))
 
 
 def _records(inputs: Iterable[str], payer_routes: Routes) -> Iterator[tuple[str, Record]]:
@@ -171,22 +223,22 @@ Tagged = tuple[str, Record]
 
 
 def _batches(records: Iterator[Tagged], size: int) -> Iterator[tuple[int, list[Tagged]]]:
-    first, batch = 0, []
-    for record in records:
-        batch.append(record)
-        if len(batch) == size:
-            yield first, batch
-            first, batch = first + size, []
-    if batch:
+    first = 0
+    while batch := list(islice(records, size)):
         yield first, batch
+        first += len(batch)
 
 
-def _flush(runs: RunStore, run_id: str, items: list[tuple[WorkRecord, str | None]]) -> None:
-    works = [work for work, _ in items]
-    firsts = runs.first_sightings(run_id, [w.claim_id for w in works])
-    for work, first in zip(works, firsts, strict=True):
-        if not first and not work.quarantined:
+def _mark_duplicates(runs: RunStore, run_id: str, works: list[WorkRecord]) -> None:
+    """A claim id carried by an earlier sequence number of the run is quarantined here."""
+    keyed = [(w.claim_id, w.seq) for w in works if w.claim_id]
+    firsts = dict(zip((seq for _, seq in keyed), runs.first_seen(run_id, keyed), strict=True))
+    for work in works:
+        if work.claim_id and firsts[work.seq] != work.seq and not work.quarantined:
             work.add_issues([Issue.of("DUPLICATE_CLAIM_ID")])
             work.quarantine()
-    sealed = {work.seq: blob for work, blob in items if blob is not None}
-    runs.add(run_id, works, sealed)
+            work.events[-1]["codes"] = [issue.code for issue in work.issues]
+
+
+def _blobs(items: list[tuple[WorkRecord, str | None]]) -> dict[int, str]:
+    return {work.seq: blob for work, blob in items if blob is not None}

@@ -1,7 +1,10 @@
-"""What a person sees: a progress bar on a terminal, a summary table at the end."""
+"""What a person sees: a progress bar on a terminal, a word when something is wrong
+(Redis away, no worker on a queue), and a summary table at the end."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -9,14 +12,19 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rxfleet.claims.rejects import Status
-from rxfleet.stores.runs import RunStore
+from rxfleet.errors import InfrastructureError
+from rxfleet.lifecycle import Progress as RunProgress
 
 Tick = Callable[[int, int | None], None]
+Say = Callable[[str], None]
+#: Reasons that mean the gateway could not be reached (the fleet gave up, replayable).
+TRANSPORT_REASONS = {"retries_exhausted"}
 
 
 @dataclass
@@ -25,20 +33,16 @@ class Tally:
 
     statuses: Counter[str] = field(default_factory=Counter)
     routes: Counter[str] = field(default_factory=Counter)
-    severities: Counter[str] = field(default_factory=Counter)
-    quarantined: list[int] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
     rows: int = 0
 
-    def watch(
-        self, rows: Iterator[dict[str, Any]], seqs: Iterator[int]
-    ) -> Iterator[dict[str, Any]]:
-        for row, seq in zip(rows, seqs, strict=False):
+    def watch(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
             self.rows += 1
             self.statuses[str(row["status"])] += 1
             self.routes[str(row["route"])] += 1
-            self.severities[str(row["severity"])] += 1
-            if row["status"] == Status.QUARANTINED and len(self.quarantined) < 10:
-                self.quarantined.append(seq)
+            if row.get("reason"):
+                self.reasons[str(row["reason"])] += 1
             yield row
 
 
@@ -62,24 +66,93 @@ def progress_bar(console: Console) -> tuple[AbstractContextManager[Any], Tick]:
     return bar, tick
 
 
-def wait_for(
-    runs: RunStore, run_id: str, timeout: float | None, tick: Tick
-) -> tuple[int, int | None]:
-    """Poll until every claim of the run is recorded, or the timeout passes."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        done, total = runs.progress(run_id)
-        tick(done, total)
-        if total is not None and done >= total:
-            return done, total
-        if deadline is not None and time.monotonic() >= deadline:
-            return done, total
-        time.sleep(0.1)
+@dataclass
+class WorkerWatch:
+    """Whether workers consume each queue, asked in the background (Celery's ping)."""
+
+    ask: Callable[[], set[str]]  # the queues some worker consumes now
+    queues: Sequence[str]
+    say: Say
+    patience: float = 10.0
+    every: float = 3.0
+    _missing: dict[str, float] = field(default_factory=dict)
+    _told: set[str] = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> WorkerWatch:
+        threading.Thread(target=self._loop, name="rxfleet-worker-watch", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):  # a broker hiccup: the Redis watch reports it
+                self.check(self.ask(), time.monotonic())
+            self._stop.wait(self.every)
+
+    def check(self, served: set[str], now: float) -> None:
+        for queue in self.queues:
+            if queue in served:
+                if queue in self._told:
+                    self.say(f"a worker consumes queue {queue} again")
+                self._missing.pop(queue, None)
+                self._told.discard(queue)
+                continue
+            since = self._missing.setdefault(queue, now)
+            if now - since >= self.patience and queue not in self._told:
+                self._told.add(queue)
+                self.say(f"no worker consumes queue {queue}: the run waits until one does")
 
 
-def summary(
-    console: Console, run_id: str, tally: Tally, elapsed: float, where: Sequence[tuple[str, ...]]
-) -> None:
+@dataclass
+class Waiter:
+    """Follows a run until every claim is recorded, riding through Redis outages."""
+
+    read: Callable[[], RunProgress]
+    say: Say
+    outage: float = 180.0
+    poll: float = 0.25
+    _away: float | None = None
+
+    def wait(self, timeout: float | None, tick: Tick) -> RunProgress:
+        """Until finished, or ``timeout`` (None: 600 s plus 0.1 s a claim) passes."""
+        started = time.monotonic()
+        while True:
+            progress = self._read()
+            if progress is None:
+                continue
+            tick(progress.done, progress.total)
+            if progress.finished:
+                return progress
+            limit = timeout if timeout is not None else 600 + 0.1 * (progress.total or 0)
+            if time.monotonic() - started >= limit:
+                return progress
+            time.sleep(self.poll)
+
+    def _read(self) -> RunProgress | None:
+        try:
+            progress = self.read()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self._outage(type(exc).__name__)
+            return None
+        if self._away is not None:
+            self.say("Redis is back; following the run again")
+            self._away = None
+        return progress
+
+    def _outage(self, what: str) -> None:
+        now = time.monotonic()
+        if self._away is None:
+            self._away = now
+            self.say(f"Redis is away ({what}); waiting up to {self.outage:.0f} s for it")
+        elif now - self._away > self.outage:
+            raise InfrastructureError(f"Redis unreachable for {self.outage:.0f} s; giving up")
+        time.sleep(min(2.0, self.outage / 10))
+
+
+def summary(console: Console, run_id: str, tally: Tally, elapsed: float) -> None:
     table = Table(show_edge=False)
     table.add_column("status")
     table.add_column("claims", justify="right")
@@ -95,19 +168,26 @@ def summary(
     console.print(routes)
     rate = tally.rows / elapsed if elapsed > 0 else 0.0
     console.print(f"{tally.rows} claims in {elapsed:.2f} s ({rate:.0f} claims/s)")
-    if where:
-        _quarantined(console, where, tally.statuses.get(Status.QUARANTINED, 0))
+    transport = sum(tally.reasons[r] for r in TRANSPORT_REASONS)
+    if transport:
+        console.print(
+            f"{transport} claims ended 99 because the gateway could not be reached; "
+            f"`rxfleet dlq replay --run {run_id}` sends them again",
+            highlight=False,
+        )
 
 
-def _quarantined(console: Console, where: Sequence[tuple[str, ...]], count: int) -> None:
+def quarantined(console: Console, rows: Sequence[dict[str, Any]], count: int, hint: str) -> None:
+    """The first quarantined claims: where, claim, field, code."""
     table = Table(title="quarantined, the first of them", show_edge=False, title_justify="left")
     for column in ("where", "claim", "field", "code"):
         table.add_column(column, overflow="fold")
-    for row in where:
-        table.add_row(*row)
+    for row in rows:
+        codes = row.get("codes") or [""]
+        where = f"{row.get('source')}:{row.get('line')}"
+        table.add_row(where, str(row.get("claim_id") or "?"), row.get("field") or "(the record)",
+                      codes[0])  # fmt: skip
     console.print(table)
-    if count > len(where):
-        console.print(
-            f"... and {count - len(where)} more: each is in the results with its codes, "
-            "and in `rxfleet dlq list` on a running fleet"
-        )
+    if count > len(rows):
+        console.print(f"... and {count - len(rows)} more: each is in the results with its codes, "
+                      f"and {hint}")  # fmt: skip

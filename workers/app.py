@@ -1,8 +1,14 @@
 """The Celery app: ``celery -A workers.app worker|beat|flower``.
 
-Redis is broker and result backend. JSON only; late acks with reject on worker
-loss, prefetch 1; the visibility timeout sits well above the longest countdown
-the fleet ever uses, so a held retry is never redelivered as a duplicate.
+Redis is broker (unless ``RXFLEET_BROKER_URL`` names another, e.g. RabbitMQ)
+and result backend. JSON only; late acks with reject on worker loss, prefetch 1.
+
+A dead worker costs minutes, not hours: the visibility timeout is short
+(``RXFLEET_VISIBILITY_TIMEOUT``, 100 s) and every worker sweeps the unacked
+messages of the dead every 10 s. It stays above the longest countdown plus the
+hard time limit of a link (checked at start-up), so a held retry is never handed
+out early; a longer wait (a long Retry-After) is taken in several countdowns,
+and the send leases keep a claim sent once even if a message does come back early.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ TASK_MODULES = [
     "tasks.route",
     "tasks.record",
     "tasks.token",
+    "tasks.sweep",
 ]
 
 app = Celery("rxfleet", task_cls="workers.base:FleetTask", include=TASK_MODULES)
@@ -32,9 +39,13 @@ app.set_default()
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings derived from the one settings class."""
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    transport = {
+        "visibility_timeout": settings.visibility_timeout,
+        "unacked_restore_interval": 10,  # look for a dead worker's messages every 10 s
+        "unacked_restore_throttle": 1,
+    }
     return {
-        "broker_url": settings.redis_url,
+        "broker_url": settings.broker_url or settings.redis_url,
         "result_backend": settings.redis_url,
         "broker_transport_options": transport,
         "result_backend_transport_options": transport,
@@ -46,7 +57,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "result_expires": 24 * 3600,
+        "result_expires": 3600,
+        "task_soft_time_limit": settings.link_soft_time_limit,
+        "task_time_limit": settings.link_time_limit,
+        "broker_connection_max_retries": None,  # ride through a broker outage
         "task_default_queue": settings.queue_cpu,
         "task_queues": [Queue(settings.queue_cpu), Queue(settings.queue_gateway)],
         "task_routes": {"tasks.submit.*": {"queue": settings.queue_gateway}},
@@ -64,6 +78,11 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "task": "tasks.token.refresh_token",
             "schedule": settings.token_check_interval,
             "options": {"expires": settings.token_check_interval * 2},
+        },
+        "sweep-stalled-batches": {
+            "task": "tasks.sweep.sweep",
+            "schedule": settings.sweep_interval,
+            "options": {"expires": settings.sweep_interval},
         },
     }
 

@@ -9,6 +9,7 @@ never redoes (or resends) a finished claim.
 
 from __future__ import annotations
 
+import time
 from enum import IntEnum
 from typing import Any
 
@@ -63,6 +64,8 @@ class WorkRecord(BaseModel):
     reject_codes: list[str] = Field(default_factory=list)
     route: Route | None = None
     status: Status | None = None
+    reason: str | None = None
+    events: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
     def where(self) -> str:
@@ -71,6 +74,10 @@ class WorkRecord(BaseModel):
     @property
     def severity(self) -> Severity:
         return worst([rule(issue.code).severity for issue in self.issues])
+
+    def trail(self, stage: str, **detail: Any) -> None:
+        """Add a step to the claim's audit trail (ids, codes, outcomes: never a value)."""
+        self.events.append({"stage": stage, "at": time.time(), **detail})
 
     def add_issues(self, issues: list[Issue] | tuple[Issue, ...]) -> None:
         self.issues.extend(IssueDoc.of(issue) for issue in issues)

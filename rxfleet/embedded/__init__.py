@@ -1,7 +1,9 @@
 """The embedded default: a whole fleet on one machine with nothing installed.
 
 With no ``RXFLEET_REDIS_URL``, ``rxfleet run`` starts a private Redis-compatible
-server and the sandbox gateway (unless a gateway URL is configured), makes
+server, a private PostgreSQL (the system of record; unless
+``RXFLEET_DATABASE_URL`` names one) and the sandbox gateway (unless a gateway
+URL is configured), makes
 ephemeral PHI keys when none are set, and points the process's settings at
 them; the CLI then starts an in-process worker and beat (``workers.inprocess``)
 and runs exactly the production code paths.
@@ -18,6 +20,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from config import Settings, configure, get_settings
+from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis
 from rxfleet.gateway.sandbox.server import SandboxGateway
 from rxfleet.stores.connection import forget_clients
@@ -53,14 +56,32 @@ def _sandbox(settings: Settings) -> Iterator[dict[str, Any]]:
 
 
 @contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[dict[str, Any]]:
+    if settings.database_url:
+        yield {}
+        return
+    server = LocalPostgres().start()
+    try:
+        yield {"database_url": server.url}
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
 def embedded_services() -> Iterator[Settings]:
     """Start the servers, point the process's settings at them, stop them all after."""
     base = get_settings()
     server = LocalRedis().start()
     try:
-        with _sandbox(base) as gateway:
-            yield configure(redis_url=server.url, **gateway, **_ephemeral_keys(base))
+        with _database(base) as database, _sandbox(base) as gateway:
+            keys = _ephemeral_keys(base)
+            yield configure(redis_url=server.url, **database, **gateway, **keys)
     finally:
         forget_clients()
         server.stop()
-        configure(redis_url=base.redis_url, gateway_url=base.gateway_url, token_url=base.token_url)
+        configure(
+            redis_url=base.redis_url,
+            database_url=base.database_url,
+            gateway_url=base.gateway_url,
+            token_url=base.token_url,
+        )

@@ -37,6 +37,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -88,8 +89,25 @@ def _major(path: str) -> int:
 
 
 def postgres_bin_dir() -> Path | None:
-    """The best PostgreSQL bin directory available, or None."""
-    return pgserver_bin_dir() or system_bin_dir()
+    """The best PostgreSQL bin directory available, or None.
+
+    As root the server runs as an unprivileged user, who must be able to reach
+    the binaries: a wheel in a venv under a private home is skipped then.
+    """
+    wheel = pgserver_bin_dir()
+    if wheel is not None and (os.geteuid() != 0 or _reachable_by_others(wheel / "postgres")):
+        return wheel
+    return system_bin_dir() or wheel
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether any user may execute ``path`` (every directory above it searchable)."""
+    try:
+        if not os.stat(path).st_mode & stat.S_IXOTH:
+            return False
+        return all(os.stat(parent).st_mode & stat.S_IXOTH for parent in path.parents)
+    except OSError:
+        return False
 
 
 def memory_dir(min_free: int = 1 << 30) -> Path | None:

@@ -139,7 +139,7 @@ def build_session(settings: Settings) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     adapter = HTTPAdapter(
-        pool_connections=4, pool_maxsize=settings.pool_size, max_retries=Retry(0, read=False)
+        pool_connections=4, pool_maxsize=settings.submit_inflight, max_retries=Retry(0, read=False)
     )
     session.mount("https://", adapter)
     session.mount("http://", adapter)

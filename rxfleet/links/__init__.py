@@ -1,14 +1,13 @@
 """The plain functions behind each chain link. Celery-free: tests call them directly.
 
-Each takes the run's store, a run id and the batch's sequence numbers, touches
-only the records at the stage before its own (the ledger), and returns a small
-report of counts (the task's result: no claims, no PHI).
+Each takes the stores it needs, a run id and the batch (a range of sequence
+numbers), touches only the records at the stage before its own (the ledger),
+adds a step to each claim's audit trail, writes the batch back in one round
+trip, and returns a small report of counts (the task's result: no claims, no PHI).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,24 +27,15 @@ class LinkReport:
         return asdict(self)
 
 
-def stage_event(run_id: str, record: WorkRecord, stage: str, **extra: Any) -> dict[str, Any]:
-    """An audit event for ``record`` passing ``stage``: ids and codes, never PHI."""
-    return {
-        "stage": stage,
-        "run_id": run_id,
-        "seq": record.seq,
-        "claim_id": record.claim_id,
-        "codes": [issue.code for issue in record.issues],
-        "at": time.time(),
-        **extra,
-    }
-
-
 def open_records(
-    runs: RunStore, run_id: str, seqs: Sequence[int], stage: Stage, report: LinkReport
+    runs: RunStore, run_id: str, batch: range, stage: Stage, report: LinkReport
 ) -> list[WorkRecord]:
     """The batch's records waiting at ``stage`` (the ledger); the rest count as skipped."""
-    records = runs.load(run_id, seqs)
+    records = runs.load(run_id, batch)
     todo = [r for r in records if r.stage == stage]
-    report.skipped = len(records) - len(todo)
+    report.skipped = len(batch) - len(todo)
     return todo
+
+
+def codes(record: WorkRecord) -> list[str]:
+    return [issue.code for issue in record.issues]

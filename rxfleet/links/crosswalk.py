@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from decimal import Decimal
 
 from rxfleet.claims.crosswalk import CrosswalkEntry
 from rxfleet.claims.validation import Issue
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.errors import InfrastructureError
-from rxfleet.links import LinkReport, open_records, stage_event
+from rxfleet.links import LinkReport, codes, open_records
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.runs import RunStore
 
 
-def crosswalk_batch(
-    runs: RunStore, cache: CrosswalkCache, run_id: str, seqs: Sequence[int]
-) -> LinkReport:
+def crosswalk_batch(runs: RunStore, cache: CrosswalkCache, run_id: str, batch: range) -> LinkReport:
     report = LinkReport(run_id, "crosswalk")
-    todo = open_records(runs, run_id, seqs, Stage.VALIDATED, report)
+    todo = open_records(runs, run_id, batch, Stage.VALIDATED, report)
     entries = _lookup(runs, cache, run_id, [r.ndc11 or "" for r in todo])
     for record, entry in zip(todo, entries, strict=True):
         map_record(record, entry)
+        record.trail("mapped", codes=codes(record), gpi=record.gpi)
         report.quarantined += record.quarantined
-    runs.save(run_id, todo)
-    runs.audit(run_id, [stage_event(run_id, r, "mapped", gpi=r.gpi) for r in todo])
+    runs.save(run_id, todo, batch)
     report.done = len(todo)
     return report
 

@@ -1,52 +1,158 @@
-"""record: each claim's result exactly once, in the run's results, with its audit event."""
+"""record: each claim's result and audit trail into the system of record, exactly once;
+then the claim leaves Redis.
+
+The database write is one transaction per batch (results keyed by run and
+position, ``ON CONFLICT DO NOTHING``: a redelivered batch writes nothing twice).
+Only after it commits are the claims' Redis records and vault blobs dropped,
+and the run's done count goes up by what was actually dropped, so a record
+link killed between the two steps is finished by its redelivery, counted once.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from rxfleet.claims.rejects import Route
 from rxfleet.claims.work import Stage, WorkRecord
-from rxfleet.links import LinkReport
+from rxfleet.links import LinkReport, codes
+from rxfleet.stores.database import AuditEvent, Database, DeadLetter, ResultRow
 from rxfleet.stores.runs import RunStore
 
 log = logging.getLogger("rxfleet.record")
 
-#: Routes whose claims go to the dead-letter stream for a person or a replay.
-DEAD_LETTER_ROUTES = {
-    Route.DEAD_LETTER,
-    Route.HOST_ERROR,
-    Route.RETRY_LATER,
-    Route.REVIEW_REQUIRED,
-}
+SCHEMA_VERSION = "2"
+#: Routes whose claims become dead letters, for a person or a replay.
+DEAD_LETTER_ROUTES = {Route.DEAD_LETTER, Route.HOST_ERROR, Route.RETRY_LATER, Route.REVIEW_REQUIRED}
+#: Reasons the fleet itself gave a claim its end: these a replay may fix.
+REPLAYABLE_REASONS = {"retries_exhausted", "aborted"}
+REPLAYABLE_CODES = {"MISSING_GPI_MAPPING"}
+_WARNINGS = {"OBSOLETE_NDC", "PRIOR_AUTH_FLAG", "QUANTITY_LIMIT_FLAG", "STEP_THERAPY_FLAG"}
+_EVENT_FIELDS = {"stage", "at", "outcome", "codes", "attempt"}
 
 
-def record_batch(runs: RunStore, run_id: str, seqs: Sequence[int], trace: str) -> LinkReport:
+def record_batch(runs: RunStore, db: Database, run_id: str, batch: range, trace: str) -> LinkReport:
     report = LinkReport(run_id, "record")
-    records = runs.load(run_id, seqs)
+    records = runs.load(run_id, batch)
     ready = [r for r in records if r.stage == Stage.ROUTED]
-    if len(ready) != len(seqs):
-        log.error("run %s: %d of %d claims not routed", run_id, len(seqs) - len(ready), len(seqs))
-    report.done = runs.record(run_id, ready, trace, lambda r: dlq_entry(run_id, r))
-    report.skipped = len(ready) - report.done
+    if len(ready) < len(records):
+        log.error("run %s: %d claims of batch %d not routed", run_id, len(records) - len(ready),
+                  batch.start)  # fmt: skip
+    sealed = _sealed_for_replay(runs, run_id, ready)
+    report.done = db.record(
+        run_id,
+        [ResultRow.of(r, reason=r.reason) for r in ready],
+        [event for r in ready for event in audit_events(r, trace)],
+        [dead_letter(r, sealed.get(r.seq)) for r in ready if r.route in DEAD_LETTER_ROUTES],
+    )
+    report.skipped = len(batch) - report.done
+    whole = len(ready) == len(records)
+    _, done = runs.retire(run_id, batch.start if whole else -1, [r.seq for r in ready])
+    finish_if_complete(runs, db, run_id, done)
     return report
 
 
-def dlq_entry(run_id: str, record: WorkRecord) -> dict[str, Any] | None:
-    """What a person needs to find and fix a dead-lettered claim; None for the others."""
-    if record.route not in DEAD_LETTER_ROUTES:
-        return None
-    return {
-        "run_id": run_id,
-        "seq": record.seq,
-        "claim_id": record.claim_id,
-        "source": record.source,
-        "line": record.line,
-        "status": record.status,
-        "route": record.route,
-        "reject_codes": record.reject_codes,
-        "issues": [issue.model_dump() for issue in record.issues],
-        "at": time.time(),
-    }
+def finish_if_complete(runs: RunStore, db: Database, run_id: str, done: int | None) -> bool:
+    """Close the run once every claim of a fully produced run is recorded (idempotent)."""
+    total = runs.meta(run_id).get("total")
+    if total is None or done is None or done < int(total):
+        return False
+    if db.result_count(run_id) < int(total):  # the database is the word that counts
+        return False
+    counts = db.counts(run_id)
+    db.set_run(run_id, state="finished", counts=counts, finished_at=datetime.now(UTC))
+    runs.finish(run_id)
+    return True
+
+
+def replayable(record: WorkRecord) -> bool:
+    """A dead letter a replay can fix: the fleet's own give-up, or a crosswalk miss."""
+    if record.route in (Route.HOST_ERROR, Route.RETRY_LATER):
+        return record.reason in REPLAYABLE_REASONS
+    fatal = set(codes(record)) - _WARNINGS
+    return record.route == Route.DEAD_LETTER and bool(fatal) and fatal <= REPLAYABLE_CODES
+
+
+def _sealed_for_replay(runs: RunStore, run_id: str, ready: Sequence[WorkRecord]) -> dict[int, str]:
+    wanted = [r.seq for r in ready if r.route in DEAD_LETTER_ROUTES and replayable(r)]
+    if not wanted:
+        return {}
+    pipe = runs.pipeline()
+    runs.read_sealed(pipe, run_id, wanted)
+    (reply,) = pipe.execute()
+    blobs = runs.sealed_of(reply)
+    return {seq: blob for seq, blob in zip(wanted, blobs, strict=True) if blob is not None}
+
+
+def audit_events(record: WorkRecord, trace: str) -> Iterator[AuditEvent]:
+    """The claim's trail as audit rows, ending with its ``recorded`` step."""
+    matrix = None
+    for event in record.events:
+        matrix = event.get("matrix", matrix)
+        yield AuditEvent(
+            seq=record.seq,
+            stage=str(event["stage"]),
+            claim_id=record.claim_id,
+            outcome=_text(event.get("outcome")),
+            codes=[str(c) for c in event.get("codes") or []],
+            attempt=event.get("attempt"),
+            trace_id=trace,
+            at=datetime.fromtimestamp(float(event["at"]), UTC),
+            detail={k: v for k, v in event.items() if k not in _EVENT_FIELDS},
+        )
+    yield AuditEvent(
+        seq=record.seq,
+        stage="recorded",
+        claim_id=record.claim_id,
+        outcome=record.status,
+        codes=codes(record) + list(record.reject_codes),
+        attempt=record.attempts,
+        trace_id=trace,
+        payload_hash=payload_hash(record),
+        schema_version=SCHEMA_VERSION,
+        matrix_version=matrix,
+        detail={"route": record.route, "reason": record.reason},
+    )
+
+
+def dead_letter(record: WorkRecord, sealed: str | None) -> DeadLetter:
+    """What a person needs to find and fix a dead-lettered claim (and a replay to resend it)."""
+    first = record.issues[0] if record.issues else None
+    keep = replayable(record)
+    return DeadLetter(
+        seq=record.seq,
+        route=str(record.route),
+        claim_id=record.claim_id,
+        source=record.source,
+        line=record.line,
+        field=first.field if first else None,
+        status=record.status,
+        codes=codes(record) + list(record.reject_codes),
+        reason=record.reason,
+        record=_replay_record(record) if keep else None,
+        sealed=sealed if keep else None,
+    )
+
+
+def _replay_record(record: WorkRecord) -> dict[str, Any]:
+    return record.model_dump(
+        mode="json", include={"source", "line", "fmt", "claim_id", "fields", "patient_token"}
+    )
+
+
+def payload_hash(record: WorkRecord) -> str:
+    """SHA-256 of the claim as the fleet saw it (tokenized: no PHI goes in)."""
+    body = json.dumps(
+        {"claim": record.claim or record.fields, "patient": record.patient_token},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

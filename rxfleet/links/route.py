@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
 from rxfleet.claims.rejects import CLEAN, RejectMatrix, Status
 from rxfleet.claims.work import Stage, WorkRecord
-from rxfleet.links import LinkReport, open_records, stage_event
+from rxfleet.links import LinkReport, open_records
 from rxfleet.stores.runs import RunStore
 
 PAID_STATUSES = {"P", "D"}  # D: duplicate of paid, the paid response again
@@ -19,16 +18,13 @@ def matrix(path: Path) -> RejectMatrix:
     return RejectMatrix.load(path)
 
 
-def route_batch(
-    runs: RunStore, run_id: str, seqs: Sequence[int], rejects: RejectMatrix
-) -> LinkReport:
+def route_batch(runs: RunStore, run_id: str, batch: range, rejects: RejectMatrix) -> LinkReport:
     report = LinkReport(run_id, "route")
-    todo = open_records(runs, run_id, seqs, Stage.SENT, report)
+    todo = open_records(runs, run_id, batch, Stage.SENT, report)
     for record in todo:
         route_record(record, rejects)
-    runs.save(run_id, todo)
-    events = [stage_event(run_id, r, "routed", route=r.route, matrix=rejects.version) for r in todo]
-    runs.audit(run_id, events)
+        record.trail("routed", outcome=record.route, matrix=rejects.version)
+    runs.save(run_id, todo, batch)
     report.done = len(todo)
     return report
 

@@ -1,17 +1,31 @@
-"""submit: the claims of a batch still open, to the gateway, each exactly once.
+"""submit: a batch's open claims to the gateway, a window of requests in flight at a time.
 
-Per claim: a remembered 404 route is rejected (04) with no network call; the PHI
-is opened from the vault just for the request body; the fleet's shared token is
-used, and a 401 invalidates exactly that token, rotates it once for the fleet
-and replays the same request (same Idempotency-Key: not a new claim).
+Throughput is in-flight ÷ latency: a round sends the open claims in windows of
+``RXFLEET_SUBMIT_INFLIGHT`` concurrent requests (a process-wide thread pool
+over one pooled ``requests.Session``). Redis is read once per window (the
+fleet pause and both breakers, the abort flag, the claims' send leases, their
+vault blobs, the route memos) and written once per window (the ledger, the
+audit trail and the batch's heartbeat).
 
-Per batch: the first retryable failure stops the loop. The claims already
-answered stay answered (the ledger); the rest wait for the task's retry:
-not before Retry-After when the gateway gave one (and then the whole fleet
-pauses, not only this worker), else exponential backoff with full jitter.
-A claim whose own tries are spent is rejected 99 and the batch goes on (one
-poison claim does not sink its batch); when the task's rounds without progress
-run out (the gateway is down), the open claims are rejected 99.
+Every promise holds inside the window:
+
+* each claim keeps its ``Idempotency-Key`` (its claim id) on every try;
+* a claim is leased before it is sent: a second delivery of the batch (an early
+  redelivery, a re-driven chain) cannot send it while the lease holds;
+* a 401 invalidates exactly the token used, the fleet rotates once
+  (single-flight) and only the refused claims are replayed with the new one;
+* a 404 rejects ``04`` and the BIN/PCN is remembered at once; an unknown
+  BIN/PCN is found out by one request at a time across the fleet;
+* the first 429/503 with Retry-After stops new sends (the requests in flight
+  finish and are recorded), then the whole fleet pauses until Retry-After;
+* every answer feeds the breakers (gateway health and authentication).
+
+The whole retry policy of the link is here: a claim whose own tries are spent
+is rejected 99 and the batch goes on; a window in which every request failed
+ends the round with backoff (exponential, full jitter), and when rounds without
+progress run out (the gateway is down) the open claims are rejected 99. Waits
+longer than ``RXFLEET_COUNTDOWN_MAX`` are taken in hops, so the broker's
+visibility timeout can stay short.
 """
 
 from __future__ import annotations
@@ -19,14 +33,19 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from config import Settings
 from rxfleet.claims.model import Claim
 from rxfleet.claims.phi import VaultCipher
+from rxfleet.claims.rejects import Route, Status
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.errors import (
     AuthenticationFailed,
@@ -36,8 +55,9 @@ from rxfleet.errors import (
     RateLimited,
     RetryableError,
     RoutingMiss,
+    RxFleetError,
 )
-from rxfleet.links import LinkReport, open_records, stage_event
+from rxfleet.links import LinkReport, open_records
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo, RouteState
@@ -47,10 +67,35 @@ from rxfleet.stores.tokens import Token, TokenStore
 log = logging.getLogger("rxfleet.submit")
 
 ROUTING_REJECT = "04"  # M/I Processor Control Number: the gateway has no such route
-HOST_ERROR_REJECT = "99"  # Host Processing Error: retries exhausted or request refused
-MAX_REPLAYS = 2
-ROUTE_PROBE_PATIENCE = 1.0  # seconds to wait in the task for another's probe to answer
-ROUTE_PROBE_WAIT = 0.2  # then the batch holds back this long (a deferral, not a failure)
+HOST_ERROR_REJECT = "99"  # Host Processing Error: the fleet gave up, or the request was refused
+RETRIES_EXHAUSTED = "retries_exhausted"
+GATEWAY_REFUSED = "gateway_refused"
+ABORTED = "aborted"
+MAX_REPLAYS = 2  # 401 replays of one claim within a round
+ROUTE_PROBE_WAIT = 0.2  # a batch waiting for another's route probe holds back this long
+LEASE_HELD_WAIT = 1.0  # a batch whose claims another holder is sending comes back after this
+LEASE_GRANTED, LEASE_GONE = 1, 2
+
+
+class LocalPause:
+    """What this process already knows of the fleet pause, checked before every request.
+
+    The fleet pause lives in Redis and is read once per window; a 429/503 one
+    thread of this process just got is known here at once, so no other thread
+    of the process starts a request after it (other processes learn it at
+    their next window: their requests in flight were admitted before it).
+    """
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def note(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.time() + seconds)
+
+    def remaining(self) -> float:
+        return max(0.0, self._until - time.time())
 
 
 class Adjudicated(Protocol):
@@ -80,8 +125,11 @@ class SubmitContext:
     gateway: Gateway
     vault: VaultCipher
     settings: Settings
-    breaker: Breaker | None = None
-    probe: bool = False
+    health: Breaker | None = None
+    auth: Breaker | None = None
+    pool: Executor | None = None  # None: one request at a time (unit tests)
+    local_pause: LocalPause = field(default_factory=lambda: LocalPause())  # one per process
+    owner: str = "local"  # whose leases these are (the task id)
 
 
 @dataclass(frozen=True)
@@ -100,239 +148,466 @@ class SubmitReport(LinkReport):
     deferred: bool = False
     network_calls: int = 0
     retry: Retry | None = None
-    events: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         summary = super().as_dict()
-        summary.pop("events", None)
         summary.pop("retry", None)
         return summary
 
 
 def submit_batch(
-    ctx: SubmitContext, run_id: str, seqs: Sequence[int], *, failures: int = 0
+    ctx: SubmitContext, run_id: str, batch: range, *, failures: int = 0
 ) -> SubmitReport:
     """Send the batch's open claims; ``report.retry`` says when to come back for the rest.
 
-    The whole retry policy of the link is here. ``failures`` counts rounds that
-    failed without progress; when it reaches ``submit_max_retries`` the gateway
-    is taken as down and the open claims are rejected 99. A deferral (fleet
-    pause, open breaker, a route being found out) is not a failure, and a round
-    with progress starts the count again.
+    ``failures`` counts rounds that failed without progress. A deferral (fleet
+    pause, open breaker, a route being found out, claims leased elsewhere, the
+    round's time budget) is not a failure, and a round with progress starts the
+    count again.
     """
-    report = _submit(ctx, run_id, seqs, failures)
+    report = SubmitReport(run_id, "submit")
+    todo = open_records(ctx.runs, run_id, batch, Stage.MAPPED, report)
+    final = failures >= ctx.settings.submit_max_retries
+    _Round(ctx, run_id, batch, report, failures, final).run(todo)
     if report.retry_in is not None:
         streak = failures if report.deferred else (1 if report.done else failures + 1)
-        report.retry = Retry(report.retry_in, streak)
+        report.retry = Retry(min(report.retry_in, ctx.settings.countdown_max), streak)
     return report
 
 
-def _submit(ctx: SubmitContext, run_id: str, seqs: Sequence[int], failures: int) -> SubmitReport:
-    report = SubmitReport(run_id, "submit")
-    todo = open_records(ctx.runs, run_id, seqs, Stage.MAPPED, report)
-    final = failures >= ctx.settings.submit_max_retries
-    try:
-        return _submit_open(ctx, run_id, todo, report, failures=failures, final=final)
-    finally:
-        if ctx.breaker is not None:
-            ctx.breaker.flush()
-            if ctx.probe:  # a probe that never got its answer
-                ctx.breaker.release_probe()
-                ctx.probe = False
+@dataclass
+class _Plan:
+    """What one window's Redis read said."""
+
+    wait: float = 0.0
+    why: str = ""
+    probes: dict[str, bool] = field(default_factory=dict)  # breaker name → this caller probes
+    aborted: bool = False
+    send: list[tuple[WorkRecord, Claim, str | None]] = field(default_factory=list)
+    send_local: list[WorkRecord] = field(default_factory=list)  # ended here (a known 404)
+    busy: list[WorkRecord] = field(default_factory=list)  # leased elsewhere, or route probing
+    route_busy: bool = False
+    probed: set[tuple[str, str]] = field(default_factory=set)
 
 
-def _submit_open(
-    ctx: SubmitContext,
-    run_id: str,
-    todo: list[WorkRecord],
-    report: SubmitReport,
-    *,
-    failures: int,
-    final: bool,
-) -> SubmitReport:
-    for index, record in enumerate(todo):
+@dataclass
+class _Outcome:
+    record: WorkRecord
+    token: Token
+    gate_at: float
+    answer: Adjudicated | None = None
+    error: RxFleetError | None = None
+    skipped: bool = False  # the window was stopped before this one went out
+
+
+class _Round:
+    """One delivery of the submit task: windows until done, stopped or out of time."""
+
+    def __init__(
+        self,
+        ctx: SubmitContext,
+        run_id: str,
+        batch: range,
+        report: SubmitReport,
+        failures: int,
+        final: bool,
+    ) -> None:
+        self.ctx, self.run_id, self.batch, self.report = ctx, run_id, batch, report
+        self.failures, self.final = failures, final
+        self.deadline = time.monotonic() + ctx.settings.submit_round_seconds
+        self.stop = threading.Event()
+        self.retry_after: float | None = None
+        self.probes: dict[str, bool] = {}  # breaker name → this round holds its half-open probe
+        self.owner = f"{ctx.owner}:{uuid.uuid4().hex[:8]}"  # this delivery's leases
+        self.claims: dict[int, Claim] = {}
+        self.sealed: dict[int, str | None] = {}
+        self.known: set[tuple[str, str]] = set()  # routes already remembered as good
+        self.later: list[WorkRecord] = []  # failed this round: back next round, after backoff
+        self.gate_at = 0.0  # when this window's gate (pause, breakers) was read from Redis
+
+    # -- the loop -----------------------------------------------------------
+
+    def run(self, todo: list[WorkRecord]) -> None:
+        pending = deque(todo)
         try:
-            _submit_one(ctx, run_id, record, report)
-        except Held as held:
-            report.deferred = True
-            _save(ctx, run_id, record, report)
-            return _defer(ctx, run_id, todo[index:], report, held.wait, held.why)
-        except RetryableError as exc:
-            record.failures += 1
-            if record.failures > ctx.settings.submit_max_retries:
-                _reject(record, HOST_ERROR_REJECT)  # this claim's tries are spent: the rest go on
+            while pending and self.report.retry_in is None:
+                self._window(pending)
+        finally:
+            self._release_probes()
+        if self.later and self.report.retry_in is None:
+            delay = backoff(self.ctx.settings, 1 if self.report.done else self.failures)
+            self._defer(delay, "claims to try again", deferred=False)
+        self.report.still_open = len(pending) + len(self.later)
+
+    def _window(self, pending: deque[WorkRecord]) -> None:
+        if time.monotonic() > self.deadline:
+            self._defer(0.0, "round time budget", deferred=True)
+            return
+        size = 1 if any(self.probes.values()) else self.ctx.settings.submit_inflight
+        window = [pending.popleft() for _ in range(min(size, len(pending)))]
+        plan = self._plan(window)
+        if plan.aborted:
+            self._abort([*window, *pending, *self.later], pending)
+            return
+        if plan.wait > 0:
+            self._unlease(window)
+            pending.extendleft(reversed(window))
+            self._defer(plan.wait, plan.why, deferred=True)
+            return
+        self._send_window(plan, pending)
+
+    def _unlease(self, records: Iterable[WorkRecord]) -> None:
+        self.ctx.runs.release(self.run_id, [r.seq for r in records], self.owner)
+
+    def _send_window(self, plan: _Plan, pending: deque[WorkRecord]) -> None:
+        sent = [r for r, _, _ in plan.send]
+        try:
+            retry = self._settle(self._post_all(plan.send)) if sent else []
+        except RetryableError:  # no token to be had: the whole window waits
+            retry = sent
+        finally:
+            for route in plan.probed:
+                self.ctx.routes.release(*route)
+        ended = [*sent, *plan.send_local]
+        self.ctx.runs.save(self.run_id, ended, self.batch)
+        self.report.done += sum(1 for r in ended if r.stage == Stage.SENT)
+        self._after_window(plan, sent, retry, pending)
+
+    def _after_window(
+        self,
+        plan: _Plan,
+        sent: list[WorkRecord],
+        retry: list[WorkRecord],
+        pending: deque[WorkRecord],
+    ) -> None:
+        self._unlease([*retry, *plan.busy])
+        pending.extend(plan.busy)
+        if self.retry_after is not None:
+            pending.extendleft(reversed(retry))
+            self.ctx.pause.lengthen(self.retry_after)
+            self._defer(self.retry_after, "gateway asked to wait (Retry-After)", deferred=True)
+            return
+        progress = any(r.stage == Stage.SENT for r in sent)
+        if retry and not progress:
+            self._failed_window(retry, pending)
+            return
+        self.later.extend(retry)
+        if plan.busy and not plan.send and not retry:
+            wait = ROUTE_PROBE_WAIT if plan.route_busy else LEASE_HELD_WAIT
+            self._defer(wait, "claims held elsewhere", deferred=True)
+
+    def _failed_window(self, retry: list[WorkRecord], pending: deque[WorkRecord]) -> None:
+        """Every request of the window failed: the gateway is not well; stop the round."""
+        if self.final:
+            self._give_up([*retry, *pending, *self.later], pending)
+            return
+        pending.extendleft(reversed(retry))
+        delay = backoff(self.ctx.settings, self.failures)
+        self._defer(delay, "every request of a window failed", deferred=False)
+
+    def _defer(self, delay: float, reason: str, *, deferred: bool) -> None:
+        self.report.retry_in = delay
+        self.report.reason = reason
+        self.report.deferred = deferred
+
+    # -- one window's Redis read --------------------------------------------
+
+    def _plan(self, window: list[WorkRecord]) -> _Plan:
+        ctx, plan = self.ctx, _Plan()
+        claims = [self._claim(r) for r in window]
+        routes = sorted({(c.bin, c.pcn) for c in claims})
+        pipe = ctx.runs.pipeline()
+        self.gate_at = time.time()  # before the read: a lower bound of what it saw
+        ctx.pause.read(pipe)
+        breakers = self._breakers()
+        for breaker in breakers:
+            breaker.read(pipe)
+        ctx.runs.aborted_flag(pipe, self.run_id)
+        ctx.runs.lease(pipe, self.run_id, [r.seq for r in window], self.owner, self._lease_ms())
+        ctx.runs.read_sealed(pipe, self.run_id, [r.seq for r in window])
+        for route in routes:
+            ctx.routes.read(pipe, *route)
+        replies = pipe.execute()
+        self._read_gate(plan, replies[: 1 + 2 * len(breakers)], breakers)
+        aborted, granted, sealed, *memo = replies[1 + 2 * len(breakers) :]
+        plan.aborted = bool(aborted)
+        states = {r: ctx.routes.state_of(*memo[2 * i : 2 * i + 2]) for i, r in enumerate(routes)}
+        blobs = ctx.runs.sealed_of(sealed)
+        self.sealed.update({r.seq: blob for r, blob in zip(window, blobs, strict=True)})
+        self.known.update(route for route, state in states.items() if state is RouteState.KNOWN)
+        self._choose(plan, window, claims, [int(g) for g in granted], states)
+        return plan
+
+    def _claim(self, record: WorkRecord) -> Claim:
+        claim = self.claims.get(record.seq)
+        if claim is None:
+            claim = Claim.model_validate_json(json.dumps(record.claim))
+            self.claims[record.seq] = claim
+        return claim
+
+    def _breakers(self) -> list[Breaker]:
+        return [
+            b
+            for b in (self.ctx.health, self.ctx.auth)
+            if b is not None and not self.probes.get(b.name)
+        ]
+
+    def _read_gate(self, plan: _Plan, replies: list[Any], breakers: list[Breaker]) -> None:
+        paused = max(self.ctx.pause.remaining_of(replies[0]), self.ctx.local_pause.remaining())
+        if paused > 0:
+            self.ctx.local_pause.note(paused)
+            plan.wait, plan.why = paused, "fleet pause"
+            return
+        for i, breaker in enumerate(breakers):
+            wait, probe = breaker.decide(*replies[1 + 2 * i : 3 + 2 * i])
+            if probe:
+                self.probes[breaker.name] = True
+            if wait > 0:
+                plan.wait, plan.why = wait, f"{breaker.name} breaker open"
+                return
+
+    def _choose(
+        self,
+        plan: _Plan,
+        window: list[WorkRecord],
+        claims: list[Claim],
+        granted: list[int],
+        states: dict[tuple[str, str], RouteState | None],
+    ) -> None:
+        for record, claim, lease in zip(window, claims, granted, strict=True):
+            route, blob = (claim.bin, claim.pcn), self.sealed.get(record.seq)
+            if lease == LEASE_GONE:
+                continue  # recorded meanwhile by another delivery: nothing to do
+            if lease != LEASE_GRANTED:
+                plan.busy.append(record)
+            elif states[route] is RouteState.MISS:
+                reject(record, ROUTING_REJECT)
+                plan.send_local.append(record)
+            elif states[route] is RouteState.KNOWN:
+                plan.send.append((record, claim, blob))
+            elif route not in plan.probed and self._probe(route, states):
+                plan.probed.add(route)
+                plan.send.append((record, claim, blob))
             else:
-                _save(ctx, run_id, record, report)  # keep the attempt count
-                return _on_retryable(ctx, run_id, todo[index:], report, exc, failures, final)
-        _save(ctx, run_id, record, report)
-        report.done += 1
-    return report
+                plan.busy.append(record)
+                plan.route_busy = True
 
-
-class Held(Exception):
-    """The fleet is told to hold back (pause or open breaker): come back later."""
-
-    def __init__(self, wait: float, why: str) -> None:
-        super().__init__(why)
-        self.wait = wait
-        self.why = why
-
-
-def _gate(ctx: SubmitContext) -> tuple[float, str]:
-    """Seconds to hold back (fleet pause, open breaker), and why; 0 to go."""
-    pipe = ctx.runs.pipeline()
-    ctx.pause.read(pipe)
-    breaker = None if ctx.breaker is None or ctx.probe else ctx.breaker  # a probe replays on
-    if breaker is not None:
-        breaker.read(pipe)
-    until, *state = pipe.execute()  # one round trip for the pause and the breaker
-    paused = ctx.pause.remaining_of(until)
-    if paused > 0:
-        return paused, "fleet pause"
-    if breaker is None:
-        return 0.0, ""
-    wait, ctx.probe = breaker.decide(*state)
-    return wait, "circuit breaker open"
-
-
-def _observe(ctx: SubmitContext, ok: bool | None) -> None:
-    """Feed the breaker: True healthy, False a failure, None neither (a pause asked for)."""
-    if ctx.breaker is None or (ok is None and not ctx.probe):
-        return
-    ctx.breaker.record(bool(ok), probe=ctx.probe)
-    ctx.probe = False
-
-
-def _save(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitReport) -> None:
-    if record.stage == Stage.SENT:
-        event = stage_event(run_id, record, "sent", attempts=record.attempts)
-        event["response"] = record.response_status
-        event["reject_codes"] = record.reject_codes
-        report.events.append(event)
-    ctx.runs.save(run_id, [record], audit=report.events)  # the ledger and its trail together
-    report.events.clear()
-
-
-def _submit_one(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitReport) -> None:
-    claim = Claim.model_validate_json(json.dumps(record.claim))
-    route = (claim.bin, claim.pcn)
-    pipe = ctx.runs.pipeline()
-    ctx.routes.read(pipe, *route)
-    ctx.runs.read_sealed(pipe, run_id, record.seq)
-    missed, known, sealed = pipe.execute()  # one round trip: both route memos and the vault
-    state = ctx.routes.state_of(missed, known) or ctx.routes.probe(*route, ROUTE_PROBE_PATIENCE)
-    if state is RouteState.BUSY:
-        raise Held(ROUTE_PROBE_WAIT, "route being found out")
-    if state is RouteState.MISS:
-        _reject(record, ROUTING_REJECT)
-        return
-    try:
-        body = _body(ctx, run_id, record, claim, ctx.runs.sealed_of(sealed))
-        _adjudicate(ctx, record, body, report, route, learn=state is RouteState.PROBE)
-    finally:
+    def _probe(
+        self, route: tuple[str, str], states: dict[tuple[str, str], RouteState | None]
+    ) -> bool:
+        state = self.ctx.routes.probe(*route, patience=0.0)
         if state is RouteState.PROBE:
-            ctx.routes.release(*route)
+            return True
+        states[route] = None if state is RouteState.BUSY else state
+        return False
 
+    def _lease_ms(self) -> int:
+        settings = self.ctx.settings
+        return int((settings.connect_timeout + settings.read_timeout) * 1000 * (MAX_REPLAYS + 2))
 
-def _adjudicate(
-    ctx: SubmitContext,
-    record: WorkRecord,
-    body: dict[str, Any],
-    report: SubmitReport,
-    route: tuple[str, str],
-    *,
-    learn: bool,
-) -> None:
-    try:
-        answer = _send(ctx, record, body, report)
-    except RoutingMiss:
-        ctx.routes.remember_miss(*route)
-        _reject(record, ROUTING_REJECT)
-        return
-    except FatalError:  # the gateway refused the request itself: not retried as is
-        _reject(record, HOST_ERROR_REJECT)
-        return
-    if learn:  # a route found good is remembered once, not rewritten per claim
-        ctx.routes.remember_ok(*route)
-    record.response_status = answer.status
-    record.reject_codes = list(answer.reject_codes)
-    record.stage = Stage.SENT
+    # -- sending --------------------------------------------------------------
 
+    def _post_all(self, items: Sequence[tuple[WorkRecord, Claim, str | None]]) -> list[_Outcome]:
+        token = _token(self.ctx, lambda: self.ctx.tokens.ensure(self.ctx.gateway))
+        bodies = [(r, self._body(r, c, blob)) for r, c, blob in items]
+        return self._dispatch(bodies, token)
 
-def _body(
-    ctx: SubmitContext, run_id: str, record: WorkRecord, claim: Claim, sealed: str | None
-) -> dict[str, Any]:
-    body = claim.gateway_fields()
-    if sealed is not None:
-        phi = ctx.vault.open(sealed, context=f"{run_id}:{record.seq}")
-        body.update({name: value for name, value in phi.items() if value is not None})
-    body["gpi"] = record.gpi
-    return body
+    def _dispatch(
+        self, bodies: Sequence[tuple[WorkRecord, dict[str, Any]]], token: Token
+    ) -> list[_Outcome]:
+        gate_at = self.gate_at
+        if self.ctx.pool is None or len(bodies) < 2:
+            return [self._post(r, b, token, gate_at) for r, b in bodies]
+        futures = [self.ctx.pool.submit(self._post, r, b, token, gate_at) for r, b in bodies]
+        return [future.result() for future in futures]
 
-
-def _send(
-    ctx: SubmitContext, record: WorkRecord, body: dict[str, Any], report: SubmitReport
-) -> Adjudicated:
-    """One claim, with the fleet token; on 401: invalidate, rotate once, replay."""
-    token = _token(ctx, lambda: ctx.tokens.ensure(ctx.gateway))
-    for replay in range(MAX_REPLAYS + 1):
-        gate_at = time.time()  # before the gate reads Redis: a lower bound of what it saw
-        wait, why = _gate(ctx)  # right before the request: the in-flight window stays tiny
-        if wait > 0:
-            raise Held(wait, why)
-        record.attempts += 1
-        report.network_calls += 1
+    def _post(
+        self, record: WorkRecord, body: dict[str, Any], token: Token, gate_at: float
+    ) -> _Outcome:
+        """One request (in a pool thread): nothing but the HTTP call and its outcome."""
+        if self.stop.is_set() or self.ctx.local_pause.remaining() > 0:
+            return _Outcome(record, token, gate_at, skipped=True)
         try:
-            answer = _post(ctx, record, body, token)
-        except RetryableError as exc:
-            report.events.append(_attempt(record, gate_at, type(exc).__name__))
-            if not isinstance(exc, AuthenticationFailed):
-                raise
-            ctx.tokens.invalidate(token.value, exc.reason)
-            if replay == MAX_REPLAYS:
-                _observe(ctx, False)  # a fresh token did not cure it
-                raise
-            token = _token(ctx, lambda: ctx.tokens.rotate(ctx.gateway))
-            continue
-        except FatalError as exc:
-            report.events.append(_attempt(record, gate_at, type(exc).__name__))
-            raise
-        report.events.append(_attempt(record, gate_at, answer.status))
-        _observe(ctx, True)
-        return answer
-    raise AssertionError("unreachable")  # pragma: no cover
+            answer = self.ctx.gateway.submit(
+                body,
+                token=token.value,
+                session_ttl=max(0, int(token.ttl())),
+                idempotency_key=str(record.claim_id),
+            )
+        except RxFleetError as exc:
+            if isinstance(exc, RateLimited | GatewayUnavailable) and exc.retry_after is not None:
+                self.stop.set()  # the first 429/503: no new sends from this round,
+                self.ctx.local_pause.note(exc.retry_after)  # nor from any thread of this process
+            return _Outcome(record, token, gate_at, error=exc)
+        return _Outcome(record, token, gate_at, answer=answer)
+
+    def _body(self, record: WorkRecord, claim: Claim, sealed: str | None) -> dict[str, Any]:
+        body = claim.gateway_fields()
+        if sealed is not None:
+            phi = self.ctx.vault.open(sealed, context=f"{self.run_id}:{record.seq}")
+            body.update({name: value for name, value in phi.items() if value is not None})
+        body["gpi"] = record.gpi
+        return body
+
+    # -- outcomes -------------------------------------------------------------
+
+    def _settle(self, outcomes: list[_Outcome]) -> list[WorkRecord]:
+        """Apply every outcome; replay 401s once the fleet rotated; the claims to retry."""
+        retry: list[WorkRecord] = []
+        for replay in range(MAX_REPLAYS + 1):
+            refused = [o for o in outcomes if self._apply(o, retry, last=replay == MAX_REPLAYS)]
+            if not refused:
+                break
+            token = _token(self.ctx, lambda: self.ctx.tokens.rotate(self.ctx.gateway))
+            self.gate_at = time.time()
+            paused = max(self.ctx.pause.remaining(), self.ctx.local_pause.remaining())
+            if paused > 0:  # the fleet was told to wait meanwhile: the replays wait too
+                self.ctx.local_pause.note(paused)
+            bodies = [(o.record, self._body_again(o.record)) for o in refused]
+            outcomes = self._dispatch(bodies, token)
+        return retry
+
+    def _apply(self, outcome: _Outcome, retry: list[WorkRecord], *, last: bool) -> bool:
+        """Record one outcome on its claim; True when it is a 401 to replay."""
+        record = outcome.record
+        if outcome.skipped:
+            retry.append(record)
+            waited = self.ctx.local_pause.remaining()
+            if waited > 0:
+                self.retry_after = max(self.retry_after or 0.0, waited)
+            return False
+        record.attempts += 1
+        self.report.network_calls += 1
+        if outcome.answer is not None:
+            self._answered(record, outcome)
+            return False
+        error = outcome.error
+        assert error is not None
+        record.trail("attempt", attempt=record.attempts, gate_at=outcome.gate_at,
+                     outcome=type(error).__name__)  # fmt: skip
+        return self._failed(record, outcome, error, retry, last=last)
+
+    def _answered(self, record: WorkRecord, outcome: _Outcome) -> None:
+        answer = outcome.answer
+        assert answer is not None
+        record.trail("attempt", attempt=record.attempts, gate_at=outcome.gate_at,
+                     outcome=answer.status)  # fmt: skip
+        self._observe(ok=True)
+        self._learn(record, ok=True)
+        record.response_status = answer.status
+        record.reject_codes = list(answer.reject_codes)
+        sent(record)
+
+    def _failed(
+        self,
+        record: WorkRecord,
+        outcome: _Outcome,
+        error: RxFleetError,
+        retry: list[WorkRecord],
+        *,
+        last: bool,
+    ) -> bool:
+        if isinstance(error, AuthenticationFailed):
+            self.ctx.tokens.invalidate(outcome.token.value, error.reason)
+            if not last:
+                return True
+            self._observe(ok=False, breaker="auth")  # a fresh token did not cure it
+        elif isinstance(error, RoutingMiss):
+            self._observe(ok=True)
+            self._learn(record, ok=False)
+            reject(record, ROUTING_REJECT)
+            return False
+        elif isinstance(error, FatalError):  # the gateway refused the request itself
+            self._observe(ok=True)
+            reject(record, HOST_ERROR_REJECT, GATEWAY_REFUSED)
+            return False
+        elif isinstance(error, RetryableError):
+            self._retryable(error)
+        self._count_failure(record, retry)
+        return False
+
+    def _retryable(self, error: RetryableError) -> None:
+        if error.retry_after is not None and isinstance(error, RateLimited | GatewayUnavailable):
+            wait = min(error.retry_after, self.ctx.settings.retry_after_cap)
+            self.retry_after = max(self.retry_after or 0.0, wait + random.uniform(0.0, 0.25))
+            return  # the gateway asking for a pause is healthy
+        self._observe(ok=False)
+
+    def _count_failure(self, record: WorkRecord, retry: list[WorkRecord]) -> None:
+        record.failures += 1
+        if record.failures > self.ctx.settings.submit_max_retries:
+            reject(record, HOST_ERROR_REJECT, RETRIES_EXHAUSTED)  # its tries are spent
+        else:
+            retry.append(record)
+
+    def _learn(self, record: WorkRecord, *, ok: bool) -> None:
+        """Remember a route the gateway answered for (once) or said it has not (404)."""
+        claim = self.claims[record.seq]
+        route = (claim.bin, claim.pcn)
+        if not ok:
+            self.ctx.routes.remember_miss(*route)
+            self.known.discard(route)
+        elif route not in self.known:
+            self.ctx.routes.remember_ok(*route)
+            self.known.add(route)
+
+    def _body_again(self, record: WorkRecord) -> dict[str, Any]:
+        return self._body(record, self.claims[record.seq], self.sealed.get(record.seq))
+
+    def _observe(self, *, ok: bool, breaker: str = "health") -> None:
+        """Feed the breakers: a healthy answer to both, a failure to its own."""
+        for b in (self.ctx.health, self.ctx.auth):
+            if b is not None and (ok or b.name == breaker):
+                b.record(ok, probe=self.probes.pop(b.name, False))
+
+    def _release_probes(self) -> None:
+        for b in (self.ctx.health, self.ctx.auth):
+            if b is not None:
+                b.flush()
+                if self.probes.pop(b.name, False):  # a probe that never got its answer
+                    b.release_probe()
+
+    # -- ends ---------------------------------------------------------------
+
+    def _give_up(self, records: Iterable[WorkRecord], pending: deque[WorkRecord]) -> None:
+        given = list(records)
+        pending.clear()
+        self.later.clear()
+        for record in given:
+            reject(record, HOST_ERROR_REJECT, RETRIES_EXHAUSTED)
+        self.ctx.runs.save(self.run_id, given, self.batch)
+        self.report.done += len(given)
+        self.report.reason = "retries exhausted"
+
+    def _abort(self, records: Iterable[WorkRecord], pending: deque[WorkRecord]) -> None:
+        aborted = list(records)
+        pending.clear()
+        self.later.clear()
+        for record in aborted:
+            end_aborted(record)
+        self.ctx.runs.save(self.run_id, aborted, self.batch)
+        self.report.done += len(aborted)
+        self.report.reason = "run aborted"
 
 
-def _attempt(record: WorkRecord, gate_at: float, outcome: str) -> dict[str, Any]:
-    """One HTTP attempt, for the audit trail: when it passed the gate, what came back."""
-    return {
-        "stage": "attempt",
-        "seq": record.seq,
-        "claim_id": record.claim_id,
-        "attempt": record.attempts,
-        "gate_at": gate_at,
-        "outcome": outcome,
-        "at": time.time(),
-    }
+def sent(record: WorkRecord) -> None:
+    record.stage = Stage.SENT
+    record.trail("sent", outcome=record.response_status, codes=list(record.reject_codes),
+                 attempt=record.attempts)  # fmt: skip
 
 
-def _post(
-    ctx: SubmitContext, record: WorkRecord, body: dict[str, Any], token: Token
-) -> Adjudicated:
-    try:
-        return ctx.gateway.submit(
-            body,
-            token=token.value,
-            session_ttl=max(0, int(token.ttl())),
-            idempotency_key=str(record.claim_id),
-        )
-    except (RoutingMiss, FatalError):
-        _observe(ctx, True)  # the gateway is healthy: it answered
-        raise
-    except RetryableError as exc:
-        if not isinstance(exc, AuthenticationFailed):
-            _observe(ctx, None if exc.retry_after is not None else False)
-        raise
+def reject(record: WorkRecord, code: str, reason: str | None = None) -> None:
+    """End the claim as rejected with ``code`` (a payer-style answer the fleet gives itself)."""
+    record.response_status = "R"
+    record.reject_codes = [code]
+    record.reason = reason
+    sent(record)
+
+
+def end_aborted(record: WorkRecord) -> None:
+    """An open claim of an aborted run: never sent, rejected 99 for the reason ``aborted``."""
+    reject(record, HOST_ERROR_REJECT, ABORTED)
+    record.status, record.route, record.stage = Status.REJECTED, Route.HOST_ERROR, Stage.ROUTED
 
 
 def _token(ctx: SubmitContext, get: Callable[[], Token]) -> Token:
@@ -348,51 +623,14 @@ def _token(ctx: SubmitContext, get: Callable[[], Token]) -> Token:
         raise GatewayUnavailable(f"token endpoint: {exc}") from None
 
 
-def _reject(record: WorkRecord, code: str) -> None:
-    record.response_status = "R"
-    record.reject_codes = [code]
-    record.stage = Stage.SENT
-
-
-def _on_retryable(
-    ctx: SubmitContext,
-    run_id: str,
-    still_open: list[WorkRecord],
-    report: SubmitReport,
-    exc: RetryableError,
-    failures: int,
-    final: bool,
-) -> SubmitReport:
-    if final:
-        for record in still_open:
-            _reject(record, HOST_ERROR_REJECT)
-            _save(ctx, run_id, record, report)
-        report.done += len(still_open)
-        report.reason = f"retries exhausted: {type(exc).__name__}"
-        return report
-    delay = retry_delay(ctx.settings, exc, failures)
-    if isinstance(exc, RateLimited | GatewayUnavailable) and exc.retry_after is not None:
-        ctx.pause.lengthen(delay)
-    return _defer(ctx, run_id, still_open, report, delay, type(exc).__name__)
-
-
-def _defer(
-    ctx: SubmitContext,
-    run_id: str,
-    still_open: list[WorkRecord],
-    report: SubmitReport,
-    delay: float,
-    reason: str,
-) -> SubmitReport:
-    report.still_open = len(still_open)
-    report.retry_in = delay
-    report.reason = reason
-    return report
+def backoff(settings: Settings, failures: int) -> float:
+    """Exponential backoff with full jitter, under the cap."""
+    ceiling = min(settings.backoff_cap, settings.backoff_base * 2.0**failures)
+    return random.uniform(0.0, ceiling)
 
 
 def retry_delay(settings: Settings, exc: RetryableError, failures: int) -> float:
     """Not before Retry-After (capped); else exponential backoff with full jitter."""
     if exc.retry_after is not None:
         return min(exc.retry_after, settings.retry_after_cap) + random.uniform(0.0, 0.25)
-    ceiling = min(settings.backoff_cap, settings.backoff_base * 2.0**failures)
-    return random.uniform(0.0, ceiling)
+    return backoff(settings, failures)

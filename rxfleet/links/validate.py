@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 
 from rxfleet.claims.ndc import NdcError, normalize_ndc
 from rxfleet.claims.rules import Severity
 from rxfleet.claims.validation import validate
 from rxfleet.claims.work import Stage, WorkRecord
-from rxfleet.links import LinkReport, open_records, stage_event
+from rxfleet.links import LinkReport, codes, open_records
 from rxfleet.stores.runs import RunStore
 
 
 def validate_batch(
-    runs: RunStore, run_id: str, seqs: Sequence[int], today: date | None = None
+    runs: RunStore, run_id: str, batch: range, today: date | None = None
 ) -> LinkReport:
     report = LinkReport(run_id, "validate")
-    todo = open_records(runs, run_id, seqs, Stage.INGESTED, report)
+    todo = open_records(runs, run_id, batch, Stage.INGESTED, report)
     for record in todo:
         validate_record(record, today)
+        record.trail("validated", codes=codes(record), outcome=record.severity.value)
         report.quarantined += record.quarantined
-    runs.save(run_id, todo)
-    runs.audit(run_id, [stage_event(run_id, r, "validated") for r in todo])
+    runs.save(run_id, todo, batch)
     report.done = len(todo)
     return report
 

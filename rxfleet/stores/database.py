@@ -111,10 +111,14 @@ class DeadLetter:
     status: str | None = None
     codes: list[str] = dataclasses.field(default_factory=list)
     reason: str | None = None
+    record: Mapping[str, Any] | None = None  # the tokenized work record, for a replay
+    sealed: str | None = None  # its PHI, sealed with the vault key, for a replay
 
     def values(self, run_id: str) -> tuple[Any, ...]:
+        record = Jsonb(dict(self.record)) if self.record is not None else None
         return (run_id, self.seq, self.claim_id, self.source, self.line, self.field,
-                self.status, self.route, self.codes, self.reason)  # fmt: skip
+                self.status, self.route, self.codes, self.reason, record,
+                self.sealed)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ _INSERT_RESULTS = (
 _COPY_EVENTS = """COPY audit_events (run_id, seq, claim_id, stage, outcome, codes, attempt,
     trace_id, payload_hash, schema_version, matrix_version, at, detail) FROM STDIN"""
 _COPY_DEAD = """COPY dead_letters (run_id, seq, claim_id, source, line, field, status, route,
-    codes, reason) FROM STDIN"""
+    codes, reason, record, sealed) FROM STDIN"""
 _DEAD_FILTER = (
     "WHERE (%(run)s::text IS NULL OR run_id = %(run)s) AND (%(all)s OR replayed_at IS NULL)"
 )
@@ -297,9 +301,13 @@ class Database:
         state: str | None = None,
         total: int | None = None,
         counts: Mapping[str, int] | None = None,
+        produced: int | None = None,
+        note: str | None = None,
+        finished_at: datetime | None = None,
     ) -> bool:
         """Update the given fields (and ``updated_at``); False if there is no such run."""
-        values: dict[str, Any] = {"state": state, "total": total}
+        values: dict[str, Any] = {"state": state, "total": total, "produced": produced}
+        values.update({"note": note, "finished_at": finished_at})
         values["counts"] = Jsonb(dict(counts)) if counts is not None else None
         given = {k: v for k, v in values.items() if v is not None}
         sets = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in given]
@@ -319,6 +327,24 @@ class Database:
             "SELECT * FROM runs ORDER BY created_at DESC, run_id DESC LIMIT %s",
             (limit,),
         )
+
+    def find_open_run(self, input_hash: str) -> Row | None:
+        """The newest unfinished run of the same input and outcome options, if any."""
+        return self._one(
+            "find_open_run",
+            """SELECT * FROM runs WHERE input_hash = %s AND finished_at IS NULL
+            ORDER BY created_at DESC LIMIT 1""",
+            (input_hash,),
+        )
+
+    def recorded(self, run_id: str, first: int, end: int) -> set[int]:
+        """The sequence numbers in ``[first, end)`` whose result is recorded."""
+        rows = self._all(
+            "recorded",
+            "SELECT seq FROM results WHERE run_id = %s AND seq >= %s AND seq < %s",
+            (run_id, first, end),
+        )
+        return {int(row["seq"]) for row in rows}
 
     def find_run_by_input(self, input_hash: str, options: Mapping[str, Any]) -> Row | None:
         """The newest run of the same input with the same options (jsonb equality)."""
@@ -444,7 +470,7 @@ class Database:
         not marked already (so a replay happens once)."""
         with self._guard("mark_replayed"):
             cursor = self._conn().execute(
-                """UPDATE dead_letters d SET replayed_at = now(), replay_run_id = %s
+                """UPDATE dead_letters d SET replayed_at = now(), replay_run_id = %s, sealed = NULL
                 FROM unnest(%s::text[], %s::integer[]) AS k(run_id, seq)
                 WHERE d.run_id = k.run_id AND d.seq = k.seq AND d.replayed_at IS NULL""",
                 (replay_run_id, [k[0] for k in keys], [k[1] for k in keys]),

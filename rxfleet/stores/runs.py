@@ -1,20 +1,30 @@
-"""Runs in Redis: work records (the per-claim ledger), the vault, results exactly
-once, the audit trail.
+"""Runs in Redis: the fleet's working memory of what is in flight.
 
-Keys, per run (they expire ``ttl`` after the run is produced): ``{p}:run:{id}``
-(meta hash), ``:work`` (claim records by sequence number), ``:results`` (terminal
-results by sequence number), ``:counts`` (by status), ``:ids`` (claim ids seen),
-``:audit`` (the audit stream), and ``{p}:vault:{id}`` (sealed PHI by sequence
-number); fleet-wide ``{p}:runs`` (the run index by creation time).
+Redis holds a claim only from the moment the producer enqueues it until the
+record link has written its result to the database; then its record and its
+vault blob are deleted. So Redis stays the size of the in-flight window
+(``RXFLEET_MAX_INFLIGHT``) however large the input.
+
+Keys, per run (expiring ``ttl`` seconds after the run is finished):
+
+* ``{p}:run:{id}``: meta hash (crosswalk and matrix versions the run is pinned to, total);
+* ``{p}:run:{id}:work``: claim records (``WorkRecord`` JSON: the per-claim ledger
+  and the claim's audit trail so far) by sequence number;
+* ``{p}:vault:{id}``: sealed PHI by sequence number;
+* ``{p}:run:{id}:ids``: claim id → the first sequence number that carried it
+  (duplicate detection; the one structure that grows with the run);
+* ``{p}:run:{id}:leases``: sequence number → ``owner|until_ms``: who is sending it;
+* ``{p}:run:{id}:batches``: first sequence number → ``count|last progress``
+  (what the sweeper watches);
+* ``{p}:run:{id}:done``: claims recorded and gone from Redis;
+* ``{p}:run:{id}:producer``: the producer's lease; ``{p}:run:{id}:abort``: the stop flag;
+* fleet-wide ``{p}:runs``: the active runs by creation time.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,51 +32,106 @@ import redis
 
 from rxfleet.claims.work import WorkRecord
 from rxfleet.stores.connection import as_dict, as_text, fields
-from rxfleet.stores.deadletters import DeadLetters
 
-SCHEMA_VERSION = "1"
-
-# Exactly once: the first writer of a sequence number wins; only it counts and audits.
-_RECORD_ONCE = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
-  redis.call('XADD', KEYS[3], '*', 'event', ARGV[4])
-  if ARGV[5] ~= '' then
-    redis.call('XADD', KEYS[4], '*', 'entry', ARGV[5])
+# The first sequence number that carried each claim id, set once: a claim id is
+# a duplicate when an earlier sequence number holds it. Replays on resume give
+# the same answers, so a re-produced batch is judged as it was the first time.
+_FIRST_SEEN = """
+local out = {}
+for i = 1, #ARGV, 2 do
+  local seen = redis.call('HGET', KEYS[1], ARGV[i])
+  if not seen then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    seen = ARGV[i + 1]
   end
-  return 1
+  out[#out + 1] = seen
 end
-return 0
+return out
 """
 
+# Write records and vault blobs only where absent: a resumed producer never
+# overwrites a record that a link has already moved on.
+_ADD_MISSING = """
+local added = 0
+local n = tonumber(ARGV[1])
+for i = 2, 2 * n, 2 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then added = added + 1 end
+end
+for i = 2 * n + 2, #ARGV, 2 do
+  redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+return added
+"""
 
-def new_run_id() -> str:
-    """Sortable by time, unique: ``20261126T031500-3f9a1c``."""
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+_EXISTING = """
+local out = {}
+for i = 1, #ARGV do out[i] = redis.call('HEXISTS', KEYS[1], ARGV[i]) end
+return out
+"""
 
+# A claim is sent by one holder at a time: take the lease of every sequence
+# number that is free or whose lease ran out. Says, for each: 1 granted,
+# 0 held by another, 2 gone (recorded meanwhile: nothing left to send).
+_LEASE = """
+local now = tonumber(ARGV[1])
+local mine = ARGV[2] .. '|' .. (now + tonumber(ARGV[3]))
+local out = {}
+for i = 4, #ARGV do
+  local held = redis.call('HGET', KEYS[1], ARGV[i])
+  local ok = 1
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+    ok = 2
+  elseif held then
+    local owner, till = string.match(held, '^(.*)|(%d+)$')
+    if owner ~= ARGV[2] and tonumber(till) > now then ok = 0 end
+  end
+  if ok == 1 then redis.call('HSET', KEYS[1], ARGV[i], mine) end
+  out[#out + 1] = ok
+end
+return out
+"""
 
-def payload_hash(record: WorkRecord) -> str:
-    """SHA-256 of the claim as the fleet saw it (tokenized: no PHI goes in)."""
-    body = json.dumps(
-        {"claim": record.claim or record.fields, "patient": record.patient_token},
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(body.encode()).hexdigest()
+_RELEASE = """
+for i = 2, #ARGV do
+  local held = redis.call('HGET', KEYS[1], ARGV[i])
+  if held and string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return 1
+"""
+
+# A recorded batch leaves Redis: the count goes up by what was actually removed,
+# so a redelivered record link (its rows already in the database) counts once.
+_RETIRE = """
+local removed = redis.call('HDEL', KEYS[1], unpack(ARGV, 2))
+redis.call('HDEL', KEYS[2], unpack(ARGV, 2))
+redis.call('HDEL', KEYS[3], unpack(ARGV, 2))
+redis.call('HDEL', KEYS[4], ARGV[1])
+local done = redis.call('INCRBY', KEYS[5], removed)
+return {removed, done}
+"""
 
 
 @dataclass
 class RunStore:
-    """The Redis side of runs. Every method is one or two round trips."""
-
     client: redis.Redis
     prefix: str = "rx"
-    ttl: int = 7 * 24 * 3600
-    _record_once: Any = field(init=False, repr=False)
+    ttl: int = 3600
+    _scripts: dict[str, Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._record_once = self.client.register_script(_RECORD_ONCE)
-        self._dead_letters = DeadLetters(self.client, self.prefix)
+        sources = {
+            "first_seen": _FIRST_SEEN,
+            "add_missing": _ADD_MISSING,
+            "existing": _EXISTING,
+            "lease": _LEASE,
+            "release": _RELEASE,
+            "retire": _RETIRE,
+        }
+        self._scripts = {name: self.client.register_script(src) for name, src in sources.items()}
+
+    # -- keys ----------------------------------------------------------------
 
     def _run(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}"
@@ -82,13 +147,17 @@ class RunStore:
         return f"{self.prefix}:runs"
 
     def _run_keys(self, run_id: str) -> list[str]:
-        parts = ("work", "results", "counts", "ids", "audit")
+        parts = ("work", "ids", "leases", "batches", "done", "producer", "abort")
         return [self._run(run_id), *(self._part(run_id, p) for p in parts), self._vault(run_id)]
 
-    def create(self, run_id: str, meta: dict[str, str]) -> None:
+    # -- the run -------------------------------------------------------------
+
+    def open(self, run_id: str, meta: dict[str, str]) -> None:
+        """Make the run known to the fleet (idempotent: a resume calls it again)."""
         pipe = self.client.pipeline()
-        pipe.hset(self._run(run_id), mapping=fields({**meta, "created_at": time.time()}))
-        pipe.zadd(self._index, {run_id: time.time()})
+        pipe.hset(self._run(run_id), mapping=fields(meta))
+        pipe.persist(self._run(run_id))
+        pipe.zadd(self._index, {run_id: time.time()}, nx=True)
         pipe.execute()
 
     def meta(self, run_id: str) -> dict[str, str]:
@@ -97,24 +166,90 @@ class RunStore:
     def set_meta(self, run_id: str, **values: str | int) -> None:
         self.client.hset(self._run(run_id), mapping=fields(values))
 
-    def first_sightings(self, run_id: str, claim_ids: Sequence[str | None]) -> list[bool]:
-        """For each claim id, whether this is its first appearance in the run."""
-        pipe = self.client.pipeline()
-        for claim_id in claim_ids:
-            pipe.sadd(self._part(run_id, "ids"), claim_id or "")
-        return [
-            bool(added) or not cid for added, cid in zip(pipe.execute(), claim_ids, strict=True)
-        ]
+    def exists(self, run_id: str) -> bool:
+        return bool(self.client.exists(self._run(run_id)))
 
-    def add(self, run_id: str, records: Sequence[WorkRecord], sealed: dict[int, str]) -> None:
+    def active(self) -> list[str]:
+        """Runs not yet finished, oldest first."""
+        return [str(as_text(r)) for r in self.client.zrange(self._index, 0, -1)]
+
+    def finish(self, run_id: str) -> None:
+        """The run is over: its working keys expire, the sweeper forgets it."""
         pipe = self.client.pipeline()
-        pipe.hset(
-            self._part(run_id, "work"),
-            mapping=fields({str(r.seq): r.model_dump_json() for r in records}),
-        )
-        if sealed:
-            pipe.hset(self._vault(run_id), mapping=fields({str(k): v for k, v in sealed.items()}))
+        for key in self._run_keys(run_id):
+            pipe.expire(key, self.ttl)
+        pipe.zrem(self._index, run_id)
         pipe.execute()
+
+    # -- producing -----------------------------------------------------------
+
+    def first_seen(self, run_id: str, claims: Sequence[tuple[str, int]]) -> list[int]:
+        """For each (claim id, seq), the first seq that carried that claim id."""
+        if not claims:
+            return []
+        args = [value for claim_id, seq in claims for value in (claim_id, seq)]
+        reply = self._scripts["first_seen"](keys=[self._part(run_id, "ids")], args=args)
+        return [int(x) for x in reply]
+
+    def add(self, run_id: str, records: Sequence[WorkRecord], sealed: dict[int, str]) -> int:
+        """Write records (and vault blobs) where absent; the number of records added."""
+        if not records:
+            return 0
+        args: list[Any] = [len(records)]
+        for record in records:
+            args += [record.seq, record.model_dump_json()]
+        for seq, blob in sealed.items():
+            args += [seq, blob]
+        keys = [self._part(run_id, "work"), self._vault(run_id)]
+        return int(self._scripts["add_missing"](keys=keys, args=args))
+
+    def existing(self, run_id: str, seqs: Sequence[int]) -> set[int]:
+        """The sequence numbers that have a record in Redis (in flight)."""
+        if not seqs:
+            return set()
+        reply = self._scripts["existing"](keys=[self._part(run_id, "work")], args=list(seqs))
+        return {seq for seq, hit in zip(seqs, reply, strict=True) if int(hit)}
+
+    def register_batch(self, run_id: str, first: int, count: int) -> None:
+        self.client.hset(self._part(run_id, "batches"), str(first), f"{count}|{time.time():.3f}")
+
+    def touch_batch(self, pipe: Any, run_id: str, first: int, count: int) -> None:
+        """Queue a batch's heartbeat on ``pipe``: a link made progress on it."""
+        pipe.hset(self._part(run_id, "batches"), str(first), f"{count}|{time.time():.3f}")
+
+    def batches(self, run_id: str) -> dict[int, tuple[int, float]]:
+        """Open batches: first seq → (count, time of last progress)."""
+        raw = as_dict(self.client.hgetall(self._part(run_id, "batches")))
+        out = {}
+        for first, value in raw.items():
+            count, at = value.split("|")
+            out[int(first)] = (int(count), float(at))
+        return out
+
+    def claim_producer(self, run_id: str, holder: str, seconds: float) -> bool:
+        """Take (or renew) the run's producer lease; False when another holds it."""
+        key = self._part(run_id, "producer")
+        script = "if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end return 0"
+        if self.client.set(key, holder, nx=True, px=int(seconds * 1000)):
+            return True
+        if int(self.client.eval(script, 1, key, holder)):
+            self.client.pexpire(key, int(seconds * 1000))
+            return True
+        return False
+
+    def release_producer(self, run_id: str, holder: str) -> None:
+        script = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
+        self.client.eval(script, 1, self._part(run_id, "producer"), holder)
+
+    def producing(self, run_id: str) -> bool:
+        """Whether a live producer holds the run."""
+        return bool(self.client.exists(self._part(run_id, "producer")))
+
+    # -- the links -----------------------------------------------------------
+
+    def pipeline(self) -> Any:
+        """A non-transactional pipeline, for reads that several stores queue together."""
+        return self.client.pipeline(transaction=False)
 
     def load(self, run_id: str, seqs: Sequence[int]) -> list[WorkRecord]:
         if not seqs:
@@ -122,121 +257,80 @@ class RunStore:
         raw = self.client.hmget(self._part(run_id, "work"), [str(s) for s in seqs])
         return [WorkRecord.model_validate_json(doc) for doc in raw if doc is not None]
 
-    def save(
-        self,
-        run_id: str,
-        records: Sequence[WorkRecord],
-        audit: Sequence[dict[str, Any]] = (),
-    ) -> None:
-        """Write records (and their audit events) in one round trip."""
-        pipe = self.client.pipeline()
+    def save(self, run_id: str, records: Sequence[WorkRecord], batch: range | None = None) -> None:
+        """Write records (their ledger stage and trail) and the batch's heartbeat: one trip."""
+        pipe = self.client.pipeline(transaction=False)
         if records:
             mapping = {str(r.seq): r.model_dump_json() for r in records}
             pipe.hset(self._part(run_id, "work"), mapping=fields(mapping))
-        for event in audit:
-            pipe.xadd(self._part(run_id, "audit"), {"event": json.dumps(event, default=str)})
+        if batch is not None:
+            self.touch_batch(pipe, run_id, batch.start, len(batch))
         pipe.execute()
 
-    def pipeline(self) -> Any:
-        """A non-transactional pipeline, for reads that several stores queue together."""
-        return self.client.pipeline(transaction=False)
-
-    def read_sealed(self, pipe: Any, run_id: str, seq: int) -> None:
-        """Queue the read of a record's vault blob on ``pipe``; ``sealed_of`` reads it."""
-        pipe.hget(self._vault(run_id), str(seq))
+    def read_sealed(self, pipe: Any, run_id: str, seqs: Sequence[int]) -> None:
+        """Queue the read of records' vault blobs on ``pipe``; ``sealed_of`` reads it."""
+        pipe.hmget(self._vault(run_id), [str(s) for s in seqs])
 
     @staticmethod
-    def sealed_of(reply: object) -> str | None:
-        return as_text(reply)
+    def sealed_of(reply: Iterable[object]) -> list[str | None]:
+        return [as_text(blob) for blob in reply]
 
-    def sealed_phi(self, run_id: str, seq: int) -> str | None:
-        return as_text(self.client.hget(self._vault(run_id), str(seq)))
+    def lease(self, pipe: Any, run_id: str, seqs: Sequence[int], owner: str, ms: int) -> None:
+        """Queue taking the send leases of ``seqs`` for ``ms`` milliseconds on ``pipe``."""
+        args = [int(time.time() * 1000), owner, ms, *seqs]
+        keys = [self._part(run_id, "leases"), self._part(run_id, "work")]
+        self._scripts["lease"](keys=keys, args=args, client=pipe)
 
-    def audit(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
-        pipe = self.client.pipeline()
-        for event in events:
-            pipe.xadd(self._part(run_id, "audit"), {"event": json.dumps(event, default=str)})
-        pipe.execute()
+    def release(self, run_id: str, seqs: Sequence[int], owner: str) -> None:
+        """Give back the leases ``owner`` holds on ``seqs`` (claims it did not send)."""
+        if seqs:
+            args = [owner, *seqs]
+            self._scripts["release"](keys=[self._part(run_id, "leases")], args=args)
 
-    def record(
-        self,
-        run_id: str,
-        records: Sequence[WorkRecord],
-        trace: str,
-        dead_letter: Callable[[WorkRecord], dict[str, Any] | None],
-    ) -> int:
-        """Write each record's result once (and its dead-letter entry, if any).
+    def aborted_flag(self, pipe: Any, run_id: str) -> None:
+        pipe.exists(self._part(run_id, "abort"))
 
-        Atomic per claim: the result, the count, the audit event and the
-        dead-letter entry are written together by the first writer or not at all.
-        Returns the number newly recorded.
-        """
+    def abort(self, run_id: str) -> None:
+        self.client.set(self._part(run_id, "abort"), "1")
+
+    def aborted(self, run_id: str) -> bool:
+        return bool(self.client.exists(self._part(run_id, "abort")))
+
+    def retire(self, run_id: str, first: int, seqs: Sequence[int]) -> tuple[int, int]:
+        """Drop recorded claims from Redis; (claims removed now, claims done in all)."""
         keys = [
-            self._part(run_id, "results"),
-            self._part(run_id, "counts"),
-            self._part(run_id, "audit"),
-            self._dead_letters.key,
+            self._part(run_id, "work"),
+            self._vault(run_id),
+            self._part(run_id, "leases"),
+            self._part(run_id, "batches"),
+            self._part(run_id, "done"),
         ]
-        pipe = self.client.pipeline()
-        for record in records:
-            result = record.result()
-            event = json.dumps(_recorded_event(run_id, record, result, trace))
-            entry = dead_letter(record)
-            dlq = json.dumps(entry) if entry is not None else ""
-            args = [record.seq, json.dumps(result), result["status"], event, dlq]
-            self._record_once(keys=keys, args=args, client=pipe)
-        return sum(int(x) for x in pipe.execute())
+        if not seqs:
+            self.client.hdel(keys[3], str(first))
+            return 0, self.done(run_id) or 0
+        removed, done = self._scripts["retire"](keys=keys, args=[first, *seqs])
+        return int(removed), int(done)
 
-    def progress(self, run_id: str) -> tuple[int, int | None]:
-        """(claims recorded, total claims or None while the producer still reads)."""
-        pipe = self.client.pipeline()
-        pipe.hlen(self._part(run_id, "results"))
+    def done(self, run_id: str) -> int | None:
+        """Claims recorded (None when Redis does not know the run: ask the database)."""
+        value = as_text(self.client.get(self._part(run_id, "done")))
+        return int(value) if value is not None else None
+
+    def progress(self, run_id: str) -> tuple[int | None, int | None]:
+        """(claims done, total or None while producing) from Redis, one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self._part(run_id, "done"))
         pipe.hget(self._run(run_id), "total")
         done, total = pipe.execute()
-        return int(done), (int(total) if total is not None else None)
+        return (
+            int(done) if done is not None else None,
+            int(total) if total is not None else None,
+        )
 
-    def audit_events(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's audit stream, oldest first."""
-        reply: Any = self.client.xrange(self._part(run_id, "audit"))
-        return [json.loads(data["event"]) for _, data in reply or []]
+    def in_flight(self, run_id: str) -> int:
+        """Claims held in Redis right now."""
+        return int(self.client.hlen(self._part(run_id, "work")))
 
-    def counts(self, run_id: str) -> dict[str, int]:
-        raw = as_dict(self.client.hgetall(self._part(run_id, "counts")))
-        return {k: int(v) for k, v in raw.items()}
-
-    def results(self, run_id: str, total: int, chunk: int = 1000) -> Iterator[dict[str, Any]]:
-        """Results in input order."""
-        for start in range(0, total, chunk):
-            seqs = [str(s) for s in range(start, min(start + chunk, total))]
-            for doc in self.client.hmget(self._part(run_id, "results"), seqs):
-                if doc is not None:
-                    yield json.loads(doc)
-
-    def expire(self, run_id: str) -> None:
-        pipe = self.client.pipeline()
-        for key in self._run_keys(run_id):
-            pipe.expire(key, self.ttl)
-        pipe.execute()
-
-    def exists(self, run_id: str) -> bool:
-        return bool(self.client.exists(self._run(run_id)))
-
-
-def _recorded_event(
-    run_id: str, record: WorkRecord, result: dict[str, Any], trace: str
-) -> dict[str, Any]:
-    return {
-        "stage": "recorded",
-        "run_id": run_id,
-        "trace_id": trace,
-        "seq": record.seq,
-        "claim_id": record.claim_id,
-        "status": result["status"],
-        "route": result["route"],
-        "errors": result["errors"],
-        "reject_codes": result["reject_codes"],
-        "attempts": result["attempts"],
-        "payload_hash": payload_hash(record),
-        "schema_version": SCHEMA_VERSION,
-        "at": time.time(),
-    }
+    def seed_done(self, run_id: str, done: int) -> None:
+        """Set the done count where Redis lost it (from the database, on resume)."""
+        self.client.set(self._part(run_id, "done"), done, nx=True)

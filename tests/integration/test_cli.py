@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
+from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis
+from tests.integration.conftest import new_database
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +52,11 @@ def server() -> Iterator[LocalRedis]:
     local.stop()
 
 
+@pytest.fixture(scope="module")
+def database(pg_server: LocalPostgres) -> str:
+    return new_database(pg_server)
+
+
 def _runs(url: str) -> int:
     return int(redis.Redis.from_url(url).zcard("rx:runs"))
 
@@ -79,10 +87,14 @@ def test_embedded_run_writes_parquet_and_prints_a_summary(tmp_path: Path) -> Non
     ],
 )
 def test_unreadable_input_exits_2_and_enqueues_nothing(
-    server: LocalRedis, tmp_path: Path, make: Callable[[Path], Path], needle: str
+    server: LocalRedis,
+    database: str,
+    tmp_path: Path,
+    make: Callable[[Path], Path],
+    needle: str,
 ) -> None:
     bad = make(tmp_path)
-    env = {"RXFLEET_REDIS_URL": server.url, **KEYS}
+    env = {"RXFLEET_REDIS_URL": server.url, "RXFLEET_DATABASE_URL": database, **KEYS}
     before = _runs(server.url)
     done = cli("run", str(SAMPLE), str(bad), env=env)
     assert done.returncode == 2
@@ -95,16 +107,21 @@ def test_bad_output_extension_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2 and ".jsonl, .csv or .parquet" in done.stderr
 
 
-def test_real_redis_without_keys_refuses_to_start(server: LocalRedis) -> None:
-    done = cli("run", str(SAMPLE), env={"RXFLEET_REDIS_URL": server.url})
+def test_real_redis_without_keys_refuses_to_start(server: LocalRedis, database: str) -> None:
+    env = {"RXFLEET_REDIS_URL": server.url, "RXFLEET_DATABASE_URL": database}
+    done = cli("run", str(SAMPLE), env=env)
     assert done.returncode == 2 and "RXFLEET_PHI_KEY" in done.stderr
 
 
-def test_timeout_exits_1_and_wait_picks_the_run_up(server: LocalRedis, tmp_path: Path) -> None:
-    env = {"RXFLEET_REDIS_URL": server.url, **KEYS}
+def test_timeout_exits_1_and_wait_picks_the_run_up(
+    server: LocalRedis, database: str, tmp_path: Path
+) -> None:
+    env = {"RXFLEET_REDIS_URL": server.url, "RXFLEET_DATABASE_URL": database, **KEYS}
     timed_out = cli("run", str(SAMPLE), "--timeout", "1", env=env)
     assert timed_out.returncode == 1
-    run_id = timed_out.stdout.split()[1]
+    found = re.search(r"run (\S+)", timed_out.stderr)
+    assert found, timed_out.stderr
+    run_id = found.group(1)
     assert f"rxfleet wait {run_id}" in timed_out.stderr
     with _worker_and_gateway(env, tmp_path) as worker_env:
         out = tmp_path / "late.csv"

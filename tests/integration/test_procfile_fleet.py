@@ -19,7 +19,9 @@ import redis
 import requests
 
 from rxfleet.claims.fields import PHI_FIELDS
+from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis, free_port
+from tests.integration.conftest import new_database
 from tests.phi_scan import dump_values, leaks
 
 pytestmark = pytest.mark.integration
@@ -57,7 +59,7 @@ def redis_server() -> Iterator[LocalRedis]:
 
 @pytest.fixture(scope="module")
 def processes(
-    redis_server: LocalRedis, tmp_path_factory: pytest.TempPathFactory
+    redis_server: LocalRedis, pg_server: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     tmp = tmp_path_factory.mktemp("procfile")
     port = free_port()
@@ -65,6 +67,7 @@ def processes(
     env = _env(
         tmp,
         RXFLEET_REDIS_URL=redis_server.url,
+        RXFLEET_DATABASE_URL=new_database(pg_server),
         RXFLEET_GATEWAY_URL=gateway,
         RXFLEET_TOKEN_URL=f"{gateway}/oauth2/token",
         RXFLEET_SANDBOX_PORT=str(port),
@@ -161,7 +164,13 @@ def test_procfile_fleet_matches_embedded_and_leaks_no_phi(
     embedded_env = {
         k: v
         for k, v in env.items()
-        if k not in {"RXFLEET_REDIS_URL", "RXFLEET_GATEWAY_URL", "RXFLEET_TOKEN_URL"}
+        if k
+        not in {
+            "RXFLEET_REDIS_URL",
+            "RXFLEET_DATABASE_URL",
+            "RXFLEET_GATEWAY_URL",
+            "RXFLEET_TOKEN_URL",
+        }
     }
     embedded = _run_cli(embedded_env, "run", str(SAMPLE), "-o", str(embedded_out))
     assert embedded.returncode == 0, embedded.stderr

@@ -240,6 +240,7 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
 
 class SandboxHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # a burst of clients (hundreds of connections at once) is not refused
 
     def __init__(self, address: tuple[str, int], state: GatewayState, tcp_nodelay: bool) -> None:
         self.state = state

@@ -10,22 +10,25 @@ import pytest
 from pydantic import SecretStr
 
 from config import configure
+from rxfleet import context
+from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis
 from rxfleet.gateway.sandbox.server import SandboxGateway
 from rxfleet.stores.connection import forget_clients
+from tests.integration.conftest import new_database
 from tests.integration.fleet.fleet_support import PHI_KEY, VAULT_KEY, Fleet
+from workers import app as app_module
+from workers.inprocess import worker_thread
 
 
 @pytest.fixture(scope="session")
-def fleet() -> Iterator[Fleet]:
-    from workers import app as app_module
-    from workers.inprocess import worker_thread
-
+def fleet(pg_server: LocalPostgres) -> Iterator[Fleet]:
     server = LocalRedis().start()
     gateway = SandboxGateway()
     gateway.start()
     settings = configure(
         redis_url=server.url,
+        database_url=new_database(pg_server),
         gateway_url=gateway.url,
         token_url=gateway.token_url,
         phi_key=SecretStr(PHI_KEY),
@@ -41,6 +44,7 @@ def fleet() -> Iterator[Fleet]:
     finally:
         gateway.stop()
         forget_clients()
+        context.forget()
         server.stop()
 
 

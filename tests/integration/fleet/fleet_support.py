@@ -15,10 +15,12 @@ from rxfleet.embedded.redis_server import LocalRedis
 from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.gateway.sandbox.scenario import Scenario
 from rxfleet.gateway.sandbox.server import SandboxGateway
+from rxfleet.lifecycle import open_run, progress
 from rxfleet.phikeys import tokenizer, vault
-from rxfleet.producer import Ingest, ProduceResult, produce, start_run
-from rxfleet.report import wait_for
+from rxfleet.producer import Ingest, Producer, ProduceResult
+from rxfleet.report import Waiter
 from rxfleet.stores.connection import get_redis
+from rxfleet.stores.database import Database
 from rxfleet.stores.runs import RunStore
 from workers.pipeline import send_batch
 
@@ -42,20 +44,42 @@ class Fleet:
     def runs(self) -> RunStore:
         return context.runs()
 
+    @property
+    def db(self) -> Database:
+        return context.database()
+
     def run(self, *inputs: Path, batch_size: int = 100, timeout: float = 120) -> ProduceResult:
-        """Produce ``inputs`` through the real chain and wait for every claim."""
+        """Produce ``inputs`` through the real chain (always a fresh run) and wait for it."""
         paths = [str(p) for p in inputs]
-        run_id = start_run(self.runs, context.crosswalk(), self.settings, paths, batch_size)
-        ingest = Ingest(run_id, tokenizer(self.settings), vault(self.settings))
-        routes = load_payer_routes(self.settings.payer_routes)
-        result = produce(self.runs, run_id, paths, ingest, batch_size, send_batch, routes)
-        done, total = wait_for(self.runs, run_id, timeout, lambda d, t: None)
-        assert total is not None and done == total, f"run {run_id}: {done} of {total} recorded"
+        plan = open_run(self.runs, self.db, context.crosswalk(), self.settings, paths, batch_size,
+                        new=True)  # fmt: skip
+        result = self.producer(plan.run_id, batch_size).produce(paths)
+        waiter = Waiter(lambda: progress(self.runs, self.db, plan.run_id), say=lambda line: None)
+        done = waiter.wait(timeout, lambda d, t: None)
+        assert done.finished, f"run {plan.run_id}: {done.done} of {done.total} recorded"
         return result
 
+    def producer(self, run_id: str, batch_size: int, resume_from: int | None = None) -> Producer:
+        holder = f"test-{run_id}"
+        assert self.runs.claim_producer(run_id, holder, 15)
+        return Producer(
+            runs=self.runs,
+            db=self.db,
+            ingest=Ingest(run_id, tokenizer(self.settings), vault(self.settings)),
+            send=send_batch,
+            payer_routes=load_payer_routes(self.settings.payer_routes),
+            batch_size=batch_size,
+            max_inflight=self.settings.max_inflight,
+            holder=holder,
+            resume_from=resume_from,
+        )
+
     def results(self, run_id: str) -> list[dict[str, Any]]:
-        _, total = self.runs.progress(run_id)
-        return list(self.runs.results(run_id, total or 0))
+        return list(self.db.results(run_id))
+
+    def audit(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's audit rows, each with its ``detail`` (e.g. ``gate_at``) merged in."""
+        return [{**row, **(row["detail"] or {})} for row in self.db.audit(run_id)]
 
     def reset(self, scenario: Scenario | None = None) -> None:
         self.gateway.scenario = scenario or Scenario()
@@ -63,7 +87,8 @@ class Fleet:
         context.tokens().clear()
         context.pause().clear()
         context.routes().clear()
-        context.breaker().clear()
+        context.health_breaker().clear()
+        context.auth_breaker().clear()
 
 
 def phi_tokenizer() -> PhiTokenizer:

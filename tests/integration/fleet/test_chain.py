@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from rxfleet import context
 from rxfleet.claims.ndc import normalize_ndc
 from tests.integration.fleet.fleet_support import SAMPLE, Fleet
 from tests.integration.fleet.sample_facts import read_sample
@@ -33,7 +32,7 @@ def test_every_claim_ends_exactly_once_in_input_order(sample_run: SampleRun, fle
     expected = [cid if cid else salvaged[i] for i, cid in enumerate(facts.claim_ids)]
     assert salvaged == expected
     assert {r["status"] for r in results} == {"PAID", "REJECTED", "QUARANTINED"}
-    assert sum(fleet.runs.counts(run_id).values()) == facts.lines
+    assert sum(fleet.db.counts(run_id).values()) == facts.lines
 
 
 def test_no_claim_is_adjudicated_twice(sample_run: SampleRun) -> None:
@@ -105,13 +104,11 @@ def test_malformed_claims_are_quarantined_with_their_code(
         assert codes[code] >= 1, code
     assert all(r["route"] == "DEAD_LETTER" and r["severity"] == "FATAL" for r in quarantined)
     assert all(r["attempts"] == 0 for r in quarantined)
-    entries = [e for _, e in context.dead_letters().entries(run_id)]
+    entries, _ = fleet.db.dead_letters(run_id, limit=10_000)
     mine = [e for e in entries if e["route"] == "DEAD_LETTER"]
     assert len(mine) == len(quarantined)
     assert all(e["source"].endswith("claims.jsonl") and e["line"] >= 1 for e in mine)
-    assert all(
-        e["issues"][0]["field"] or e["issues"][0]["code"] == "MALFORMED_RECORD" for e in mine
-    )
+    assert all(e["field"] or e["codes"][0] == "MALFORMED_RECORD" for e in mine)
 
 
 def test_warnings_are_sent_and_flagged(sample_run: SampleRun) -> None:
@@ -124,9 +121,9 @@ def test_warnings_are_sent_and_flagged(sample_run: SampleRun) -> None:
 def test_audit_trail_has_every_stage_for_a_paid_claim(sample_run: SampleRun, fleet: Fleet) -> None:
     run_id, results, _ = sample_run
     paid = next(r for r in results if r["status"] == "PAID")
-    events = fleet.runs.audit_events(run_id)
+    events = fleet.audit(run_id)
     stages = [e["stage"] for e in events if e["claim_id"] == paid["claim_id"]]
-    assert stages == ["validated", "mapped", "attempt", "sent", "routed", "recorded"]
+    assert stages == ["ingested", "validated", "mapped", "attempt", "sent", "routed", "recorded"]
     recorded = [e for e in events if e["stage"] == "recorded"]
     assert len(recorded) == len(results)
     assert all(len(e["payload_hash"]) == 64 for e in recorded)

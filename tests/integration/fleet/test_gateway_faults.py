@@ -15,7 +15,9 @@ from rxfleet import context
 from rxfleet.claims import synth
 from rxfleet.dlq import ReplayStores, replay
 from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Storm, Throttle
-from rxfleet.report import wait_for
+from rxfleet.lifecycle import progress
+from rxfleet.phikeys import vault
+from rxfleet.report import Waiter
 from rxfleet.stores.tokens import TokenStore
 from tests.integration.fleet.fleet_support import Fleet
 from workers.pipeline import send_batch
@@ -86,8 +88,7 @@ def test_retry_after_is_honoured_per_claim_and_fleet_wide(fleet: Fleet, tmp_path
         assert early >= 0, (entry, later, early)
     pauses = context.pause().history()
     assert len(pauses) >= 3
-    audit = fleet.runs.audit_events(result.run_id)
-    attempts = [e for e in audit if e["stage"] == "attempt"]
+    attempts = [e for e in fleet.audit(result.run_id) if e["stage"] == "attempt"]
     claim_log = [e for e in log if e["path"] == "/v1/claims"]
     assert len(attempts) == len(claim_log), (len(attempts), len(claim_log))
     for pause in pauses:
@@ -123,11 +124,13 @@ def test_exhausted_retries_end_99_then_dlq_replay_pays(fleet: Fleet, tmp_path: P
     assert rows[ids[3]]["route"] == "HOST_ERROR" and rows[ids[3]]["attempts"] == 5
     assert all(rows[i]["status"] == "PAID" for i in ids if i != ids[3])
     fleet.reset()
-    stores = ReplayStores(fleet.runs, context.dead_letters(), context.crosswalk())
+    stores = ReplayStores(fleet.runs, fleet.db, context.crosswalk(), vault(fleet.settings),
+                          fleet.settings)  # fmt: skip
     new_run, count = replay(stores, result.run_id, send_batch)
     assert new_run and count == 1
-    done, total = wait_for(fleet.runs, new_run, 60, lambda d, t: None)
-    assert done == total == 1
+    waiter = Waiter(lambda: progress(fleet.runs, fleet.db, new_run), say=lambda line: None)
+    done = waiter.wait(60, lambda d, t: None)
+    assert done.done == done.total == 1
     (row,) = fleet.results(new_run)
     assert row["claim_id"] == ids[3] and row["status"] == "PAID"
 
@@ -140,5 +143,5 @@ def test_an_incurable_401_storm_opens_the_breaker_then_the_fleet_recovers(
     fleet.reset(Scenario(storm=Storm(start_after=20, seconds=1.5, error="invalid_token")))
     result = fleet.run(tmp_path / "c.jsonl", batch_size=20)
     assert all(r["status"] == "PAID" for r in fleet.results(result.run_id))
-    stats = context.breaker().counters()
+    stats = context.auth_breaker().counters()
     assert stats.get("opened", 0) >= 1 and stats.get("closed", 0) >= 1

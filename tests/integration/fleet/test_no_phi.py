@@ -1,5 +1,6 @@
 """No raw PHI anywhere the fleet writes: Redis (broker, result backend, stores),
-logs, and the task events that Flower displays. Proven by scanning for the
+the database (every column of every row of every table), logs, and the task
+events that Flower displays. Proven by scanning for the
 sample's known raw values after a real run."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.db_scan import phi_in_database
 from tests.integration.fleet.fleet_support import SAMPLE, Fleet
 from tests.integration.fleet.sample_facts import distinctive_phi, read_sample
 from tests.phi_scan import dump_values, leaks
@@ -56,6 +58,7 @@ def test_no_raw_phi_in_redis_logs_or_events(
     assert len(events) > 20, "no task events captured: the scan below would prove nothing"
     assert caplog.records, "no log records captured"
     assert leaks(dump_values(clean_fleet.client), phi) == set()
+    assert phi_in_database(clean_fleet.settings.database_url or "", phi) == set()
     assert leaks((r.getMessage() for r in caplog.records), phi) == set()
     assert leaks(events, phi) == set()
 

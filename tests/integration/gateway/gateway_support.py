@@ -29,7 +29,7 @@ def make_settings(gateway: SandboxGateway, **overrides: Any) -> Settings:
         "scope": "claims.submit",
         "connect_timeout": 2.0,
         "read_timeout": 5.0,
-        "pool_size": 4,
+        "submit_inflight": 4,
         "client_cert": None,
         "client_key": None,
         "ca_bundle": None,

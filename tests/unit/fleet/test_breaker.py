@@ -7,6 +7,7 @@ from rxfleet.stores.breaker import Breaker
 
 def _breaker(fake: fakeredis.FakeRedis, **over: float) -> Breaker:
     values = {"window": 60, "threshold": 0.005, "min_requests": 200, "cooldown": 5.0}
+    values["rate_every"] = 0.0
     values.update(over)
     return Breaker(fake, "t", **values)  # type: ignore[arg-type]
 

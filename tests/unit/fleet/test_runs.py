@@ -1,45 +1,81 @@
+"""The run store: Redis as working memory of what is in flight."""
+
 from __future__ import annotations
 
-from rxfleet.claims.rejects import Route, Status
 from rxfleet.claims.work import Stage, WorkRecord
-from rxfleet.stores.deadletters import DeadLetters
 from rxfleet.stores.runs import RunStore
 
 
-def _routed(seq: int, route: Route = Route.CLEAN, status: Status = Status.PAID) -> WorkRecord:
-    record = WorkRecord(seq=seq, source="f.jsonl", line=seq + 1, claim_id=f"C{seq}")
-    record.stage, record.route, record.status = Stage.ROUTED, route, status
-    return record
+def _record(seq: int, stage: Stage = Stage.INGESTED) -> WorkRecord:
+    return WorkRecord(seq=seq, source="f.jsonl", line=seq + 1, claim_id=f"C{seq}", stage=stage)
 
 
-def test_each_result_is_recorded_exactly_once(runs: RunStore) -> None:
-    records = [_routed(0), _routed(1, Route.DEAD_LETTER, Status.QUARANTINED)]
-    dead = lambda r: {"run_id": "R", "claim": r.claim_id} if r.route == Route.DEAD_LETTER else None  # noqa: E731
-    assert runs.record("R", records, "trace", dead) == 2
-    assert runs.record("R", records, "trace", dead) == 0  # a redelivered record link
-    assert runs.counts("R") == {"PAID": 1, "QUARANTINED": 1}
-    assert len(runs.audit_events("R")) == 2
-    assert len(list(DeadLetters(runs.client, runs.prefix).entries("R"))) == 1
+def test_first_seen_names_the_first_sequence_number_of_each_claim_id(runs: RunStore) -> None:
+    assert runs.first_seen("R", [("A", 0), ("B", 1), ("A", 2)]) == [0, 1, 0]
+    assert runs.first_seen("R", [("B", 7)]) == [1]
+    assert runs.first_seen("R", [("A", 0)]) == [0]  # a resumed producer: the same answer
 
 
-def test_results_come_back_in_input_order(runs: RunStore) -> None:
-    runs.record("R", [_routed(2), _routed(0), _routed(1)], "t", lambda r: None)
-    runs.set_meta("R", total=3)
-    assert [r["claim_id"] for r in runs.results("R", 3, chunk=2)] == ["C0", "C1", "C2"]
-    assert runs.progress("R") == (3, 3)
+def test_records_are_added_only_where_absent(runs: RunStore) -> None:
+    assert runs.add("R", [_record(0), _record(1)], {0: "sealed-0"}) == 2
+    moved = _record(0, Stage.SENT)
+    runs.save("R", [moved])
+    assert runs.add("R", [_record(0), _record(2)], {0: "other", 2: "sealed-2"}) == 1
+    assert [r.stage for r in runs.load("R", [0, 1, 2])] == [Stage.SENT, Stage.INGESTED,
+                                                             Stage.INGESTED]  # fmt: skip
+    pipe = runs.pipeline()
+    runs.read_sealed(pipe, "R", [0, 1, 2])
+    assert runs.sealed_of(pipe.execute()[0]) == ["sealed-0", None, "sealed-2"]
+    assert runs.existing("R", [0, 1, 2, 3]) == {0, 1, 2}
 
 
-def test_first_sightings_flag_repeats(runs: RunStore) -> None:
-    assert runs.first_sightings("R", ["A", "B", "A", None]) == [True, True, False, True]
-    assert runs.first_sightings("R", ["B"]) == [False]
+def test_leases_keep_a_claim_with_one_holder_and_say_when_it_is_gone(runs: RunStore) -> None:
+    runs.add("R", [_record(0), _record(1)], {})
+    pipe = runs.pipeline()
+    runs.lease(pipe, "R", [0, 1, 5], "a", 60_000)
+    runs.lease(pipe, "R", [0], "b", 60_000)
+    runs.lease(pipe, "R", [0], "a", 60_000)
+    first, other, again = pipe.execute()
+    assert [int(x) for x in first] == [1, 1, 2]  # seq 5 has no record: gone
+    assert [int(x) for x in other] == [0]  # held by a
+    assert [int(x) for x in again] == [1]  # a renews its own
+    runs.add("R", [_record(2)], {})
+    pipe = runs.pipeline()
+    runs.lease(pipe, "R", [2], "b", 0)
+    runs.lease(pipe, "R", [2], "c", 60_000)
+    _, taken = pipe.execute()
+    assert [int(x) for x in taken] == [1]  # b's lease ran out at once
 
 
-def test_work_records_round_trip(runs: RunStore) -> None:
-    record = WorkRecord(seq=5, source="f", line=6, claim_id="X", fields={"bin": "610014"})
-    runs.add("R", [record], {5: "sealed"})
-    (loaded,) = runs.load("R", [5])
-    assert loaded == record and runs.sealed_phi("R", 5) == "sealed"
-    assert loaded.fields == {"bin": "610014"}
+def test_retire_counts_each_claim_once_however_often_it_runs(runs: RunStore) -> None:
+    runs.add("R", [_record(s) for s in range(4)], {s: f"v{s}" for s in range(4)})
+    runs.register_batch("R", 0, 4)
+    assert runs.retire("R", 0, [0, 1, 2, 3]) == (4, 4)
+    assert runs.retire("R", 0, [0, 1, 2, 3]) == (0, 4)  # a redelivered record link
+    assert runs.in_flight("R") == 0 and runs.batches("R") == {}
+    assert runs.existing("R", [0, 1, 2, 3]) == set()
+
+
+def test_progress_knows_the_total_once_produced(runs: RunStore) -> None:
+    runs.open("R", {"crosswalk": "v1"})
+    assert runs.progress("R") == (None, None)
+    runs.add("R", [_record(0)], {})
+    runs.retire("R", 0, [0])
+    runs.set_meta("R", total=1)
+    assert runs.progress("R") == (1, 1)
+    assert runs.active() == ["R"]
+    runs.finish("R")
+    assert runs.active() == []
+
+
+def test_the_producer_lease_has_one_holder(runs: RunStore) -> None:
+    assert runs.claim_producer("R", "one", 5)
+    assert not runs.claim_producer("R", "two", 5)
+    assert runs.claim_producer("R", "one", 5)  # renewal
+    runs.release_producer("R", "two")  # not the holder: nothing happens
+    assert runs.producing("R")
+    runs.release_producer("R", "one")
+    assert not runs.producing("R") and runs.claim_producer("R", "two", 5)
 
 
 def test_loading_no_records_asks_redis_nothing(runs: RunStore) -> None:

@@ -127,8 +127,8 @@ def test_401_invalidates_rotates_once_and_replays_same_key(
     assert [(k, t) for k, t, _ in gateway.sent] == [
         ("C0", "tok-1"),
         ("C1", "tok-1"),
-        ("C1", "tok-2"),
-        ("C2", "tok-2"),
+        ("C2", "tok-1"),
+        ("C1", "tok-2"),  # only the refused claim is replayed, with the new token
     ]
     assert gateway.fetches == 2 and tokens.stats()["auth_REJ_004"] == 1
 
@@ -146,15 +146,54 @@ def test_retry_after_stops_the_batch_pauses_the_fleet_and_keeps_finished(
     assert held.reason == "fleet pause" and len(gateway.sent) == 2  # nobody sends during a pause
 
 
-def test_exhausted_retries_reject_99_the_open_claims_only(
+def test_a_failed_claim_waits_for_the_next_round_while_the_rest_goes_on(
     runs: RunStore, tokens: TokenStore
 ) -> None:
     gateway = ScriptedGateway({"C1": [GatewayTimeout("t")]})
-    report = submit_batch(_ctx(runs, tokens, gateway, 3), "R", range(3), failures=8)
+    report = submit_batch(_ctx(runs, tokens, gateway, 3), "R", range(3))
     records = runs.load("R", range(3))
-    assert report.retry_in is None
-    assert [r.reject_codes for r in records] == [[], ["99"], ["99"]]
-    assert [r.attempts for r in records] == [1, 1, 0]
+    assert [r.stage for r in records] == [Stage.SENT, Stage.MAPPED, Stage.SENT]
+    assert report.retry is not None and report.retry.failures == 1  # progress: a new streak
+    assert report.still_open == 1 and report.retry.countdown <= 2.0  # backoff from 2**1
+    again = submit_batch(_ctx(runs, tokens, gateway, 0), "R", range(3), failures=1)
+    assert again.done == 1 and again.retry is None
+    assert runs.load("R", [1])[0].attempts == 2
+
+
+def test_a_claim_whose_tries_are_spent_is_rejected_99_and_the_rest_goes_on(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    gateway = ScriptedGateway({"C1": [GatewayTimeout("t")]})
+    ctx = _ctx(runs, tokens, gateway, 3)
+    (tired,) = runs.load("R", [1])
+    tired.failures = ctx.settings.submit_max_retries
+    runs.save("R", [tired])
+    report = submit_batch(ctx, "R", range(3))
+    records = runs.load("R", range(3))
+    assert report.retry is None and [r.reject_codes for r in records] == [[], ["99"], []]
+    assert records[1].reason == "retries_exhausted"
+
+
+def test_rounds_without_progress_exhausted_reject_99_every_open_claim(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    down = {f"C{i}": [GatewayTimeout("t")] for i in range(3)}
+    ctx = _ctx(runs, tokens, ScriptedGateway(down), 3)
+    ctx.routes.remember_ok("610014", "RXSANDBX")  # a known route: the whole window goes out
+    report = submit_batch(ctx, "R", range(3), failures=8)
+    records = runs.load("R", range(3))
+    assert report.retry_in is None and report.reason == "retries exhausted"
+    assert [r.reject_codes for r in records] == [["99"]] * 3
+    assert [r.attempts for r in records] == [1, 1, 1]
+
+
+def test_a_window_that_only_fails_backs_off_and_counts_a_failed_round(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    down = {f"C{i}": [GatewayTimeout("t")] for i in range(3)}
+    report = submit_batch(_ctx(runs, tokens, ScriptedGateway(down), 3), "R", range(3), failures=2)
+    assert report.retry is not None and report.retry.failures == 3 and not report.deferred
+    assert report.still_open == 3
 
 
 def test_404_is_remembered_per_bin_pcn(runs: RunStore, tokens: TokenStore) -> None:
@@ -173,10 +212,19 @@ def test_backoff_without_retry_after_is_full_jitter_under_the_cap(failures: int)
     assert all(0 <= d <= ceiling for d in delays) and max(delays) > ceiling / 2
 
 
-def test_retry_after_is_capped_below_the_visibility_timeout() -> None:
-    settings = Settings(retry_after_cap=900)  # type: ignore[call-arg]
-    delay = retry_delay(settings, RateLimited("x", retry_after=86_400), 0)
-    assert 900 <= delay < settings.visibility_timeout
+def test_a_long_retry_after_pauses_the_fleet_and_comes_back_in_short_hops(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    gateway = ScriptedGateway({"C0": [RateLimited("x", retry_after=86_400)]})
+    ctx = _ctx(runs, tokens, gateway, 1)
+    report = submit_batch(ctx, "R", range(1))
+    assert report.retry is not None and report.deferred
+    assert report.retry.countdown <= ctx.settings.countdown_max < ctx.settings.visibility_timeout
+    assert (
+        ctx.settings.retry_after_cap - 1 < ctx.pause.remaining() <= ctx.settings.retry_after_cap + 1
+    )
+    again = submit_batch(ctx, "R", range(1))  # the next hop: still paused, nothing sent
+    assert again.reason == "fleet pause" and len(gateway.sent) == 1
 
 
 def test_pause_only_ever_lengthens(pause: FleetPause) -> None:

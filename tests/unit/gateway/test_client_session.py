@@ -17,7 +17,7 @@ def settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "gateway_url": "https://pbm.example/",
         "token_url": "https://pbm.example/oauth2/token",
-        "pool_size": 7,
+        "submit_inflight": 7,
         "connect_timeout": 1.5,
         "read_timeout": 9.0,
         "client_cert": None,
