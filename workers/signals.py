@@ -34,7 +34,7 @@ def _on_worker_init(**_: Any) -> None:
         check_fleet(settings)  # Redis, keys, and real settings unless RXFLEET_SANDBOX=1
     except ConfigError as exc:
         # Celery logs and swallows a receiver's exceptions; SystemExit stops the worker.
-        log.critical("rxfleet: %s", exc)
+        log.critical("rxfleet: %s", str(exc))  # our own message: setting names, no values
         raise SystemExit(f"rxfleet: {exc}") from None
     init_sentry(settings)
     log.info("worker ready: queues %s and %s", settings.queue_cpu, settings.queue_gateway)

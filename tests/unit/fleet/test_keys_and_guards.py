@@ -118,3 +118,13 @@ def test_escape_hatches() -> None:
 def test_keys_are_checked_even_in_the_sandbox() -> None:
     with pytest.raises(ConfigError, match="RXFLEET_PHI_KEY"):
         check_fleet(settings(redis_url="redis://x:1/0", sandbox=True, phi_key=None))
+
+
+def test_cli_keys_generate(capsys: pytest.CaptureFixture[str]) -> None:
+    from rxfleet import cli
+
+    assert cli.main(["keys", "generate"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("=", 1)[0] for line in lines[:2]] == ["RXFLEET_PHI_KEY", "RXFLEET_VAULT_KEY"]
+    for line in lines[:2]:
+        parse_key(line.split("=", 1)[1], "K")
