@@ -23,8 +23,10 @@ if str(ROOT) not in sys.path:
 from rxfleet.embedded.redis_server import LocalRedis, free_port  # noqa: E402
 
 KEYS = {
-    "RXFLEET_PHI_KEY": "bench-phi-key-0123456789ab",
-    "RXFLEET_VAULT_KEY": "bench-vault-0123456789abc",
+    "RXFLEET_PHI_KEY": "ZuNOx7aOQZ5OozhFMzJ94GksDUikrC0cqiK7-sZPY5U=",
+    "RXFLEET_VAULT_KEY": "ljN7a7tOg2gjpD_KBxDs1kKKFATa46jexDcywUC8HO4=",
+    "RXFLEET_SANDBOX": "1",  # the sandbox gateway (README "Running a fleet")
+    "RXFLEET_FLOWER_AUTH": "operator:bench-password",
 }
 
 
@@ -127,7 +129,7 @@ def procfile_fleet(
         if workers:
             fleet.start("cpu", lines["cpu"])
             for index in range(1, submit_workers + 1):
-                fleet.start(f"submit{index}", lines["submit"], RXFLEET_WORKER_INDEX=str(index))
+                fleet.start(f"submit{index}", lines["submit"], PORT=str(index))  # unique node name
             fleet.start("beat", lines["beat"])
         fleet.wait_ready(1 + submit_workers if workers else 0)
         yield fleet

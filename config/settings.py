@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,126 +24,236 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RXFLEET_", env_file=".env", extra="ignore")
 
-    # Infrastructure.
-    redis_url: str | None = None
+    # Infrastructure (README "Running a fleet").
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis server of the fleet (broker, result backend, stores); "
+        "unset: `rxfleet run` starts the embedded fleet",
+    )
     database_url: str | None = Field(
-        None,
+        default=None,
         description="PostgreSQL, the system of record (results, audit, runs, dead letters); "
         "required with RXFLEET_REDIS_URL, started privately in embedded mode",
     )
     broker_url: str | None = Field(
-        None,
-        description="the Celery broker when it is not the Redis above (e.g. amqp://... RabbitMQ, "
-        "which requeues a dead consumer's messages at once); Redis stays the state store",
+        default=None,
+        description="the Celery broker when it is not the Redis above (e.g. amqp://... "
+        "RabbitMQ, which requeues a dead consumer's messages at once); Redis stays the store",
     )
-    gateway_url: str | None = None
-    token_url: str | None = None
-    client_id: str = SANDBOX_CLIENT_ID
-    client_secret: SecretStr = SecretStr(SANDBOX_CLIENT_SECRET)
-    scope: str = SANDBOX_SCOPE
-    phi_key: SecretStr | None = None
-    vault_key: SecretStr | None = None
-    crosswalk: Path = SAMPLE_CROSSWALK
-    sentry_dsn: SecretStr | None = None
+    gateway_url: str | None = Field(
+        default=None,
+        description="base URL of the PBM gateway (unset in embedded mode: the sandbox)",
+    )
+    token_url: str | None = Field(default=None, description="OAuth2 token endpoint of the gateway")
+    client_id: str | None = Field(
+        default=None,
+        description="gateway client id; required outside the sandbox "
+        "(the sandbox's own is used in embedded mode and with RXFLEET_SANDBOX=1)",
+    )
+    client_secret: SecretStr | None = Field(
+        default=None, description="gateway client secret; required outside the sandbox, like the id"
+    )
+    scope: str = Field(default=SANDBOX_SCOPE, description="OAuth2 scope asked for with the token")
+    sandbox: bool = Field(
+        default=False,
+        description="the fleet talks to the sandbox gateway: its credentials, a local "
+        "and plain-HTTP gateway are allowed (production guards off)",
+    )
+    allow_insecure_gateway: bool = Field(
+        default=False, description="allow an http:// gateway or token URL outside the sandbox"
+    )
+    phi_key: SecretStr | None = Field(
+        default=None,
+        description="PHI token key: 32 random bytes, base64 (`rxfleet keys generate`); "
+        "HMAC subkey derived with HKDF",
+    )
+    vault_key: SecretStr | None = Field(
+        default=None,
+        description="vault key: 32 random bytes, base64, not the PHI key; seals PHI "
+        "(AES-256-GCM) and the bearer token at rest, HKDF subkeys per purpose",
+    )
+    vault_keys_old: SecretStr | None = Field(
+        default=None,
+        description="retired vault keys, comma-separated: blobs sealed under them still "
+        "open (key rotation without downtime); new blobs use RXFLEET_VAULT_KEY",
+    )
+    crosswalk: Path = Field(
+        default=SAMPLE_CROSSWALK,
+        description="NDC-11 to GPI-14 crosswalk CSV (README, Input formats)",
+    )
+    sentry_dsn: SecretStr | None = Field(
+        default=None, description="Sentry DSN; unset: no Sentry (events are PHI-scrubbed)"
+    )
+
+    # Logging and operations.
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`text`, or `json`: JSON lines with run, batch, claim and trace ids",
+    )
+    flower_auth: SecretStr | None = Field(
+        default=None,
+        description="Flower's basic auth, `user:password` (the Procfile's flower line "
+        "refuses to start without it)",
+    )
 
     # Versioned data files.
-    reject_matrix: Path = CONFIG_DIR / "reject_codes.json"
-    payer_routes: Path = CONFIG_DIR / "payer_routes.json"
-    sandbox_plans: Path = CONFIG_DIR / "sandbox_plans.json"
+    reject_matrix: Path = Field(
+        default=CONFIG_DIR / "reject_codes.json", description="reject-code routing matrix (JSON)"
+    )
+    payer_routes: Path = Field(
+        default=CONFIG_DIR / "payer_routes.json",
+        description="X12 payer id to BIN/PCN routes (JSON)",
+    )
+    sandbox_plans: Path = Field(
+        default=CONFIG_DIR / "sandbox_plans.json",
+        description="plans the sandbox gateway adjudicates",
+    )
 
     # Fleet shape.
-    batch_size: int = Field(500, ge=1, le=10_000)
-    queue_cpu: str = "rxfleet.cpu"
-    queue_gateway: str = "rxfleet.gateway"
-    key_prefix: str = "rx"
+    batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="claims per batch (one chain)"
+    )
+    queue_cpu: str = Field(default="rxfleet.cpu", description="queue of the CPU links")
+    queue_gateway: str = Field(default="rxfleet.gateway", description="queue of the submit link")
+    key_prefix: str = Field(default="rx", description="prefix of every Redis key of the stores")
     run_ttl_seconds: int = Field(
-        3600,
+        default=3600,
         description="seconds a finished run's working keys stay in Redis (the database keeps it)",
     )
     max_inflight: int = Field(
-        20_000,
+        default=20_000,
         ge=1,
         description="claims a run keeps enqueued but not yet recorded; the producer waits for "
         "room beyond it (backpressure: Redis stays the size of this window)",
     )
     retention_days: int = Field(
-        2190,
+        default=2190,
         ge=1,
         description="days results, audit events and dead letters are kept in the database "
         "(6 years: the HIPAA documentation retention period)",
     )
     producer_lease: float = Field(
-        15.0, description="seconds a producer's claim on its run lasts without renewal"
+        default=15.0, description="seconds a producer's claim on its run lasts without renewal"
     )
 
     # Gateway client.
-    connect_timeout: float = 3.05
-    read_timeout: float = 15.0
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    ca_bundle: Path | None = None
+    connect_timeout: float = Field(default=3.05, description="gateway connect timeout, seconds")
+    read_timeout: float = Field(default=15.0, description="gateway read timeout, seconds")
+    client_cert: Path | None = Field(
+        default=None, description="mutual-TLS client certificate (PEM)"
+    )
+    client_key: Path | None = Field(default=None, description="mutual-TLS client key (PEM)")
+    ca_bundle: Path | None = Field(default=None, description="CA bundle to verify the gateway")
     submit_inflight: int = Field(
-        32,
+        default=32,
         ge=1,
         le=512,
         description="gateway requests in flight at once per submit worker process "
         "(throughput ~ in-flight / latency); the connection pool is sized to match",
     )
     submit_round_seconds: float = Field(
-        25.0, description="a submit task sends for at most this long, then hands the rest on"
+        default=25.0, description="a submit task sends for at most this long, then hands on"
     )
 
     # Token rotation.
-    token_refresh_margin: float = 60.0
-    token_check_interval: float = 5.0
-    token_lock_timeout: float = 30.0
-    token_lock_wait: float = 20.0
+    token_refresh_margin: float = Field(
+        default=60.0, description="rotate the portal token this many seconds before expiry"
+    )
+    token_check_interval: float | None = Field(
+        default=None,
+        description="beat's token check period, seconds; unset: min(token_refresh_margin / 2, 30)",
+    )
+    token_lock_timeout: float = Field(
+        default=30.0, description="token rotation lock timeout, seconds"
+    )
+    token_lock_wait: float = Field(
+        default=20.0, description="longest wait for the rotation lock, seconds"
+    )
 
     # Retry policy of the submit link.
-    submit_max_retries: int = 8
-    backoff_base: float = 1.0
-    backoff_cap: float = 120.0
-    retry_after_cap: float = 900.0
-    route_miss_ttl: int = 600
+    submit_max_retries: int = Field(
+        default=8,
+        description="submit rounds without progress before the open claims get 99; "
+        "also the failed tries a claim may have before it does",
+    )
+    backoff_base: float = Field(
+        default=1.0, description="first backoff step, seconds (full jitter)"
+    )
+    backoff_cap: float = Field(default=120.0, description="longest backoff, seconds")
+    retry_after_cap: float = Field(
+        default=900.0, description="longest Retry-After honoured, seconds"
+    )
+    route_miss_ttl: int = Field(
+        default=600, description="how long an unknown BIN/PCN (404) is remembered, seconds"
+    )
 
     # Circuit breakers, shared through Redis: authentication and gateway health.
-    breaker_window: int = 60
+    breaker_window: int = Field(default=60, description="breakers' failure-rate window, seconds")
     breaker_threshold: float = Field(
-        0.005,
+        default=0.005,
         description="authentication breaker: opens when 401s a fresh token did not cure pass "
         "this share of requests (seed 000's 0.5% REJ_001/REJ_004 alert threshold)",
     )
-    breaker_min_requests: int = 200
+    breaker_min_requests: int = Field(
+        default=200, description="requests in the window before the authentication breaker may open"
+    )
     health_breaker_threshold: float = Field(
-        0.5,
+        default=0.5,
         description="gateway-health breaker: opens when transport failures and 5xx without "
         "Retry-After pass this share of requests (a lossy but working network passes)",
     )
-    health_breaker_min_requests: int = 20
-    breaker_cooldown: float = 15.0
-    breaker_cooldown_max: float = 300.0
+    health_breaker_min_requests: int = Field(
+        default=20, description="requests in the window before the health breaker may open"
+    )
+    breaker_cooldown: float = Field(default=15.0, description="first open period, seconds")
+    breaker_cooldown_max: float = Field(
+        default=300.0, description="longest open period (doubling while probes fail), seconds"
+    )
 
     # Delivery: a dead worker costs minutes, not hours.
     visibility_timeout: int = Field(
-        100,
+        default=100,
         description="seconds before the Redis broker hands an unacknowledged message to "
         "another worker; must exceed countdown_max + link_time_limit + 15",
     )
     countdown_max: float = Field(
-        30.0, description="the longest single countdown; longer waits are taken in hops"
+        default=30.0, description="the longest single countdown; longer waits are taken in hops"
     )
-    link_soft_time_limit: float = 40.0
-    link_time_limit: float = 50.0
+    link_soft_time_limit: float = Field(
+        default=40.0, description="a link's soft time limit, seconds"
+    )
+    link_time_limit: float = Field(default=50.0, description="a link's hard time limit, seconds")
     sweep_interval: float = Field(
-        30.0, description="seconds between the beat sweeper's looks for stalled batches"
+        default=30.0, description="seconds between the beat sweeper's looks for stalled batches"
     )
     stall_seconds: float = Field(
-        300.0, description="a batch without progress this long is re-driven by the sweeper"
+        default=300.0, description="a batch without progress this long is re-driven by the sweeper"
     )
     redis_outage: float = Field(
-        180.0,
-        description="seconds the CLI and the links ride through a Redis outage before giving up",
+        default=180.0,
+        description="seconds the CLI rides through a Redis outage before it gives up",
     )
+
+    def token_check_seconds(self) -> float:
+        """Beat's token check period: as set, else min(margin / 2, 30 s)."""
+        if self.token_check_interval is not None:
+            return self.token_check_interval
+        return max(1.0, min(self.token_refresh_margin / 2, 30.0))
+
+    def credentials(self) -> tuple[str, str]:
+        """The gateway client credentials; the sandbox's own only with RXFLEET_SANDBOX=1."""
+        if self.client_id and self.client_secret is not None:
+            return self.client_id, self.client_secret.get_secret_value()
+        if self.sandbox:
+            return self.client_id or SANDBOX_CLIENT_ID, (
+                self.client_secret.get_secret_value()
+                if self.client_secret is not None
+                else SANDBOX_CLIENT_SECRET
+            )
+        raise ConfigError(
+            "RXFLEET_CLIENT_ID and RXFLEET_CLIENT_SECRET must be set (the gateway's client "
+            "credentials); for the sandbox gateway set RXFLEET_SANDBOX=1"
+        )
 
     def check_delivery(self) -> None:
         """Refuse a configuration where a held message could be redelivered early."""
@@ -178,7 +288,7 @@ def get_settings() -> Settings:
     """The process-wide settings, read from the environment once."""
     global _current
     if _current is None:
-        _current = Settings()  # type: ignore[call-arg]  # values come from the environment
+        _current = Settings()  # values come from the environment
     return _current
 
 

@@ -1,4 +1,4 @@
-"""``rxfleet``: run, enqueue, wait, results, dlq, gateway, token."""
+"""``rxfleet``: run, enqueue, wait, results, dlq, gateway, token, keys."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from collections.abc import Callable, Sequence
 
 import redis
 
-from rxfleet import commands
+from config import get_settings
+from rxfleet import commands, logs
 from rxfleet.errors import ConfigError, InfrastructureError, InputError, RxFleetError
+from rxfleet.guards import check_fleet
 
 log = logging.getLogger("rxfleet")
 
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--scenario", default=None, help="fault-knob scenario (JSON)")
     token = sub.add_parser("token", help="the shared portal token")
     token.add_argument("action", choices=["status"])
+    keys = sub.add_parser("keys", help="fresh PHI keys (and Flower auth) as RXFLEET_* lines")
+    keys.add_argument("action", choices=["generate"])
     return parser
 
 
@@ -87,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        _guard(args.command)
         return _dispatch(args)
     except (InputError, ConfigError) as exc:
         print(f"rxfleet: {exc}", file=sys.stderr)
@@ -105,6 +110,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+#: Commands that never touch a fleet: no production guards.
+UNGUARDED = frozenset({"gateway", "keys"})
+
+
+def _guard(command: str) -> None:
+    """Log filters (scrub last) and format; with a Redis URL, the production guards."""
+    settings = get_settings()
+    logs.configure(settings)
+    if command not in UNGUARDED and settings.redis_url:
+        check_fleet(settings)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": commands.run,
@@ -118,6 +135,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "dlq": commands.dlq,
         "gateway": commands.gateway,
         "token": commands.token,
+        "keys": commands.keys,
     }
     return handlers[args.command](args)
 

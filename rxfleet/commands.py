@@ -32,7 +32,7 @@ from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.gateway.sandbox.server import run_gateway
 from rxfleet.lifecycle import RunPlan
 from rxfleet.output import check_output, write_results
-from rxfleet.phikeys import require_keys, tokenizer, vault
+from rxfleet.phikeys import generated_env, require_keys, tokenizer, vault
 from rxfleet.producer import Ingest, Producer, ProduceResult
 from rxfleet.report import Tally, Waiter, WorkerWatch, progress_bar, quarantined, summary
 from workers import app as app_module
@@ -394,4 +394,11 @@ def token(args: argparse.Namespace) -> int:
         "pause_seconds": round(context.pause().remaining(), 1),
     }
     print(json.dumps(state, indent=2))
+    return EXIT_OK
+
+
+def keys(args: argparse.Namespace) -> int:
+    """``rxfleet keys generate``: fresh settings lines, for an ``.env`` file or a secret store."""
+    for line in generated_env():
+        print(line)
     return EXIT_OK

@@ -17,7 +17,7 @@ from typing import TypeVar
 from config import get_settings
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.links.submit import LocalPause, SubmitContext
-from rxfleet.phikeys import vault
+from rxfleet.phikeys import token_sealer, vault
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.connection import get_redis
 from rxfleet.stores.crosswalk import CrosswalkCache
@@ -55,6 +55,7 @@ def tokens() -> TokenStore:
         settings.key_prefix,
         lock_timeout=settings.token_lock_timeout,
         lock_wait=settings.token_lock_wait,
+        sealer=token_sealer(settings),
     )
 
 

@@ -7,6 +7,7 @@ Every exception the project raises on purpose derives from ``RxFleetError``::
     ├── InputError                  a file cannot be read at all (exit 2, nothing enqueued)
     ├── InfrastructureError         Redis or the fleet cannot do its job (exit 1)
     │   └── RunTimeout              a run did not finish within --timeout
+    ├── LinkFailed                  what a chain link raises across Celery: a code and ids
     ├── RetryableError              worth another try, later
     │   ├── RateLimited             429 from the gateway; carries Retry-After
     │   ├── GatewayUnavailable      503 or other 5xx; may carry Retry-After
@@ -49,6 +50,30 @@ class InfrastructureError(RxFleetError):
 
 class RunTimeout(InfrastructureError):
     """A run did not reach a terminal state for every claim in time."""
+
+
+class LinkFailed(RxFleetError):
+    """A chain link failed; crosses the Celery boundary instead of the original exception.
+
+    Exception text is never trusted (it may quote a value), so this carries only
+    ``code`` (the original exception's class name), the batch's ids (run id,
+    first sequence number, count) and ``ref``, a stable fingerprint of the
+    failure's type and code location (the same bug gives the same ref) that
+    the worker's log line carries too. The arguments are all positional, so
+    Celery's result backend stores them and rebuilds the exception as is.
+    """
+
+    def __init__(self, code: str, run_id: str, first: int, count: int, ref: str = "") -> None:
+        super().__init__(code, run_id, first, count, ref)
+        self.code = code
+        self.run_id = run_id
+        self.first = first
+        self.count = count
+        self.ref = ref
+
+    def __str__(self) -> str:
+        where = f"run {self.run_id}, batch first={self.first} count={self.count}"
+        return f"{self.code} in {where}" + (f" (ref {self.ref})" if self.ref else "")
 
 
 class RetryableError(RxFleetError):

@@ -2,8 +2,8 @@
 
 Sentry is initialised without default PII, without local variables in frames
 and without request bodies; ``scrub_event`` removes anything that could carry a
-claim (extra data, breadcrumb data, messages of PHI-bearing fields) before an
-event leaves the process.
+claim (extra data, breadcrumb data and messages, exception values, log messages,
+frames' variables and source lines) before an event leaves the process.
 """
 
 from __future__ import annotations
@@ -51,22 +51,52 @@ KEPT_CONTEXTS = frozenset({"os", "runtime", "trace", "device"})
 KEPT_TAGS = frozenset({"celery_task_id", "celery_task_name", "celery_task", "run_id", "link"})
 
 
+#: What a stack frame may keep: where it is, never what it held or its source text.
+KEPT_FRAME_KEYS = frozenset({"function", "module", "lineno", "filename", "in_app"})
+WITHHELD = "[withheld]"
+
+
 def scrub_event(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
-    """Keep only what cannot carry a claim (an allowlist: new fields stay out)."""
-    for key in ("extra", "request", "user", "modules"):
+    """Keep only what cannot carry a claim (an allowlist: new fields stay out).
+
+    Exception text is never trusted: exception values, log messages (with their
+    parameters) and breadcrumb messages are withheld; exception types and
+    frames' function, module, file and line stay, so events still group.
+    """
+    for key in ("extra", "request", "user", "modules", "message"):
         event.pop(key, None)
     contexts = event.get("contexts") or {}
     event["contexts"] = {k: v for k, v in contexts.items() if k in KEPT_CONTEXTS}
     tags = event.get("tags") or {}
     event["tags"] = {k: v for k, v in tags.items() if k in KEPT_TAGS}
+    if "logentry" in event:
+        event["logentry"] = {"message": WITHHELD}
     for exception in (event.get("exception") or {}).get("values", []):
-        for frame in (exception.get("stacktrace") or {}).get("frames", []):
-            frame.pop("vars", None)
+        if exception.get("value"):
+            exception["value"] = WITHHELD
+        _scrub_frames(exception.get("stacktrace"))
+    for thread in (event.get("threads") or {}).get("values", []):
+        _scrub_frames(thread.get("stacktrace"))
     for crumb in (event.get("breadcrumbs") or {}).get("values", []):
-        crumb.pop("data", None)
+        _scrub_crumb(crumb)
     return event
 
 
-def scrub_breadcrumb(crumb: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any] | None:
+def _scrub_frames(stacktrace: dict[str, Any] | None) -> None:
+    if not stacktrace:
+        return
+    stacktrace["frames"] = [
+        {k: v for k, v in frame.items() if k in KEPT_FRAME_KEYS}
+        for frame in stacktrace.get("frames") or []
+    ]
+
+
+def _scrub_crumb(crumb: dict[str, Any]) -> None:
     crumb.pop("data", None)
+    if crumb.get("message"):
+        crumb["message"] = WITHHELD
+
+
+def scrub_breadcrumb(crumb: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any] | None:
+    _scrub_crumb(crumb)
     return crumb

@@ -1,33 +1,84 @@
-"""The PHI keys from settings: keyed tokens and the vault cipher."""
+"""The PHI keys from settings: keyed tokens, the vault cipher and the at-rest sealer.
+
+Keys are 32 random bytes in base64 (``rxfleet keys generate``). The vault key
+can be rotated without downtime: put the new key in ``RXFLEET_VAULT_KEY`` and
+the old one in ``RXFLEET_VAULT_KEYS_OLD`` (comma-separated); new blobs are
+sealed under the new key, blobs sealed under a retired key still open.
+"""
 
 from __future__ import annotations
 
+import secrets
+
+from pydantic import SecretStr
+
 from config import Settings
-from rxfleet.claims.phi import PhiTokenizer, VaultCipher, key_bytes
+from rxfleet.claims.phi import (
+    PhiTokenizer,
+    SecretSealer,
+    VaultCipher,
+    generate_key,
+    parse_key,
+)
 from rxfleet.errors import ConfigError
+
+_HOW_TO = "make them with `rxfleet keys generate`"
+
+
+def _key(value: SecretStr | None, name: str) -> bytes:
+    if value is None:
+        raise ConfigError(f"{name} must be set; {_HOW_TO}")
+    return parse_key(value.get_secret_value(), name)
 
 
 def require_keys(settings: Settings) -> None:
-    """Refuse to start without both PHI keys (the embedded mode makes its own)."""
+    """Refuse to start without two good, different PHI keys (embedded mode makes its own)."""
     missing = [
         name
         for name, value in (
             ("RXFLEET_PHI_KEY", settings.phi_key),
             ("RXFLEET_VAULT_KEY", settings.vault_key),
         )
-        if value is None or len(value.get_secret_value()) < 16
+        if value is None or not value.get_secret_value().strip()
     ]
     if missing:
-        raise ConfigError(f"{' and '.join(missing)} must be set (at least 16 characters)")
+        raise ConfigError(f"{' and '.join(missing)} must be set; {_HOW_TO}")
+    phi = _key(settings.phi_key, "RXFLEET_PHI_KEY")
+    current = _key(settings.vault_key, "RXFLEET_VAULT_KEY")
+    if phi == current:
+        raise ConfigError(f"RXFLEET_PHI_KEY and RXFLEET_VAULT_KEY must differ; {_HOW_TO}")
+    _old_vault_keys(settings)
+
+
+def _old_vault_keys(settings: Settings) -> list[bytes]:
+    if settings.vault_keys_old is None:
+        return []
+    texts = [t for t in settings.vault_keys_old.get_secret_value().split(",") if t.strip()]
+    return [
+        parse_key(text, f"RXFLEET_VAULT_KEYS_OLD (entry {i})") for i, text in enumerate(texts, 1)
+    ]
 
 
 def tokenizer(settings: Settings) -> PhiTokenizer:
     require_keys(settings)
-    assert settings.phi_key is not None
-    return PhiTokenizer(key_bytes(settings.phi_key.get_secret_value()))
+    return PhiTokenizer(_key(settings.phi_key, "RXFLEET_PHI_KEY"))
 
 
 def vault(settings: Settings) -> VaultCipher:
     require_keys(settings)
-    assert settings.vault_key is not None
-    return VaultCipher(key_bytes(settings.vault_key.get_secret_value()))
+    return VaultCipher(_key(settings.vault_key, "RXFLEET_VAULT_KEY"), _old_vault_keys(settings))
+
+
+def token_sealer(settings: Settings) -> SecretSealer:
+    """Seals the portal's bearer token at rest, under its own subkey of the vault key."""
+    require_keys(settings)
+    return SecretSealer(_key(settings.vault_key, "RXFLEET_VAULT_KEY"))
+
+
+def generated_env() -> list[str]:
+    """Fresh settings lines for a new fleet: both PHI keys and Flower's basic auth."""
+    return [
+        f"RXFLEET_PHI_KEY={generate_key()}",
+        f"RXFLEET_VAULT_KEY={generate_key()}",
+        f"RXFLEET_FLOWER_AUTH=operator:{secrets.token_urlsafe(18)}",
+    ]

@@ -7,7 +7,8 @@ from rxfleet import context
 from workers.app import app
 
 
-@app.task(ignore_result=True)
+@app.task(ignore_result=True, send_events=False)
 def refresh_token() -> bool:
+    """Rotate the token when less than its margin is left (no result, no task events)."""
     margin = get_settings().token_refresh_margin
     return context.tokens().refresh_if_due(context.gateway_client(), margin)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Task
+from celery.exceptions import TaskPredicate
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import get_settings
+from rxfleet import logs
+from rxfleet.errors import LinkFailed
+
+log = logging.getLogger("rxfleet.task")
 
 #: What a link that touches Redis retries on: Redis itself going away.
 REDIS_OUTAGE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
@@ -35,3 +41,42 @@ class FleetTask(Task):  # type: ignore[type-arg]
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         get_settings()  # fail fast on broken settings, before any work
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the link with its ids in the log context; no exception text crosses Celery.
+
+        Celery's own control flow (retry, ignore, reject) passes through. Any other
+        exception becomes ``LinkFailed``: its class name as the code, the batch's
+        ids, and a fingerprint; it is raised outside the ``except`` block, so the
+        original is not chained into the result backend, Sentry or a log. The
+        log line names the type and the fingerprint, never the message.
+        """
+        ids = _batch_ids(args)
+        request = self.request
+        with logs.bind(**ids, task_id=request.id, trace_id=request.root_id or request.id):
+            try:
+                return super().__call__(*args, **kwargs)
+            except (TaskPredicate, LinkFailed):
+                raise
+            except Exception as exc:
+                failure = LinkFailed(
+                    type(exc).__name__,
+                    str(ids.get("run_id", "?")),
+                    int(ids.get("batch", -1)),
+                    int(ids.get("count", 0)),
+                    logs.fingerprint(exc),
+                )
+            log.error("link %s failed: %s (ref %s)", self.name, failure.code, failure.ref)
+            raise failure
+
+
+def _batch_ids(args: tuple[Any, ...]) -> dict[str, Any]:
+    """run_id, batch (first sequence number) and count from a link's arguments."""
+    if (
+        len(args) >= 3
+        and isinstance(args[0], str)
+        and isinstance(args[1], int)
+        and isinstance(args[2], int)
+    ):
+        return {"run_id": args[0], "batch": args[1], "count": args[2]}
+    return {}

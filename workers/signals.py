@@ -1,17 +1,19 @@
-"""Signal hooks: logging, Sentry, per-process state, and the no-PHI guard rails."""
+"""Signal hooks: logging, Sentry, per-process state, and the guard rails (no PHI, no
+sandbox settings mixed with real ones, no fleet without keys)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
-from celery.signals import beat_init, worker_init, worker_process_init
+from celery.signals import after_setup_logger, beat_init, worker_init, worker_process_init
 
 from config import get_settings
-from rxfleet import context
+from rxfleet import context, logs
 from rxfleet.errors import ConfigError
+from rxfleet.guards import check_fleet
 from rxfleet.observability import init_sentry
-from rxfleet.phikeys import require_keys
 from rxfleet.stores.connection import forget_clients
 
 log = logging.getLogger("rxfleet.worker")
@@ -22,24 +24,36 @@ def connect_signals() -> None:
     worker_init.connect(_on_worker_init, weak=False)
     beat_init.connect(_on_beat_init, weak=False)
     worker_process_init.connect(_on_worker_process_init, weak=False)
+    after_setup_logger.connect(_on_setup_logger, weak=False)
 
 
 def _on_worker_init(**_: Any) -> None:
     settings = get_settings()
+    logs.configure(settings)
     try:
-        settings.redis_url_or_raise()
-        require_keys(settings)  # CONTRACT section 2: with a real Redis, no keys, no fleet
+        check_fleet(settings)  # Redis, keys, and real settings unless RXFLEET_SANDBOX=1
     except ConfigError as exc:
         # Celery logs and swallows a receiver's exceptions; SystemExit stops the worker.
-        log.critical("rxfleet: %s", exc)
+        log.critical("rxfleet: %s", str(exc))  # our own message: setting names, no values
         raise SystemExit(f"rxfleet: {exc}") from None
     init_sentry(settings)
     log.info("worker ready: queues %s and %s", settings.queue_cpu, settings.queue_gateway)
 
 
-def _on_beat_init(**_: Any) -> None:
+def _on_setup_logger(logger: logging.Logger | None = None, **_: Any) -> None:
+    """Celery set up the root logger's handlers: filters (scrub last) and format on them."""
+    logs.configure(get_settings(), logger)
+
+
+def _on_beat_init(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
     settings.redis_url_or_raise()
+    logs.configure(settings)
+    if sender is not None and threading.current_thread() is threading.main_thread():
+        # `celery beat` only sends the token check: no task-sent events, so Flower's
+        # task list shows claims' batches only. (The embedded beat thread shares the
+        # producer's app and leaves its events alone.)
+        sender.app.conf.task_send_sent_event = False
     init_sentry(settings)
 
 

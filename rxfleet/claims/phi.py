@@ -1,12 +1,19 @@
-"""PHI handling: keyed tokens and the encrypted vault's sealing.
+"""PHI handling: the keys, keyed tokens and the encrypted vault's sealing.
 
+* Keys are 32 random bytes, written as base64 (``rxfleet keys generate`` prints
+  fresh ones). ``parse_key`` refuses anything shorter, longer or visibly not
+  random. Every use gets its own subkey, derived with HKDF-SHA-256 under a
+  purpose label, so one key never serves two algorithms.
 * ``PhiTokenizer`` turns a PHI value into a keyed token (HMAC-SHA-256): the same
   value gives the same token across runs and batches under one key, so results
   can be reconciled, but a token cannot be reversed or brute-forced without the
   key (plain hashes of member IDs can).
 * ``VaultCipher`` seals a claim's PHI fields with AES-256-GCM for the vault in
   Redis. The associated data binds a sealed blob to its run and record, so a
-  blob moved to another claim fails to open.
+  blob moved to another claim fails to open. Each blob starts with the id of
+  the key that sealed it (``kid.`` then base64); retired keys still open their
+  blobs, so the vault key can be rotated without downtime.
+* ``SecretSealer`` seals one short secret at rest (the portal's bearer token).
 
 Nothing here logs or returns a raw value inside an error message.
 """
@@ -14,26 +21,79 @@ Nothing here logs or returns a raw value inside an error message.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from rxfleet.errors import ConfigError
 
 TOKEN_PREFIX = "pt_"
+KEY_BYTES = 32
+#: 32 random bytes have about 30 distinct values; fewer than this is not random.
+MIN_DISTINCT_BYTES = 16
 _NONCE_BYTES = 12
+_HOW_TO = "make one with `rxfleet keys generate`"
+
+#: HKDF purpose labels: one subkey per use of a key.
+PURPOSE_VAULT = "vault-aes-gcm"
+PURPOSE_KEY_ID = "vault-key-id"
+PURPOSE_PHI_TOKEN = "phi-token-hmac"
+PURPOSE_PORTAL_TOKEN = "portal-token-aes-gcm"
+
+
+def generate_key() -> str:
+    """A fresh key: 32 random bytes, urlsafe base64."""
+    return base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).decode("ascii")
+
+
+def parse_key(text: str, name: str) -> bytes:
+    """The 32 bytes of a base64 key (standard or urlsafe alphabet), or a ConfigError."""
+    cleaned = text.strip()
+    padded = cleaned + "=" * (-len(cleaned) % 4)
+    try:
+        alphabet = padded.replace("-", "+").replace("_", "/")
+        raw = base64.b64decode(alphabet, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != KEY_BYTES:
+        raise ConfigError(f"{name} must be {KEY_BYTES} random bytes in base64; {_HOW_TO}")
+    if len(set(raw)) < MIN_DISTINCT_BYTES:
+        raise ConfigError(f"{name} is weak (not random bytes); {_HOW_TO}")
+    return raw
+
+
+def derive(key: bytes, purpose: str) -> bytes:
+    """A 32-byte subkey of ``key`` for one ``purpose`` (HKDF-SHA-256)."""
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"rxfleet/" + purpose.encode()
+    )
+    return hkdf.derive(key)
+
+
+def key_id(key: bytes) -> str:
+    """The public id of a vault key: 8 hex digits, from its own HKDF subkey."""
+    return hashlib.sha256(derive(key, PURPOSE_KEY_ID)).hexdigest()[:8]
+
+
+def _check_length(key: bytes, what: str) -> None:
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"the {what} key must be {KEY_BYTES} bytes")
 
 
 class PhiTokenizer:
     """Keyed, deterministic tokens for PHI values."""
 
     def __init__(self, key: bytes) -> None:
-        if len(key) < 16:
-            raise ValueError("the PHI key must be at least 16 bytes")
-        self._key = key
+        _check_length(key, "PHI")
+        self._key = derive(key, PURPOSE_PHI_TOKEN)
 
     def token(self, value: str, *, kind: str = "cardholder_id") -> str:
         """The token of ``value`` (whitespace-trimmed, case kept)."""
@@ -43,31 +103,65 @@ class PhiTokenizer:
 
 
 class VaultCipher:
-    """AES-256-GCM sealing of a claim's PHI fields."""
+    """AES-256-GCM sealing of a claim's PHI fields, under a current and retired keys."""
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) < 16:
-            raise ValueError("the vault key must be at least 16 bytes")
-        self._aead = AESGCM(hashlib.sha256(b"rxfleet-vault\x00" + key).digest())
+    def __init__(self, key: bytes, old: Iterable[bytes] = ()) -> None:
+        _check_length(key, "vault")
+        self.kid = key_id(key)
+        self._current = AESGCM(derive(key, PURPOSE_VAULT))
+        self._by_kid = {self.kid: self._current}
+        for retired in old:
+            _check_length(retired, "retired vault")
+            self._by_kid.setdefault(key_id(retired), AESGCM(derive(retired, PURPOSE_VAULT)))
 
     def seal(self, fields: Mapping[str, str | None], *, context: str) -> str:
-        """Encrypt ``fields`` for the record named by ``context``."""
+        """Encrypt ``fields`` for the record named by ``context``: ``kid.base64``."""
         nonce = os.urandom(_NONCE_BYTES)
         plain = json.dumps(dict(fields), separators=(",", ":")).encode()
-        sealed = nonce + self._aead.encrypt(nonce, plain, context.encode())
-        return base64.b64encode(sealed).decode("ascii")
+        sealed = nonce + self._current.encrypt(nonce, plain, context.encode())
+        return f"{self.kid}.{base64.b64encode(sealed).decode('ascii')}"
 
     def open(self, blob: str, *, context: str) -> dict[str, str | None]:
         """Decrypt a blob sealed for ``context``; ValueError if it is not one."""
-        raw = base64.b64decode(blob)
+        kid, dot, body = blob.partition(".")
+        aead = self._by_kid.get(kid) if dot else None
+        if aead is None:
+            raise ValueError(
+                "vault blob does not open: sealed under an unknown key id; "
+                "list retired keys in RXFLEET_VAULT_KEYS_OLD"
+            )
         try:
-            plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context.encode())
-        except InvalidTag as exc:
+            raw = base64.b64decode(body, validate=True)
+            plain = aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context.encode())
+        except (InvalidTag, binascii.Error, ValueError) as exc:
             raise ValueError("vault blob does not open under this key and context") from exc
         opened: dict[str, str | None] = json.loads(plain)
         return opened
 
 
-def key_bytes(secret: str) -> bytes:
-    """Key material from a configured secret string."""
-    return secret.encode("utf-8")
+class SecretSealer:
+    """AES-256-GCM for one secret at rest (the bearer token), under a subkey of the vault key.
+
+    ``digest`` is a keyed fingerprint of the secret, for compare-and-delete
+    without opening (sealing is randomized).
+    """
+
+    def __init__(self, key: bytes, purpose: str = PURPOSE_PORTAL_TOKEN) -> None:
+        _check_length(key, "vault")
+        self._aead = AESGCM(derive(key, purpose))
+        self._mac = derive(key, purpose + "/digest")
+
+    def seal(self, secret: str) -> str:
+        nonce = os.urandom(_NONCE_BYTES)
+        return base64.b64encode(nonce + self._aead.encrypt(nonce, secret.encode(), None)).decode()
+
+    def open(self, sealed: str) -> str | None:
+        """The secret, or None when it was sealed under another key (or is not sealed)."""
+        try:
+            raw = base64.b64decode(sealed, validate=True)
+            return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], None).decode()
+        except (InvalidTag, binascii.Error, ValueError):
+            return None
+
+    def digest(self, secret: str) -> str:
+        return hmac.new(self._mac, secret.encode(), hashlib.sha256).hexdigest()

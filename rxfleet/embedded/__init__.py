@@ -3,23 +3,23 @@
 With no ``RXFLEET_REDIS_URL``, ``rxfleet run`` starts a private Redis-compatible
 server, a private PostgreSQL (the system of record; unless
 ``RXFLEET_DATABASE_URL`` names one) and the sandbox gateway (unless a gateway
-URL is configured), makes
-ephemeral PHI keys when none are set, and points the process's settings at
-them; the CLI then starts an in-process worker and beat (``workers.inprocess``)
-and runs exactly the production code paths.
+URL is configured), makes ephemeral PHI keys when none are set (32 random bytes
+each), turns the sandbox mode on (its client credentials) and points the
+process's settings at them; the CLI then starts an in-process worker and beat
+(``workers.inprocess``) and runs exactly the production code paths.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
 from pydantic import SecretStr
 
 from config import Settings, configure, get_settings
+from rxfleet.claims.phi import generate_key
 from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis
 from rxfleet.gateway.sandbox.server import SandboxGateway
@@ -31,9 +31,9 @@ log = logging.getLogger("rxfleet.embedded")
 def _ephemeral_keys(settings: Settings) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if settings.phi_key is None:
-        overrides["phi_key"] = SecretStr(secrets.token_urlsafe(32))
+        overrides["phi_key"] = SecretStr(generate_key())
     if settings.vault_key is None:
-        overrides["vault_key"] = SecretStr(secrets.token_urlsafe(32))
+        overrides["vault_key"] = SecretStr(generate_key())
     if overrides:
         log.warning(
             "embedded mode: no RXFLEET_PHI_KEY/RXFLEET_VAULT_KEY set; using ephemeral keys "
@@ -75,7 +75,8 @@ def embedded_services() -> Iterator[Settings]:
     try:
         with _database(base) as database, _sandbox(base) as gateway:
             keys = _ephemeral_keys(base)
-            yield configure(redis_url=server.url, **database, **gateway, **keys)
+            # Embedded mode is the sandbox: its client credentials are the defaults.
+            yield configure(redis_url=server.url, sandbox=True, **database, **gateway, **keys)
     finally:
         forget_clients()
         server.stop()
@@ -84,4 +85,5 @@ def embedded_services() -> Iterator[Settings]:
             database_url=base.database_url,
             gateway_url=base.gateway_url,
             token_url=base.token_url,
+            sandbox=base.sandbox,
         )

@@ -1,4 +1,4 @@
-"""The gateway client: CONTRACT section 5 over one ``requests.Session``.
+"""The gateway client: the PBM gateway's protocol over one ``requests.Session``.
 
 Celery-free and Redis-free: it fetches a token and submits one claim, and turns
 every transport or HTTP failure into ``rxfleet.errors``:
@@ -172,10 +172,11 @@ class GatewayClient:
     def fetch_token(self) -> TokenGrant:
         """A new token by client credentials, form-encoded (RFC 6749 section 4.4)."""
         url = _required(self.settings.token_url, "RXFLEET_TOKEN_URL")
+        client_id, client_secret = self.settings.credentials()
         form = {
             "grant_type": "client_credentials",
-            "client_id": self.settings.client_id,
-            "client_secret": self.settings.client_secret.get_secret_value(),
+            "client_id": client_id,
+            "client_secret": client_secret,
         }
         if self.settings.scope:
             form["scope"] = self.settings.scope
@@ -214,7 +215,7 @@ class GatewayClient:
         claim_id = str(body.get("claim_id") or idempotency_key)
         headers = {
             "Authorization": f"Bearer {token}",
-            "X-PBM-Client-ID": self.settings.client_id,
+            "X-PBM-Client-ID": self.settings.credentials()[0],
             "X-Adjudication-Session-TTL": str(max(0, int(session_ttl))),
             "Idempotency-Key": idempotency_key,
             "Content-Type": "application/json",
@@ -275,7 +276,7 @@ def _encode(body: Mapping[str, Any], claim_id: str) -> bytes:
 
 
 def _json_default(value: object) -> object:
-    """Dates as ISO 8601 and decimals as numbers (CONTRACT section 5)."""
+    """Dates as ISO 8601 and decimals as numbers (the gateway's claim body)."""
     if isinstance(value, date | datetime):
         return value.isoformat()
     if isinstance(value, Decimal):

@@ -10,6 +10,10 @@ The token lives in a hash: ``access_token``, ``expires_at`` (epoch seconds),
   process stored a newer token, the late write is refused (no stale overwrite).
 * A worker that got 401 invalidates exactly the token it used
   (compare-and-delete), so a newer token stored meanwhile survives.
+* At rest the token is sealed (AES-256-GCM under an HKDF subkey of the vault
+  key, ``rxfleet.phikeys.token_sealer``) and opened on read; compare-and-delete
+  compares a keyed digest (``token_digest``). A token that no longer opens (the
+  vault key was rotated) counts as missing: the next reader rotates it.
 """
 
 from __future__ import annotations
@@ -31,13 +35,14 @@ if (current or '0') ~= ARGV[1] and redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'access_token', ARGV[2], 'expires_at', ARGV[3],
-           'version', ARGV[4], 'fetched_at', ARGV[5], 'lifetime', ARGV[6])
+           'version', ARGV[4], 'fetched_at', ARGV[5], 'lifetime', ARGV[6],
+           'token_digest', ARGV[7])
 return 1
 """
 
 _DELETE_IF_TOKEN = """
-if redis.call('HGET', KEYS[1], 'access_token') == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'access_token')
+if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'access_token', 'token_digest')
   redis.call('HSET', KEYS[1], 'expires_at', '0')
   return 1
 end
@@ -49,6 +54,16 @@ class TokenSource(Protocol):
     """What fetches a fresh token: the gateway client's ``fetch_token``."""
 
     def fetch_token(self) -> _Grant: ...
+
+
+class Sealer(Protocol):
+    """Seals the token at rest: ``rxfleet.claims.phi.SecretSealer``."""
+
+    def seal(self, secret: str) -> str: ...
+
+    def open(self, sealed: str) -> str | None: ...
+
+    def digest(self, secret: str) -> str: ...
 
 
 class _Grant(Protocol):
@@ -76,6 +91,8 @@ class TokenStore:
     prefix: str = "rx"
     lock_timeout: float = 30.0
     lock_wait: float = 20.0
+    #: None stores the token in clear (unit tests only); the fleet always passes one.
+    sealer: Sealer | None = None
 
     _store_if_version_script: Any = field(init=False, repr=False)
     _delete_if_token: Any = field(init=False, repr=False)
@@ -101,8 +118,11 @@ class TokenStore:
         raw = as_dict(self.client.hgetall(self.key))
         if "access_token" not in raw:
             return None
+        value = self._open(raw["access_token"])
+        if value is None:
+            return None
         token = Token(
-            raw["access_token"],
+            value,
             float(raw["expires_at"]),
             int(raw["version"]),
             float(raw.get("lifetime", 0.0)),
@@ -151,18 +171,28 @@ class TokenStore:
     def _store_if_version(self, seen: str, token: Token) -> bool:
         args = [
             seen,
-            token.value,
+            self.sealer.seal(token.value) if self.sealer else token.value,
             repr(token.expires_at),
             str(token.version),
             repr(time.time()),
             repr(token.lifetime),
+            self._digest(token.value),
         ]
         return bool(self._store_if_version_script(keys=[self.key], args=args))
 
     def invalidate(self, used: str, reason: str) -> bool:
         """Drop the token only if it is still the one we used; count why."""
         self._count(f"auth_{reason}")
-        return bool(self._delete_if_token(keys=[self.key], args=[used]))
+        if self.sealer is None:
+            return bool(self._delete_if_token(keys=[self.key], args=[used, "access_token"]))
+        args = [self._digest(used), "token_digest"]
+        return bool(self._delete_if_token(keys=[self.key], args=args))
+
+    def _open(self, stored: str) -> str | None:
+        return self.sealer.open(stored) if self.sealer else stored
+
+    def _digest(self, value: str) -> str:
+        return self.sealer.digest(value) if self.sealer else ""
 
     def refresh_if_due(self, source: TokenSource, margin: float) -> bool:
         """The beat's job: rotate when less than the margin is left.

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "claims.jsonl"
 KEYS = {
-    "RXFLEET_PHI_KEY": "cli-phi-key-0123456789abc",
-    "RXFLEET_VAULT_KEY": "cli-vault-key-0123456789a",
+    "RXFLEET_PHI_KEY": "MqWQaPf242g2l9pHl8x4z84teXxRLVBUyGuS7QchdJo=",
+    "RXFLEET_VAULT_KEY": "eBwJuH20a2QmEY1MBkjfyNX10WEW1aUgQJq_mJ9VyTE=",
+    "RXFLEET_SANDBOX": "1",  # the sandbox gateway: its credentials, plain HTTP on this host
 }
 
 

@@ -29,9 +29,14 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "claims.jsonl"
 KEYS = {
-    "RXFLEET_PHI_KEY": "procfile-phi-key-0123456789",
-    "RXFLEET_VAULT_KEY": "procfile-vault-0123456789",
+    "RXFLEET_PHI_KEY": "eK09WsMDiwI_lKijBkFoEuUTk91iiBfdAUBoWrFKhj4=",
+    "RXFLEET_VAULT_KEY": "7xCM4K5_0dIO-daz0wJd-bwJLHv3CKlE65DB11q5Xpk=",
+    "RXFLEET_SANDBOX": "1",  # README "Running a fleet": the Procfile's sandbox fleet
+    "RXFLEET_FLOWER_AUTH": "operator:procfile-test-password",
 }
+
+
+FLOWER_AUTH = ("operator", "procfile-test-password")
 
 
 def procfile() -> dict[str, str]:
@@ -75,7 +80,6 @@ def processes(
     )
     flower = free_port()
     env["RXFLEET_FLOWER_PORT"] = str(flower)
-    env["FLOWER_UNAUTHENTICATED_API"] = "true"  # the test reads Flower's task API
     lines = procfile()
     started = []
     for name in ("gateway", "cpu", "submit", "beat", "flower"):
@@ -92,7 +96,7 @@ def processes(
     try:
         _wait_http(gateway)
         _wait_workers(redis_server.url, env, 2)
-        _wait_http(f"http://127.0.0.1:{flower}", path="/api/workers")
+        _wait_http(f"http://127.0.0.1:{flower}", path="/api/workers", auth=FLOWER_AUTH)
         yield {"env": json.dumps(env), "tmp": str(tmp), "flower": f"http://127.0.0.1:{flower}"}
     finally:
         for proc, _ in started:
@@ -106,11 +110,16 @@ def processes(
             log.close()
 
 
-def _wait_http(url: str, timeout: float = 30, path: str = "/v1/_sandbox/stats") -> None:
+def _wait_http(
+    url: str,
+    timeout: float = 30,
+    path: str = "/v1/_sandbox/stats",
+    auth: tuple[str, str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if requests.get(url + path, timeout=1).status_code == 200:
+            if requests.get(url + path, timeout=1, auth=auth).status_code == 200:
                 return
         except requests.ConnectionError:
             time.sleep(0.1)
@@ -199,12 +208,35 @@ def test_procfile_fleet_matches_embedded_and_leaks_no_phi(
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     assert client.dbsize() > 10
     assert leaks(dump_values(client), raw) == set()
-    flower = requests.get(processes["flower"] + "/api/tasks", timeout=30)
+    assert requests.get(processes["flower"] + "/api/tasks", timeout=30).status_code == 401
+    flower = requests.get(processes["flower"] + "/api/tasks", timeout=30, auth=FLOWER_AUTH)
     assert flower.status_code == 200
     tasks = flower.json()
     assert len(tasks) >= 5 * 2, "Flower saw no tasks: the scan below would prove nothing"
     assert any("submit" in str(t.get("name")) for t in tasks.values())
+    assert not any("refresh_token" in str(t.get("name")) for t in tasks.values())
     assert leaks([flower.text], raw) == set()
     logs = [p.read_text() for p in Path(processes["tmp"]).glob("*.log")]
     assert any("succeeded" in text for text in logs), "worker logs captured nothing"
     assert leaks([*logs, fleet.stdout, fleet.stderr], raw) == set()
+
+
+def test_flower_line_refuses_to_start_without_auth(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    env.pop("RXFLEET_FLOWER_AUTH")
+    done = subprocess.run(
+        ["bash", "-c", f"exec {procfile()['flower']}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "RXFLEET_FLOWER_AUTH=user:password" in done.stderr
+
+
+def test_procfile_flower_is_local_and_worker_names_are_unique() -> None:
+    lines = procfile()
+    assert "--address=127.0.0.1" in lines["flower"] and "--basic-auth=" in lines["flower"]
+    assert "${PORT" in lines["submit"] and "${PORT" in lines["cpu"]

@@ -33,6 +33,7 @@ def fleet(pg_server: LocalPostgres) -> Iterator[Fleet]:
         token_url=gateway.token_url,
         phi_key=SecretStr(PHI_KEY),
         vault_key=SecretStr(VAULT_KEY),
+        sandbox=True,
         backoff_base=0.2,
         backoff_cap=1.0,
         submit_max_retries=4,

@@ -10,7 +10,7 @@ import redis
 
 from config import Settings
 from rxfleet import context
-from rxfleet.claims.phi import PhiTokenizer, key_bytes
+from rxfleet.claims.phi import PhiTokenizer, parse_key
 from rxfleet.embedded.redis_server import LocalRedis
 from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.gateway.sandbox.scenario import Scenario
@@ -24,8 +24,8 @@ from rxfleet.stores.database import Database
 from rxfleet.stores.runs import RunStore
 from workers.pipeline import send_batch
 
-PHI_KEY = "test-phi-key-0123456789abcdef"
-VAULT_KEY = "test-vault-key-0123456789abcdef"
+PHI_KEY = "Ez534Ppe_EH8r2znqocUiZlX6oFcbOUltJ7nbtkNu8Y="
+VAULT_KEY = "LF0KGcb_Y2PQF3OV5jMhozMRdhtUcmJjHfTJ-4qmo_Y="
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "samples" / "claims.jsonl"
 
@@ -92,4 +92,4 @@ class Fleet:
 
 
 def phi_tokenizer() -> PhiTokenizer:
-    return PhiTokenizer(key_bytes(PHI_KEY))
+    return PhiTokenizer(parse_key(PHI_KEY, "RXFLEET_PHI_KEY"))

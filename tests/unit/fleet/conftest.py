@@ -5,6 +5,7 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
+from rxfleet.claims.phi import SecretSealer
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
@@ -23,7 +24,7 @@ def runs(fake: fakeredis.FakeRedis) -> RunStore:
 
 @pytest.fixture
 def tokens(fake: fakeredis.FakeRedis) -> TokenStore:
-    return TokenStore(fake, "t", lock_timeout=2, lock_wait=2)
+    return TokenStore(fake, "t", lock_timeout=2, lock_wait=2, sealer=SecretSealer(bytes(range(32))))
 
 
 @pytest.fixture

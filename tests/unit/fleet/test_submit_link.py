@@ -19,7 +19,7 @@ from rxfleet.stores.routes import RouteMemo, RouteState
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
 
-CIPHER = VaultCipher(b"unit-test-vault-key-0123456789")
+CIPHER = VaultCipher(bytes(range(32)))
 
 
 @dataclass
@@ -206,7 +206,7 @@ def test_404_is_remembered_per_bin_pcn(runs: RunStore, tokens: TokenStore) -> No
 
 @pytest.mark.parametrize("failures", [0, 3, 10])
 def test_backoff_without_retry_after_is_full_jitter_under_the_cap(failures: int) -> None:
-    settings = Settings(backoff_base=1.0, backoff_cap=8.0)  # type: ignore[call-arg]
+    settings = Settings(backoff_base=1.0, backoff_cap=8.0)
     delays = [retry_delay(settings, GatewayTimeout("t"), failures) for _ in range(200)]
     ceiling = min(8.0, 2.0**failures)
     assert all(0 <= d <= ceiling for d in delays) and max(delays) > ceiling / 2

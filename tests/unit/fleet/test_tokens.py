@@ -103,3 +103,21 @@ def test_the_version_counts_every_rotation_across_invalidations(tokens: TokenSto
         token = tokens.ensure(source)
         tokens.invalidate(token.value, "REJ_001")
     assert tokens.ensure(source).version == 4 and source.calls == 4
+
+
+def test_the_token_is_sealed_at_rest(tokens: TokenStore) -> None:
+    import fakeredis
+
+    from rxfleet.claims.phi import SecretSealer
+
+    token = tokens.ensure(CountingSource())
+    client = tokens.client
+    assert isinstance(client, fakeredis.FakeRedis)
+    stored = "".join(f"{k!s}={v!s}" for k, v in client.hgetall(tokens.key).items())
+    assert token.value not in stored and "token_digest" in stored
+    assert tokens.current() == token  # opened on read
+    # After a vault key rotation the stored token no longer opens: it is missing.
+    rotated = TokenStore(client, tokens.prefix, sealer=SecretSealer(bytes(range(50, 82))))
+    assert rotated.current() is None
+    assert rotated.ensure(CountingSource()).value == "token-1"
+    assert rotated.invalidate("token-1", "REJ_001") is True
