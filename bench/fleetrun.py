@@ -81,6 +81,7 @@ class FleetOptions:
     submit_concurrency: int | None = None
     batch_size: int | None = None
     profile: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # more RXFLEET_* settings for the fleet
 
 
 def run_fleet(box: Sandbox, claims: ClaimSet, tmp: Path, options: FleetOptions) -> FleetRun:
@@ -88,6 +89,7 @@ def run_fleet(box: Sandbox, claims: ClaimSet, tmp: Path, options: FleetOptions) 
     keys = claims.write_jsonl(source, "fleet-")
     concurrency = options.submit_concurrency
     extra = {"RXFLEET_SUBMIT_CONCURRENCY": str(concurrency)} if concurrency else {}
+    extra.update(options.env)
     box.reset()  # before the fleet starts: its first token must stay valid
     with procfile_fleet(gateway_url=box.url, extra_env=extra) as fleet:
         client = redis.Redis.from_url(fleet.redis_url)

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from rxfleet.embedded.postgres_server import LocalPostgres  # noqa: E402
 from rxfleet.embedded.redis_server import LocalRedis, free_port  # noqa: E402
 
 KEYS = {
@@ -108,11 +109,13 @@ def procfile_fleet(
     ``gateway_url``, only). ``extra_env``: more RXFLEET_* settings for every process.
     """
     server = LocalRedis(binary=shutil.which("redis-server")).start()
+    database = LocalPostgres().start()
     port = free_port()
     gateway = gateway_url or f"http://127.0.0.1:{port}"
     tmp = Path(tempfile.mkdtemp(prefix="rxfleet-bench-"))
     env = base_env(
         RXFLEET_REDIS_URL=server.url,
+        RXFLEET_DATABASE_URL=database.url,
         RXFLEET_GATEWAY_URL=gateway,
         RXFLEET_TOKEN_URL=f"{gateway}/oauth2/token",
         RXFLEET_SANDBOX_PORT=str(port),
@@ -137,4 +140,5 @@ def procfile_fleet(
         for name in list(fleet.procs):
             fleet.stop(name)
         server.stop()
+        database.stop()
         shutil.rmtree(tmp, ignore_errors=True)

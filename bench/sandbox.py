@@ -89,9 +89,9 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def _command(backlog: int) -> list[str]:
-    if backlog <= 0:
-        return [sys.executable, "-m", "rxfleet.cli", "gateway"]
-    return [sys.executable, str(Path(__file__).with_name("sandbox_main.py")), str(backlog)]
+    """The stock ``rxfleet gateway`` (its listen backlog is 256: ``backlog`` is kept for
+    the command line's sake)."""
+    return [sys.executable, "-m", "rxfleet.cli", "gateway"]
 
 
 @contextmanager

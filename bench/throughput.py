@@ -35,9 +35,8 @@ Figures:
 * ``--profile``: py-spy samples the submit worker during the 0 ms fleet run; the
   top frames by own samples (leaf) and by inclusive samples.
 
-The sandbox is ``rxfleet gateway`` run through bench/sandbox_main.py with a listen
-backlog of 128 (``--gateway-backlog``; 0 = stock, whose listen(5) makes seed 003's
-burst of 100 connects time out). The run fails (exit 1) when any exactly-once check does.
+The sandbox is the stock ``rxfleet gateway`` (listen backlog 256, so seed 003's
+burst of connections is accepted). The run fails (exit 1) when any exactly-once check does.
 
 Everything runs on 127.0.0.1 free ports in private temp directories and is stopped
 on exit, Ctrl-C or failure. Memory figures: bench/memory.py.
@@ -87,6 +86,13 @@ def parse_args() -> argparse.Namespace:
         "--fleet-batch-size", type=int, default=None, help="rxfleet run --batch-size"
     )
     parser.add_argument("--contenders", default=",".join(ALL))
+    parser.add_argument(
+        "--fleet-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an RXFLEET_* setting for the fleet's processes (repeatable)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the 0 ms submit worker")
     backlog = "sandbox listen backlog (0: stock `rxfleet gateway`, listen(5))"
     parser.add_argument("--gateway-backlog", type=int, default=128, help=backlog)
@@ -112,7 +118,8 @@ def run_contender(name: str, box: Sandbox, claims: ClaimSet, threads: int) -> di
 
 def fleet_options(args: argparse.Namespace, latency: float) -> FleetOptions:
     profile = args.profile and latency == 0
-    return FleetOptions(args.submit_concurrency, args.fleet_batch_size, profile)
+    env = dict(item.split("=", 1) for item in args.fleet_env)
+    return FleetOptions(args.submit_concurrency, args.fleet_batch_size, profile, env)
 
 
 def one_latency(latency: float, args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:

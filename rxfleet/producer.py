@@ -168,7 +168,10 @@ class Producer:
         if todo or self._boundary(first):
             self._wait_for_room()
             self.runs.register_batch(self.run_id, first, len(batch))
-            result.enqueued += self.runs.add(self.run_id, [w for w, _ in todo], _blobs(todo))
+            works, resuming = [w for w, _ in todo], self.resume_from is not None
+            result.enqueued += self.runs.add(
+                self.run_id, works, _blobs(todo), only_missing=resuming
+            )
             self.send(self.run_id, first, len(batch))
         result.batches += 1
         result.total = first + len(batch)

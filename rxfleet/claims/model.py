@@ -7,6 +7,7 @@ producer seals them into the vault and the claim carries ``patient_token``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
@@ -42,9 +43,22 @@ class Claim(BaseModel):
 
     def gateway_fields(self) -> dict[str, Any]:
         """Canonical fields for the gateway body: NDC-11, JSON numbers, ISO dates."""
-        body = self.model_dump(mode="json", exclude={"ndc11", "patient_token"}, exclude_none=True)
-        body["ndc"] = self.ndc11
-        for name in ("quantity_dispensed", "ingredient_cost_submitted", "usual_and_customary"):
-            if name in body:
-                body[name] = float(body[name])
-        return body
+        return gateway_body(self.model_dump(mode="json"))
+
+
+#: Fields the fleet keeps that the gateway is not sent; amounts sent as JSON numbers.
+_NOT_SENT = frozenset({"ndc11", "patient_token"})
+_NUMBERS = ("quantity_dispensed", "ingredient_cost_submitted", "usual_and_customary")
+
+
+def gateway_body(claim: Mapping[str, Any]) -> dict[str, Any]:
+    """The gateway body of a validated claim in its JSON form (``model_dump(mode="json")``).
+
+    No model is rebuilt: the submit link calls this for every claim it sends.
+    """
+    body = {k: v for k, v in claim.items() if v is not None and k not in _NOT_SENT}
+    body["ndc"] = claim["ndc11"]
+    for name in _NUMBERS:
+        if name in body:
+            body[name] = float(body[name])
+    return body

@@ -30,7 +30,6 @@ visibility timeout can stay short.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -43,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from config import Settings
-from rxfleet.claims.model import Claim
+from rxfleet.claims.model import gateway_body
 from rxfleet.claims.phi import VaultCipher
 from rxfleet.claims.rejects import Route, Status
 from rxfleet.claims.work import Stage, WorkRecord
@@ -183,7 +182,7 @@ class _Plan:
     why: str = ""
     probes: dict[str, bool] = field(default_factory=dict)  # breaker name → this caller probes
     aborted: bool = False
-    send: list[tuple[WorkRecord, Claim, str | None]] = field(default_factory=list)
+    send: list[WorkRecord] = field(default_factory=list)
     send_local: list[WorkRecord] = field(default_factory=list)  # ended here (a known 404)
     busy: list[WorkRecord] = field(default_factory=list)  # leased elsewhere, or route probing
     route_busy: bool = False
@@ -219,7 +218,7 @@ class _Round:
         self.retry_after: float | None = None
         self.probes: dict[str, bool] = {}  # breaker name → this round holds its half-open probe
         self.owner = f"{ctx.owner}:{uuid.uuid4().hex[:8]}"  # this delivery's leases
-        self.claims: dict[int, Claim] = {}
+
         self.sealed: dict[int, str | None] = {}
         self.known: set[tuple[str, str]] = set()  # routes already remembered as good
         self.later: list[WorkRecord] = []  # failed this round: back next round, after backoff
@@ -260,7 +259,7 @@ class _Round:
         self.ctx.runs.release(self.run_id, [r.seq for r in records], self.owner)
 
     def _send_window(self, plan: _Plan, pending: deque[WorkRecord]) -> None:
-        sent = [r for r, _, _ in plan.send]
+        sent = list(plan.send)
         try:
             retry = self._settle(self._post_all(plan.send)) if sent else []
         except RetryableError:  # no token to be had: the whole window waits
@@ -314,8 +313,7 @@ class _Round:
 
     def _plan(self, window: list[WorkRecord]) -> _Plan:
         ctx, plan = self.ctx, _Plan()
-        claims = [self._claim(r) for r in window]
-        routes = sorted({(c.bin, c.pcn) for c in claims})
+        routes = sorted({_route(r) for r in window})
         pipe = ctx.runs.pipeline()
         self.gate_at = time.time()  # before the read: a lower bound of what it saw
         ctx.pause.read(pipe)
@@ -335,15 +333,8 @@ class _Round:
         blobs = ctx.runs.sealed_of(sealed)
         self.sealed.update({r.seq: blob for r, blob in zip(window, blobs, strict=True)})
         self.known.update(route for route, state in states.items() if state is RouteState.KNOWN)
-        self._choose(plan, window, claims, [int(g) for g in granted], states)
+        self._choose(plan, window, [int(g) for g in granted], states)
         return plan
-
-    def _claim(self, record: WorkRecord) -> Claim:
-        claim = self.claims.get(record.seq)
-        if claim is None:
-            claim = Claim.model_validate_json(json.dumps(record.claim))
-            self.claims[record.seq] = claim
-        return claim
 
     def _breakers(self) -> list[Breaker]:
         return [
@@ -370,12 +361,11 @@ class _Round:
         self,
         plan: _Plan,
         window: list[WorkRecord],
-        claims: list[Claim],
         granted: list[int],
         states: dict[tuple[str, str], RouteState | None],
     ) -> None:
-        for record, claim, lease in zip(window, claims, granted, strict=True):
-            route, blob = (claim.bin, claim.pcn), self.sealed.get(record.seq)
+        for record, lease in zip(window, granted, strict=True):
+            route = _route(record)
             if lease == LEASE_GONE:
                 continue  # recorded meanwhile by another delivery: nothing to do
             if lease != LEASE_GRANTED:
@@ -384,10 +374,10 @@ class _Round:
                 reject(record, ROUTING_REJECT)
                 plan.send_local.append(record)
             elif states[route] is RouteState.KNOWN:
-                plan.send.append((record, claim, blob))
+                plan.send.append(record)
             elif route not in plan.probed and self._probe(route, states):
                 plan.probed.add(route)
-                plan.send.append((record, claim, blob))
+                plan.send.append(record)
             else:
                 plan.busy.append(record)
                 plan.route_busy = True
@@ -407,10 +397,9 @@ class _Round:
 
     # -- sending --------------------------------------------------------------
 
-    def _post_all(self, items: Sequence[tuple[WorkRecord, Claim, str | None]]) -> list[_Outcome]:
+    def _post_all(self, records: Sequence[WorkRecord]) -> list[_Outcome]:
         token = _token(self.ctx, lambda: self.ctx.tokens.ensure(self.ctx.gateway))
-        bodies = [(r, self._body(r, c, blob)) for r, c, blob in items]
-        return self._dispatch(bodies, token)
+        return self._dispatch([(r, self._body(r)) for r in records], token)
 
     def _dispatch(
         self, bodies: Sequence[tuple[WorkRecord, dict[str, Any]]], token: Token
@@ -441,8 +430,10 @@ class _Round:
             return _Outcome(record, token, gate_at, error=exc)
         return _Outcome(record, token, gate_at, answer=answer)
 
-    def _body(self, record: WorkRecord, claim: Claim, sealed: str | None) -> dict[str, Any]:
-        body = claim.gateway_fields()
+    def _body(self, record: WorkRecord) -> dict[str, Any]:
+        """The HTTP body: the claim's fields and, for this one hop, its PHI from the vault."""
+        body = gateway_body(record.claim or {})
+        sealed = self.sealed.get(record.seq)
         if sealed is not None:
             phi = self.ctx.vault.open(sealed, context=f"{self.run_id}:{record.seq}")
             body.update({name: value for name, value in phi.items() if value is not None})
@@ -463,7 +454,7 @@ class _Round:
             paused = max(self.ctx.pause.remaining(), self.ctx.local_pause.remaining())
             if paused > 0:  # the fleet was told to wait meanwhile: the replays wait too
                 self.ctx.local_pause.note(paused)
-            bodies = [(o.record, self._body_again(o.record)) for o in refused]
+            bodies = [(o.record, self._body(o.record)) for o in refused]
             outcomes = self._dispatch(bodies, token)
         return retry
 
@@ -542,17 +533,13 @@ class _Round:
 
     def _learn(self, record: WorkRecord, *, ok: bool) -> None:
         """Remember a route the gateway answered for (once) or said it has not (404)."""
-        claim = self.claims[record.seq]
-        route = (claim.bin, claim.pcn)
+        route = _route(record)
         if not ok:
             self.ctx.routes.remember_miss(*route)
             self.known.discard(route)
         elif route not in self.known:
             self.ctx.routes.remember_ok(*route)
             self.known.add(route)
-
-    def _body_again(self, record: WorkRecord) -> dict[str, Any]:
-        return self._body(record, self.claims[record.seq], self.sealed.get(record.seq))
 
     def _observe(self, *, ok: bool, breaker: str = "health") -> None:
         """Feed the breakers: a healthy answer to both, a failure to its own."""
@@ -588,6 +575,12 @@ class _Round:
         self.ctx.runs.save(self.run_id, aborted, self.batch)
         self.report.done += len(aborted)
         self.report.reason = "run aborted"
+
+
+def _route(record: WorkRecord) -> tuple[str, str]:
+    """The claim's BIN/PCN (validated: both present)."""
+    claim = record.claim or {}
+    return str(claim["bin"]), str(claim["pcn"])
 
 
 def sent(record: WorkRecord) -> None:

@@ -33,22 +33,6 @@ import redis
 from rxfleet.claims.work import WorkRecord
 from rxfleet.stores.connection import as_dict, as_text, fields
 
-# The first sequence number that carried each claim id, set once: a claim id is
-# a duplicate when an earlier sequence number holds it. Replays on resume give
-# the same answers, so a re-produced batch is judged as it was the first time.
-_FIRST_SEEN = """
-local out = {}
-for i = 1, #ARGV, 2 do
-  local seen = redis.call('HGET', KEYS[1], ARGV[i])
-  if not seen then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-    seen = ARGV[i + 1]
-  end
-  out[#out + 1] = seen
-end
-return out
-"""
-
 # Write records and vault blobs only where absent: a resumed producer never
 # overwrites a record that a link has already moved on.
 _ADD_MISSING = """
@@ -72,22 +56,26 @@ return out
 # A claim is sent by one holder at a time: take the lease of every sequence
 # number that is free or whose lease ran out. Says, for each: 1 granted,
 # 0 held by another, 2 gone (recorded meanwhile: nothing left to send).
+# Three commands whatever the window's size.
 _LEASE = """
 local now = tonumber(ARGV[1])
 local mine = ARGV[2] .. '|' .. (now + tonumber(ARGV[3]))
-local out = {}
-for i = 4, #ARGV do
-  local held = redis.call('HGET', KEYS[1], ARGV[i])
+local seqs = {unpack(ARGV, 4)}
+local held = redis.call('HMGET', KEYS[1], unpack(seqs))
+local work = redis.call('HMGET', KEYS[2], unpack(seqs))
+local out, take = {}, {}
+for i, seq in ipairs(seqs) do
   local ok = 1
-  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+  if not work[i] then
     ok = 2
-  elseif held then
-    local owner, till = string.match(held, '^(.*)|(%d+)$')
+  elseif held[i] then
+    local owner, till = string.match(held[i], '^(.*)|(%d+)$')
     if owner ~= ARGV[2] and tonumber(till) > now then ok = 0 end
   end
-  if ok == 1 then redis.call('HSET', KEYS[1], ARGV[i], mine) end
-  out[#out + 1] = ok
+  if ok == 1 then take[#take + 1] = seq; take[#take + 1] = mine end
+  out[i] = ok
 end
+if #take > 0 then redis.call('HSET', KEYS[1], unpack(take)) end
 return out
 """
 
@@ -122,7 +110,6 @@ class RunStore:
 
     def __post_init__(self) -> None:
         sources = {
-            "first_seen": _FIRST_SEEN,
             "add_missing": _ADD_MISSING,
             "existing": _EXISTING,
             "lease": _LEASE,
@@ -184,17 +171,47 @@ class RunStore:
     # -- producing -----------------------------------------------------------
 
     def first_seen(self, run_id: str, claims: Sequence[tuple[str, int]]) -> list[int]:
-        """For each (claim id, seq), the first seq that carried that claim id."""
+        """For each (claim id, seq), the first seq that carried that claim id.
+
+        Two commands a batch: the run has one producer at a time (its lease), and
+        a producer reads the input in order, so a resumed one gets the same answers.
+        """
         if not claims:
             return []
-        args = [value for claim_id, seq in claims for value in (claim_id, seq)]
-        reply = self._scripts["first_seen"](keys=[self._part(run_id, "ids")], args=args)
-        return [int(x) for x in reply]
+        key = self._part(run_id, "ids")
+        ids = list(dict.fromkeys(claim_id for claim_id, _ in claims))
+        known = dict(zip(ids, self.client.hmget(key, ids), strict=True))
+        first = {c: int(s) for c, s in known.items() if s is not None}
+        fresh: dict[str, int] = {}
+        for claim_id, seq in claims:
+            if claim_id not in first:
+                first[claim_id] = fresh[claim_id] = seq
+        if fresh:
+            self.client.hset(key, mapping=fields(fresh))
+        return [first[claim_id] for claim_id, _ in claims]
 
-    def add(self, run_id: str, records: Sequence[WorkRecord], sealed: dict[int, str]) -> int:
-        """Write records (and vault blobs) where absent; the number of records added."""
+    def add(
+        self,
+        run_id: str,
+        records: Sequence[WorkRecord],
+        sealed: dict[int, str],
+        *,
+        only_missing: bool = False,
+    ) -> int:
+        """Write records (and vault blobs); with ``only_missing``, only where absent
+        (a resumed producer never overwrites a record a link has moved on). Records added."""
         if not records:
             return 0
+        if not only_missing:
+            pipe = self.client.pipeline(transaction=False)
+            docs = {str(r.seq): r.model_dump_json() for r in records}
+            pipe.hset(self._part(run_id, "work"), mapping=fields(docs))
+            if sealed:
+                pipe.hset(
+                    self._vault(run_id), mapping=fields({str(k): v for k, v in sealed.items()})
+                )
+            pipe.execute()
+            return len(records)
         args: list[Any] = [len(records)]
         for record in records:
             args += [record.seq, record.model_dump_json()]

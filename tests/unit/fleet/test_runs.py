@@ -20,7 +20,8 @@ def test_records_are_added_only_where_absent(runs: RunStore) -> None:
     assert runs.add("R", [_record(0), _record(1)], {0: "sealed-0"}) == 2
     moved = _record(0, Stage.SENT)
     runs.save("R", [moved])
-    assert runs.add("R", [_record(0), _record(2)], {0: "other", 2: "sealed-2"}) == 1
+    again = runs.add("R", [_record(0), _record(2)], {0: "other", 2: "sealed-2"}, only_missing=True)
+    assert again == 1
     assert [r.stage for r in runs.load("R", [0, 1, 2])] == [Stage.SENT, Stage.INGESTED,
                                                              Stage.INGESTED]  # fmt: skip
     pipe = runs.pipeline()
