@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rxfleet.claims.fields import CLAIM_ID_PATTERN
 
 Digits = Annotated[str, StringConstraints(pattern=r"^[0-9]+$")]
+
+
+_NUMBERS = (
+    "quantity_dispensed",
+    "ingredient_cost_submitted",
+    "usual_and_customary",
+    "gross_amount_due",
+)
 
 
 class Claim(BaseModel):
@@ -25,7 +33,7 @@ class Claim(BaseModel):
 
     claim_id: Annotated[str, StringConstraints(pattern=CLAIM_ID_PATTERN)]
     bin: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
-    pcn: Annotated[str, StringConstraints(min_length=1, max_length=10)]
+    pcn: Annotated[str, StringConstraints(min_length=1, max_length=10)] | None = None
     group_id: str | None = None
     service_provider_id: str | None = None
     date_of_service: date
@@ -36,17 +44,23 @@ class Claim(BaseModel):
     quantity_dispensed: Annotated[Decimal, Field(gt=0)]
     days_supply: Annotated[int, Field(ge=1, le=365)] | None = None
     prescriber_id: str | None = None
+    prescriber_id_qualifier: Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")] | None = None
     ingredient_cost_submitted: Annotated[Decimal, Field(ge=0)] | None = None
     usual_and_customary: Annotated[Decimal, Field(ge=0)] | None = None
     plan_id: Annotated[str, StringConstraints(min_length=1)]
     pos: Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")] | None = None
+    gross_amount_due: Annotated[Decimal, Field(ge=0)] | None = None
+    unit_of_measure: Literal["EA", "GM", "ML"] | None = None
     patient_token: str | None = None
 
     def gateway_fields(self) -> dict[str, Any]:
-        """Canonical fields for the gateway body: NDC-11, JSON numbers, ISO dates."""
+        """Canonical fields for the gateway body: NDC-11, JSON numbers, ISO dates.
+
+        Absent optional fields are left out (an NCPDP claim without PCN has no ``pcn``).
+        """
         body = self.model_dump(mode="json", exclude={"ndc11", "patient_token"}, exclude_none=True)
         body["ndc"] = self.ndc11
-        for name in ("quantity_dispensed", "ingredient_cost_submitted", "usual_and_customary"):
+        for name in _NUMBERS:
             if name in body:
                 body[name] = float(body[name])
         return body

@@ -189,7 +189,7 @@ def _save(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitRep
 
 def _submit_one(ctx: SubmitContext, run_id: str, record: WorkRecord, report: SubmitReport) -> None:
     claim = Claim.model_validate_json(json.dumps(record.claim))
-    keys, route = ctx.runs.keys, (claim.bin, claim.pcn)
+    keys, route = ctx.runs.keys, (claim.bin, claim.pcn or "")  # NCPDP: PCN may be absent
     pipe = ctx.runs.client.pipeline(transaction=False)
     pipe.exists(keys.route_miss(*route))
     pipe.exists(keys.route_ok(*route))
