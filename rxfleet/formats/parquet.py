@@ -35,16 +35,16 @@ def read_parquet(path: str) -> Iterator[Record]:
     extra = [name for name in parquet.schema_arrow.names if name not in CANONICAL_FIELDS]
     if extra:
         raise InputError(path, f"unknown columns: {', '.join(extra)}")
-    number = 0
-    for batch in _batches(path, parquet, wanted, lambda: number):
+    read = [0]  # rows read so far: the last good position if a row group fails
+    for batch in _batches(path, parquet, wanted, read):
         for row in _rows(batch, wanted):
-            number += 1
-            yield _record(path, number, row)
-    if number == 0:
+            read[0] += 1
+            yield _record(path, read[0], row)
+    if read[0] == 0:
         raise InputError(path, EMPTY_FILE)
 
 
-def _batches(path: str, parquet: Any, wanted: list[str], position: Any) -> Iterator[Any]:
+def _batches(path: str, parquet: Any, wanted: list[str], position: list[int]) -> Iterator[Any]:
     batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
     while True:
         try:
@@ -53,7 +53,7 @@ def _batches(path: str, parquet: Any, wanted: list[str], position: Any) -> Itera
             return
         except Exception as exc:  # OSError, ArrowInvalid, ...: the rest cannot be read
             reason = f"a row group cannot be decoded ({exc.__class__.__name__})"
-            raise InputCutShort(path, reason, position()) from None
+            raise InputCutShort(path, reason, position[0]) from None
         yield batch
 
 
