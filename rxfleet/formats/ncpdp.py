@@ -68,7 +68,6 @@ from rxfleet.formats.ncpdp_fields import (
     HeaderResponseStatus,
     ProductIdQualifier,
     RequestSegment,
-    ResponseSegment,
     TransactionCode,
     TransactionResponseStatus,
 )
@@ -390,17 +389,20 @@ def parse_response(line: str | bytes) -> list[NcpdpResponse]:
     text = text.rstrip("\r\n")
     if len(text) < RESPONSE_HEADER_LENGTH:
         raise InputError(_RESPONSE_SOURCE, "response header shorter than 31 bytes")
-    header = _response_header(text[:RESPONSE_HEADER_LENGTH])
+    header, count = _response_header(text[:RESPONSE_HEADER_LENGTH])
     chunks = text[RESPONSE_HEADER_LENGTH:].split(GROUP_SEPARATOR)
     common = _response_values(chunks[0])
-    groups = [chunk for chunk in chunks[1:] if chunk.strip(SEGMENT_SEPARATOR)] or [""]
-    return [
+    groups = [chunk for chunk in chunks[1:] if chunk.strip(SEGMENT_SEPARATOR)]
+    if groups and count != len(groups):
+        raise InputError(_RESPONSE_SOURCE, "109-A9 transaction count disagrees with the groups")
+    responses = [
         _response(header, index, {**common, **_response_values(group)})
-        for index, group in enumerate(groups)
+        for index, group in enumerate(groups or [""])
     ]
+    return responses
 
 
-def _response_header(text: str) -> HeaderResponseStatus:
+def _response_header(text: str) -> tuple[HeaderResponseStatus, int]:
     offset = 0
     values: dict[str, Any] = {}
     for spec in RESPONSE_HEADER:
@@ -409,7 +411,8 @@ def _response_header(text: str) -> HeaderResponseStatus:
         except FieldValueError as exc:
             raise InputError(_RESPONSE_SOURCE, f"{spec.ref} {spec.name}: {exc}") from exc
         offset += spec.width
-    return _enum(HeaderResponseStatus, values["header_response_status"], "501-F1")
+    status = _enum(HeaderResponseStatus, values["header_response_status"], "501-F1")
+    return status, values["transaction_count"]
 
 
 def _response_values(chunk: str) -> dict[str, Any]:
@@ -417,10 +420,18 @@ def _response_values(chunk: str) -> dict[str, Any]:
     for item in _segments(chunk):
         if isinstance(item, Problem):
             raise InputError(_RESPONSE_SOURCE, item.message)
-        if item.segment_id not in ResponseSegment._value2member_map_:
+        if not _is_response_segment(item.segment_id):
             raise InputError(_RESPONSE_SOURCE, f"unknown response segment AM{item.segment_id}")
+        # D.0 response segments rxfleet does not read (AM24 DUR, AM25 insurance, AM26
+        # PA, AM27, AM28 COB/other payers -- typical with reject 41 --, AM29 patient)
+        # are valid and ignored: RESPONSE_FIELDS has no specs for them.
         _collect(values, item, RESPONSE_FIELDS.get(item.segment_id, {}))
     return values
+
+
+def _is_response_segment(segment_id: str) -> bool:
+    """D.0 response segments are AM20 to AM29 (request segments are 01 to 16)."""
+    return segment_id.isdigit() and 20 <= int(segment_id) <= 29
 
 
 def _collect(values: dict[str, Any], segment: Segment, specs: Mapping[str, FieldSpec]) -> None:
@@ -439,6 +450,9 @@ def _collect(values: dict[str, Any], segment: Segment, specs: Mapping[str, Field
 
 
 def _response(header: HeaderResponseStatus, index: int, values: dict[str, Any]) -> NcpdpResponse:
+    declared = values.get("reject_count")
+    if declared is not None and declared != len(values.get("reject_codes", ())):
+        raise InputError(_RESPONSE_SOURCE, "510-FA reject count disagrees with the 511-FB codes")
     raw_status = values.pop("transaction_response_status", None)
     status = None if raw_status is None else _enum(TransactionResponseStatus, raw_status, "112-AN")
     values.pop("rx_reference_qualifier", None)

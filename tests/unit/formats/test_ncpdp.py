@@ -404,3 +404,29 @@ def test_invalid_utf8_line_is_quarantined(tmp_path: Path) -> None:
         "MALFORMED_RECORD",
     ]
     assert records[1].problem is not None and "not UTF-8" in records[1].problem.message
+
+
+#: D.0 response segments AM20-AM29 (NCPDP Telecommunication D.0 response
+#: structure; AM28 COB/other payers comes with reject 41, AM29 patient).
+def test_response_ignores_segments_it_does_not_read() -> None:
+    line = (
+        b.response_header("A")
+        + b.GS
+        + b.segment("21", {"AN": "R", "FA": "1", "FB": "41"})
+        + b.segment("28", {"NT": "1", "5C": "01"})
+        + b.segment("29", {"CA": "JANE"})
+    )
+    (response,) = parse_response(line)
+    assert response.status is TransactionResponseStatus.REJECTED
+    assert response.reject_codes == ("41",)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b.response_header("A") + b.GS + b.segment("21", {"AN": "R", "FA": "2", "FB": "41"}),
+     b.response_header("A", count=2) + b.GS + b.segment("21", {"AN": "P"})],
+    ids=["510-FA vs 511-FB", "109-A9 vs groups"],
+)  # fmt: skip
+def test_response_counts_are_checked(line: str) -> None:
+    with pytest.raises(InputError):
+        parse_response(line)
