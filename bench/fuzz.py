@@ -11,6 +11,8 @@ through the reader -> ``check_phi`` -> ``split_phi`` -> ``validate`` -> the
 gateway body (``Claim.gateway_fields()`` must be JSON-encodable). Counted:
 
 * crashes: any exception outside the project's error tree (``RxFleetError``);
+* the slowest single input (a quadratic path or a huge number shows here: the
+  first run found ``int(Decimal("1e999999"))`` in validation, 30 s a claim);
 * lost records, where countable: JSON Lines and CSV (one record per non-blank
   line), NCPDP (at least one record per non-blank line).
 
@@ -126,6 +128,7 @@ class Figures:
     crashes: int = 0
     lost: int = 0
     seconds: float = 0.0
+    slowest: float = 0.0  # seconds of the slowest single input (a DoS shows here)
     first_crash: list[str] = field(default_factory=list)
 
 
@@ -150,6 +153,7 @@ def fuzz_format(fmt: Format, n: int, seconds: float, seed: int = 11) -> Figures:
             path.write_bytes(data)
             figures.inputs += 1
             count = 0
+            began = time.monotonic()
             try:
                 for record in reader(str(path)):  # type: ignore[attr-defined]
                     count += 1
@@ -166,6 +170,7 @@ def fuzz_format(fmt: Format, n: int, seconds: float, seed: int = 11) -> Figures:
                     figures.first_crash = traceback.format_exc().splitlines()[-6:]
                 continue
             figures.records += count
+            figures.slowest = max(figures.slowest, time.monotonic() - began)
             expected = _expected(fmt, data)
             if expected is not None:
                 op, want = expected
@@ -186,11 +191,12 @@ def main() -> int:
     args = parser.parse_args()
     results = run(args.n, args.seconds)
     head = f"{'format':8} {'inputs':>8} {'records':>9} {'InputErr':>9} {'quar@read':>9} "
-    print(head + f"{'crashes':>8} {'lost':>6} {'sec':>6}")
+    print(head + f"{'crashes':>8} {'lost':>6} {'sec':>6} {'slowest':>8}")
     for name, f in results.items():
         print(
             f"{name:8} {f.inputs:8d} {f.records:9d} {f.input_errors:9d} "
-            f"{f.quarantined_at_read:9d} {f.crashes:8d} {f.lost:6d} {f.seconds:6.1f}"
+            f"{f.quarantined_at_read:9d} {f.crashes:8d} {f.lost:6d} {f.seconds:6.1f} "
+            f"{f.slowest:8.3f}"
         )
         for line in f.first_crash:
             print("   ", line)

@@ -100,8 +100,15 @@ def _decimal(value: Any, bad: str) -> Decimal:
     return number
 
 
+#: Whole numbers this large are out of every range (days supply, fill number); they
+#: are not turned into Python ints: ``int(Decimal("1e999999"))`` takes seconds.
+_HUGE = 10**10
+
+
 def _whole(value: Any, bad: str) -> int:
     number = _decimal(value, bad)
+    if number.adjusted() >= 10:  # ten digits or more: out of range, and cheap to say so
+        return _HUGE if number > 0 else -_HUGE
     if number != number.to_integral_value():
         raise _Bad(bad)
     return int(number)

@@ -141,6 +141,9 @@ CASES: list[Case] = [
     _c("INVALID_DAYS_SUPPLY", days_supply="a month"),
     _c("DAYS_SUPPLY_OUT_OF_RANGE", days_supply="0"),
     _c("DAYS_SUPPLY_OUT_OF_RANGE", days_supply=366),
+    # Found by bench/fuzz.py: int(Decimal("1e999999")) took 30 s per claim.
+    _c("DAYS_SUPPLY_OUT_OF_RANGE", days_supply="1e999999"),
+    _c("INVALID_FILL_NUMBER", fill_number="-9e99999999"),
     _c("INVALID_AMOUNT", ingredient_cost_submitted="57.105"),
     _c("INVALID_AMOUNT", usual_and_customary="a lot"),
     _c("NEGATIVE_AMOUNT", ingredient_cost_submitted="-4.50"),
@@ -526,3 +529,12 @@ def test_new_optional_fields_reach_the_gateway_body() -> None:
     assert outcome.claim is not None
     body = outcome.claim.gateway_fields()
     assert body["gross_amount_due"] == 21.87 and body["unit_of_measure"] == "GM"
+
+
+def test_huge_exponents_are_cheap() -> None:
+    import time
+
+    start = time.monotonic()
+    for value in ("1e999999", "9e99999999", "-1e999999999"):
+        validate({**MINIMAL, "days_supply": value, "fill_number": value}, today=TODAY)
+    assert time.monotonic() - start < 1.0

@@ -26,3 +26,4 @@ def test_small_fuzz_has_no_crash_and_loses_nothing(fmt: Format) -> None:
     assert figures.inputs >= 100
     assert figures.crashes == 0, figures.first_crash
     assert figures.lost == 0
+    assert figures.slowest < 1.0
