@@ -152,7 +152,8 @@ def test_every_code_has_a_public_source_or_is_flagged() -> None:
     sourced = {code for source in data["sources"] for code in source["codes"]}
     unsourced = {code for code, entry in _MATRIX.codes.items() if entry.unsourced}
     assert set(_MATRIX.codes) - sourced == unsourced
-    assert unsourced == {"MR"}
+    # 90 (Host Hung Up): the RSS list shows a blank where 9Ø would be; not relied on.
+    assert unsourced == {"MR", "90"}
     assert _MATRIX.version == "2026.11.3"
 
 
