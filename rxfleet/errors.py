@@ -5,6 +5,8 @@ Every exception the project raises on purpose derives from ``RxFleetError``::
     RxFleetError
     ├── ConfigError                 settings missing or contradictory (exit 2)
     ├── InputError                  a file cannot be read at all (exit 2, nothing enqueued)
+    │   └── InputCutShort           the file stops being readable part-way; carries the
+    │                               last good position (rows before it were yielded)
     ├── InfrastructureError         Redis or the fleet cannot do its job (exit 1)
     │   └── RunTimeout              a run did not finish within --timeout
     ├── LinkFailed                  what a chain link raises across Celery: a code and ids
@@ -41,6 +43,21 @@ class InputError(RxFleetError):
         super().__init__(f"{where}: {reason}")
         self.path = path
         self.line = line
+        self.reason = reason
+
+
+class InputCutShort(InputError):
+    """A file that was readable up to ``position`` cannot be read any further.
+
+    Raised by a reader *after* it yielded the records before ``position`` (for
+    Parquet: the number of the last row read; 0 when none was), e.g. a corrupt
+    data page under an intact footer. The producer stops cleanly, naming file and
+    position; the records already read are not lost, the rest never started.
+    """
+
+    def __init__(self, path: str, reason: str, position: int) -> None:
+        super().__init__(path, f"{reason}; last good position {position}")
+        self.position = position
         self.reason = reason
 
 

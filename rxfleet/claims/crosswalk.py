@@ -11,7 +11,7 @@ import csv
 import hashlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from rxfleet.claims.gpi import is_gpi14
 from rxfleet.errors import InputError
 
 _YES = {"y", "yes", "true", "1"}
+_NO = {"n", "no", "false", "0"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,11 @@ def file_digest(path: Path) -> str:
 
 
 def read_crosswalk(path: Path) -> Iterator[CrosswalkEntry]:
-    """Entries of a crosswalk file; InputError naming the line for a bad one."""
+    """Entries of a crosswalk file; InputError naming file, line and column for a bad one.
+
+    Every column is checked when the file is loaded (ndc11, gpi14, replaced_by an
+    NDC-11, quantity_limit a number above zero, flags Y/N), so a bad row stops the
+    load instead of raising ``decimal.InvalidOperation`` per claim downstream."""
     try:
         handle = path.open(newline="", encoding="utf-8")
     except OSError as exc:
@@ -75,17 +80,42 @@ def read_crosswalk(path: Path) -> Iterator[CrosswalkEntry]:
 
 def _entry(row: dict[str, str], path: str, line: int) -> CrosswalkEntry:
     ndc11, gpi14 = (row.get("ndc11") or "").strip(), (row.get("gpi14") or "").strip()
-    if len(ndc11) != 11 or not (ndc11.isascii() and ndc11.isdigit()):
+    if not _is_ndc11(ndc11):
         raise InputError(path, "field ndc11: must be 11 digits", line)
     if not is_gpi14(gpi14):
         raise InputError(path, "field gpi14: must be 14 digits (7 two-digit levels)", line)
+    replaced_by = (row.get("replaced_by") or "").strip() or None
+    if replaced_by is not None and not _is_ndc11(replaced_by):
+        raise InputError(path, "field replaced_by: must be an 11-digit NDC", line)
+    quantity_limit = (row.get("quantity_limit") or "").strip() or None
+    if quantity_limit is not None and not _is_limit(quantity_limit):
+        raise InputError(path, "field quantity_limit: must be a number above zero", line)
+    flags = {}
+    for name in ("obsolete", "prior_auth", "step_therapy"):
+        text = (row.get(name) or "").strip().lower()
+        if text and text not in _YES | _NO:
+            raise InputError(path, f"field {name}: must be Y or N", line)
+        flags[name] = text in _YES
     return CrosswalkEntry(
         ndc11=ndc11,
         gpi14=gpi14,
         drug_name=(row.get("drug_name") or "").strip() or None,
-        obsolete=(row.get("obsolete") or "").strip().lower() in _YES,
-        replaced_by=(row.get("replaced_by") or "").strip() or None,
-        quantity_limit=(row.get("quantity_limit") or "").strip() or None,
-        prior_auth=(row.get("prior_auth") or "").strip().lower() in _YES,
-        step_therapy=(row.get("step_therapy") or "").strip().lower() in _YES,
+        replaced_by=replaced_by,
+        quantity_limit=quantity_limit,
+        **flags,
     )
+
+
+def _is_ndc11(text: str) -> bool:
+    return len(text) == 11 and text.isascii() and text.isdigit() and set(text) != {"0"}
+
+
+def _is_limit(text: str) -> bool:
+    """A quantity limit: a finite decimal above zero, ASCII digits (Decimal() reads others)."""
+    if not text.isascii():
+        return False
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return False
+    return number.is_finite() and number > 0

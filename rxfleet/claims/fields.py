@@ -29,6 +29,10 @@ CANONICAL_FIELDS: tuple[str, ...] = (
     "usual_and_customary",
     "plan_id",
     "pos",
+    # Optional, added by issue 11 (each named by its NCPDP D.0 field):
+    "prescriber_id_qualifier",  # 466-EZ: 01 NPI, 12 DEA, ... (absent: NPI)
+    "gross_amount_due",  # 430-DU: X12 SV102/SV203 line charge maps here
+    "unit_of_measure",  # 600-28: EA, GM or ML (X12 CTP05 converted)
 )
 
 #: Fields that are PHI: split off into the vault at ingestion.

@@ -10,11 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rxfleet.claims.fields import CLAIM_ID_PATTERN
+
+_NUMBERS = (
+    "quantity_dispensed",
+    "ingredient_cost_submitted",
+    "usual_and_customary",
+    "gross_amount_due",
+)
 
 
 class Claim(BaseModel):
@@ -24,7 +31,7 @@ class Claim(BaseModel):
 
     claim_id: Annotated[str, StringConstraints(pattern=CLAIM_ID_PATTERN)]
     bin: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
-    pcn: Annotated[str, StringConstraints(min_length=1, max_length=10)]
+    pcn: Annotated[str, StringConstraints(min_length=1, max_length=10)] | None = None
     group_id: str | None = None
     service_provider_id: str | None = None
     date_of_service: date
@@ -35,10 +42,13 @@ class Claim(BaseModel):
     quantity_dispensed: Annotated[Decimal, Field(gt=0)]
     days_supply: Annotated[int, Field(ge=1, le=365)] | None = None
     prescriber_id: str | None = None
+    prescriber_id_qualifier: Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")] | None = None
     ingredient_cost_submitted: Annotated[Decimal, Field(ge=0)] | None = None
     usual_and_customary: Annotated[Decimal, Field(ge=0)] | None = None
     plan_id: Annotated[str, StringConstraints(min_length=1)]
     pos: Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")] | None = None
+    gross_amount_due: Annotated[Decimal, Field(ge=0)] | None = None
+    unit_of_measure: Literal["EA", "GM", "ML"] | None = None
     patient_token: str | None = None
 
     def gateway_fields(self) -> dict[str, Any]:
@@ -46,9 +56,8 @@ class Claim(BaseModel):
         return gateway_body(self.model_dump(mode="json"))
 
 
-#: Fields the fleet keeps that the gateway is not sent; amounts sent as JSON numbers.
+#: Fields the fleet keeps that the gateway is not sent.
 _NOT_SENT = frozenset({"ndc11", "patient_token"})
-_NUMBERS = ("quantity_dispensed", "ingredient_cost_submitted", "usual_and_customary")
 
 
 def gateway_body(claim: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,9 @@ Rules here:
 * hyphenated 5-4-2 and plain 11 digits pass as they are;
 * plain 10 digits are refused: without hyphens the configuration is unknown and
   any guess may name another drug;
-* the all-zero placeholder is refused.
+* the all-zero placeholder is refused;
+* labeler ``00000`` is refused: FDA labeler codes (21 CFR 207.35, the NDC
+  Directory) are never all zero; ``0000-0000-01`` pads to labeler ``00000``.
 """
 
 from __future__ import annotations
@@ -68,4 +70,6 @@ def _plain(value: str) -> str:
 def _check_placeholder(ndc11: str) -> str:
     if set(ndc11) == {"0"}:
         raise NdcError("ERR_INVALID_NDC_FORMAT", "NDC is the all-zero placeholder")
+    if ndc11.startswith("00000"):
+        raise NdcError("ERR_INVALID_NDC_LABELER", "NDC labeler code 00000 is never assigned")
     return ndc11

@@ -3,14 +3,22 @@
 The matrix is versioned data (``config/reject_codes.json``). Routing of a
 rejected claim: plan override first, then the code's route; a code the matrix
 does not know routes to ``REVIEW_REQUIRED``, never silently through. With more
-than one reject code, the first code that the matrix knows decides, unless an
-unknown code is present (then a person looks).
+than one reject code, the SET of codes decides, never their order: an unknown
+code sends the claim to the default route (a person looks); otherwise the route
+highest in the matrix's ``precedence`` list wins (the route a person must act on
+first; the file states the reasoning).
+
+Also here: the outcome of each D.0 transaction response status 112-AN
+(:meth:`RejectMatrix.outcome_for`), which rejects are transient
+(:meth:`RejectMatrix.transient`), and the ``Reason`` a claim ended where it did,
+which decides whether the fleet may replay it (:func:`replayable`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -43,6 +51,52 @@ class Route(StrEnum):
     COORDINATION_OF_BENEFITS = "COORDINATION_OF_BENEFITS"
     RETRY_LATER = "RETRY_LATER"
     HOST_ERROR = "HOST_ERROR"
+    NETWORK = "NETWORK"
+    DUPLICATE = "DUPLICATE"
+
+
+class Reason(StrEnum):
+    """Why a claim ended on its route: the payer's word, or the fleet's own."""
+
+    PAYER = "PAYER"  # the payer adjudicated (its reject codes, e.g. its own 99)
+    TRANSIENT_EXHAUSTED = "TRANSIENT_EXHAUSTED"  # transient host rejects (90-98), retries used up
+    RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"  # the fleet's transport retries used up (its "99")
+    GATEWAY_REFUSED = "GATEWAY_REFUSED"  # the gateway refused our request (4xx)
+    ROUTING_MISS = "ROUTING_MISS"  # the gateway does not know the BIN/PCN (404)
+    ABORTED = "ABORTED"  # the run was aborted before the claim was sent
+    VALIDATION = "VALIDATION"  # quarantined by the fleet's validation
+
+
+#: Reasons that are the fleet's own transport failure (or a transient host reject
+#: that outlived its retries): the claim itself was never judged, so replaying it
+#: unchanged may succeed. Everything else needs a person or a corrected claim.
+REPLAYABLE_REASONS = frozenset(
+    {Reason.RETRIES_EXHAUSTED, Reason.TRANSIENT_EXHAUSTED, Reason.ABORTED}
+)
+
+
+def replayable(route: Route | str, reason: Reason | str) -> bool:
+    """True when a claim on ``route`` for ``reason`` may be replayed unchanged.
+
+    Only the fleet's own transport failures (retries exhausted, aborted runs) and
+    transient host rejects (90-98) that exhausted their retries; never a payer's
+    adjudication (including the payer's reject 99), a refused request, a routing
+    miss or a validation quarantine.
+    """
+    if Reason(reason) not in REPLAYABLE_REASONS:
+        return False
+    return Route(route) in (Route.RETRY_LATER, Route.HOST_ERROR, Route.DEAD_LETTER)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseOutcome:
+    """What a transaction response status (112-AN) means for the claim.
+
+    ``route`` None: route by the reject codes (status ``R``)."""
+
+    status: Status
+    route: Route | None
+    meaning: str
 
 
 CLEAN = Route.CLEAN
@@ -57,6 +111,7 @@ class RejectCode:
     category: str
     retryable: bool
     route: Route
+    unsourced: bool = False  # no public source lists it: kept from the first cut, flagged
 
 
 @dataclass(frozen=True)
@@ -65,6 +120,8 @@ class RejectMatrix:
     codes: dict[str, RejectCode]
     plan_overrides: dict[str, dict[str, Route]]
     default_route: Route = REVIEW_REQUIRED
+    precedence: tuple[Route, ...] = ()
+    response_statuses: dict[str, ResponseOutcome] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> RejectMatrix:
@@ -85,11 +142,25 @@ class RejectMatrix:
             plan: {code: Route(route) for code, route in table.items()}
             for plan, table in data.get("plan_overrides", {}).items()
         }
+        precedence = tuple(Route(route) for route in data.get("precedence", ()))
+        if precedence and set(precedence) != set(Route):
+            missing = sorted(set(Route) - set(precedence))
+            raise ValueError(f"precedence must list every route once; missing {missing}")
+        statuses = {
+            code: ResponseOutcome(
+                Status(spec["outcome"]),
+                Route(spec["route"]) if spec.get("route") else None,
+                spec["meaning"],
+            )
+            for code, spec in data.get("response_statuses", {}).items()
+        }
         return cls(
             version=str(data["version"]),
             codes=codes,
             plan_overrides=overrides,
             default_route=Route(data.get("default_route", REVIEW_REQUIRED)),
+            precedence=precedence,
+            response_statuses=statuses,
         )
 
     def route_for(self, reject_codes: list[str], plan_id: str | None = None) -> Route:
@@ -97,12 +168,12 @@ class RejectMatrix:
         if not reject_codes:
             return REVIEW_REQUIRED
         overrides = self.plan_overrides.get(plan_id or "", {})
-        routes = [overrides.get(code) or self._known(code) for code in reject_codes]
-        if any(route is None for route in routes):
+        found = {overrides.get(code) or self._known(code) for code in set(reject_codes)}
+        routes = {route for route in found if route is not None}
+        if len(routes) < len(found):  # an unknown code: a person looks
             return self.default_route
-        first = routes[0]
-        assert first is not None
-        return first
+        rank = {route: index for index, route in enumerate(self.precedence)}
+        return min(routes, key=lambda route: (rank.get(route, len(rank)), str(route)))
 
     def _known(self, code: str) -> Route | None:
         entry = self.codes.get(code)
@@ -111,3 +182,19 @@ class RejectMatrix:
     def is_retryable(self, code: str) -> bool:
         entry = self.codes.get(code)
         return bool(entry and entry.retryable)
+
+    def transient(self, reject_codes: Iterable[str]) -> bool:
+        """True when every one of ``reject_codes`` is transient (host/system 90-98):
+        the same claim may succeed if resent unchanged later (bounded, with backoff).
+        False for no codes, or when any code is not transient or not known."""
+        codes = set(reject_codes)
+        return bool(codes) and all(self.is_retryable(code) for code in codes)
+
+    def outcome_for(self, status: str) -> ResponseOutcome:
+        """The outcome of a D.0 transaction response status (112-AN), from the matrix's
+        ``response_statuses`` table. ``D`` (duplicate of paid) is the payer saying it
+        already paid this claim: PAID. An unknown status: REJECTED, default route."""
+        known = self.response_statuses.get(status)
+        if known is not None:
+            return known
+        return ResponseOutcome(Status.REJECTED, self.default_route, "unknown 112-AN status")

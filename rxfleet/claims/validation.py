@@ -100,8 +100,15 @@ def _decimal(value: Any, bad: str) -> Decimal:
     return number
 
 
+#: Whole numbers this large are out of every range (days supply, fill number); they
+#: are not turned into Python ints: ``int(Decimal("1e999999"))`` takes seconds.
+_HUGE = 10**10
+
+
 def _whole(value: Any, bad: str) -> int:
     number = _decimal(value, bad)
+    if number.adjusted() >= 10:  # ten digits or more: out of range, and cheap to say so
+        return _HUGE if number > 0 else -_HUGE
     if number != number.to_integral_value():
         raise _Bad(bad)
     return int(number)
@@ -127,11 +134,59 @@ def npi_is_valid(npi: str) -> bool:
     return total % 10 == 0
 
 
-def _npi(value: Any, bad: str) -> str:
-    text = str(value).strip()
-    if not npi_is_valid(text):
-        raise _Bad(bad)
-    return text
+#: DEA registrant type (first letter) per the DEA Diversion Control Division's
+#: registration categories; the second letter is the registrant's last-name
+#: initial, or 9 for a business-activity number.
+_DEA = re.compile(r"[ABCDEFGHJKLMPRSTUX][A-Z9][0-9]{7}")
+
+
+def dea_is_valid(dea: str) -> bool:
+    """A DEA registration number: 2 letters, 7 digits, the 7th the check digit.
+
+    Check digit: the last digit of (d1 + d3 + d5) + 2 * (d2 + d4 + d6) (the public
+    DEA number formula, e.g. the CMS/NCPDP guidance on prescriber id 411-DB
+    qualifier 12; also the algorithm pharmacy systems apply)."""
+    if not _DEA.fullmatch(dea):
+        return False
+    d = [int(c) for c in dea[2:]]
+    return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]
+
+
+#: 466-EZ Prescriber ID Qualifier values validated beyond format.
+QUALIFIER_NPI, QUALIFIER_DEA = "01", "12"
+_OTHER_PRESCRIBER_ID = re.compile(r"[A-Za-z0-9\-]{1,15}")  # 411-DB x(15)
+
+
+def _prescriber(fields: Mapping[str, Any], values: dict[str, Any]) -> list[Issue]:
+    """411-DB validated by its qualifier 466-EZ: NPI Luhn (01, or absent), DEA check
+    digit (12), else format only (x(15))."""
+    raw_qualifier, raw_id = fields.get("prescriber_id_qualifier"), fields.get("prescriber_id")
+    qualifier: str | None = None
+    if not _blank(raw_qualifier):
+        qualifier = str(raw_qualifier).strip()
+        if not re.fullmatch(r"[0-9]{2}", qualifier):
+            return [Issue.of("INVALID_PRESCRIBER_ID_QUALIFIER")]
+        values["prescriber_id_qualifier"] = qualifier
+    if _blank(raw_id):
+        return []
+    text = str(raw_id).strip()
+    if qualifier in (None, QUALIFIER_NPI):
+        ok, code = npi_is_valid(text), "INVALID_PRESCRIBER_NPI"
+    elif qualifier == QUALIFIER_DEA:
+        ok, code = dea_is_valid(text), "INVALID_PRESCRIBER_DEA"
+    else:
+        ok, code = bool(_OTHER_PRESCRIBER_ID.fullmatch(text)), "INVALID_PRESCRIBER_ID"
+    if not ok:
+        return [Issue.of(code)]
+    values["prescriber_id"] = text
+    return []
+
+
+def _quantity(value: Any, bad: str) -> Decimal:
+    number = _decimal(value, bad)
+    if number.as_tuple().exponent < -3:  # type: ignore[operator]
+        raise _Bad("QUANTITY_TOO_PRECISE")  # 442-E7 is 9(7)v999
+    return number
 
 
 #: field -> (code when missing or None if optional, code when invalid, converter)
@@ -144,19 +199,26 @@ _FIELDS: dict[str, tuple[str | None, str, Callable[[Any, str], Any]]] = {
     "date_of_service": ("MISSING_DATE_OF_SERVICE", "INVALID_DATE_OF_SERVICE", _date),
     "rx_number": (None, "INVALID_RX_NUMBER", _text(12, r"[0-9]+")),
     "fill_number": (None, "INVALID_FILL_NUMBER", _whole),
-    "quantity_dispensed": ("MISSING_QUANTITY", "INVALID_QUANTITY", _decimal),
+    "quantity_dispensed": ("MISSING_QUANTITY", "INVALID_QUANTITY", _quantity),
     "days_supply": ("MISSING_DAYS_SUPPLY", "INVALID_DAYS_SUPPLY", _whole),
-    "prescriber_id": (None, "INVALID_PRESCRIBER_NPI", _npi),
     "ingredient_cost_submitted": (None, "INVALID_AMOUNT", _amount),
     "usual_and_customary": (None, "INVALID_AMOUNT", _amount),
+    "gross_amount_due": (None, "INVALID_AMOUNT", _amount),
+    "unit_of_measure": (None, "INVALID_UNIT_OF_MEASURE", _text(2, r"EA|GM|ML")),
     "plan_id": ("MISSING_PLAN_ID", "MISSING_PLAN_ID", _text(32)),
     "pos": (None, "INVALID_POS", _text(2, r"[0-9]{2}")),
 }
 
 
-#: Fields a format does not carry, so their absence is no fault of the sender's
-#: (CONTRACT section 3: days supply is required for JSONL, CSV and Parquet).
-NOT_CARRIED: dict[str, frozenset[str]] = {"x12": frozenset({"days_supply"})}
+#: Fields a format does not carry or does not require, so their absence is no
+#: fault of the sender's (CONTRACT section 3: days supply and PCN are required for
+#: JSONL, CSV and Parquet). NCPDP D.0: 104-A4 PCN is "required if" on payer sheets,
+#: many say "PCN: not required" (e.g. the Express Scripts, Caremark and state
+#: Medicaid D.0 payer sheets), so a blank PCN in the header is no fault.
+NOT_CARRIED: dict[str, frozenset[str]] = {
+    "x12": frozenset({"days_supply"}),
+    "ncpdp": frozenset({"pcn"}),
+}
 
 
 def _coerce(
@@ -189,6 +251,17 @@ def _ndc(fields: Mapping[str, Any], values: dict[str, Any]) -> list[Issue]:
     return []
 
 
+#: Earliest date of service: 2000-01-01. The HIPAA transactions final rule
+#: (45 CFR 162, 65 FR 50312, August 2000) first named an NCPDP standard for
+#: pharmacy claims; D.0 itself was required from 2012-01-01. Claims are reprocessed
+#: years later (timely filing and Part D reconciliation reach back a few years),
+#: never a quarter of a century: an earlier date is a typo (1926 for 2026).
+EARLIEST_SERVICE = date(2000, 1, 1)
+#: Oldest age at the date of service: 122 full years, the longest verified human
+#: life (Jeanne Calment, 1875-1997, Gerontology Research Group). A date of birth
+#: more than that before the date of service (or today, without one) is a typo.
+MAX_AGE_YEARS = 122
+
 #: NCPDP field formats: 442-E7 9(7)v999; 409-D9 and 426-DQ s9(6)v99.
 MAX_QUANTITY = Decimal("9999999.999")
 MAX_AMOUNT = Decimal("999999.99")
@@ -200,7 +273,7 @@ def _ranges(values: Mapping[str, Any], today: date) -> list[Issue]:
         issues.append(Issue.of("NON_POSITIVE_QUANTITY"))
     if "quantity_dispensed" in values and values["quantity_dispensed"] > MAX_QUANTITY:
         issues.append(Issue.of("QUANTITY_OUT_OF_RANGE"))
-    for name in ("ingredient_cost_submitted", "usual_and_customary"):
+    for name in ("ingredient_cost_submitted", "usual_and_customary", "gross_amount_due"):
         if name in values and values[name] > MAX_AMOUNT:
             issues.append(Issue.of("AMOUNT_OUT_OF_RANGE", name))
     if "days_supply" in values and not 1 <= values["days_supply"] <= 365:
@@ -209,6 +282,8 @@ def _ranges(values: Mapping[str, Any], today: date) -> list[Issue]:
         issues.append(Issue.of("INVALID_FILL_NUMBER"))
     if "date_of_service" in values and values["date_of_service"] > today:
         issues.append(Issue.of("DATE_OF_SERVICE_IN_FUTURE"))
+    if "date_of_service" in values and values["date_of_service"] < EARLIEST_SERVICE:
+        issues.append(Issue.of("DATE_OF_SERVICE_TOO_OLD"))
     return issues
 
 
@@ -225,6 +300,7 @@ def validate(
 ) -> Outcome:
     """Validate the non-PHI fields of a record (read from format ``fmt``) into a ``Claim``."""
     values, issues = _coerce(fields, NOT_CARRIED.get(fmt or "", frozenset()))
+    issues += _prescriber(fields, values)
     issues += _ndc(fields, values) + _ranges(values, today or date.today()) + _unexpected(fields)
     if fields.get("patient_token"):
         values["patient_token"] = fields["patient_token"]
@@ -254,15 +330,21 @@ def _check_birth(raw: Any, fields: Mapping[str, Any], today: date) -> list[Issue
         return []
     try:
         born = parse_date(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         return [Issue.of("INVALID_DATE_OF_BIRTH")]
     if born > today:
         return [Issue.of("DATE_OF_BIRTH_IN_FUTURE")]
     try:
-        served = parse_date(fields.get("date_of_service"))
-    except (ValueError, TypeError):
-        return []
-    return [Issue.of("SERVICE_BEFORE_BIRTH")] if served < born else []
+        served: date | None = parse_date(fields.get("date_of_service"))
+    except (ValueError, TypeError, OverflowError):
+        served = None
+    if _age(born, served or today) > MAX_AGE_YEARS:
+        return [Issue.of("DATE_OF_BIRTH_TOO_OLD")]
+    return [Issue.of("SERVICE_BEFORE_BIRTH")] if served is not None and served < born else []
+
+
+def _age(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
 def split_phi(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str | None]]:

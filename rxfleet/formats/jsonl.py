@@ -5,33 +5,87 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from rxfleet.claims.fields import CLAIM_ID_CHARS, CLAIM_ID_MAX
+from rxfleet.errors import InputError
 from rxfleet.formats.base import Problem, Record
-from rxfleet.formats.textio import open_binary
+from rxfleet.formats.textio import EMPTY_FILE, NOT_UTF8, open_binary
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _CLAIM_ID = re.compile(rf'"claim_id"\s*:\s*"({CLAIM_ID_CHARS}{{1,{CLAIM_ID_MAX}}})"'.encode())
 
 
+#: Deepest nesting read: a claim is a flat object; deeper input is refused before
+#: ``json`` recurses (RecursionError at about 1,000 levels).
+MAX_DEPTH = 32
+
+
 def read_jsonl(path: str) -> Iterator[Record]:
-    """One Record per non-blank line; a line that is not a JSON object is a Problem."""
+    """One Record per non-blank line; a line that is not a JSON object is a Problem.
+
+    Every way a line can fail is one bad record (``MALFORMED_RECORD``), never a
+    traceback: not UTF-8, not JSON, nested deeper than ``MAX_DEPTH``, an integer
+    beyond Python's digit limit, a lone surrogate (``"\\ud800"``) in a string.
+    A file without a single record is ``InputError("empty file: no claims")``.
+    """
+    emitted = False
     with open_binary(path) as handle:
         for number, raw in enumerate(handle, start=1):
             if raw.strip():
+                emitted = True
                 yield _record(path, number, raw)
+    if not emitted:
+        raise InputError(path, EMPTY_FILE)
+
+
+def _malformed(path: str, number: int, raw: bytes, message: str) -> Record:
+    return Record(path, number, fields=_salvage(raw), problem=Problem("MALFORMED_RECORD", message))
 
 
 def _record(path: str, number: int, raw: bytes) -> Record:
     try:
-        data = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n"))
+        text = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
-        return Record(path, number, problem=Problem("MALFORMED_RECORD", "line is not UTF-8"))
+        return Record(path, number, problem=Problem("MALFORMED_RECORD", f"line is {NOT_UTF8}"))
+    if _too_deep(text):
+        return _malformed(path, number, raw, f"nested deeper than {MAX_DEPTH} levels")
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        problem = Problem("MALFORMED_RECORD", f"not JSON (column {exc.colno}: {exc.msg})")
-        return Record(path, number, fields=_salvage(raw), problem=problem)
+        return _malformed(path, number, raw, f"not JSON (column {exc.colno}: {exc.msg})")
+    except (ValueError, RecursionError):  # int beyond the digit limit, deep nesting
+        return _malformed(path, number, raw, "not JSON (a number too long, or too deep)")
     if not isinstance(data, dict):
         return Record(path, number, problem=Problem("MALFORMED_RECORD", "not a JSON object"))
+    if _has_surrogate(data):
+        return _malformed(path, number, raw, "a string holds a lone surrogate (not Unicode text)")
     return Record(path, number, fields=data)
+
+
+def _too_deep(text: str) -> bool:
+    """True when brackets nest deeper than MAX_DEPTH (strings may hold brackets:
+    those only make the count too high, and such a line is still refused safely)."""
+    depth = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(item) for item in value)
+    return False
 
 
 def _salvage(raw: bytes) -> dict[str, str]:

@@ -19,10 +19,17 @@ Derived fields (NCPDP has neither):
 - ``plan_id`` = ``f"{bin}-{pcn}-{group_id}"`` (101-A1, 104-A4 and 301-C1 as sent,
   trailing blanks removed; an absent part is empty).
 - ``claim_id`` = ``"NCPDP-"`` + the first 20 hex digits of the SHA-256 of BIN, PCN,
-  service provider id, date of service, rx number, fill number and the
-  transaction's index in its transmission: the same claim gets the same id on
-  every run, distinct claims get distinct ids. A line whose header cannot be read
-  gets an id from its line number and content instead.
+  service provider id (201-B1), date of service (401-D1), rx number (402-D2) and
+  fill number (403-D3): the claim's identity, never its position, so a
+  resubmission anywhere gets the same id (the gateway Idempotency-Key) and two
+  identical transactions are caught as ``DUPLICATE_CLAIM_ID``. A line whose header
+  cannot be read gets an id from its line number and content instead.
+
+Nothing is dropped: a transmission yields at least one record (a header with no
+transaction gives one quarantined ``MISSING_SEGMENT``); transaction segments sent
+before the first group separator give a record quarantined
+``SEGMENT_OUTSIDE_GROUP``; a line that is not UTF-8 quarantines its records
+``MALFORMED_RECORD``; a field read twice in one transaction is ``REPEATED_FIELD``.
 
 The field identifiers, layouts and code sets are tables in
 :mod:`rxfleet.formats.ncpdp_fields`, whose docstring cites the public sources they were
@@ -33,7 +40,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -61,11 +68,10 @@ from rxfleet.formats.ncpdp_fields import (
     HeaderResponseStatus,
     ProductIdQualifier,
     RequestSegment,
-    ResponseSegment,
     TransactionCode,
     TransactionResponseStatus,
 )
-from rxfleet.formats.textio import open_binary
+from rxfleet.formats.textio import EMPTY_FILE, NOT_UTF8, decode_marked, open_binary
 
 __all__ = ["NcpdpResponse", "parse_response", "parse_transmission", "read_ncpdp", "sniff_ncpdp"]
 
@@ -96,6 +102,7 @@ class _Claim:
 
     values: dict[str, Any] = field(default_factory=dict)
     problem: Problem | None = None
+    seen: set[str] = field(default_factory=set)
 
     def fail(self, problem: Problem) -> None:
         if self.problem is None:
@@ -136,7 +143,14 @@ def _read_lines(path: str, lines: Iterable[bytes]) -> Iterator[Record]:
         if not checked and not sniff_ncpdp(line):
             raise InputError(path, "not an NCPDP D.0 request file (no transaction header)", number)
         checked = True
-        yield from parse_transmission(line.decode("utf-8", errors="replace"), path, number)
+        text, utf8 = decode_marked(line)
+        records = parse_transmission(text, path, number)
+        if not utf8:  # one rule for every format: a line that is not UTF-8 is quarantined
+            problem = Problem("MALFORMED_RECORD", f"line is {NOT_UTF8}", None)
+            records = [replace(record, problem=problem) for record in records]
+        yield from records
+    if not checked:
+        raise InputError(path, EMPTY_FILE)
 
 
 # --- one transmission ----------------------------------------------------------
@@ -148,12 +162,21 @@ def parse_transmission(line: str, source: str = "", number: int = 0) -> list[Rec
         return [_truncated(line, source, number)]
     header = _Claim()
     _read_header(header, line[:REQUEST_HEADER_LENGTH])
-    common, groups = _split_groups(line[REQUEST_HEADER_LENGTH:])
+    common, groups, stray = _split_groups(line[REQUEST_HEADER_LENGTH:])
     shared = _Claim(dict(header.values), header.problem)
     _apply_segments(shared, common, transmission_only=True)
     claims = [_transaction(shared, group) for group in groups]
     _check_count(header.values.get("_transaction_count"), claims)
-    return [_record(claim, index, source, number) for index, claim in enumerate(claims)]
+    if stray:  # transaction segments before the first group separator: read, quarantined
+        misplaced = _transaction(shared, stray)
+        message = "transaction segments before the first group separator (0x1D)"
+        misplaced.problem = Problem("SEGMENT_OUTSIDE_GROUP", message, "segment")
+        claims.insert(0, misplaced)
+    if not claims:  # a transmission yields at least one record: nothing is lost silently
+        empty = _Claim(dict(shared.values), shared.problem)
+        empty.fail(Problem("MISSING_SEGMENT", "no transaction after the header", "claim_segment"))
+        claims = [empty]
+    return [_record(claim, source, number) for claim in claims]
 
 
 def _truncated(line: str, source: str, number: int) -> Record:
@@ -181,14 +204,19 @@ def _read_header(claim: _Claim, text: str) -> None:
         claim.fail(problem)
 
 
-def _split_groups(body: str) -> tuple[list[Segment | Problem], list[list[Segment | Problem]]]:
-    """Transmission-level segments, then the segments of each transaction group."""
+_Items = list[Segment | Problem]
+
+
+def _split_groups(body: str) -> tuple[_Items, list[_Items], _Items]:
+    """Transmission-level segments, the segments of each transaction group, and the
+    transaction-level segments found before the first group separator (stray)."""
     chunks = body.split(GROUP_SEPARATOR)
     common = list(_segments(chunks[0]))
-    groups = [list(_segments(chunk)) for chunk in chunks[1:] if chunk.strip(SEGMENT_SEPARATOR)]
+    local = [seg for seg in common if not _is_transmission_level(seg)]
     if len(chunks) == 1:
-        groups = [[seg for seg in common if not _is_transmission_level(seg)]]
-    return common, groups
+        return common, [local] if local else [], []
+    groups = [list(_segments(chunk)) for chunk in chunks[1:]]
+    return common, [group for group in groups if group], local
 
 
 def _is_transmission_level(item: Segment | Problem) -> bool:
@@ -196,7 +224,7 @@ def _is_transmission_level(item: Segment | Problem) -> bool:
 
 
 def _transaction(shared: _Claim, group: list[Segment | Problem]) -> _Claim:
-    claim = _Claim(dict(shared.values), shared.problem)
+    claim = _Claim(dict(shared.values), shared.problem, set(shared.seen))
     _apply_segments(claim, group, transmission_only=False)
     if not any(isinstance(s, Segment) and s.segment_id == RequestSegment.CLAIM for s in group):
         claim.fail(Problem("MISSING_SEGMENT", "claim segment AM07 is missing", "claim_segment"))
@@ -257,8 +285,14 @@ def _apply_segments(claim: _Claim, items: list[Segment | Problem], transmission_
 def _apply_fields(claim: _Claim, segment: Segment, specs: Mapping[str, FieldSpec]) -> None:
     for field_id, raw in segment.fields:
         spec = specs.get(field_id)
-        if spec is not None:
-            _convert(claim, spec, raw)
+        if spec is None:
+            continue
+        if spec.ref in claim.seen:  # every field rxfleet reads is non-repeating
+            message = f"{spec.ref} appears more than once in the transaction"
+            claim.fail(Problem("REPEATED_FIELD", message, spec.name.lstrip("_")))
+            continue
+        claim.seen.add(spec.ref)
+        _convert(claim, spec, raw)
 
 
 def _convert(claim: _Claim, spec: FieldSpec | HeaderField, raw: str) -> None:
@@ -275,15 +309,18 @@ def _convert(claim: _Claim, spec: FieldSpec | HeaderField, raw: str) -> None:
 # --- records -------------------------------------------------------------------
 
 
-def _record(claim: _Claim, index: int, source: str, number: int) -> Record:
+def _record(claim: _Claim, source: str, number: int) -> Record:
     values = claim.values
     qualifier = values.get("_product_id_qualifier")
-    if qualifier is not None and qualifier != ProductIdQualifier.NDC:
+    if qualifier is None and "436-E1" not in claim.seen and "407-D7" in claim.seen:
+        message = "436-E1 product id qualifier is missing (mandatory in the claim segment)"
+        claim.fail(Problem("MISSING_FIELD", message, "product_id_qualifier"))
+    elif qualifier is not None and qualifier != ProductIdQualifier.NDC:
         claim.fail(Problem("PRODUCT_NOT_NDC", "436-E1 product id qualifier is not 03 (NDC)", "ndc"))
     fields = {name: value for name, value in values.items() if name in CANONICAL_FIELDS}
     if "bin" in fields:
         fields["plan_id"] = derive_plan_id(values)
-    fields["claim_id"] = derive_claim_id(values, index)
+    fields["claim_id"] = derive_claim_id(values)
     return Record(source, number, fields, claim.problem)
 
 
@@ -292,10 +329,25 @@ def derive_plan_id(values: Mapping[str, Any]) -> str:
     return "-".join(str(values.get(name, "")) for name in ("bin", "pcn", "group_id"))
 
 
-def derive_claim_id(values: Mapping[str, Any], index: int) -> str:
-    """A stable id for transaction ``index`` of a transmission (see the module docstring)."""
-    names = ("bin", "pcn", "service_provider_id", "date_of_service", "rx_number", "fill_number")
-    parts = [str(values.get(name, "")) for name in names] + [str(index)]
+#: What identifies a claim (NCPDP D.0): BIN 101-A1, PCN 104-A4, service provider
+#: 201-B1, date of service 401-D1, Rx number 402-D2, fill number 403-D3.
+CLAIM_IDENTITY = (
+    "bin",
+    "pcn",
+    "service_provider_id",
+    "date_of_service",
+    "rx_number",
+    "fill_number",
+)
+
+
+def derive_claim_id(values: Mapping[str, Any]) -> str:
+    """A stable id from the claim's identity, not its position (see the module docstring).
+
+    It is the gateway Idempotency-Key: the same claim resubmitted anywhere (another
+    transmission, another position) gets the same id and is caught as a duplicate.
+    """
+    parts = [str(values.get(name, "")) for name in CLAIM_IDENTITY]
     return f"NCPDP-{_digest(parts)}"
 
 
@@ -337,17 +389,20 @@ def parse_response(line: str | bytes) -> list[NcpdpResponse]:
     text = text.rstrip("\r\n")
     if len(text) < RESPONSE_HEADER_LENGTH:
         raise InputError(_RESPONSE_SOURCE, "response header shorter than 31 bytes")
-    header = _response_header(text[:RESPONSE_HEADER_LENGTH])
+    header, count = _response_header(text[:RESPONSE_HEADER_LENGTH])
     chunks = text[RESPONSE_HEADER_LENGTH:].split(GROUP_SEPARATOR)
     common = _response_values(chunks[0])
-    groups = [chunk for chunk in chunks[1:] if chunk.strip(SEGMENT_SEPARATOR)] or [""]
-    return [
+    groups = [chunk for chunk in chunks[1:] if chunk.strip(SEGMENT_SEPARATOR)]
+    if groups and count != len(groups):
+        raise InputError(_RESPONSE_SOURCE, "109-A9 transaction count disagrees with the groups")
+    responses = [
         _response(header, index, {**common, **_response_values(group)})
-        for index, group in enumerate(groups)
+        for index, group in enumerate(groups or [""])
     ]
+    return responses
 
 
-def _response_header(text: str) -> HeaderResponseStatus:
+def _response_header(text: str) -> tuple[HeaderResponseStatus, int]:
     offset = 0
     values: dict[str, Any] = {}
     for spec in RESPONSE_HEADER:
@@ -356,7 +411,8 @@ def _response_header(text: str) -> HeaderResponseStatus:
         except FieldValueError as exc:
             raise InputError(_RESPONSE_SOURCE, f"{spec.ref} {spec.name}: {exc}") from exc
         offset += spec.width
-    return _enum(HeaderResponseStatus, values["header_response_status"], "501-F1")
+    status = _enum(HeaderResponseStatus, values["header_response_status"], "501-F1")
+    return status, values["transaction_count"]
 
 
 def _response_values(chunk: str) -> dict[str, Any]:
@@ -364,10 +420,18 @@ def _response_values(chunk: str) -> dict[str, Any]:
     for item in _segments(chunk):
         if isinstance(item, Problem):
             raise InputError(_RESPONSE_SOURCE, item.message)
-        if item.segment_id not in ResponseSegment._value2member_map_:
+        if not _is_response_segment(item.segment_id):
             raise InputError(_RESPONSE_SOURCE, f"unknown response segment AM{item.segment_id}")
+        # D.0 response segments rxfleet does not read (AM24 DUR, AM25 insurance, AM26
+        # PA, AM27, AM28 COB/other payers -- typical with reject 41 --, AM29 patient)
+        # are valid and ignored: RESPONSE_FIELDS has no specs for them.
         _collect(values, item, RESPONSE_FIELDS.get(item.segment_id, {}))
     return values
+
+
+def _is_response_segment(segment_id: str) -> bool:
+    """D.0 response segments are AM20 to AM29 (request segments are 01 to 16)."""
+    return segment_id.isdigit() and 20 <= int(segment_id) <= 29
 
 
 def _collect(values: dict[str, Any], segment: Segment, specs: Mapping[str, FieldSpec]) -> None:
@@ -386,6 +450,9 @@ def _collect(values: dict[str, Any], segment: Segment, specs: Mapping[str, Field
 
 
 def _response(header: HeaderResponseStatus, index: int, values: dict[str, Any]) -> NcpdpResponse:
+    declared = values.get("reject_count")
+    if declared is not None and declared != len(values.get("reject_codes", ())):
+        raise InputError(_RESPONSE_SOURCE, "510-FA reject count disagrees with the 511-FB codes")
     raw_status = values.pop("transaction_response_status", None)
     status = None if raw_status is None else _enum(TransactionResponseStatus, raw_status, "112-AN")
     values.pop("rx_reference_qualifier", None)

@@ -255,13 +255,13 @@ REQUEST_FIELDS: dict[str, dict[str, FieldSpec]] = {
         FieldSpec("405-D5", "days_supply", as_count),
     ),
     RequestSegment.PRESCRIBER: _specs(
-        FieldSpec("466-EZ", "_prescriber_id_qualifier"),
+        FieldSpec("466-EZ", "prescriber_id_qualifier"),
         FieldSpec("411-DB", "prescriber_id"),
     ),
     RequestSegment.PRICING: _specs(
         FieldSpec("409-D9", "ingredient_cost_submitted", as_amount),
         FieldSpec("426-DQ", "usual_and_customary", as_amount),
-        FieldSpec("430-DU", "_gross_amount_due", as_amount),
+        FieldSpec("430-DU", "gross_amount_due", as_amount),
     ),
 }
 

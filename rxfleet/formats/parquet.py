@@ -1,4 +1,16 @@
-"""Parquet: columns of canonical field names, read record batch by record batch."""
+"""Parquet: columns of canonical field names, read record batch by record batch.
+
+What can go wrong inside a readable file, and what becomes of it:
+
+* a value that cannot be turned into Python (a date beyond year 9999:
+  OverflowError; a string column holding invalid UTF-8: UnicodeDecodeError) spoils
+  its row only: the batch is converted row by row and the row is a record
+  quarantined ``MALFORMED_RECORD`` (message names the column, never the value);
+* a row group that cannot be decoded at all (a corrupt data page under an intact
+  footer: OSError / ArrowInvalid) leaves the rows after the last good one unknown:
+  the reader raises :class:`~rxfleet.errors.InputCutShort` carrying the number of
+  the last row read, so the producer stops cleanly, naming file and position.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +18,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from rxfleet.claims.fields import CANONICAL_FIELDS
-from rxfleet.errors import InputError
-from rxfleet.formats.base import Record
+from rxfleet.errors import InputCutShort, InputError
+from rxfleet.formats.base import Problem, Record
+from rxfleet.formats.textio import EMPTY_FILE
 
 BATCH_ROWS = 8192
+_ROW_ERRORS = (OverflowError, UnicodeDecodeError, ValueError, OSError)
 
 
 def read_parquet(path: str) -> Iterator[Record]:
@@ -21,11 +35,54 @@ def read_parquet(path: str) -> Iterator[Record]:
     extra = [name for name in parquet.schema_arrow.names if name not in CANONICAL_FIELDS]
     if extra:
         raise InputError(path, f"unknown columns: {', '.join(extra)}")
-    number = 0
-    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
-        for row in batch.to_pylist():
-            number += 1
-            yield Record(path, number, _fields(row))
+    read = [0]  # rows read so far: the last good position if a row group fails
+    for batch in _batches(path, parquet, wanted, read):
+        for row in _rows(batch, wanted):
+            read[0] += 1
+            yield _record(path, read[0], row)
+    if read[0] == 0:
+        raise InputError(path, EMPTY_FILE)
+
+
+def _batches(path: str, parquet: Any, wanted: list[str], position: list[int]) -> Iterator[Any]:
+    batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # OSError, ArrowInvalid, ...: the rest cannot be read
+            reason = f"a row group cannot be decoded ({exc.__class__.__name__})"
+            raise InputCutShort(path, reason, position[0]) from None
+        yield batch
+
+
+def _rows(batch: Any, wanted: list[str]) -> Iterator[dict[str, Any] | str]:
+    """Each row as a dict, or the name of the column that could not be converted."""
+    try:
+        yield from batch.to_pylist()
+        return
+    except _ROW_ERRORS:
+        pass
+    columns = {name: batch.column(name) for name in wanted}
+    for index in range(batch.num_rows):
+        row: dict[str, Any] = {}
+        bad: str | None = None
+        for name, column in columns.items():
+            try:
+                row[name] = column[index].as_py()
+            except _ROW_ERRORS:
+                bad = bad or name
+        yield row if bad is None else bad + "\x00" + str(row.get("claim_id") or "")
+
+
+def _record(path: str, number: int, row: dict[str, Any] | str) -> Record:
+    if isinstance(row, str):
+        column, _, claim_id = row.partition("\x00")
+        fields = {"claim_id": claim_id} if claim_id else {}
+        message = f"column {column}: the value cannot be read (out of range or not UTF-8)"
+        return Record(path, number, fields, Problem("MALFORMED_RECORD", message, column))
+    return Record(path, number, _fields(row))
 
 
 def _open(path: str) -> Any:

@@ -18,17 +18,29 @@ level before claim level; ordering before rendering). ``NM1*IL``/``NM1*PR`` afte
 ``CLM`` belong to other-payer loops (2330A/B) and are ignored. A line is emitted
 when the next ``LX``, ``CLM``, ``HL`` or envelope segment closes it.
 
-Canonical fields of a drug line: ``claim_id`` = ``X12-{CLM01}-{LX01}`` (if that id
-was already issued in the transaction set, ``-S{segment number of the LIN}`` is
-appended; in the file's n-th transaction set, n >= 2, ``-T{n}`` too),
-``cardholder_id`` (subscriber NM109), patient names and date of birth (the patient
-loop when present, else the subscriber), ``date_of_service`` (line ``DTP*472``,
-else claim ``DTP*472``/``DTP*434``; the start of a range), ``ndc`` (LIN03 as
-given), ``quantity_dispensed`` (CTP04), ``prescriber_id``, ``service_provider_id``
-(billing provider NM109), ``rx_number`` (``REF*XZ``), ``ingredient_cost_submitted``
-(SV102 / SV203 line charge), ``pos`` (837P only: SV105, else CLM05-1) and
-``bin``/``pcn``/``group_id``/``plan_id`` from the payer routing table keyed by the
-payer id. ``days_supply`` is left absent: the 837 has no standard element for it.
+Canonical fields of a drug line: ``claim_id`` = ``X12-{billing provider
+NM109}-{CLM01}-{LX01}`` (CLM01 is unique only per billing provider; hashed to
+``X12-H-{40 hex}`` when it does not fit the claim-id pattern; a repeat inside the
+same transaction set gets ``-S{segment number of the LIN}``; no file position
+otherwise, so a resubmission keeps its Idempotency-Key), ``cardholder_id``
+(subscriber NM109), patient names and date of birth (the patient loop when
+present, else the subscriber), ``date_of_service`` (line ``DTP*472``, else claim
+``DTP*472``/``DTP*434``; the start of a range), ``ndc`` (LIN03 as given),
+``quantity_dispensed`` (CTP04 converted to the NCPDP billing unit of CTP05:
+UN->EA, ML->ML, GR->GM, ME->GM / 1000; F2 is quarantined ``UNIT_NOT_CONVERTIBLE``)
+and ``unit_of_measure`` (600-28), ``prescriber_id``, ``service_provider_id``
+(billing provider NM109), ``rx_number`` (``REF*XZ``), ``gross_amount_due`` (SV102
+/ SV203 line charge = 430-DU), ``pos`` (837P only: SV105, else CLM05-1),
+``group_id`` (SBR03 of loop 2000B, else the payer table) and
+``bin``/``pcn``/``plan_id`` from the payer routing table keyed by the payer id.
+``days_supply`` is left absent: the 837 has no standard element for it.
+
+Nothing is lost: every service line with a ``LIN`` is a record (a LIN02 other
+than N4 is quarantined ``PRODUCT_NOT_NDC``); each ``ISA`` re-declares the
+delimiters; a first pass checks the envelopes (SE01 count, ST02/SE02, GS06/GE02,
+ISA13/IEA02, GE01, IEA01, missing trailers) and the claims of a broken envelope
+are quarantined; a segment that is not UTF-8 quarantines the claims it belongs to.
+A file without any drug line is ``InputError("empty file: no claims")``.
 
 ``Record.number`` is the 1-based position of the ``LIN`` segment in the file
 (the ISA is segment 1). A payer without a route gives a record with problem
@@ -39,6 +51,7 @@ payer id. ``days_supply`` is left absent: the 837 has no standard element for it
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import re
 from collections import OrderedDict
@@ -49,9 +62,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from rxfleet.claims.dates import ccyymmdd_to_iso
+from rxfleet.claims.fields import CLAIM_ID_PATTERN
 from rxfleet.errors import ConfigError, InputError
 from rxfleet.formats.base import Problem, Record
-from rxfleet.formats.textio import open_binary
+from rxfleet.formats.textio import EMPTY_FILE, NOT_UTF8, has_escaped, open_binary, scrub
 from rxfleet.formats.x12_segments import (
     CLM_FACILITY,
     CLM_ID,
@@ -76,6 +90,7 @@ from rxfleet.formats.x12_segments import (
     REF_QUALIFIER,
     REF_VALUE,
     REPETITION_VERSION,
+    SBR_GROUP,
     SV1_CHARGE,
     SV1_PLACE,
     SV2_CHARGE,
@@ -90,10 +105,12 @@ from rxfleet.formats.x12_segments import (
 
 __all__ = [
     "Delimiters",
+    "envelope_problems",
     "load_payer_routes",
     "parse_isa",
     "read_x12",
     "records_from_segments",
+    "segments_with_delimiters",
     "sniff_x12",
 ]
 
@@ -162,10 +179,64 @@ def iter_segments(chunks: Iterable[str], terminator: str) -> Iterator[str]:
 
 
 def _decoded_chunks(handle: IO[bytes]) -> Iterator[str]:
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    # Bytes that are not UTF-8 become lone surrogates (never produced by valid
+    # UTF-8): the walker quarantines the claims whose segments hold them.
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
     while block := handle.read(_CHUNK):
         yield decoder.decode(block)
     yield decoder.decode(b"", final=True)
+
+
+_ISA_WINDOW = 200  # an ISA is 106 characters; read this much before parsing one
+
+
+def segments_with_delimiters(chunks: Iterable[str]) -> Iterator[tuple[str, Delimiters]]:  # noqa: C901
+    """Split a stream of text chunks into segments, re-reading the delimiters at every
+    ``ISA`` (a file may hold several interchanges, each with its own separators).
+
+    Raises ValueError when the stream does not open with an ISA segment.
+    """
+    source = iter(chunks)
+    buf, pos, done = "", 0, False
+    delimiters: Delimiters | None = None
+
+    def fill() -> bool:
+        nonlocal buf, pos, done
+        more = next(source, None)
+        if more is None:
+            done = True
+            return False
+        buf, pos = buf[pos:] + more, 0
+        return True
+
+    while True:
+        while pos < len(buf) and buf[pos] in _LEADING:
+            pos += 1
+        if pos >= len(buf):
+            if done or not fill():
+                return
+            continue
+        if buf.startswith(ISA, pos) or delimiters is None:
+            while len(buf) - pos < _ISA_WINDOW and not done and fill():
+                pass
+            try:
+                delimiters = parse_isa(buf[pos:])
+            except ValueError:
+                if delimiters is None:
+                    raise
+        end = buf.find(delimiters.segment, pos)
+        while end < 0 and not done:
+            searched = len(buf) - pos
+            if not fill():
+                break
+            end = buf.find(delimiters.segment, pos + searched)
+        if end < 0:
+            text, pos = buf[pos:], len(buf)
+        else:
+            text, pos = buf[pos:end], end + 1
+        text = text.strip("\r\n")
+        if text:
+            yield text, delimiters
 
 
 # --- payer routes ----------------------------------------------------------------
@@ -185,34 +256,137 @@ def load_payer_routes(path: str | Path) -> dict[str, dict[str, str]]:
 
 
 def read_x12(path: str, routes: Routes) -> Iterator[Record]:
-    """Stream the drug lines of an 837P/837I file as records, in input order."""
+    """Stream the drug lines of an 837P/837I file as records, in input order.
+
+    Two passes over the file, both streaming: the first checks the envelopes
+    (ISA/IEA, GS/GE, ST/SE counts and control numbers), the second emits the
+    records, quarantining the claims of a broken envelope. An empty file, or one
+    without a single drug line, is ``InputError("empty file: no claims")``.
+    """
+    try:
+        problems = envelope_problems(_file_segments(path))
+    except ValueError as exc:
+        raise InputError(path, f"not an ASC X12 interchange: {exc}", 1) from exc
+    emitted = False
+    for record in _records(_file_segments(path), routes, path, problems):
+        emitted = True
+        yield record
+    if not emitted:
+        raise InputError(path, EMPTY_FILE)
+
+
+def _file_segments(path: str) -> Iterator[tuple[str, Delimiters]]:
     with open_binary(path) as handle:
-        chunks = _decoded_chunks(handle)
-        head = next(chunks, "")
-        while len(head.lstrip(_LEADING)) < 200 and (more := next(chunks, None)) is not None:
-            head += more
-        try:
-            delimiters = parse_isa(head)
-        except ValueError as exc:
-            raise InputError(path, f"not an ASC X12 interchange: {exc}", 1) from exc
-
-        segments = iter_segments(_prepend(head.lstrip(_LEADING), chunks), delimiters.segment)
-        yield from records_from_segments(segments, delimiters, routes, path)
-
-
-def _prepend(first: str, rest: Iterator[str]) -> Iterator[str]:
-    yield first
-    yield from rest
+        yield from segments_with_delimiters(_decoded_chunks(handle))
 
 
 def records_from_segments(
     segments: Iterable[str], delimiters: Delimiters, routes: Routes, source: str = ""
 ) -> Iterator[Record]:
-    """The drug-line records of a stream of segment texts (pure: no I/O)."""
-    walker = _Walker(delimiters, routes, source)
-    for number, text in enumerate(segments, start=1):
-        yield from walker.feed(text.split(delimiters.element), number)
-    yield from walker.close_line()
+    """The drug-line records of segment texts of one set of delimiters (pure: no I/O)."""
+    pairs = [(text, delimiters) for text in segments]
+    yield from _records(pairs, routes, source, envelope_problems(pairs))
+
+
+def _records(
+    pairs: Iterable[tuple[str, Delimiters]],
+    routes: Routes,
+    source: str,
+    problems: Mapping[tuple[str, int], Problem],
+) -> Iterator[Record]:
+    walker: _Walker | None = None
+    for number, (text, delimiters) in enumerate(pairs, start=1):
+        if walker is None:
+            walker = _Walker(delimiters, routes, source, problems)
+        walker.delimiters = delimiters
+        yield from walker.feed(text.split(delimiters.element), number, text)
+    if walker is not None:
+        yield from walker.close_line()
+
+
+# --- envelopes (first pass) --------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Envelope:
+    key: tuple[str, int]
+    control: str
+    count: int = 0  # segments (ST), transaction sets (GS) or groups (ISA)
+
+
+def envelope_problems(  # noqa: C901 (one pass, one state table)
+    pairs: Iterable[tuple[str, Delimiters]],
+) -> dict[tuple[str, int], Problem]:
+    """Broken envelopes by ``("ISA"|"GS"|"ST", ordinal in the file)``.
+
+    Checks (ASC X12 005010 envelope rules, X222A2/X223A3 TR3 appendix B): SE01 =
+    the number of segments from ST to SE inclusive, SE02 = ST02, GE01 = the number
+    of ST sets, GE02 = GS06, IEA01 = the number of GS groups, IEA02 = ISA13, and
+    each header closed by its trailer before the next header or the end of file.
+    """
+    problems: dict[tuple[str, int], Problem] = {}
+    seen = {"ISA": 0, "GS": 0, "ST": 0}
+    open_: dict[str, _Envelope | None] = {"ISA": None, "GS": None, "ST": None}
+    trailer = {"ISA": "IEA", "GS": "GE", "ST": "SE"}
+    inner = {"ISA": "GS", "GS": "ST"}
+
+    def flag(env: _Envelope, code: str, message: str) -> None:
+        problems.setdefault(env.key, Problem(code, message, "envelope"))
+
+    def close_open(level: str) -> None:  # level and everything inside it
+        for name in ("ST", "GS", "ISA")[: ("ST", "GS", "ISA").index(level) + 1]:
+            env = open_[name]
+            if env is not None:
+                flag(env, "MISSING_TRAILER", f"{name} without its {trailer[name]} trailer")
+                open_[name] = None
+
+    def check(env: _Envelope, counted: str, control: str, what: str) -> None:
+        if counted != str(env.count) and _int(counted) != env.count:
+            flag(env, _COUNT_CODE[what], f"{what}01 count disagrees with the envelope")
+        if not _same_control(control, env.control):
+            flag(env, "CONTROL_NUMBER_MISMATCH", f"{what}02 control number disagrees")
+
+    for text, delimiters in pairs:
+        elements = text.split(delimiters.element)
+        tag = elements[0].strip()
+        if open_["ST"] is not None:
+            open_["ST"].count += 1
+        if tag in seen:
+            close_open(tag)
+            seen[tag] += 1
+            control = _el(elements, {"ISA": 13, "GS": 6, "ST": 2}[tag])
+            env = _Envelope((tag, seen[tag]), control, 1 if tag == "ST" else 0)
+            open_[tag] = env
+            parent = {"GS": "ISA", "ST": "GS"}.get(tag)
+            if parent and open_[parent] is not None:
+                open_[parent].count += 1  # type: ignore[union-attr]
+        elif tag in ("SE", "GE", "IEA"):
+            level = {"SE": "ST", "GE": "GS", "IEA": "ISA"}[tag]
+            if level in inner:
+                close_open(inner[level])
+            closing = open_[level]
+            if closing is not None:
+                check(closing, _el(elements, 1), _el(elements, 2), tag)
+                open_[level] = None
+    close_open("ISA")
+    return problems
+
+
+_COUNT_CODE = {
+    "SE": "SEGMENT_COUNT_MISMATCH",
+    "GE": "GROUP_COUNT_MISMATCH",
+    "IEA": "GROUP_COUNT_MISMATCH",
+}
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _same_control(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    return _int(a) is not None and _int(a) == _int(b)
 
 
 # --- loop state ----------------------------------------------------------------------
@@ -229,6 +403,7 @@ class _Person:
 @dataclass(slots=True)
 class _Line:
     number: str
+    lin_qualifier: str = ""
     charge: str = ""
     place: str = ""
     service_date: str = ""
@@ -247,6 +422,7 @@ class _Claim:
     service_date: str = ""
     providers: dict[str, str] = field(default_factory=dict)
     line: _Line | None = None
+    bad_text: bool = False
 
 
 @dataclass(slots=True)
@@ -255,8 +431,11 @@ class _Loops:
     subscriber: _Person = field(default_factory=_Person)
     patient: _Person | None = None
     payer_id: str = ""
+    group_number: str = ""  # SBR03 of loop 2000B
     claim: _Claim | None = None
     last_entity: str = ""
+    bad_text: bool = False  # a segment of these loops was not UTF-8
+    billing_bad_text: bool = False  # ... of the billing provider loop (kept across HL 22)
 
 
 def _el(elements: list[str], index: int) -> str:
@@ -266,15 +445,25 @@ def _el(elements: list[str], index: int) -> str:
 class _Walker:
     """Feeds segments through the 837 loops and emits a record per closed drug line."""
 
-    def __init__(self, delimiters: Delimiters, routes: Routes, source: str) -> None:
+    def __init__(
+        self,
+        delimiters: Delimiters,
+        routes: Routes,
+        source: str,
+        problems: Mapping[tuple[str, int], Problem] | None = None,
+    ) -> None:
         self.delimiters = delimiters
         self.routes = routes
         self.source = source
+        self.problems = problems or {}
         self.loops = _Loops()
         self.issued: OrderedDict[str, None] = OrderedDict()
-        self.transaction_sets = 0
+        self.envelope = {"ISA": 0, "GS": 0, "ST": 0}
+        self.level = ""
+        self.set_bad_text = False
         self.handlers = {
             "ST": self._on_reset,
+            "SBR": self._on_sbr,
             "HL": self._on_hl,
             "NM1": self._on_nm1,
             "DMG": self._on_dmg,
@@ -288,35 +477,57 @@ class _Walker:
             "REF": self._on_ref,
         }
 
-    def feed(self, elements: list[str], number: int) -> Iterator[Record]:
+    def feed(self, elements: list[str], number: int, text: str = "") -> Iterator[Record]:
         tag = elements[0].strip()
-        if tag in LINE_CLOSERS:
+        if tag in LINE_CLOSERS or tag == ISA:
             yield from self.close_line()
+        if tag in self.envelope:
+            self.envelope[tag] += 1
+        if text and has_escaped(text):
+            self._mark_bad_text()
         handler = self.handlers.get(tag)
         if handler is not None:
             handler(elements, number)
+
+    def _mark_bad_text(self) -> None:
+        loops = self.loops
+        if loops.claim is not None:
+            loops.claim.bad_text = True
+        elif self.level == HierarchicalLevel.BILLING_PROVIDER:
+            loops.bad_text = loops.billing_bad_text = True
+        elif self.level:
+            loops.bad_text = True
+        else:  # envelope or BHT: every claim of the transaction set
+            self.set_bad_text = True
 
     def close_line(self) -> Iterator[Record]:
         claim = self.loops.claim
         if claim is None or claim.line is None:
             return
         line, claim.line = claim.line, None
-        if line.ndc:
+        if line.lin_segment:  # a drug line (2410 LIN): a claim or a quarantined record
             yield self._record(claim, line)
 
     # -- handlers (one per segment) --
 
     def _on_reset(self, elements: list[str], number: int) -> None:
         self.loops = _Loops()
-        self.issued = OrderedDict()  # ids are made unique per transaction set
-        self.transaction_sets += 1
+        self.issued = OrderedDict()  # repeats are made unique per transaction set
+        self.level = ""
+        self.set_bad_text = False
+
+    def _on_sbr(self, elements: list[str], number: int) -> None:
+        if self.loops.claim is None:  # 2000B; SBR after CLM is 2320 (other subscriber)
+            self.loops.group_number = _el(elements, SBR_GROUP)
 
     def _on_hl(self, elements: list[str], number: int) -> None:
         level, loops = _el(elements, HL_LEVEL), self.loops
+        self.level = level
         if level == HierarchicalLevel.BILLING_PROVIDER:
             self.loops = _Loops()
         elif level == HierarchicalLevel.SUBSCRIBER:
-            self.loops = _Loops(billing_npi=loops.billing_npi)
+            bad = loops.billing_bad_text
+            self.loops = _Loops(billing_npi=loops.billing_npi, bad_text=bad, billing_bad_text=bad)
         elif level == HierarchicalLevel.PATIENT:
             loops.patient, loops.claim = _Person(), None
         loops.last_entity = ""
@@ -390,8 +601,9 @@ class _Walker:
 
     def _on_lin(self, elements: list[str], number: int) -> None:
         line = self._line()
-        if line is not None and _el(elements, LIN_QUALIFIER) == ProductQualifier.NDC:
-            line.ndc, line.lin_segment = _el(elements, LIN_PRODUCT), number
+        if line is not None:
+            line.lin_qualifier, line.lin_segment = _el(elements, LIN_QUALIFIER), number
+            line.ndc = _el(elements, LIN_PRODUCT)
 
     def _on_ctp(self, elements: list[str], number: int) -> None:
         if (line := self._line()) is not None:
@@ -410,6 +622,14 @@ class _Walker:
 
     def _record(self, claim: _Claim, line: _Line) -> Record:
         builder = _RecordBuilder(self.loops, claim, line)
+        for level in ("ISA", "GS", "ST"):  # a broken envelope quarantines its claims
+            problem = self.problems.get((level, self.envelope[level]))
+            if problem is not None:
+                builder.fail(problem.code, problem.message, problem.field or "envelope")
+        if self.set_bad_text or self.loops.bad_text or claim.bad_text:
+            builder.fail("MALFORMED_RECORD", f"a segment of this claim is {NOT_UTF8}", "segment")
+        if line.lin_qualifier != ProductQualifier.NDC:
+            builder.fail("PRODUCT_NOT_NDC", "LIN02 product qualifier is not N4 (NDC)", "ndc")
         builder.route(self.routes)
         builder.convert()
         builder.values["claim_id"] = self._claim_id(claim, line, builder)
@@ -418,15 +638,32 @@ class _Walker:
     def _claim_id(self, claim: _Claim, line: _Line, builder: _RecordBuilder) -> str:
         if not claim.claim_id:
             builder.fail("MISSING_FIELD", "CLM01 patient control number is empty", "claim_id")
-        claim_id = f"X12-{claim.claim_id}-{line.number}"
-        if self.transaction_sets > 1:
-            claim_id += f"-T{self.transaction_sets}"
+        claim_id = derive_claim_id(self.loops.billing_npi, claim.claim_id, line.number)
         if claim_id in self.issued:
-            claim_id = f"{claim_id}-S{line.lin_segment}"
+            claim_id = _fit(f"{claim_id}-S{line.lin_segment}")
         self.issued[claim_id] = None
         if len(self.issued) > RECENT_IDS:  # bounded memory whatever the file's size
             self.issued.popitem(last=False)
         return claim_id
+
+
+_ID_PATTERN = re.compile(CLAIM_ID_PATTERN)
+
+
+def derive_claim_id(billing_provider: str, clm01: str, lx01: str) -> str:
+    """``X12-{billing provider NM109}-{CLM01}-{LX01}``: CLM01 (patient control
+    number) is unique only per billing provider (837 TR3 2300 CLM01), so the
+    provider is part of the id; no position in the file is. When that does not fit
+    the claim-id pattern (64 of A-Z a-z 0-9 . _ : -), ``X12-H-`` + 40 hex digits of
+    the SHA-256 of the three parts: deterministic, same claim same id."""
+    return _fit(f"X12-{billing_provider}-{clm01}-{lx01}", billing_provider, clm01, lx01)
+
+
+def _fit(claim_id: str, *parts: str) -> str:
+    if _ID_PATTERN.fullmatch(claim_id):
+        return claim_id
+    joined = "\x1f".join(parts or (claim_id,)).encode("utf-8", errors="surrogateescape")
+    return f"X12-H-{hashlib.sha256(joined).hexdigest()[:40]}"
 
 
 def _date_value(elements: list[str]) -> str:
@@ -449,10 +686,33 @@ def _decimal(text: str) -> Decimal:
     return Decimal(text)
 
 
-def _unit(text: str) -> str:
-    if text and text not in UnitOfMeasure._value2member_map_:
+class _NotConvertible(ValueError):
+    """A CTP05 unit with no exact NCPDP billing unit."""
+
+
+#: X12 CTP05-1 (837P TR3 2410 CTP05-1 code list: F2, GR, ME, ML, UN) to the NCPDP
+#: Billing Unit Standard (600-28 Unit of Measure: EA each, GM grams, ML millilitres)
+#: and the factor that converts the quantity exactly. F2 (international units) has
+#: no exact billing unit: the standard bills such products (insulin, heparin) in
+#: ML or EA depending on the product, which the claim does not say.
+UNIT_CONVERSION: dict[str, tuple[str, Decimal]] = {
+    UnitOfMeasure.UNIT: ("EA", Decimal(1)),
+    UnitOfMeasure.MILLILITER: ("ML", Decimal(1)),
+    UnitOfMeasure.GRAM: ("GM", Decimal(1)),
+    UnitOfMeasure.MILLIGRAM: ("GM", Decimal("0.001")),
+}
+
+
+def convert_quantity(quantity: Decimal, unit: str) -> tuple[Decimal, str]:
+    """(quantity in NCPDP billing units, the unit) for CTP04 ``quantity`` in CTP05
+    ``unit``; _FieldError for a code the 837 does not define, _NotConvertible for one
+    with no exact billing unit (F2)."""
+    if unit not in UnitOfMeasure._value2member_map_:
         raise _FieldError("CTP05 unit of measure is not F2, GR, ME, ML or UN")
-    return text
+    if unit not in UNIT_CONVERSION:
+        raise _NotConvertible("CTP05 unit F2 has no exact NCPDP billing unit (EA, GM, ML)")
+    billing_unit, factor = UNIT_CONVERSION[unit]
+    return (quantity * factor).normalize() if factor != 1 else quantity, billing_unit
 
 
 class _RecordBuilder:
@@ -472,8 +732,10 @@ class _RecordBuilder:
         if route is None:
             message = "no payer route for the payer id of NM1*PR (NM109)"
             self.fail("NO_PAYER_ROUTE", message, "payer_id")
-            return
-        self.values.update({name: route[name] for name in ROUTE_FIELDS if route.get(name)})
+        else:
+            self.values.update({name: route[name] for name in ROUTE_FIELDS if route.get(name)})
+        if self.loops.group_number:  # the file's SBR03 (2000B) wins over the table
+            self.values["group_id"] = self.loops.group_number
 
     def convert(self) -> None:
         loops, claim, line = self.loops, self.claim, self.line
@@ -482,7 +744,7 @@ class _RecordBuilder:
             cardholder_id=loops.subscriber.member_id,
             patient_first_name=person.first,
             patient_last_name=person.last,
-            ndc=line.ndc,
+            ndc=line.ndc if line.lin_qualifier == ProductQualifier.NDC else "",
             service_provider_id=loops.billing_npi,
             rx_number=line.rx_number,
             prescriber_id=_prescriber(line.providers) or _prescriber(claim.providers),
@@ -493,12 +755,26 @@ class _RecordBuilder:
             "date_of_service", _iso_date, line.service_date or claim.service_date, "DTP03"
         )
         self._convert("quantity_dispensed", _decimal, line.quantity, "CTP04")
-        self._convert("quantity_dispensed", _unit, line.unit, "CTP05", keep=False)
-        self._convert("ingredient_cost_submitted", _decimal, line.charge, "SV1/SV2 charge")
+        self._unit(line.unit)
+        # SV102 / SV203 is the line charge: NCPDP 430-DU gross amount due, not 409-D9.
+        self._convert("gross_amount_due", _decimal, line.charge, "SV1/SV2 charge")
 
-    def _convert(
-        self, name: str, convert: Callable[[str], Any], raw: str, ref: str, keep: bool = True
-    ) -> None:
+    def _unit(self, unit: str) -> None:
+        quantity = self.values.get("quantity_dispensed")
+        if not unit:
+            return
+        try:
+            converted, billing_unit = convert_quantity(quantity or Decimal(0), unit)
+        except _FieldError as exc:
+            self.fail("INVALID_FIELD", f"CTP05 unit_of_measure: {exc}", "unit_of_measure")
+        except _NotConvertible as exc:
+            self.fail("UNIT_NOT_CONVERTIBLE", str(exc), "unit_of_measure")
+        else:
+            self.values["unit_of_measure"] = billing_unit
+            if quantity is not None:
+                self.values["quantity_dispensed"] = converted
+
+    def _convert(self, name: str, convert: Callable[[str], Any], raw: str, ref: str) -> None:
         if not raw:
             return
         try:
@@ -506,11 +782,11 @@ class _RecordBuilder:
         except _FieldError as exc:
             self.fail("INVALID_FIELD", f"{ref} {name}: {exc}", name)
             return
-        if keep:
-            self.values[name] = value
+        self.values[name] = value
 
     def fields(self) -> dict[str, Any]:
-        return {name: value for name, value in self.values.items() if value not in ("", None)}
+        fields = {name: value for name, value in self.values.items() if value not in ("", None)}
+        return {k: scrub(v) if isinstance(v, str) else v for k, v in fields.items()}
 
 
 def _prescriber(providers: Mapping[str, str]) -> str:

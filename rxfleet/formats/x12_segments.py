@@ -84,7 +84,7 @@ class UnitOfMeasure(StrEnum):
 
 
 #: Segments that end a service line (and so emit its drug record, if any).
-LINE_CLOSERS = frozenset({"LX", "CLM", "HL", "SE", "ST", "GE", "IEA"})
+LINE_CLOSERS = frozenset({"LX", "CLM", "HL", "SE", "ST", "GE", "IEA", "GS", "ISA"})
 
 
 # Element positions (index into the segment split on the element separator).
@@ -99,3 +99,4 @@ SV2_CHARGE = 3
 LIN_QUALIFIER, LIN_PRODUCT = 2, 3
 CTP_QUANTITY, CTP_UNIT = 4, 5
 REF_QUALIFIER, REF_VALUE = 1, 2
+SBR_GROUP = 3  # SBR03 Reference Identification: subscriber group or policy number (2000B)

@@ -578,9 +578,9 @@ class _Round:
 
 
 def _route(record: WorkRecord) -> tuple[str, str]:
-    """The claim's BIN/PCN (validated: both present)."""
+    """The claim's BIN/PCN (an NCPDP claim may have no PCN)."""
     claim = record.claim or {}
-    return str(claim["bin"]), str(claim["pcn"])
+    return str(claim["bin"]), str(claim.get("pcn") or "")
 
 
 def sent(record: WorkRecord) -> None:

@@ -69,7 +69,7 @@ def test_yes_values(tmp_path: Path, yes: str) -> None:
     assert entry.obsolete and entry.prior_auth and entry.step_therapy
 
 
-@pytest.mark.parametrize("no", ["", "N", "no", "0", "false", "X"])
+@pytest.mark.parametrize("no", ["", "N", "no", "0", "false"])  # "X": refused since issue 11
 def test_no_values(tmp_path: Path, no: str) -> None:
     path = _write(tmp_path, HEADER + f"00071015523,39400010100310,,{no},,,{no},{no}\n")
     (entry,) = read_crosswalk(path)
@@ -138,3 +138,32 @@ def test_file_digest(tmp_path: Path) -> None:
     assert len(digest) == 16 and digest == file_digest(a)
     a.write_text(HEADER + "00071015523,39400010100310,,,,,,\n", encoding="utf-8")
     assert file_digest(a) != digest
+
+
+# --- issue 11: the file is validated when it is loaded ---------------------------------
+
+_CW_HEADER = "ndc11,gpi14,drug_name,obsolete,replaced_by,quantity_limit,prior_auth,step_therapy\n"
+_CW_GOOD = "00071015523,39400010100310,ATORVASTATIN,N,,30,N,N\n"
+CROSSWALK_BAD = [
+    ("quantity_limit", "00071015523,39400010100310,X,N,,thirty,N,N\n"),
+    ("quantity_limit", "00071015523,39400010100310,X,N,,-5,N,N\n"),
+    ("quantity_limit", "00071015523,39400010100310,X,N,,NaN,N,N\n"),
+    ("replaced_by", "00071015523,39400010100310,X,Y,XYZ,30,N,N\n"),
+    ("prior_auth", "00071015523,39400010100310,X,N,,30,maybe,N\n"),
+    ("gpi14", "00071015523,00000000000000,X,N,,30,N,N\n"),
+]
+
+
+@pytest.mark.parametrize(("column", "row"), CROSSWALK_BAD)
+def test_bad_crosswalk_row_is_an_input_error_naming_line_and_column(
+    tmp_path: Path, column: str, row: str
+) -> None:
+    from rxfleet.claims.crosswalk import read_crosswalk
+    from rxfleet.errors import InputError
+
+    path = tmp_path / "cw.csv"
+    path.write_text(_CW_HEADER + _CW_GOOD + row)
+    with pytest.raises(InputError) as caught:
+        list(read_crosswalk(path))
+    assert caught.value.line == 3 and column in caught.value.reason
+    assert str(path) in str(caught.value)

@@ -21,13 +21,16 @@ VALID = [
     ("9999-9999-99", "09999999999"),
     ("99999-999-99", "99999099999"),
     ("99999-9999-9", "99999999909"),
-    ("0000-0000-01", "00000000001"),  # not all zero: valid
 ]
 
 REFUSED = [
     # (as sent, code)
     ("0071015523", "ERR_AMBIGUOUS_NDC"),  # plain 10 digits: which configuration?
     ("6818051301", "ERR_AMBIGUOUS_NDC"),
+    # FDA labeler codes (21 CFR 207.35; NDC Directory) are never 00000.
+    ("0000-0000-01", "ERR_INVALID_NDC_LABELER"),
+    ("00000-1234-56", "ERR_INVALID_NDC_LABELER"),
+    ("00000123456", "ERR_INVALID_NDC_LABELER"),
     ("00000000000", "ERR_INVALID_NDC_FORMAT"),  # the all-zero placeholder, plain
     ("00000-0000-00", "ERR_INVALID_NDC_FORMAT"),  # hyphenated 5-4-2
     ("0000-0000-00", "ERR_INVALID_NDC_FORMAT"),  # 4-4-2 that pads to all zero
@@ -100,7 +103,7 @@ def test_every_10_digit_configuration_pads_to_5_4_2(name: str, data: st.DataObje
     parts = [data.draw(_digits(n)) for n in lengths]
     raw = "-".join(parts)
     expected = "".join("0" + part if i == short else part for i, part in enumerate(parts))
-    if set(expected) == {"0"}:
+    if expected.startswith("00000"):  # labeler 00000 (or all zero): refused
         with pytest.raises(NdcError):
             normalize_ndc(raw)
         return

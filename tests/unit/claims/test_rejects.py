@@ -65,8 +65,11 @@ def test_only_the_host_family_is_retryable(matrix: RejectMatrix) -> None:
         (["70"], "FORMULARY_EXCEPTION"),
         (["65"], "ELIGIBILITY"),
         (["01"], "ROUTING_ERROR"),
-        (["07", "75"], "CORRECT_AND_RESUBMIT"),  # the first known code decides
-        (["75", "07"], "PRIOR_AUTH"),
+        # Issue 11: the set decides, by the matrix's precedence (was: the first code).
+        (["07", "75"], "CORRECT_AND_RESUBMIT"),
+        (["75", "07"], "CORRECT_AND_RESUBMIT"),
+        (["92", "75"], "PRIOR_AUTH"),
+        (["75", "92"], "PRIOR_AUTH"),
     ],
 )
 def test_code_route(matrix: RejectMatrix, codes: list[str], expected: str) -> None:
@@ -110,3 +113,114 @@ def test_default_route_comes_from_the_file(tmp_path: Path) -> None:
     custom = RejectMatrix.load(path)
     assert custom.plan_overrides == {}
     assert custom.route_for(["ZZ"]) == "HOST_ERROR"
+
+
+# --- issue 11 --------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rxfleet.claims.rejects import Reason, Route, Status, replayable  # noqa: E402
+
+_MATRIX = RejectMatrix.load(CONFIG_DIR / "reject_codes.json")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([*sorted(_MATRIX.codes), "XX", "ZZ"]), min_size=1, max_size=6),
+       st.randoms(), st.sampled_from([None, "PLAN-PARTD", "PLAN-COMM"]))  # fmt: skip
+def test_route_depends_on_the_set_of_codes_not_their_order(
+    codes: list[str], rng: object, plan: str | None
+) -> None:
+    shuffled = list(codes)
+    rng.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert _MATRIX.route_for(codes, plan) == _MATRIX.route_for(shuffled, plan)
+    assert _MATRIX.route_for(codes, plan) == _MATRIX.route_for(sorted(set(codes)), plan)
+
+
+def test_routes_enum_precedence_and_matrix_agree() -> None:
+    data = json.loads((CONFIG_DIR / "reject_codes.json").read_text())
+    declared = set(data["routes"])
+    assert declared == {route.value for route in Route}
+    assert set(data["precedence"]) == declared and len(data["precedence"]) == len(declared)
+    for code, entry in _MATRIX.codes.items():
+        assert entry.route.value in declared, code
+        assert _MATRIX.route_for([code]) == entry.route
+
+
+def test_every_code_has_a_public_source_or_is_flagged() -> None:
+    data = json.loads((CONFIG_DIR / "reject_codes.json").read_text())
+    sourced = {code for source in data["sources"] for code in source["codes"]}
+    unsourced = {code for code, entry in _MATRIX.codes.items() if entry.unsourced}
+    assert set(_MATRIX.codes) - sourced == unsourced
+    # 90 (Host Hung Up): the RSS list shows a blank where 9Ø would be; not relied on.
+    assert unsourced == {"MR", "90"}
+    assert _MATRIX.version == "2026.11.3"
+
+
+#: (codes, route). Sources: RSS Administrators NCPDP 5.1 rejection code list, the
+#: CARIN RTPBC NamingSystem (USHIK copy), EmblemHealth (40 = network matter).
+MISSING_BEFORE = [
+    (["83"], "DUPLICATE"),
+    (["85"], "HOST_ERROR"),
+    (["54"], "CORRECT_AND_RESUBMIT"),
+    (["R8"], "CORRECT_AND_RESUBMIT"),
+    (["81"], "PLAN_LIMITS"),
+    (["84"], "REVIEW_REQUIRED"),
+    (["40"], "NETWORK"),
+    (["40", "01"], "ROUTING_ERROR"),
+    (["40", "65"], "NETWORK"),
+]
+
+
+@pytest.mark.parametrize(("codes", "route"), MISSING_BEFORE)
+def test_codes_added_in_issue_11(codes: list[str], route: str) -> None:
+    assert _MATRIX.route_for(codes) == route
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [(["92"], True), (["90", "98"], True), (["92", "75"], False), (["99"], False),
+     ([], False), (["XX"], False)],
+)  # fmt: skip
+def test_transient_means_every_code_is_host_transient(codes: list[str], expected: bool) -> None:
+    assert _MATRIX.transient(codes) is expected
+
+
+#: 112-AN (NCPDP D.0; values per VistA RESPONSES file 9002313.0301).
+STATUSES = [
+    ("P", Status.PAID, Route.CLEAN),
+    ("D", Status.PAID, Route.CLEAN),  # duplicate of paid: the payer already paid it
+    ("C", Status.PAID, Route.CLEAN),
+    ("Q", Status.PAID, Route.CLEAN),
+    ("A", Status.PAID, Route.CLEAN),
+    ("S", Status.PAID, Route.CLEAN),
+    ("F", Status.REJECTED, Route.PRIOR_AUTH),
+    ("R", Status.REJECTED, None),
+    ("Z", Status.REJECTED, Route.REVIEW_REQUIRED),
+]
+
+
+@pytest.mark.parametrize(("status", "outcome", "route"), STATUSES)
+def test_outcome_for_every_response_status(status: str, outcome: Status, route: Route) -> None:
+    got = _MATRIX.outcome_for(status)
+    assert (got.status, got.route) == (outcome, route)
+
+
+REPLAY = [
+    (Route.HOST_ERROR, Reason.PAYER, False),  # the payer's own 99: not replayed
+    (Route.HOST_ERROR, Reason.RETRIES_EXHAUSTED, True),  # the fleet's "99"
+    (Route.RETRY_LATER, Reason.TRANSIENT_EXHAUSTED, True),
+    (Route.RETRY_LATER, Reason.PAYER, False),
+    (Route.DEAD_LETTER, Reason.ABORTED, True),
+    (Route.DEAD_LETTER, Reason.VALIDATION, False),
+    (Route.ROUTING_ERROR, Reason.ROUTING_MISS, False),
+    (Route.HOST_ERROR, Reason.GATEWAY_REFUSED, False),
+    (Route.PRIOR_AUTH, Reason.RETRIES_EXHAUSTED, False),
+]
+
+
+@pytest.mark.parametrize(("route", "reason", "expected"), REPLAY)
+def test_replayable_only_for_the_fleets_own_failures(
+    route: Route, reason: Reason, expected: bool
+) -> None:
+    assert replayable(route, reason) is expected

@@ -141,6 +141,9 @@ CASES: list[Case] = [
     _c("INVALID_DAYS_SUPPLY", days_supply="a month"),
     _c("DAYS_SUPPLY_OUT_OF_RANGE", days_supply="0"),
     _c("DAYS_SUPPLY_OUT_OF_RANGE", days_supply=366),
+    # Found by bench/fuzz.py: int(Decimal("1e999999")) took 30 s per claim.
+    _c("DAYS_SUPPLY_OUT_OF_RANGE", days_supply="1e999999"),
+    _c("INVALID_FILL_NUMBER", fill_number="-9e99999999"),
     _c("INVALID_AMOUNT", ingredient_cost_submitted="57.105"),
     _c("INVALID_AMOUNT", usual_and_customary="a lot"),
     _c("NEGATIVE_AMOUNT", ingredient_cost_submitted="-4.50"),
@@ -149,7 +152,25 @@ CASES: list[Case] = [
     _c("QUANTITY_OUT_OF_RANGE", quantity_dispensed="10000000"),
     _c("AMOUNT_OUT_OF_RANGE", ingredient_cost_submitted="1000000.00"),
     _c("AMOUNT_OUT_OF_RANGE", usual_and_customary="1E+7"),
-    _c("MALFORMED_RECORD", patient_token=12345),  # not in the table: the schema's last word
+    _c("MALFORMED_RECORD", patient_token=12345),
+    # Issue 11: bounds and leniency.
+    # 442-E7 Quantity Dispensed is 9(7)v999 (NCPDP D.0 Data Dictionary): 3 decimals.
+    _c("QUANTITY_TOO_PRECISE", quantity_dispensed="1.2345"),
+    # DOS before 2000-01-01 (HIPAA 2000 final rule, first NCPDP standard): a typo.
+    _c("DATE_OF_SERVICE_TOO_OLD", MINIMAL, date_of_service="1850-01-01"),
+    _c("DATE_OF_SERVICE_TOO_OLD", date_of_service="1999-12-31"),
+    # Age at DOS above 122 years (longest verified life): a typo.
+    _c("DATE_OF_BIRTH_TOO_OLD", date_of_birth="1900-01-01"),
+    _c("DATE_OF_BIRTH_TOO_OLD", date_of_birth="1850-01-01"),
+    _c("ERR_INVALID_NDC_LABELER", ndc="00000-1234-56"),
+    # 466-EZ Prescriber ID Qualifier (NCPDP D.0): 01 NPI, 12 DEA, others format only.
+    _c("INVALID_PRESCRIBER_ID_QUALIFIER", prescriber_id_qualifier="1"),
+    _c("INVALID_PRESCRIBER_DEA", prescriber_id_qualifier="12", prescriber_id="AB1234564"),
+    _c("INVALID_PRESCRIBER_DEA", prescriber_id_qualifier="12", prescriber_id="1234567893"),
+    _c("INVALID_PRESCRIBER_NPI", prescriber_id_qualifier="01", prescriber_id="AB1234563"),
+    _c("INVALID_PRESCRIBER_ID", prescriber_id_qualifier="08", prescriber_id="LIC 123"),
+    _c("INVALID_AMOUNT", gross_amount_due="1.234"),
+    _c("INVALID_UNIT_OF_MEASURE", unit_of_measure="ME"),  # not in the table: the schema's last word
     # The same rules from the minimal claim, for the required fields.
     _c("MISSING_BIN", MINIMAL, bin=_DROP),
     _c("MISSING_NDC", MINIMAL, ndc=" "),
@@ -172,6 +193,13 @@ ELSEWHERE = {
     "MISSING_SEGMENT",
     "PRODUCT_NOT_NDC",
     "TRANSACTION_COUNT_MISMATCH",
+    "SEGMENT_OUTSIDE_GROUP",
+    "REPEATED_FIELD",
+    "UNIT_NOT_CONVERTIBLE",
+    "SEGMENT_COUNT_MISMATCH",
+    "CONTROL_NUMBER_MISMATCH",
+    "GROUP_COUNT_MISMATCH",
+    "MISSING_TRAILER",
     "MISSING_GPI_MAPPING",
     "OBSOLETE_NDC",
     "PRIOR_AUTH_FLAG",
@@ -444,3 +472,69 @@ def test_arbitrary_fields_give_results_not_exceptions(fields: dict[str, Any]) ->
     outcome = validate(rest, today=TODAY)
     assert all(issue.code in RULES for issue in [*issues, *outcome.issues])
     assert (outcome.claim is None) == (outcome.severity is Severity.FATAL)
+
+
+# --- issue 11: qualifiers, bounds, optional fields -----------------------------------
+
+#: (fields changed from FULL, expected prescriber fields on the claim). Sources:
+#: NCPDP D.0 466-EZ code list (01 NPI, 12 DEA, 08 state license); DEA check digit:
+#: (d1+d3+d5) + 2*(d2+d4+d6), last digit == d7 (DEA registration number format).
+PRESCRIBER_PASSES = [
+    ({}, ("1234567893", None)),  # no qualifier: NPI, as before
+    ({"prescriber_id_qualifier": "01"}, ("1234567893", "01")),
+    ({"prescriber_id_qualifier": "12", "prescriber_id": "AB1234563"}, ("AB1234563", "12")),
+    ({"prescriber_id_qualifier": "08", "prescriber_id": "LIC123"}, ("LIC123", "08")),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), PRESCRIBER_PASSES)
+def test_prescriber_validated_by_qualifier(
+    change: dict[str, Any], expected: tuple[str, str | None]
+) -> None:
+    rest, _ = split_phi({**FULL, **change})
+    outcome = validate(rest, today=TODAY)
+    assert outcome.issues == ()
+    assert outcome.claim is not None
+    assert (outcome.claim.prescriber_id, outcome.claim.prescriber_id_qualifier) == expected
+
+
+#: Bounds that pass (the lower edges).
+BOUND_PASSES = [
+    {"date_of_service": "2000-01-01", "date_of_birth": "1878-01-01"},  # age 122 on the DOS
+    {"quantity_dispensed": "1.234"},  # 9(7)v999: three decimals
+    {"date_of_birth": "1904-11-01"},  # 122 years old exactly on the DOS 2026-11-01
+]
+
+
+@pytest.mark.parametrize("change", BOUND_PASSES)
+def test_bounds_that_pass(change: dict[str, Any]) -> None:
+    assert _all_issues({**FULL, **change}) == []
+
+
+#: NCPDP D.0 payer sheets: "PCN: not required" (104-A4 is situational) -> optional
+#: for NCPDP; JSONL/CSV/Parquet still require it (CONTRACT section 3).
+@pytest.mark.parametrize(("fmt", "codes"), [("ncpdp", []), ("jsonl", ["MISSING_PCN"])])
+def test_pcn_optional_for_ncpdp_only(fmt: str, codes: list[str]) -> None:
+    rest, _ = split_phi({**FULL, "pcn": "  "})
+    outcome = validate(rest, today=TODAY, fmt=fmt)
+    assert [issue.code for issue in outcome.issues] == codes
+    if not codes:
+        assert outcome.claim is not None and outcome.claim.pcn is None
+        assert "pcn" not in outcome.claim.gateway_fields()
+
+
+def test_new_optional_fields_reach_the_gateway_body() -> None:
+    rest, _ = split_phi({**FULL, "gross_amount_due": "21.87", "unit_of_measure": "GM"})
+    outcome = validate(rest, today=TODAY)
+    assert outcome.claim is not None
+    body = outcome.claim.gateway_fields()
+    assert body["gross_amount_due"] == 21.87 and body["unit_of_measure"] == "GM"
+
+
+def test_huge_exponents_are_cheap() -> None:
+    import time
+
+    start = time.monotonic()
+    for value in ("1e999999", "9e99999999", "-1e999999999"):
+        validate({**MINIMAL, "days_supply": value, "fill_number": value}, today=TODAY)
+    assert time.monotonic() - start < 1.0

@@ -133,9 +133,7 @@ def test_read_claims_every_format(tmp_path: Path) -> None:
     [
         ("a.jsonl", JSONL, Format.JSONL),
         ("a.jsonl", "{broken\n", Format.JSONL),  # a bad record is not an unreadable file
-        ("a.jsonl", "", Format.JSONL),
         ("a.csv", CSV, Format.CSV),
-        ("a.csv", "claim_id,bin\n", Format.CSV),  # header only: readable, no claims
         ("a.ncpdp", NCPDP, Format.NCPDP),
         ("a.837", X12_SAMPLE.read_text(encoding="utf-8"), Format.X12),
     ],

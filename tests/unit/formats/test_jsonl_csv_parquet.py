@@ -155,6 +155,7 @@ def test_csv_bom_and_blank_rows(tmp_path: Path) -> None:
         ("bin,ndc\n610014,x\n", "no claim_id"),
         ("claim_id,ndc,member_ssn\nA,x,1\n", "unknown columns: member_ssn"),
         ("claim_id,Bin\nA,1\n", "unknown columns: Bin"),
+        ("claim_id,cardholder_id,cardholder_id\nA,1,2\n", "column twice: cardholder_id"),
     ],
 )
 def test_csv_bad_header_is_an_input_error(tmp_path: Path, text: str, reason: str) -> None:
@@ -183,31 +184,36 @@ def test_csv_short_row_without_the_claim_id_column(tmp_path: Path) -> None:
     assert record.fields == {} and record.problem is not None
 
 
-def test_csv_quoted_newlines_keep_physical_line_numbers(tmp_path: Path) -> None:
+def test_csv_one_physical_line_is_one_claim(tmp_path: Path) -> None:
+    # Issue 11: claims files have no multi-line fields. A quote left open spoils its
+    # own line only (before: it swallowed the following lines into one record).
     text = (
         "claim_id,pcn,bin\n"
-        'A,"RX\nSAND\nBX",610014\n'  # lines 2-4
+        'A,"RX\nSAND\nBX",610014\n'  # lines 2-4: an open quote on 2, stray quote on 4
         "B,RXSANDBX,610014\n"  # line 5
-        'C,"a ""quoted"" pcn",610014\n'  # line 6
-        'D,"one\r\ntwo",610014\n'  # lines 7-8
-        "E,RXSANDBX,610014\n"  # line 9
+        'C,"a ""quoted"" pcn",610014\n'  # line 6: balanced quotes are fine
+        'D,"RXSAND,610014\n'  # line 7: unbalanced quote
+        "E,RXSANDBX,610014\n"  # line 8
     )
     records = list(read_csv(_write(tmp_path, "c.csv", text)))
-    assert [(r.number, r.fields["claim_id"]) for r in records] == [
-        (2, "A"),
-        (5, "B"),
-        (6, "C"),
-        (7, "D"),
-        (9, "E"),
+    assert [(r.number, r.problem.code if r.problem else None) for r in records] == [
+        (2, "MALFORMED_RECORD"),
+        (3, "MALFORMED_RECORD"),
+        (4, "MALFORMED_RECORD"),
+        (5, None),
+        (6, None),
+        (7, "MALFORMED_RECORD"),
+        (8, None),
     ]
-    assert records[0].fields["pcn"] == "RX\nSAND\nBX"
-    assert records[2].fields["pcn"] == 'a "quoted" pcn'
+    assert records[4].fields["pcn"] == 'a "quoted" pcn'
 
 
-def test_csv_bad_utf8_becomes_replacement_characters(tmp_path: Path) -> None:
+def test_csv_bad_utf8_line_is_quarantined(tmp_path: Path) -> None:
+    # One rule for every format (issue 11): a line that is not UTF-8 is quarantined.
     data = (HEADER + "\n").encode() + _row("A", pcn="RX\udcff").encode("utf-8", "surrogateescape")
-    (record,) = read_csv(_write(tmp_path, "c.csv", data + b"\n"))
-    assert record.fields["pcn"] == "RX\ufffd"
+    (record,) = list(read_csv(_write(tmp_path, "c.csv", data + b"\n")))
+    assert record.problem is not None and "not UTF-8" in record.problem.message
+    assert "pcn" not in record.fields
 
 
 def test_csv_missing_file(tmp_path: Path) -> None:
@@ -285,3 +291,103 @@ def test_every_reader_yields_records(tmp_path: Path) -> None:
     path = _write(tmp_path, "c.jsonl", _line("A"))
     assert all(isinstance(r, Record) for r in read_jsonl(path))
     assert set(CLAIM) <= set(CANONICAL_FIELDS)
+
+
+# --- issue 11: bad input is one bad record, never a traceback ------------------------
+
+
+JSONL_BAD = [
+    ("nested 1,000 deep", '{"claim_id": "A", "x": ' + "[" * 1000 + "]" * 1000 + "}"),
+    ("integer of 5,000 digits", '{"claim_id": "A", "quantity_dispensed": ' + "9" * 5000 + "}"),
+    ("lone surrogate", '{"claim_id": "A", "patient_last_name": "\\ud800"}'),
+    ("lone surrogate in a key", '{"claim_id": "A", "\\udfff": 1}'),
+]
+
+
+@pytest.mark.parametrize("line", [c[1] for c in JSONL_BAD], ids=[c[0] for c in JSONL_BAD])
+def test_jsonl_hostile_line_is_one_malformed_record(tmp_path: Path, line: str) -> None:
+    text = line + "\n" + _line("B") + "\n"
+    records = list(read_jsonl(_write(tmp_path, "c.jsonl", text)))
+    assert [r.problem.code if r.problem else None for r in records] == ["MALFORMED_RECORD", None]
+    assert records[0].fields.get("claim_id") == "A"
+    assert records[0].problem is not None and records[0].problem.message
+
+
+EMPTY = [
+    ("c.jsonl", read_jsonl, b""),
+    ("c.jsonl", read_jsonl, b"\n\n  \n"),
+    ("c.csv", read_csv, b"claim_id,bin\n"),
+    ("c.csv", read_csv, b"claim_id,bin\n,\n\n"),
+]
+
+
+@pytest.mark.parametrize(("name", "reader", "data"), EMPTY)
+def test_empty_file_is_an_input_error(tmp_path: Path, name: str, reader: Any, data: bytes) -> None:
+    # One rule for every format (issue 11): no claims at all is InputError.
+    with pytest.raises(InputError, match="empty file: no claims"):
+        list(reader(_write(tmp_path, name, data)))
+
+
+def test_parquet_empty_file_is_an_input_error(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "e.parquet"
+    pq.write_table(pa.table({"claim_id": pa.array([], pa.string())}), path)
+    with pytest.raises(InputError, match="empty file: no claims"):
+        list(read_parquet(str(path)))
+
+
+def test_parquet_unconvertible_values_spoil_their_row_only(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = pa.array([b"DOE", b"\xff\xfe", b"ROE"], pa.binary()).view(pa.string())
+    days = pa.array([20000, 3_000_000, 20001], pa.int32()).cast(pa.date32())  # > year 9999
+    dates = pa.array([20000, 20000, 20000], pa.int32()).cast(pa.date32())
+    table = pa.table(
+        {
+            "claim_id": ["A", "B", "C"],
+            "patient_last_name": names,
+            "date_of_service": pa.array([20000, 20000, 20000], pa.int32()).cast(pa.date32()),
+            "date_of_birth": pa.array([1, 1, 1], pa.int32()).cast(pa.date32()),
+        }
+    )
+    path = tmp_path / "bad.parquet"
+    pq.write_table(table, path)
+    table2 = table.set_column(2, "date_of_service", days).set_column(1, "patient_last_name", dates)
+    path2 = tmp_path / "bad2.parquet"
+    pq.write_table(table2.drop(["patient_last_name"]), path2)
+    for file, column in ((path, "patient_last_name"), (path2, "date_of_service")):
+        records = list(read_parquet(str(file)))
+        assert [r.problem.code if r.problem else None for r in records] == [
+            None,
+            "MALFORMED_RECORD",
+            None,
+        ]
+        assert records[1].problem is not None and records[1].problem.field == column
+        assert records[1].fields == {"claim_id": "B"}
+
+
+def test_parquet_corrupt_page_raises_input_cut_short(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rxfleet.errors import InputCutShort
+
+    path = tmp_path / "corrupt.parquet"
+    rows = [f"ID{i:06d}" for i in range(3000)]
+    pq.write_table(pa.table({"claim_id": rows}), path, row_group_size=1000, compression="snappy")
+    meta = pq.ParquetFile(path).metadata
+    second = meta.row_group(1).column(0)
+    start = second.data_page_offset
+    data = bytearray(path.read_bytes())
+    for i in range(start + 20, start + second.total_compressed_size - 4):
+        data[i] = 0xFF
+    path.write_bytes(bytes(data))
+    got: list[Record] = []
+    with pytest.raises(InputCutShort) as caught:
+        for record in read_parquet(str(path)):
+            got.append(record)
+    assert isinstance(caught.value, InputError)
+    assert caught.value.position == len(got) and len(got) % 1000 == 0

@@ -102,8 +102,10 @@ def test_single_transaction_maps_to_canonical_fields() -> None:
         "quantity_dispensed": Decimal("30.000"),
         "days_supply": 30,
         "prescriber_id": "1982763546",
+        "prescriber_id_qualifier": "01",  # 466-EZ, kept since issue 11
         "ingredient_cost_submitted": Decimal("5.71"),
         "usual_and_customary": Decimal("10.00"),
+        "gross_amount_due": Decimal("21.87"),  # 430-DU, kept since issue 11
         "plan_id": "610014-RXSANDBX-GRP100",
     }
 
@@ -214,8 +216,9 @@ def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
         list(read_ncpdp(str(tmp_path / "absent.ncpdp")))
 
 
-def test_blank_lines_are_skipped_and_empty_file_has_no_records(tmp_path: Path) -> None:
-    assert list(read_ncpdp(_write(tmp_path, ""))) == []
+def test_blank_lines_are_skipped_and_empty_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="empty file: no claims"):
+        list(read_ncpdp(_write(tmp_path, "")))
     records = list(read_ncpdp(_write(tmp_path, "", b.transmission(1), "")))
     assert [r.number for r in records] == [2]
 
@@ -308,5 +311,122 @@ def test_rejected_header_without_transactions() -> None:
     ids=["short", "bad header status", "bad status", "request segment", "bad count"],
 )
 def test_unreadable_response_is_an_input_error(line: str) -> None:
+    with pytest.raises(InputError):
+        parse_response(line)
+
+
+# --- issue 11: nothing lost, identity ids, repeated and missing fields ---------------
+
+#: (case, transmission, expected problem codes of the records, in order). Source:
+#: NCPDP Telecommunication Standard D.0, transmission structure (header, then
+#: transmission-level patient/insurance segments, then each transaction opened by
+#: the group separator 0x1D; 109-A9 the count) and the Data Dictionary for
+#: 436-E1 (mandatory in the claim segment) and field repetition.
+NOTHING_LOST = [
+    ("separator with no transaction", b.header() + b.segment("04", b.INSURANCE) + b.GS,
+     ["MISSING_SEGMENT"]),
+    ("header only", b.header(), ["MISSING_SEGMENT"]),
+    ("empty groups", b.header() + b.GS + b.RS + b.GS, ["MISSING_SEGMENT"]),
+    ("claim before the first separator",
+     b.header(count=1) + b.segment("07", b.claim("000000000007")) + b.transaction(),
+     ["SEGMENT_OUTSIDE_GROUP", None]),
+    ("claim before the separator, no group after",
+     b.header() + b.segment("07", b.claim()) + b.GS, ["SEGMENT_OUTSIDE_GROUP"]),
+    ("436-E1 missing", b.header() + b.transaction(claim_fields={
+        k: v for k, v in b.claim().items() if k != "E1"}), ["MISSING_FIELD"]),
+    ("407-D7 twice", b.header() + b.transaction(claim_fields={**b.claim()}).replace(
+        b.FS + "D7", b.FS + "D700003089421" + b.FS + "D7", 1), ["REPEATED_FIELD"]),
+    ("claim segment twice", b.header() + b.GS + b.segment("07", b.claim())
+     + b.segment("07", b.claim("000000000009")), ["REPEATED_FIELD"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "codes"), [c[1:] for c in NOTHING_LOST], ids=[c[0] for c in NOTHING_LOST]
+)
+def test_every_transmission_yields_its_transactions(line: str, codes: list[str | None]) -> None:
+    records = parse_transmission(line, "x.ncpdp", 3)
+    assert [r.problem.code if r.problem else None for r in records] == codes
+    assert all("claim_id" in r.fields and r.number == 3 for r in records)
+
+
+def test_blank_pcn_is_read_as_absent() -> None:
+    # Many D.0 payer sheets: "Processor Control Number: not required" (104-A4
+    # situational); the validate step treats PCN as optional for NCPDP.
+    (record,) = parse_transmission(b.transmission(1, pcn=""))
+    assert record.problem is None
+    assert "pcn" not in record.fields
+    assert record.fields["plan_id"] == "610014--GRP100"
+
+
+def test_claim_id_is_the_claims_identity_not_its_position() -> None:
+    # BIN 101-A1, PCN 104-A4, 201-B1, 401-D1, 402-D2, 403-D3: a resubmission in
+    # another position (or another transmission) gets the same Idempotency-Key.
+    two = parse_transmission(
+        b.header(count=2) + b.transaction("000000000001") + b.transaction("000000000002")
+    )
+    swapped = parse_transmission(
+        b.header(count=2) + b.transaction("000000000002") + b.transaction("000000000001")
+    )
+    alone = parse_transmission(b.header() + b.transaction("000000000002"))
+    ids = {r.fields["rx_number"]: r.fields["claim_id"] for r in two}
+    assert ids == {r.fields["rx_number"]: r.fields["claim_id"] for r in swapped}
+    assert alone[0].fields["claim_id"] == ids["000000000002"]
+    other_fill = parse_transmission(
+        b.header() + b.transaction(claim_fields=b.claim("000000000002", D3="02"))
+    )
+    assert other_fill[0].fields["claim_id"] != ids["000000000002"]
+
+
+def test_prescriber_qualifier_is_kept() -> None:
+    line = (
+        b.header()
+        + b.GS
+        + b.segment("07", b.claim())
+        + b.segment("03", {"EZ": "12", "DB": "AB1234563"})
+    )
+    (record,) = parse_transmission(line)
+    assert (record.fields["prescriber_id_qualifier"], record.fields["prescriber_id"]) == (
+        "12",
+        "AB1234563",
+    )
+
+
+def test_invalid_utf8_line_is_quarantined(tmp_path: Path) -> None:
+    path = tmp_path / "bad.ncpdp"
+    good = b.transmission(1).encode()
+    bad = b.transmission(2).replace("JANE", "J\udcffNE").encode("utf-8", "surrogateescape")
+    path.write_bytes(good + b"\n" + bad + b"\n")
+    records = list(read_ncpdp(str(path)))
+    assert [r.problem.code if r.problem else None for r in records] == [
+        None,
+        "MALFORMED_RECORD",
+        "MALFORMED_RECORD",
+    ]
+    assert records[1].problem is not None and "not UTF-8" in records[1].problem.message
+
+
+#: D.0 response segments AM20-AM29 (NCPDP Telecommunication D.0 response
+#: structure; AM28 COB/other payers comes with reject 41, AM29 patient).
+def test_response_ignores_segments_it_does_not_read() -> None:
+    line = (
+        b.response_header("A")
+        + b.GS
+        + b.segment("21", {"AN": "R", "FA": "1", "FB": "41"})
+        + b.segment("28", {"NT": "1", "5C": "01"})
+        + b.segment("29", {"CA": "JANE"})
+    )
+    (response,) = parse_response(line)
+    assert response.status is TransactionResponseStatus.REJECTED
+    assert response.reject_codes == ("41",)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b.response_header("A") + b.GS + b.segment("21", {"AN": "R", "FA": "2", "FB": "41"}),
+     b.response_header("A", count=2) + b.GS + b.segment("21", {"AN": "P"})],
+    ids=["510-FA vs 511-FB", "109-A9 vs groups"],
+)  # fmt: skip
+def test_response_counts_are_checked(line: str) -> None:
     with pytest.raises(InputError):
         parse_response(line)

@@ -53,6 +53,23 @@ def _write(tmp_path: Path, text: str, name: str = "claims.837") -> str:
     return str(path)
 
 
+def _fix_se(text: str, terminator: str = "~") -> str:
+    """``text`` with each SE01 recounted (tests that insert segments keep the envelope)."""
+    out: list[str] = []
+    count = 0
+    for segment in text.split(terminator):
+        tag = segment.strip("\r\n").split("*")[0]
+        if tag == "ST":
+            count = 0
+        count += 1
+        if tag == "SE":
+            parts = segment.split("*")
+            parts[1] = str(count)
+            segment = "*".join(parts)
+        out.append(segment)
+    return terminator.join(out)
+
+
 def test_all_samples_are_present() -> None:
     assert len(SAMPLES) == 33
     assert (RESOURCES / "LICENSE").is_file()
@@ -61,8 +78,12 @@ def test_all_samples_are_present() -> None:
 
 @pytest.mark.parametrize("path", SAMPLES, ids=_rel)
 def test_every_sample_yields_its_drug_lines(path: Path) -> None:
-    records = list(read_x12(str(path), ROUTES))
     expected = EXPECTED.get(_rel(path), [])
+    if not expected:  # one rule for every format: no claim at all is an empty file
+        with pytest.raises(InputError, match="empty file: no claims"):
+            list(read_x12(str(path), ROUTES))
+        return
+    records = list(read_x12(str(path), ROUTES))
     assert [(r.fields["ndc"], r.fields["quantity_dispensed"]) for r in records] == [
         (ndc, Decimal(quantity)) for ndc, quantity in expected
     ]
@@ -78,10 +99,10 @@ def test_drug_line_maps_to_canonical_fields() -> None:
     assert record.source == str(EXAMPLE10_1)
     assert record.number == 31  # the LIN segment, counting ISA as 1
     assert record.fields == {
-        "claim_id": "X12-CLMNO12345-2",
+        "claim_id": "X12-1234567893-CLMNO12345-2",  # billing provider NM109 included
         "bin": "610014",
         "pcn": "RXSANDBX",
-        "group_id": "GRP100",
+        "group_id": "GRP01020102",  # the file's SBR03 (2000B) wins over the payer table
         "plan_id": "P1",
         "cardholder_id": "MBRID12345",
         "patient_first_name": "Steve",
@@ -92,7 +113,8 @@ def test_drug_line_maps_to_canonical_fields() -> None:
         "quantity_dispensed": Decimal("10.00"),
         "prescriber_id": "1122333341",
         "service_provider_id": "1234567893",
-        "ingredient_cost_submitted": Decimal("53.37"),
+        "gross_amount_due": Decimal("53.37"),  # SV102 line charge -> 430-DU
+        "unit_of_measure": "ML",  # CTP05 ML -> NCPDP 600-28 ML
         "pos": "11",
     }
 
@@ -104,7 +126,9 @@ def test_line_level_ordering_provider_and_rx_number() -> None:
     ]  # fmt: skip
     assert {r.fields["prescriber_id"] for r in records} == {"1112223338"}
     assert {r.fields["date_of_service"] for r in records} == {"2004-02-01"}  # start of RD8
-    assert [r.fields["claim_id"] for r in records] == [f"X12-CLMNO12345-{n}" for n in range(2, 7)]
+    assert [r.fields["claim_id"] for r in records] == [
+        f"X12-1234567893-CLMNO12345-{n}" for n in range(2, 7)
+    ]
     assert [r.number for r in records] == [31, 39, 47, 55, 63]
 
 
@@ -116,9 +140,12 @@ def test_claim_ids_are_stable_across_runs() -> None:
 def test_repeated_claim_gets_a_distinct_id(tmp_path: Path) -> None:
     text = EXAMPLE10_1.read_text()
     claim = text[text.index("CLM*") : text.index("SE*")]
-    doubled = text.replace(claim, claim + claim)
+    doubled = _fix_se(text.replace(claim, claim + claim))
     ids = [r.fields["claim_id"] for r in read_x12(_write(tmp_path, doubled), ROUTES)]
-    assert ids == ["X12-CLMNO12345-2", "X12-CLMNO12345-2-S44"]  # LIN 31 + 13 segments
+    assert ids == [
+        "X12-1234567893-CLMNO12345-2",
+        "X12-1234567893-CLMNO12345-2-S44",  # LIN 31 + 13 segments
+    ]
 
 
 def test_payer_without_route_is_quarantined() -> None:
@@ -175,10 +202,12 @@ def test_segments_split_the_same_whatever_the_chunking(size: int) -> None:
 
 
 def test_patient_loop_supplies_names_and_birth_date(tmp_path: Path) -> None:
-    text = EXAMPLE10_1.read_text().replace(
-        "CLM*",
-        "HL*3*2*23*0~\nPAT*19~\nNM1*QC*1*Doe*Jane~\nDMG*D8*20100101*F~\nCLM*",
-        1,
+    text = _fix_se(
+        EXAMPLE10_1.read_text().replace(
+            "CLM*",
+            "HL*3*2*23*0~\nPAT*19~\nNM1*QC*1*Doe*Jane~\nDMG*D8*20100101*F~\nCLM*",
+            1,
+        )
     )
     (record,) = list(read_x12(_write(tmp_path, text), ROUTES))
     assert record.problem is None
@@ -191,9 +220,11 @@ def test_patient_loop_supplies_names_and_birth_date(tmp_path: Path) -> None:
 
 
 def test_other_payer_loop_after_claim_does_not_override_the_payer(tmp_path: Path) -> None:
-    text = EXAMPLE10_1.read_text().replace(
-        "HI*BK:03591~",
-        "HI*BK:03591~\nSBR*S*01~\nNM1*IL*1*Other*Sub****MI*X1~\nNM1*PR*2*X*****PI*X2~",
+    text = _fix_se(
+        EXAMPLE10_1.read_text().replace(
+            "HI*BK:03591~",
+            "HI*BK:03591~\nSBR*S*01~\nNM1*IL*1*Other*Sub****MI*X1~\nNM1*PR*2*X*****PI*X2~",
+        )
     )
     (record,) = list(read_x12(_write(tmp_path, text), ROUTES))
     assert record.problem is None
@@ -202,8 +233,8 @@ def test_other_payer_loop_after_claim_does_not_override_the_payer(tmp_path: Path
 
 BAD_LINES = [
     ("CTP****10.00*ML~", "CTP****1O.00*ML~", "quantity_dispensed"),
-    ("CTP****10.00*ML~", "CTP****10.00*XX~", "quantity_dispensed"),
-    ("SV1*HC:J1550*53.37*", "SV1*HC:J1550*53,37*", "ingredient_cost_submitted"),
+    ("CTP****10.00*ML~", "CTP****10.00*XX~", "unit_of_measure"),
+    ("SV1*HC:J1550*53.37*", "SV1*HC:J1550*53,37*", "gross_amount_due"),
     ("DTP*472*D8*20040711~\nAMT", "DTP*472*D8*20041311~\nAMT", "date_of_service"),
     ("DMG*D8*19430501*M~", "DMG*D8*1943-05-01*M~", "date_of_birth"),
 ]
@@ -218,7 +249,7 @@ def test_bad_drug_line_is_a_record_with_a_problem(
     (record,) = list(read_x12(_write(tmp_path, text.replace(old, new)), ROUTES))
     assert record.problem is not None
     assert (record.problem.code, record.problem.field) == ("INVALID_FIELD", field)
-    assert record.fields["claim_id"] == "X12-CLMNO12345-2"
+    assert record.fields["claim_id"] == "X12-1234567893-CLMNO12345-2"
     for secret in ("1O.00", "53,37", "20041311", "1943-05-01", "XX"):
         assert secret not in record.problem.message
 
@@ -264,7 +295,10 @@ def test_load_payer_routes(tmp_path: Path) -> None:
         load_payer_routes(bad)
 
 
-def test_claim_ids_stay_unique_across_transaction_sets_with_bounded_memory(tmp_path: Path) -> None:
+def test_same_claim_in_two_transaction_sets_has_one_id(tmp_path: Path) -> None:
+    # Issue 11: the id is the claim's identity (billing provider, CLM01, LX01), not
+    # its position: the copy in the second set is the same claim, and the run-wide
+    # DUPLICATE_CLAIM_ID check catches it (before: "-T2" made it a new claim).
     source = RESOURCES / "837_005010X222A2" / "demo.drug.example10.1.837"
     text = source.read_text()
     st_start, se_end = text.index("ST*"), text.index("GE*")
@@ -273,5 +307,96 @@ def test_claim_ids_stay_unique_across_transaction_sets_with_bounded_memory(tmp_p
     path = tmp_path / "two_sets.837"
     path.write_text(doubled)
     ids = [r.fields["claim_id"] for r in read_x12(str(path), ROUTES)]
-    assert len(ids) == 2 and len(set(ids)) == 2
-    assert ids[1].endswith("-T2")
+    assert len(ids) == 2 and len(set(ids)) == 1
+
+
+# --- issue 11: interchanges, drug lines, envelopes, units, ids ---------------------
+
+
+def _records(tmp_path: Path, text: str) -> list[Record]:
+    return list(read_x12(_write(tmp_path, text), ROUTES))
+
+
+def _codes(records: list[Record]) -> list[str | None]:
+    return [r.problem.code if r.problem else None for r in records]
+
+
+def test_second_interchange_with_other_separators_is_read(tmp_path: Path) -> None:
+    # ASC X12 ISA: the delimiters are declared by each interchange (ISA byte 4,
+    # ISA16 and the character after it); a file may hold several interchanges.
+    first = EXAMPLE10_1.read_text()
+    second = _redelimit(EXAMPLE10_2.read_text(), "|", "<", "!").replace("^", "`", 1)
+    records = _records(tmp_path, first + "\n" + second)
+    assert len(records) == 1 + len(_EXAMPLE10_LINES)
+    assert _codes(records) == [None] * len(records)
+
+
+#: (case, old, new, expected codes). Source: 837P TR3 005010X222A2 2410 LIN02
+#: (N4 = NDC 5-4-2; EN/EO/HI/ON/UK/UP are other product ids), CTP05-1 code list,
+#: and the envelope rules of TR3 appendix B (SE01 count incl. ST and SE, SE02 =
+#: ST02, GE02 = GS06, IEA02 = ISA13, GE01 = sets, IEA01 = groups).
+ONE_CLAIM_CASES = [
+    ("LIN not N4", "LIN**N4*00026063512~", "LIN**UP*012345678905~", ["PRODUCT_NOT_NDC"]),
+    ("SE01 wrong", "SE*", "SE*1", ["SEGMENT_COUNT_MISMATCH"]),
+    ("SE02 wrong", "SE*31*0711~", "SE*31*0712~", ["CONTROL_NUMBER_MISMATCH"]),
+    ("GE01 wrong", "GE*1*", "GE*2*", ["GROUP_COUNT_MISMATCH"]),
+    ("IEA02 wrong", "IEA*1*", "IEA*1*9", ["CONTROL_NUMBER_MISMATCH"]),
+    ("no SE", "SE*", "XX*", ["MISSING_TRAILER"]),
+    ("F2 units", "CTP****10.00*ML~", "CTP****10.00*F2~", ["UNIT_NOT_CONVERTIBLE"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "codes"), [c[1:] for c in ONE_CLAIM_CASES], ids=[c[0] for c in ONE_CLAIM_CASES]
+)
+def test_one_claim_cases(tmp_path: Path, old: str, new: str, codes: list[str]) -> None:
+    text = EXAMPLE10_1.read_text()
+    assert old in text
+    records = _records(tmp_path, text.replace(old, new, 1))
+    assert _codes(records) == codes
+    assert all("claim_id" in r.fields for r in records)
+
+
+def test_missing_iea_and_ge_quarantine(tmp_path: Path) -> None:
+    text = EXAMPLE10_1.read_text()
+    records = _records(tmp_path, text[: text.index("GE*")])
+    assert _codes(records) == ["MISSING_TRAILER"]
+
+
+#: CTP05 -> NCPDP Billing Unit Standard (600-28: EA, GM, ML), exact conversions.
+UNITS = [
+    ("UN", "10.00", "EA", Decimal("10.00")),
+    ("ML", "10.00", "ML", Decimal("10.00")),
+    ("GR", "10.00", "GM", Decimal("10.00")),
+    ("ME", "500", "GM", Decimal("0.5")),  # 500 mg = 0.5 g, exact
+]
+
+
+@pytest.mark.parametrize(("unit", "quantity", "billing", "expected"), UNITS)
+def test_units_convert_to_billing_units(
+    tmp_path: Path, unit: str, quantity: str, billing: str, expected: Decimal
+) -> None:
+    text = EXAMPLE10_1.read_text().replace("CTP****10.00*ML~", f"CTP****{quantity}*{unit}~")
+    (record,) = _records(tmp_path, text)
+    assert record.problem is None
+    assert record.fields["unit_of_measure"] == billing
+    assert record.fields["quantity_dispensed"] == expected
+
+
+def test_invalid_utf8_quarantines_the_claim(tmp_path: Path) -> None:
+    path = tmp_path / "bad.837"
+    path.write_bytes(EXAMPLE10_1.read_bytes().replace(b"Vaughn", b"Vaug\xffn"))
+    (record,) = list(read_x12(str(path), ROUTES))
+    assert record.problem is not None
+    assert record.problem.code == "MALFORMED_RECORD" and "not UTF-8" in record.problem.message
+    assert all("\udcff" not in str(v) for v in record.fields.values())
+
+
+def test_claim_id_includes_the_billing_provider_and_fits_the_pattern() -> None:
+    from rxfleet.formats.x12 import derive_claim_id
+
+    assert derive_claim_id("1234567893", "A1", "1") == "X12-1234567893-A1-1"
+    assert derive_claim_id("1234567893", "A1", "1") != derive_claim_id("1987654325", "A1", "1")
+    long_id = derive_claim_id("1234567893", "C" * 38 + " /", "1")
+    assert long_id.startswith("X12-H-") and len(long_id) <= 64
+    assert long_id == derive_claim_id("1234567893", "C" * 38 + " /", "1")
