@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from config import get_settings
 from rxfleet.gateway.client import GatewayClient
+from rxfleet.links.route import matrix
 from rxfleet.links.submit import LocalPause, SubmitContext
 from rxfleet.phikeys import token_sealer, vault
 from rxfleet.stores.breaker import Breaker
@@ -158,6 +159,7 @@ def submit_context(owner: str) -> SubmitContext:
         auth=auth_breaker(),
         pool=request_pool(),
         local_pause=_keep(("local-pause",), LocalPause, LocalPause),
+        rejects=matrix(settings.reject_matrix),
         owner=owner,
     )
 

@@ -17,14 +17,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rxfleet.claims.rejects import Status
+from rxfleet.claims.rejects import Reason, Status
 from rxfleet.errors import InfrastructureError
 from rxfleet.lifecycle import Progress as RunProgress
 
 Tick = Callable[[int, int | None], None]
 Say = Callable[[str], None]
 #: Reasons that mean the gateway could not be reached (the fleet gave up, replayable).
-TRANSPORT_REASONS = {"retries_exhausted"}
+TRANSPORT_REASONS = {Reason.RETRIES_EXHAUSTED}
 
 
 @dataclass

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rxfleet.claims.rejects import Route
+from rxfleet.claims.rejects import replayable as replayable_by_reason
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport, codes
 from rxfleet.stores.database import AuditEvent, Database, DeadLetter, ResultRow
@@ -28,8 +29,6 @@ log = logging.getLogger("rxfleet.record")
 SCHEMA_VERSION = "2"
 #: Routes whose claims become dead letters, for a person or a replay.
 DEAD_LETTER_ROUTES = {Route.DEAD_LETTER, Route.HOST_ERROR, Route.RETRY_LATER, Route.REVIEW_REQUIRED}
-#: Reasons the fleet itself gave a claim its end: these a replay may fix.
-REPLAYABLE_REASONS = {"retries_exhausted", "aborted"}
 REPLAYABLE_CODES = {"MISSING_GPI_MAPPING"}
 _WARNINGS = {"OBSOLETE_NDC", "PRIOR_AUTH_FLAG", "QUANTITY_LIMIT_FLAG", "STEP_THERAPY_FLAG"}
 _EVENT_FIELDS = {"stage", "at", "outcome", "codes", "attempt"}
@@ -71,8 +70,8 @@ def finish_if_complete(runs: RunStore, db: Database, run_id: str, done: int | No
 
 def replayable(record: WorkRecord) -> bool:
     """A dead letter a replay can fix: the fleet's own give-up, or a crosswalk miss."""
-    if record.route in (Route.HOST_ERROR, Route.RETRY_LATER):
-        return record.reason in REPLAYABLE_REASONS
+    if record.reason is not None and record.route is not None:
+        return replayable_by_reason(record.route, record.reason)
     fatal = set(codes(record)) - _WARNINGS
     return record.route == Route.DEAD_LETTER and bool(fatal) and fatal <= REPLAYABLE_CODES
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from rxfleet.claims.rejects import CLEAN, RejectMatrix, Status
+from rxfleet.claims.rejects import CLEAN, Reason, RejectMatrix, Status
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport, open_records
 from rxfleet.stores.runs import RunStore
-
-PAID_STATUSES = {"P", "D"}  # D: duplicate of paid, the paid response again
 
 
 @cache
@@ -30,10 +28,17 @@ def route_batch(runs: RunStore, run_id: str, batch: range, rejects: RejectMatrix
 
 
 def route_record(record: WorkRecord, rejects: RejectMatrix) -> None:
-    if record.response_status in PAID_STATUSES and not record.reject_codes:
+    """Status and route from the answer (112-AN by the matrix's table, then 511-FB codes).
+
+    A ``D`` (duplicate of paid) is the payer saying it already paid this claim:
+    PAID, the exactly-once answer. The fleet's own rejects keep their reason.
+    """
+    outcome = rejects.outcome_for(record.response_status or "R")
+    if outcome.status is Status.PAID and not record.reject_codes:
         record.status, record.route = Status.PAID, CLEAN
     else:
         plan = (record.claim or {}).get("plan_id")
         record.status = Status.REJECTED
-        record.route = rejects.route_for(record.reject_codes, plan)
+        record.route = outcome.route or rejects.route_for(record.reject_codes, plan)
+    record.reason = record.reason or (Reason.PAYER if record.status is Status.REJECTED else None)
     record.stage = Stage.ROUTED

@@ -44,7 +44,7 @@ from typing import Any, Protocol
 from config import Settings
 from rxfleet.claims.model import gateway_body
 from rxfleet.claims.phi import VaultCipher
-from rxfleet.claims.rejects import Route, Status
+from rxfleet.claims.rejects import Reason, RejectMatrix, Route, Status
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.errors import (
     AuthenticationFailed,
@@ -67,9 +67,6 @@ log = logging.getLogger("rxfleet.submit")
 
 ROUTING_REJECT = "04"  # M/I Processor Control Number: the gateway has no such route
 HOST_ERROR_REJECT = "99"  # Host Processing Error: the fleet gave up, or the request was refused
-RETRIES_EXHAUSTED = "retries_exhausted"
-GATEWAY_REFUSED = "gateway_refused"
-ABORTED = "aborted"
 MAX_REPLAYS = 2  # 401 replays of one claim within a round
 ROUTE_PROBE_WAIT = 0.2  # a batch waiting for another's route probe holds back this long
 LEASE_HELD_WAIT = 1.0  # a batch whose claims another holder is sending comes back after this
@@ -128,6 +125,7 @@ class SubmitContext:
     auth: Breaker | None = None
     pool: Executor | None = None  # None: one request at a time (unit tests)
     local_pause: LocalPause = field(default_factory=lambda: LocalPause())  # one per process
+    rejects: RejectMatrix | None = None  # which reject codes are transient (90-98)
     owner: str = "local"  # whose leases these are (the task id)
 
 
@@ -371,7 +369,7 @@ class _Round:
             if lease != LEASE_GRANTED:
                 plan.busy.append(record)
             elif states[route] is RouteState.MISS:
-                reject(record, ROUTING_REJECT)
+                reject(record, ROUTING_REJECT, Reason.ROUTING_MISS)
                 plan.send_local.append(record)
             elif states[route] is RouteState.KNOWN:
                 plan.send.append(record)
@@ -471,6 +469,8 @@ class _Round:
         self.report.network_calls += 1
         if outcome.answer is not None:
             self._answered(record, outcome)
+            if self._transient(record):
+                self._count_failure(record, retry, Reason.TRANSIENT_EXHAUSTED)
             return False
         error = outcome.error
         assert error is not None
@@ -506,11 +506,11 @@ class _Round:
         elif isinstance(error, RoutingMiss):
             self._observe(ok=True)
             self._learn(record, ok=False)
-            reject(record, ROUTING_REJECT)
+            reject(record, ROUTING_REJECT, Reason.ROUTING_MISS)
             return False
         elif isinstance(error, FatalError):  # the gateway refused the request itself
             self._observe(ok=True)
-            reject(record, HOST_ERROR_REJECT, GATEWAY_REFUSED)
+            reject(record, HOST_ERROR_REJECT, Reason.GATEWAY_REFUSED)
             return False
         elif isinstance(error, RetryableError):
             self._retryable(error)
@@ -524,12 +524,23 @@ class _Round:
             return  # the gateway asking for a pause is healthy
         self._observe(ok=False)
 
-    def _count_failure(self, record: WorkRecord, retry: list[WorkRecord]) -> None:
+    def _transient(self, record: WorkRecord) -> bool:
+        """A host or system reject (90-98): the same claim may pass later, unchanged."""
+        rejects = self.ctx.rejects
+        return rejects is not None and rejects.transient(record.reject_codes)
+
+    def _count_failure(
+        self, record: WorkRecord, retry: list[WorkRecord], spent: Reason = Reason.RETRIES_EXHAUSTED
+    ) -> None:
         record.failures += 1
         if record.failures > self.ctx.settings.submit_max_retries:
-            reject(record, HOST_ERROR_REJECT, RETRIES_EXHAUSTED)  # its tries are spent
-        else:
-            retry.append(record)
+            if spent is Reason.TRANSIENT_EXHAUSTED:  # the payer's own transient codes stand
+                record.reason = spent
+            else:
+                reject(record, HOST_ERROR_REJECT, spent)  # its tries are spent
+            return
+        record.stage = Stage.MAPPED  # open again: sent again next round, same key
+        retry.append(record)
 
     def _learn(self, record: WorkRecord, *, ok: bool) -> None:
         """Remember a route the gateway answered for (once) or said it has not (404)."""
@@ -561,7 +572,7 @@ class _Round:
         pending.clear()
         self.later.clear()
         for record in given:
-            reject(record, HOST_ERROR_REJECT, RETRIES_EXHAUSTED)
+            reject(record, HOST_ERROR_REJECT, Reason.RETRIES_EXHAUSTED)
         self.ctx.runs.save(self.run_id, given, self.batch)
         self.report.done += len(given)
         self.report.reason = "retries exhausted"
@@ -599,7 +610,7 @@ def reject(record: WorkRecord, code: str, reason: str | None = None) -> None:
 
 def end_aborted(record: WorkRecord) -> None:
     """An open claim of an aborted run: never sent, rejected 99 for the reason ``aborted``."""
-    reject(record, HOST_ERROR_REJECT, ABORTED)
+    reject(record, HOST_ERROR_REJECT, Reason.ABORTED)
     record.status, record.route, record.stage = Status.REJECTED, Route.HOST_ERROR, Stage.ROUTED
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from config import Settings
 from rxfleet.claims.phi import VaultCipher
+from rxfleet.claims.rejects import RejectMatrix
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.errors import AuthenticationFailed, GatewayTimeout, RateLimited, RoutingMiss
 from rxfleet.links.submit import SubmitContext, retry_delay, submit_batch
@@ -171,7 +172,23 @@ def test_a_claim_whose_tries_are_spent_is_rejected_99_and_the_rest_goes_on(
     report = submit_batch(ctx, "R", range(3))
     records = runs.load("R", range(3))
     assert report.retry is None and [r.reject_codes for r in records] == [[], ["99"], []]
-    assert records[1].reason == "retries_exhausted"
+    assert records[1].reason == "RETRIES_EXHAUSTED"
+
+
+def test_a_transient_host_reject_is_sent_again_with_the_same_key_then_stands(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    busy = {"C0": [Answer("R", ("92",))] * 3}  # 92: System Unavailable/Host Unavailable
+    gateway = ScriptedGateway(busy)
+    ctx = _ctx(runs, tokens, gateway, 1, submit_max_retries=1)
+    ctx.rejects = RejectMatrix.load(ctx.settings.reject_matrix)
+    first = submit_batch(ctx, "R", range(1))
+    assert first.retry is not None and runs.load("R", [0])[0].stage == Stage.MAPPED
+    submit_batch(ctx, "R", range(1), failures=first.retry.failures)
+    (record,) = runs.load("R", [0])
+    assert [k for k, _, _ in gateway.sent] == ["C0", "C0"]  # the same Idempotency-Key
+    assert record.stage == Stage.SENT and record.reject_codes == ["92"]
+    assert record.reason == "TRANSIENT_EXHAUSTED"
 
 
 def test_rounds_without_progress_exhausted_reject_99_every_open_claim(
