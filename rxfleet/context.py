@@ -9,12 +9,13 @@ Stores are thin and built on demand; the rest is kept for the process and
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from config import get_settings
+from rxfleet.gateway.aio import AioSender
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.links.route import matrix
 from rxfleet.links.submit import LocalPause, SubmitContext
@@ -93,14 +94,10 @@ def database() -> Database:
     return _keep(("db", url), Database, make)
 
 
-def request_pool() -> ThreadPoolExecutor:
-    """The submit link's requests in flight: one bounded pool per process."""
+def sender() -> AioSender:
+    """The submit link's requests in flight: one event loop and session per process."""
     size = get_settings().submit_inflight
-    return _keep(
-        ("pool", size),
-        ThreadPoolExecutor,
-        lambda: ThreadPoolExecutor(size, thread_name_prefix="rxfleet-send"),
-    )
+    return _keep(("sender", size), AioSender, lambda: AioSender(gateway_client()))
 
 
 def pause() -> FleetPause:
@@ -139,10 +136,10 @@ def forget() -> None:
         kept = list(_kept.values())
         _kept.clear()
     for thing in kept:
-        if isinstance(thing, Database):
+        if isinstance(thing, Database) or (
+            isinstance(thing, AioSender) and thing.pid == os.getpid()
+        ):
             thing.close()
-        elif isinstance(thing, ThreadPoolExecutor):
-            thing.shutdown(wait=False, cancel_futures=True)
 
 
 def submit_context(owner: str) -> SubmitContext:
@@ -157,7 +154,7 @@ def submit_context(owner: str) -> SubmitContext:
         settings=settings,
         health=health_breaker(),
         auth=auth_breaker(),
-        pool=request_pool(),
+        sender=sender(),
         local_pause=_keep(("local-pause",), LocalPause, LocalPause),
         rejects=matrix(settings.reject_matrix),
         owner=owner,

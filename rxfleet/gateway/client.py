@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -206,12 +206,11 @@ class GatewayClient:
 
     # -- claims ----------------------------------------------------------
 
-    def submit(
+    def claim_request(
         self, body: Mapping[str, Any], *, token: str, session_ttl: int, idempotency_key: str
-    ) -> Adjudication:
-        """POST one claim; the Adjudication, or an ``rxfleet.errors`` error."""
+    ) -> ClaimRequest:
+        """The claim endpoint's request: URL, the four headers, the JSON body."""
         base = _required(self.settings.gateway_url, "RXFLEET_GATEWAY_URL")
-        url = base.rstrip("/") + CLAIMS_PATH
         claim_id = str(body.get("claim_id") or idempotency_key)
         headers = {
             "Authorization": f"Bearer {token}",
@@ -220,12 +219,19 @@ class GatewayClient:
             "Idempotency-Key": idempotency_key,
             "Content-Type": "application/json",
         }
-        data = _encode(body, claim_id)
-        with self._post(url, claim_id, data=data, headers=headers) as response:
-            log.debug("POST %s -> %s (claim %s)", url, response.status_code, claim_id)
-            if response.status_code == 200:
-                return _adjudication(response, claim_id, f"POST {url}")
-            raise _claim_error(response, claim_id, f"POST {url}")
+        url = base.rstrip("/") + CLAIMS_PATH
+        return ClaimRequest(url, headers, _encode(body, claim_id), claim_id)
+
+    def submit(
+        self, body: Mapping[str, Any], *, token: str, session_ttl: int, idempotency_key: str
+    ) -> Adjudication:
+        """POST one claim; the Adjudication, or an ``rxfleet.errors`` error."""
+        request = self.claim_request(
+            body, token=token, session_ttl=session_ttl, idempotency_key=idempotency_key
+        )
+        kwargs = {"data": request.data, "headers": request.headers}
+        with self._post(request.url, request.claim_id, **kwargs) as response:
+            return answer_of(response, request)
 
     # -- transport -------------------------------------------------------
 
@@ -259,6 +265,40 @@ class GatewayClient:
         self.close()
 
 
+class HttpAnswer(Protocol):
+    """What the answer parsing needs of an HTTP response (requests' or aiohttp's)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def json(self) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """One claim's POST; ``data`` holds PHI: never logged, never in an error."""
+
+    url: str
+    headers: dict[str, str] = field(repr=False)
+    data: bytes = field(repr=False)
+    claim_id: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"POST {self.url}"
+
+
+def answer_of(response: HttpAnswer, request: ClaimRequest) -> Adjudication:
+    """The gateway's answer to ``request``: an Adjudication, or the error it means."""
+    log.debug("%s -> %s (claim %s)", request.where, response.status_code, request.claim_id)
+    if response.status_code == 200:
+        return _adjudication(response, request.claim_id, request.where)
+    raise _claim_error(response, request.claim_id, request.where)
+
+
 def _required(value: str | None, variable: str) -> str:
     if not value:
         raise ConfigError(f"{variable} is not set")
@@ -284,7 +324,7 @@ def _json_default(value: object) -> object:
     raise TypeError(type(value).__name__)
 
 
-def _json_object(response: requests.Response) -> dict[str, Any]:
+def _json_object(response: HttpAnswer) -> dict[str, Any]:
     """The body as a JSON object, or {} when it is anything else."""
     try:
         data = response.json()
@@ -303,7 +343,7 @@ def _number(value: object) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
-def _error_code(response: requests.Response) -> str | None:
+def _error_code(response: HttpAnswer) -> str | None:
     """The body's ``error`` when it is a plain code (never free text)."""
     code = _json_object(response).get("error")
     return code if isinstance(code, str) and _ERROR_CODE.match(code) else None
@@ -318,7 +358,7 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def _adjudication(response: requests.Response, claim_id: str, where: str) -> Adjudication:
+def _adjudication(response: HttpAnswer, claim_id: str, where: str) -> Adjudication:
     data = _json_object(response)
     status = data.get("transaction_response_status")
     codes = data.get("reject_codes", [])
@@ -338,11 +378,11 @@ def _adjudication(response: requests.Response, claim_id: str, where: str) -> Adj
     )
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: HttpAnswer) -> float | None:
     return parse_retry_after(response.headers.get("Retry-After"), time.time())
 
 
-def _claim_error(response: requests.Response, claim_id: str, where: str) -> RxFleetError:
+def _claim_error(response: HttpAnswer, claim_id: str, where: str) -> RxFleetError:
     status = response.status_code
     code = _error_code(response)
     message = f"{where}: claim {claim_id}: HTTP {status}" + (f" {code}" if code else "")
@@ -355,7 +395,7 @@ def _claim_error(response: requests.Response, claim_id: str, where: str) -> RxFl
 
 
 def _status_error(
-    response: requests.Response, message: str, claim_id: str | None, where: str
+    response: HttpAnswer, message: str, claim_id: str | None, where: str
 ) -> RxFleetError:
     """429, 5xx and the rest: shared by the token and claim endpoints."""
     status = response.status_code
@@ -371,7 +411,7 @@ def _status_error(
     return GatewayRejectedRequest(message, status=status, claim_id=claim_id, request=where)
 
 
-def _token_error(response: requests.Response, where: str) -> RxFleetError:
+def _token_error(response: HttpAnswer, where: str) -> RxFleetError:
     status = response.status_code
     code = _error_code(response)
     message = f"{where}: token endpoint answered HTTP {status}" + (f" {code}" if code else "")

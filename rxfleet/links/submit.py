@@ -37,7 +37,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,6 +55,8 @@ from rxfleet.errors import (
     RoutingMiss,
     RxFleetError,
 )
+from rxfleet.gateway.aio import Job
+from rxfleet.gateway.client import Adjudication
 from rxfleet.links import LinkReport, open_records
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.pause import FleetPause
@@ -102,6 +103,17 @@ class Adjudicated(Protocol):
     def reject_codes(self) -> Sequence[str]: ...
 
 
+class Sender(Protocol):
+    """Sends a window's claims concurrently (the aiohttp sender; None: one at a time)."""
+
+    def send(
+        self,
+        jobs: Sequence[Job],
+        go: Callable[[], bool],
+        seen: Callable[[Adjudication | RxFleetError], None],
+    ) -> Sequence[Adjudicated | RxFleetError | None]: ...
+
+
 class Gateway(Protocol):
     """The gateway client's surface the submit link uses."""
 
@@ -123,7 +135,7 @@ class SubmitContext:
     settings: Settings
     health: Breaker | None = None
     auth: Breaker | None = None
-    pool: Executor | None = None  # None: one request at a time (unit tests)
+    sender: Sender | None = None  # None: one request at a time (unit tests)
     local_pause: LocalPause = field(default_factory=lambda: LocalPause())  # one per process
     rejects: RejectMatrix | None = None  # which reject codes are transient (90-98)
     owner: str = "local"  # whose leases these are (the task id)
@@ -403,16 +415,41 @@ class _Round:
         self, bodies: Sequence[tuple[WorkRecord, dict[str, Any]]], token: Token
     ) -> list[_Outcome]:
         gate_at = self.gate_at
-        if self.ctx.pool is None or len(bodies) < 2:
+        if self.ctx.sender is None or len(bodies) < 2:
             return [self._post(r, b, token, gate_at) for r, b in bodies]
-        futures = [self.ctx.pool.submit(self._post, r, b, token, gate_at) for r, b in bodies]
-        return [future.result() for future in futures]
+        ttl = max(0, int(token.ttl()))
+        jobs = [Job(b, token.value, ttl, str(r.claim_id)) for r, b in bodies]
+        results = self.ctx.sender.send(jobs, self._may_send, self._heard)
+        return [
+            self._outcome(r, token, gate_at, result)
+            for (r, _), result in zip(bodies, results, strict=True)
+        ]
+
+    def _may_send(self) -> bool:
+        """Right before each request: not stopped by this round, not paused in this process."""
+        return not self.stop.is_set() and self.ctx.local_pause.remaining() <= 0
+
+    def _heard(self, result: Adjudicated | RxFleetError) -> None:
+        """Each answer as it comes: the first 429/503 with Retry-After stops new sends."""
+        if isinstance(result, RateLimited | GatewayUnavailable) and result.retry_after is not None:
+            self.stop.set()
+            self.ctx.local_pause.note(result.retry_after)
+
+    @staticmethod
+    def _outcome(
+        record: WorkRecord, token: Token, gate_at: float, result: Adjudicated | RxFleetError | None
+    ) -> _Outcome:
+        if result is None:
+            return _Outcome(record, token, gate_at, skipped=True)
+        if isinstance(result, RxFleetError):
+            return _Outcome(record, token, gate_at, error=result)
+        return _Outcome(record, token, gate_at, answer=result)
 
     def _post(
         self, record: WorkRecord, body: dict[str, Any], token: Token, gate_at: float
     ) -> _Outcome:
         """One request (in a pool thread): nothing but the HTTP call and its outcome."""
-        if self.stop.is_set() or self.ctx.local_pause.remaining() > 0:
+        if not self._may_send():
             return _Outcome(record, token, gate_at, skipped=True)
         try:
             answer = self.ctx.gateway.submit(
@@ -422,9 +459,7 @@ class _Round:
                 idempotency_key=str(record.claim_id),
             )
         except RxFleetError as exc:
-            if isinstance(exc, RateLimited | GatewayUnavailable) and exc.retry_after is not None:
-                self.stop.set()  # the first 429/503: no new sends from this round,
-                self.ctx.local_pause.note(exc.retry_after)  # nor from any thread of this process
+            self._heard(exc)  # the first 429/503: no new sends from this round or process
             return _Outcome(record, token, gate_at, error=exc)
         return _Outcome(record, token, gate_at, answer=answer)
 

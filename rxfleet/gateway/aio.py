@@ -1,0 +1,181 @@
+"""The claim endpoint over aiohttp: a window of requests in flight for little CPU.
+
+The submit link's windows go out through one ``AioSender`` per worker process:
+an asyncio event loop in a thread of its own and one ``aiohttp.ClientSession``
+whose connector holds at most ``RXFLEET_SUBMIT_INFLIGHT`` connections. Every
+submit task of the process hands its window over and waits for the answers, so
+the process never has more requests in flight than that. Measured against a
+``requests.Session`` in a thread pool of the same size, aiohttp costs about a
+third of the CPU per request (bench/throughput.py), which is what throughput
+is bounded by on a small machine.
+
+Requests and answers are the gateway client's (``ClaimRequest``, ``answer_of``):
+the same headers, the same body encoding, the same error mapping. Transport
+failures become ``GatewayTimeout``/``GatewayUnavailable`` with no exception
+chained (they could carry the body, which holds PHI). The token endpoint
+stays on the client's ``requests.Session``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+import threading
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+
+from config import Settings
+from rxfleet.errors import ConfigError, GatewayTimeout, GatewayUnavailable, RxFleetError
+from rxfleet.gateway.client import Adjudication, ClaimRequest, GatewayClient, answer_of
+
+Result = Adjudication | RxFleetError
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claim to send: its body (PHI inside: never logged), token and key."""
+
+    body: Mapping[str, Any]
+    token: str
+    session_ttl: int
+    key: str
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """An aiohttp answer, read whole, as the client's answer parsing wants it."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class AioSender:
+    """Many claim requests at once from any thread; one event loop per process."""
+
+    def __init__(self, client: GatewayClient) -> None:
+        self.client = client
+        self.settings: Settings = client.settings
+        self.pid = os.getpid()  # a fork's child makes its own
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._gate: asyncio.Semaphore | None = None
+
+    def send(
+        self,
+        jobs: Sequence[Job],
+        go: Callable[[], bool],
+        seen: Callable[[Result], None],
+    ) -> list[Result | None]:
+        """Send every job not held back by ``go`` (checked right before each one).
+
+        ``seen`` hears each result as it comes (in the loop's thread: keep it short);
+        None in the list is a job that was held back and not sent.
+        """
+        requests = [self.client.claim_request(j.body, token=j.token, session_ttl=j.session_ttl,
+                                              idempotency_key=j.key) for j in jobs]  # fmt: skip
+        return self._run(self._all(requests, go, seen))
+
+    async def _all(
+        self,
+        requests: Sequence[ClaimRequest],
+        go: Callable[[], bool],
+        seen: Callable[[Result], None],
+    ) -> list[Result | None]:
+        return list(await asyncio.gather(*(self._one(r, go, seen) for r in requests)))
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(work, self._started())
+        return future.result()
+
+    def _started(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="rxfleet-aio", daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    async def _one(
+        self, request: ClaimRequest, go: Callable[[], bool], seen: Callable[[Result], None]
+    ) -> Result | None:
+        session = self._client()
+        assert self._gate is not None
+        async with self._gate:
+            if not go():
+                return None
+            result = await _post(session, request)
+        seen(result)
+        return result
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # made in the loop's thread, the first time it is needed
+            limit = self.settings.submit_inflight
+            self._gate = asyncio.Semaphore(limit)  # held back here, not in the pool's queue
+            connector = aiohttp.TCPConnector(limit=limit, ssl=_tls(self.settings))
+            timeout = aiohttp.ClientTimeout(
+                sock_connect=self.settings.connect_timeout, sock_read=self.settings.read_timeout
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=timeout,
+                headers={"User-Agent": "rxfleet-gateway-client"},
+            )
+        return self._session
+
+    def close(self) -> None:
+        """Close the session and stop the loop (the process's own only)."""
+        loop, session = self._loop, self._session
+        if loop is None:
+            return
+        if session is not None:
+            self._run(session.close())
+        loop.call_soon_threadsafe(loop.stop)
+        self._loop = self._session = None
+
+
+async def _post(session: aiohttp.ClientSession, request: ClaimRequest) -> Result:
+    where = request.where
+    try:
+        async with session.post(
+            request.url, data=request.data, headers=request.headers, allow_redirects=False
+        ) as response:
+            answered = _Answered(response.status, response.headers, await response.read())
+    except aiohttp.InvalidURL:
+        return ConfigError(f"{where}: not a usable URL")
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+        message = f"{where}: no answer ({type(exc).__name__})"
+        return GatewayTimeout(message, claim_id=request.claim_id, request=where)
+    except aiohttp.ClientError as exc:
+        message = f"{where}: transport failure ({type(exc).__name__})"
+        return GatewayUnavailable(message, claim_id=request.claim_id, request=where)
+    try:
+        return answer_of(answered, request)
+    except RxFleetError as exc:
+        return exc
+
+
+def _tls(settings: Settings) -> ssl.SSLContext | bool:
+    """The TLS context from settings (CA bundle, mutual-TLS client certificate)."""
+    if settings.client_key is not None and settings.client_cert is None:
+        raise ConfigError("RXFLEET_CLIENT_KEY is set without RXFLEET_CLIENT_CERT")
+    if settings.ca_bundle is None and settings.client_cert is None:
+        return True  # the default verification
+    context = ssl.create_default_context(
+        cafile=str(settings.ca_bundle) if settings.ca_bundle else None
+    )
+    if settings.client_cert is not None:
+        key = str(settings.client_key) if settings.client_key else None
+        context.load_cert_chain(str(settings.client_cert), key)
+    return context
