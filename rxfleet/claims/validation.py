@@ -155,7 +155,7 @@ _FIELDS: dict[str, tuple[str | None, str, Callable[[Any, str], Any]]] = {
 
 
 #: Fields a format does not carry, so their absence is no fault of the sender's
-#: (CONTRACT section 3: days supply is required for JSONL, CSV and Parquet).
+#: (docs/formats.md: days supply is required for JSONL, CSV and Parquet).
 NOT_CARRIED: dict[str, frozenset[str]] = {"x12": frozenset({"days_supply"})}
 
 

@@ -58,6 +58,7 @@ from rxfleet.errors import (
 )
 from rxfleet.links import LinkReport, open_records
 from rxfleet.stores.breaker import Breaker
+from rxfleet.stores.metrics import MetricsStore, RequestTally
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo, RouteState
 from rxfleet.stores.runs import RunStore
@@ -129,6 +130,7 @@ class SubmitContext:
     pool: Executor | None = None  # None: one request at a time (unit tests)
     local_pause: LocalPause = field(default_factory=lambda: LocalPause())  # one per process
     owner: str = "local"  # whose leases these are (the task id)
+    metrics: MetricsStore | None = None  # None: no fleet counters (unit tests)
 
 
 @dataclass(frozen=True)
@@ -167,10 +169,14 @@ def submit_batch(
     report = SubmitReport(run_id, "submit")
     todo = open_records(ctx.runs, run_id, batch, Stage.MAPPED, report)
     final = failures >= ctx.settings.submit_max_retries
-    _Round(ctx, run_id, batch, report, failures, final).run(todo)
+    round_ = _Round(ctx, run_id, batch, report, failures, final)
+    round_.run(todo)
     if report.retry_in is not None:
         streak = failures if report.deferred else (1 if report.done else failures + 1)
         report.retry = Retry(min(report.retry_in, ctx.settings.countdown_max), streak)
+    if ctx.metrics is not None:
+        retried = (report.reason or "retry") if report.retry is not None else None
+        ctx.metrics.add_round(round_.requests, retried)
     return report
 
 
@@ -197,6 +203,7 @@ class _Outcome:
     answer: Adjudicated | None = None
     error: RxFleetError | None = None
     skipped: bool = False  # the window was stopped before this one went out
+    seconds: float = 0.0  # how long the request took
 
 
 class _Round:
@@ -223,6 +230,7 @@ class _Round:
         self.known: set[tuple[str, str]] = set()  # routes already remembered as good
         self.later: list[WorkRecord] = []  # failed this round: back next round, after backoff
         self.gate_at = 0.0  # when this window's gate (pause, breakers) was read from Redis
+        self.requests = RequestTally()  # latencies and outcomes, written once at the end
 
     # -- the loop -----------------------------------------------------------
 
@@ -416,6 +424,7 @@ class _Round:
         """One request (in a pool thread): nothing but the HTTP call and its outcome."""
         if self.stop.is_set() or self.ctx.local_pause.remaining() > 0:
             return _Outcome(record, token, gate_at, skipped=True)
+        started = time.perf_counter()
         try:
             answer = self.ctx.gateway.submit(
                 body,
@@ -427,8 +436,10 @@ class _Round:
             if isinstance(exc, RateLimited | GatewayUnavailable) and exc.retry_after is not None:
                 self.stop.set()  # the first 429/503: no new sends from this round,
                 self.ctx.local_pause.note(exc.retry_after)  # nor from any thread of this process
-            return _Outcome(record, token, gate_at, error=exc)
-        return _Outcome(record, token, gate_at, answer=answer)
+            seconds = time.perf_counter() - started
+            return _Outcome(record, token, gate_at, error=exc, seconds=seconds)
+        seconds = time.perf_counter() - started
+        return _Outcome(record, token, gate_at, answer=answer, seconds=seconds)
 
     def _body(self, record: WorkRecord) -> dict[str, Any]:
         """The HTTP body: the claim's fields and, for this one hop, its PHI from the vault."""
@@ -469,6 +480,8 @@ class _Round:
             return False
         record.attempts += 1
         self.report.network_calls += 1
+        what = outcome.answer.status if outcome.answer is not None else type(outcome.error).__name__
+        self.requests.observe(outcome.seconds, what)
         if outcome.answer is not None:
             self._answered(record, outcome)
             return False
