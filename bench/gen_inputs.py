@@ -32,9 +32,9 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from rxfleet.claims.fields import CANONICAL_FIELDS  # noqa: E402
 from rxfleet.claims.ndc import NdcError, normalize_ndc  # noqa: E402
 from rxfleet.claims.synth import sample_claims  # noqa: E402
-from rxfleet.formats.base import CANONICAL_FIELDS  # noqa: E402
 from rxfleet.formats.overpunch import encode_overpunch  # noqa: E402
 
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "ncpdp", "837")

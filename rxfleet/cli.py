@@ -1,4 +1,4 @@
-"""``rxfleet``: run, enqueue, wait, results, dlq, gateway, token, keys."""
+"""rxfleet: pharmacy claims through a Celery worker fleet to a PBM gateway, exactly once."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import redis
 
 from config import get_settings
-from rxfleet import commands, logs
+from rxfleet import __version__, commands, logs
 from rxfleet.errors import ConfigError, InfrastructureError, InputError, RxFleetError
 from rxfleet.guards import check_fleet
 
@@ -19,69 +19,183 @@ log = logging.getLogger("rxfleet")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help (unless the help says it, or it is a switch);
+    descriptions and epilogs as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False:
+            return text
+        if not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
+def _sub(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=text, description=text, formatter_class=_Formatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rxfleet", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="rxfleet", description=__doc__, epilog=EPILOG, formatter_class=_Formatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _run_parser(sub)
-    enqueue = sub.add_parser("enqueue", help="producer only: enqueue, print the run id")
-    enqueue.add_argument("inputs", nargs="+", metavar="INPUT")
-    enqueue.add_argument("--batch-size", type=int, default=None)
+    enqueue = _sub(sub, "enqueue", "producer only: enqueue INPUT, print the run id")
+    enqueue.add_argument("inputs", nargs="+", metavar="INPUT", help="claims files, in order")
+    _batch_option(enqueue)
     enqueue.add_argument("--new", action="store_true", help="a fresh run, even of the same input")
     _follow_parsers(sub)
     _dlq_parser(sub)
-    gateway = sub.add_parser("gateway", help="the sandbox PBM gateway")
-    gateway.add_argument("--port", type=int, default=8700)
-    gateway.add_argument("--host", default="127.0.0.1")
-    gateway.add_argument("--scenario", default=None, help="fault-knob scenario (JSON)")
-    token = sub.add_parser("token", help="the shared portal token")
-    token.add_argument("action", choices=["status"])
-    keys = sub.add_parser("keys", help="fresh PHI keys (and Flower auth) as RXFLEET_* lines")
-    keys.add_argument("action", choices=["generate"])
+    _fleet_parsers(sub)
     return parser
 
 
+EPILOG = """exit codes: 0 done, 1 the fleet could not finish (timeout, Redis away),
+2 bad input or settings (nothing enqueued). Every command and option: docs/cli.md.
+Settings (RXFLEET_*): docs/settings.md."""
+
+
+def _batch_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="claims per chain, 1 to 10000 (default: RXFLEET_BATCH_SIZE, 500)",
+    )
+
+
 def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = sub.add_parser("run", help="fan INPUT into the fleet, wait, write OUT, summarize")
-    run.add_argument("inputs", nargs="+", metavar="INPUT")
-    run.add_argument("-o", "--output", default=None)
-    run.add_argument("--batch-size", type=int, default=None)
-    run.add_argument("--timeout", type=float, default=None,
-                     help="seconds (default: 600 plus 0.1 a claim)")  # fmt: skip
+    run = _sub(sub, "run", "fan INPUT into the fleet, wait, write OUT, summarize")
+    run.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="claims files (JSONL, CSV, Parquet, NCPDP D.0, X12 837), one run",
+    )
+    run.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="OUT",
+        help="results file: .jsonl, .csv or .parquet (none: summary only)",
+    )
+    _batch_option(run)
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds to wait (default: 600 plus 0.1 a claim)",
+    )
     run.add_argument("--new", action="store_true", help="a fresh run, even of the same input")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read and validate only: what would be quarantined; nothing enqueued or sent",
+    )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON summary on stdout (run id, counts, elapsed, output)",
+    )
 
 
 def _follow_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    wait = sub.add_parser("wait", help="follow a run until every claim is terminal")
-    wait.add_argument("run_id")
-    wait.add_argument("--timeout", type=float, default=None)
-    wait.add_argument("-o", "--output", default=None)
-    results = sub.add_parser("results", help="export a run's results")
-    results.add_argument("run_id")
-    results.add_argument("-o", "--output", required=True)
-    runs = sub.add_parser("runs", help="the runs: state, claims terminal / total, age")
-    runs.add_argument("--limit", type=int, default=20)
-    resume = sub.add_parser("resume", help="finish a run whose producer or chains were lost")
-    resume.add_argument("run_id")
-    resume.add_argument("--timeout", type=float, default=None)
-    resume.add_argument("-o", "--output", default=None)
-    abort = sub.add_parser("abort", help="stop a run: its open claims end 99 (aborted)")
-    abort.add_argument("run_id")
-    audit = sub.add_parser("audit", help="each claim's path through the stages")
-    audit.add_argument("run_id")
-    audit.add_argument("--claim", default=None, help="one claim id")
-    audit.add_argument("-o", "--output", default=None)
+    wait = _sub(sub, "wait", "follow a run until every claim is terminal")
+    wait.add_argument("run_id", metavar="RUN_ID")
+    wait.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds to wait (default: 600 plus 0.1 a claim)",
+    )
+    wait.add_argument(
+        "-o", "--output", default=None, metavar="OUT", help="results file: .jsonl, .csv or .parquet"
+    )
+    wait.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    results = _sub(sub, "results", "export a run's results")
+    results.add_argument("run_id", metavar="RUN_ID")
+    results.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="results file: .jsonl, .csv or .parquet",
+    )
+    runs = _sub(sub, "runs", "the runs, newest first: state, claims terminal / total, times")
+    runs.add_argument("--limit", type=int, default=20, help="how many runs")
+    resume = _sub(sub, "resume", "finish a run whose producer or chains were lost")
+    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds to wait (default: 600 plus 0.1 a claim)",
+    )
+    resume.add_argument(
+        "-o", "--output", default=None, metavar="OUT", help="results file: .jsonl, .csv or .parquet"
+    )
+    resume.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    abort = _sub(sub, "abort", "stop a run: its open claims end 99 (aborted)")
+    abort.add_argument("run_id", metavar="RUN_ID")
+    audit = _sub(sub, "audit", "each claim's path through the stages (JSON lines)")
+    audit.add_argument("run_id", metavar="RUN_ID")
+    audit.add_argument("--claim", default=None, help="one claim id (default: every claim)")
+    audit.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="write the JSON lines here (default: stdout)",
+    )
 
 
 def _dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    dlq = sub.add_parser("dlq", help="dead-lettered claims")
-    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
-    listing = dlq_sub.add_parser("list")
-    listing.add_argument("--run", default=None)
-    listing.add_argument("--limit", type=int, default=50)
-    listing.add_argument("--offset", type=int, default=0)
-    replay = dlq_sub.add_parser("replay")
-    replay.add_argument("--run", default=None)
+    dlq = _sub(sub, "dlq", "dead-lettered claims: list them, replay what a replay can fix")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    listing = _sub(dlq_sub, "list", "a page of dead letters, newest first")
+    listing.add_argument("--run", default=None, metavar="RUN_ID", help="one run (default: all)")
+    listing.add_argument("--limit", type=int, default=50, help="dead letters on this page")
+    listing.add_argument("--offset", type=int, default=0, help="dead letters to skip")
+    replay = _sub(dlq_sub, "replay", "send the replayable dead letters again, as a new run")
+    replay.add_argument("--run", default=None, metavar="RUN_ID", help="one run (default: all)")
+
+
+def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stats = _sub(sub, "stats", "the fleet's counters and gauges (what `rxfleet metrics` exports)")
+    stats.add_argument(
+        "run_id",
+        nargs="?",
+        default=None,
+        metavar="RUN_ID",
+        help="also this run's counts, from the database",
+    )
+    stats.add_argument("--json", action="store_true", help="one JSON object, even on a terminal")
+    metrics = _sub(sub, "metrics", "serve the fleet's metrics to Prometheus (/metrics)")
+    metrics.add_argument("--port", type=int, default=9808, help="port to listen on")
+    metrics.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    gateway = _sub(sub, "gateway", "the sandbox PBM gateway (docs/protocol.md)")
+    gateway.add_argument("--port", type=int, default=8700, help="port to listen on")
+    gateway.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    gateway.add_argument(
+        "--scenario",
+        default=None,
+        metavar="FILE",
+        help="fault-knob scenario (JSON; default: no faults)",
+    )
+    token = _sub(sub, "token", "the shared portal token: state, TTL, counters (never the token)")
+    token.add_argument("action", choices=["status"], help="what to do")
+    keys = _sub(sub, "keys", "fresh PHI keys (and Flower auth) as RXFLEET_* lines")
+    keys.add_argument("action", choices=["generate"], help="what to do")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        _guard(args.command)
+        _guard(args.command, bool(getattr(args, "dry_run", False)))
         return _dispatch(args)
     except (InputError, ConfigError) as exc:
         print(f"rxfleet: {exc}", file=sys.stderr)
@@ -108,17 +222,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rxfleet: interrupted", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:  # `rxfleet ... | head`: the reader has what it wanted
+        sys.stderr.close()
+        return EXIT_OK
 
 
 #: Commands that never touch a fleet: no production guards.
 UNGUARDED = frozenset({"gateway", "keys"})
 
 
-def _guard(command: str) -> None:
+def _guard(command: str, dry_run: bool = False) -> None:
     """Log filters (scrub last) and format; with a Redis URL, the production guards."""
     settings = get_settings()
     logs.configure(settings)
-    if command not in UNGUARDED and settings.redis_url:
+    if command not in UNGUARDED and settings.redis_url and not dry_run:
         check_fleet(settings)
 
 
@@ -135,6 +252,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "dlq": commands.dlq,
         "gateway": commands.gateway,
         "token": commands.token,
+        "stats": commands.stats,
+        "metrics": commands.metrics,
         "keys": commands.keys,
     }
     return handlers[args.command](args)

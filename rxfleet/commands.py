@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -23,18 +21,27 @@ from rich.console import Console
 from rich.table import Table
 
 from config import Settings, get_settings
-from rxfleet import context, lifecycle
+from rxfleet import api, context, lifecycle
 from rxfleet import dlq as dead_letters
 from rxfleet.embedded import embedded_services
 from rxfleet.errors import ConfigError, RunTimeout
-from rxfleet.formats import preflight
-from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.gateway.sandbox.server import run_gateway
 from rxfleet.lifecycle import RunPlan
+from rxfleet.metrics import serve
 from rxfleet.output import check_output, write_results
-from rxfleet.phikeys import generated_env, require_keys, tokenizer, vault
-from rxfleet.producer import Ingest, Producer, ProduceResult
-from rxfleet.report import Tally, Waiter, WorkerWatch, progress_bar, quarantined, summary
+from rxfleet.phikeys import generated_env, vault
+from rxfleet.producer import ProduceResult
+from rxfleet.report import (
+    Tally,
+    Waiter,
+    WorkerWatch,
+    progress_bar,
+    quarantine_tsv,
+    quarantined,
+    summary,
+    summary_dict,
+    summary_tsv,
+)
 from workers import app as app_module
 from workers.inprocess import beat_thread, worker_thread
 from workers.pipeline import send_batch
@@ -77,57 +84,21 @@ def _served_queues() -> set[str]:
 
 
 def _batch_size(value: int | None) -> int:
-    size = value or get_settings().batch_size
-    if not 1 <= size <= 10_000:
-        raise ConfigError("--batch-size must be 1 to 10000")
-    return size
+    return api.batch_size_of(value)
 
 
 def _preflight(inputs: list[str]) -> None:
     """Exit 2 before anything starts or is enqueued when an input cannot be read."""
-    routes = load_payer_routes(get_settings().payer_routes)
-    for path in inputs:
-        preflight(path, routes)
-
-
-# -- producing ---------------------------------------------------------------------
+    api.check_inputs(inputs)
 
 
 def _open(inputs: list[str], batch_size: int, new: bool) -> RunPlan:
-    settings = get_settings()
-    require_keys(settings)
-    plan = lifecycle.open_run(context.runs(), context.database(), context.crosswalk(), settings,
-                              inputs, batch_size, new=new)  # fmt: skip
-    verb = "picking up run" if plan.resumed else "run"
-    say(f"{verb} {plan.run_id}")  # before the first claim is read
-    return plan
+    return api.open_plan(inputs, batch_size, new=new, say=say)
 
 
 def _produce(plan: RunPlan, inputs: list[str]) -> ProduceResult | None:
     """Produce the run unless another producer holds it (then this command joins it)."""
-    settings, runs = get_settings(), context.runs()
-    holder = f"{socket.gethostname()}:{os.getpid()}:{time.monotonic_ns()}"
-    if not runs.claim_producer(plan.run_id, holder, settings.producer_lease):
-        say(f"another producer is enqueueing run {plan.run_id}: following it")
-        return None
-    producer = Producer(
-        runs=runs,
-        db=context.database(),
-        ingest=Ingest(plan.run_id, tokenizer(settings), vault(settings)),
-        send=send_batch,
-        payer_routes=load_payer_routes(settings.payer_routes),
-        batch_size=plan.batch_size,
-        max_inflight=settings.max_inflight,
-        holder=holder,
-        lease=settings.producer_lease,
-        resume_from=plan.produced if plan.resumed else None,
-    )
-    result = producer.produce(inputs)
-    if result.cut_short:
-        say(f"input cut short: {result.cut_short}; the {result.total} claims read go on")
-    if plan.resumed:
-        say(f"run {plan.run_id}: {result.enqueued} claims needed enqueueing again")
-    return result
+    return api.produce(plan, inputs, say=say)
 
 
 # -- following and finishing ----------------------------------------------------------
@@ -152,7 +123,8 @@ def nullwatch() -> Iterator[None]:
 
 
 def _finish(console: Console, run_id: str, output: str | None, elapsed: float,
-            embedded: bool) -> None:  # fmt: skip
+            embedded: bool, as_json: bool = False) -> None:  # fmt: skip
+    """Results to ``output``; the summary: JSON (--json), TSV in a pipe, tables on a terminal."""
     db = context.database()
     tally = Tally()
     rows = tally.watch(db.results(run_id))
@@ -161,12 +133,22 @@ def _finish(console: Console, run_id: str, output: str | None, elapsed: float,
     else:
         for _ in rows:
             pass
-    summary(console, run_id, tally, elapsed)
     count = tally.statuses.get("QUARANTINED", 0)
+    firsts: list[dict[str, Any]] = []
+    if count:
+        page, _ = dead_letters.listing(db, run_id, limit=10, offset=0)
+        firsts = [r for r in page if r["status"] == "QUARANTINED"]
+    if as_json:
+        print(json.dumps(summary_dict(run_id, tally, elapsed, output, firsts)), flush=True)
+        return
+    if not console.is_terminal:
+        for line in summary_tsv(run_id, tally, elapsed, output, firsts):
+            print(line)
+        return
+    summary(console, run_id, tally, elapsed)
     if count:
         hint = "in `rxfleet dlq list`" if not embedded else "in the results file"
-        firsts, _ = dead_letters.listing(db, run_id, limit=10, offset=0)
-        quarantined(console, [r for r in firsts if r["status"] == "QUARANTINED"], count, hint)
+        quarantined(console, firsts, count, hint)
     if output:
         console.print(f"results: {output}", highlight=False)
 
@@ -202,12 +184,19 @@ def _interrupted(run_id: str | None, output: str | None, embedded: bool) -> int:
 # -- the commands -----------------------------------------------------------------------
 
 
+def _console(as_json: bool) -> Console:
+    """Progress on the terminal; with ``--json`` on stderr, so stdout holds JSON only."""
+    return Console(stderr=True) if as_json else Console()
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _dry_run(args)
     if args.output:
         check_output(args.output)
     batch_size = _batch_size(args.batch_size)
     _preflight(args.inputs)
-    console = Console()
+    console = _console(args.json)
     run_id: str | None = None
     with fleet_for_run() as embedded:
         try:
@@ -218,25 +207,55 @@ def run(args: argparse.Namespace) -> int:
             progress = _follow(console, run_id, args.timeout, embedded)
             if not progress.finished:
                 return _unfinished(run_id, progress, embedded)
-            _finish(console, run_id, args.output, time.monotonic() - started, embedded)
+            _finish(console, run_id, args.output, time.monotonic() - started, embedded, args.json)
         except KeyboardInterrupt:
             return _interrupted(run_id, args.output, embedded)
     return EXIT_OK
 
 
+def _dry_run(args: argparse.Namespace) -> int:
+    """Read and validate only: nothing enqueued, nothing sent, no fleet started."""
+    started = time.monotonic()
+    found = api.dry_run(args.inputs)
+    elapsed = time.monotonic() - started
+    if args.json:
+        print(json.dumps({"dry_run": True, **found.as_dict(),
+                          "elapsed_seconds": round(elapsed, 3)}))  # fmt: skip
+        return EXIT_OK
+    console = Console()
+    if not console.is_terminal:
+        print(f"total\t{found.total}")
+        print(f"would_quarantine\t{found.quarantined}")
+        print(f"would_send\t{found.total - found.quarantined}")
+        for code, n in found.codes.most_common():
+            print(f"code\t{code}\t{n}")
+        for row in found.first:
+            print(quarantine_tsv(row))
+        return EXIT_OK
+    console.print(f"dry run: {found.total} claims read, {found.quarantined} would be "
+                  f"quarantined, {found.total - found.quarantined} sent; nothing was enqueued",
+                  highlight=False)  # fmt: skip
+    codes = Table(show_edge=False)
+    codes.add_column("code", no_wrap=True)
+    codes.add_column("claims", justify="right")
+    for code, n in found.codes.most_common():
+        codes.add_row(code, str(n))
+    if found.codes:
+        console.print(codes)
+        quarantined(console, found.first, found.quarantined, "a run lists all of them")
+    return EXIT_OK
+
+
 def enqueue(args: argparse.Namespace) -> int:
-    get_settings().redis_url_or_raise()
-    get_settings().database_url_or_raise()
-    _preflight(args.inputs)
-    plan = _open(args.inputs, _batch_size(args.batch_size), args.new)
-    _produce(plan, args.inputs)
-    print(plan.run_id)
+    run_handle = api.enqueue(args.inputs, batch_size=args.batch_size, new=args.new, say=say)
+    print(run_handle.id)
     return EXIT_OK
 
 
 def wait(args: argparse.Namespace) -> int:
     _require_fleet()
-    console = Console()
+    as_json = bool(getattr(args, "json", False))
+    console = _console(as_json)
     started = time.monotonic()
     try:
         progress = _follow(console, args.run_id, args.timeout, embedded=False)
@@ -244,60 +263,54 @@ def wait(args: argparse.Namespace) -> int:
         return _interrupted(args.run_id, None, embedded=False)
     if not progress.finished:
         return _unfinished(args.run_id, progress, embedded=False)
-    _finish(console, args.run_id, args.output, time.monotonic() - started, embedded=False)
+    _finish(console, args.run_id, args.output, time.monotonic() - started, False, as_json)
     return EXIT_OK
 
 
 def resume(args: argparse.Namespace) -> int:
     """Re-produce what is missing of a run and follow it to the end."""
-    _require_fleet()
-    settings = get_settings()
-    require_keys(settings)
-    plan, inputs = lifecycle.reopen(context.runs(), context.database(), context.crosswalk(),
-                                    settings, args.run_id)  # fmt: skip
-    _preflight(inputs)
-    say(f"picking up run {plan.run_id}")
-    _produce(plan, inputs)
-    return wait(argparse.Namespace(run_id=plan.run_id, timeout=args.timeout, output=args.output))
+    handle = api.resume(args.run_id, say=say)
+    follow = argparse.Namespace(run_id=handle.id, timeout=args.timeout, output=args.output,
+                                json=args.json)  # fmt: skip
+    return wait(follow)
 
 
 def abort(args: argparse.Namespace) -> int:
-    _require_fleet()
-    lifecycle.abort(context.runs(), context.database(), args.run_id)
+    api.abort(args.run_id)
     say(f"run {args.run_id}: aborting; claims not yet sent end 99 (reason aborted)")
     return EXIT_OK
 
 
 def runs(args: argparse.Namespace) -> int:
-    """The runs, newest first: id, input, state, claims terminal / total, age, last progress."""
-    _require_fleet()
-    db, console = context.database(), Console()
-    rows = [_run_row(db, row) for row in db.list_runs(args.limit)]
+    """The runs, newest first: id, input, state, claims terminal / total, created, last progress."""
+    rows = [_run_row(info) for info in api.runs(args.limit)]
+    console = Console()
     if not console.is_terminal:
         for row in rows:
             print(json.dumps(row))
         return EXIT_OK
     table = Table(show_edge=False)
-    for column in ("run", "input", "state", "terminal", "age", "last progress"):
-        table.add_column(column)
+    for column in ("run", "input", "state", "terminal", "created", "last progress"):
+        table.add_column(column, no_wrap=True)
     for row in rows:
         table.add_row(row["run_id"], row["input"], row["state"],
-                      f"{row['terminal']} / {row['total'] or '?'}", row["age"],
+                      f"{row['terminal']} / {row['total'] or '?'}", row["created_at"],
                       row["updated_at"])  # fmt: skip
     console.print(table)
     return EXIT_OK
 
 
-def _run_row(db: Any, row: dict[str, Any]) -> dict[str, Any]:
-    age = time.time() - row["created_at"].timestamp()
+def _run_row(info: api.RunInfo) -> dict[str, Any]:
+    data = info.as_dict()
     return {
-        "run_id": row["run_id"],
-        "input": Path(str(row["inputs"]).split("\n")[0]).name,
-        "state": row["state"] + (f" ({row['note']})" if row.get("note") else ""),
-        "terminal": db.result_count(row["run_id"]),
-        "total": row["total"],
-        "age": f"{age / 3600:.1f} h" if age >= 3600 else f"{age / 60:.0f} min",
-        "updated_at": row["updated_at"].isoformat(timespec="seconds"),
+        "run_id": info.run_id,
+        "input": Path(info.inputs[0]).name if info.inputs else "",
+        "state": info.state + (f" ({info.note})" if info.note else ""),
+        "terminal": info.recorded,
+        "total": info.total,
+        "created_at": data["created_at"],
+        "updated_at": data["updated_at"],
+        "finished_at": data["finished_at"],
     }
 
 
@@ -359,11 +372,25 @@ def dlq(args: argparse.Namespace) -> int:
 
 def _dlq_list(args: argparse.Namespace) -> int:
     rows, total = dead_letters.listing(context.database(), args.run, args.limit, args.offset)
-    for row in rows:
-        print(json.dumps(row))
+    console = Console()
+    if console.is_terminal:
+        table = Table(show_edge=False)
+        for column in ("run", "where", "claim", "field", "route", "codes", "reason", "at"):
+            table.add_column(column, no_wrap=True, overflow="ignore")
+        for row in rows:
+            table.add_row(row["run_id"], f"{row['source']}:{row['line']}",
+                          str(row["claim_id"] or "?"), row["field"] or "(the record)",
+                          row["route"], " ".join(row["codes"] or []), row["reason"] or "",
+                          str(row["created_at"]))  # fmt: skip
+        console.print(table)
+    else:
+        for row in rows:
+            print(json.dumps(row))
     shown = args.offset + len(rows)
     if shown < total:
         say(f"{total - shown} more; `--offset {shown}` shows the next")
+    else:
+        say(f"{total} in all")
     return EXIT_OK
 
 
@@ -394,6 +421,50 @@ def token(args: argparse.Namespace) -> int:
         "pause_seconds": round(context.pause().remaining(), 1),
     }
     print(json.dumps(state, indent=2))
+    return EXIT_OK
+
+
+def stats(args: argparse.Namespace) -> int:
+    """The fleet's counters and gauges; with a run id, that run's counts too."""
+    _require_fleet()
+    data = api.stats(args.run_id)
+    console = Console()
+    if args.json or not console.is_terminal:
+        print(json.dumps(data))
+        return EXIT_OK
+    claims = data["run"]["claims"] if args.run_id else data["claims"]
+    rejects = data["run"]["reject_codes"] if args.run_id else data["reject_codes"]
+    title = f"run {args.run_id}" if args.run_id else "the fleet, since its counters began"
+    table = Table(title=title, show_edge=False, title_justify="left")
+    for column in ("status", "route", "claims"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "claims" else "left")
+    for row in claims:
+        table.add_row(row["status"], row["route"], str(row["count"]))
+    console.print(table)
+    codes = Table(show_edge=False)
+    codes.add_column("reject code", no_wrap=True)
+    codes.add_column("claims", justify="right")
+    for code, n in rejects.items():
+        codes.add_row(code, str(n))
+    console.print(codes)
+    latency = data["gateway_latency"]
+    mean = latency["sum_seconds"] / latency["count"] if latency["count"] else 0.0
+    console.print(
+        f"gateway requests {latency['count']} (mean {mean * 1000:.1f} ms), "
+        f"retries {sum(data['submit_retries'].values())}, fleet pauses {data['fleet_pauses']}, "
+        f"token fetches {data['token'].get('fetches', 0)}; breakers {data['breakers']}; "
+        f"in flight {data['claims_in_flight']} in {data['active_runs']} runs; "
+        f"queues {data['queue_depths']}",
+        highlight=False,
+    )
+    return EXIT_OK
+
+
+def metrics(args: argparse.Namespace) -> int:
+    """The Prometheus exporter: one process for the fleet (Procfile ``metrics``)."""
+    _require_fleet()
+    say(f"metrics on http://{args.host}:{args.port}/metrics")
+    serve(api.fleet_snapshot, args.host, args.port)
     return EXIT_OK
 
 

@@ -25,6 +25,7 @@ from rxfleet.stores.connection import get_redis
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
 from rxfleet.stores.deadletters import DeadLetters
+from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
@@ -113,6 +114,11 @@ def crosswalk() -> CrosswalkCache:
     return CrosswalkCache(get_redis(), get_settings().key_prefix)
 
 
+def metrics() -> MetricsStore:
+    """The fleet's counters in Redis (one hash; ``rxfleet metrics`` exports them)."""
+    return MetricsStore(get_redis(), get_settings().key_prefix)
+
+
 def dead_letters() -> DeadLetters:
     return DeadLetters(get_redis(), get_settings().key_prefix)
 
@@ -157,6 +163,7 @@ def submit_context(owner: str) -> SubmitContext:
         sender=sender(),
         local_pause=_keep(("local-pause",), LocalPause, LocalPause),
         rejects=matrix(settings.reject_matrix),
+        metrics=metrics(),
         owner=owner,
     )
 

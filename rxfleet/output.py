@@ -1,6 +1,6 @@
 """Results files: ``.jsonl``, ``.csv`` or ``.parquet``, chosen by extension.
 
-One row per input claim, in input order, with the fields of CONTRACT section 4.
+One row per input claim, in input order, with the fields of docs/results.md.
 In CSV, list fields (``errors``, ``reject_codes``) are joined with ``;``.
 """
 

@@ -215,6 +215,11 @@ class Producer:
         finish_if_complete(self.runs, self.db, self.run_id, self.runs.done(self.run_id))
 
 
+def input_records(inputs: Iterable[str], payer_routes: Routes) -> Iterator[tuple[str, Record]]:
+    """Every record of ``inputs`` in order, with its format's name (a dry run reads these)."""
+    return _records(inputs, payer_routes)
+
+
 def _records(inputs: Iterable[str], payer_routes: Routes) -> Iterator[tuple[str, Record]]:
     for path in inputs:
         fmt = detect_format(path)

@@ -180,8 +180,10 @@ def summary(console: Console, run_id: str, tally: Tally, elapsed: float) -> None
 def quarantined(console: Console, rows: Sequence[dict[str, Any]], count: int, hint: str) -> None:
     """The first quarantined claims: where, claim, field, code."""
     table = Table(title="quarantined, the first of them", show_edge=False, title_justify="left")
-    for column in ("where", "claim", "field", "code"):
+    longest = max((len(str((r.get("codes") or [""])[0])) for r in rows), default=4)
+    for column in ("where", "claim", "field"):
         table.add_column(column, overflow="fold")
+    table.add_column("code", no_wrap=True, overflow="ignore", min_width=longest)  # never folded
     for row in rows:
         codes = row.get("codes") or [""]
         where = f"{row.get('source')}:{row.get('line')}"
@@ -191,3 +193,51 @@ def quarantined(console: Console, rows: Sequence[dict[str, Any]], count: int, hi
     if count > len(rows):
         console.print(f"... and {count - len(rows)} more: each is in the results with its codes, "
                       f"and {hint}")  # fmt: skip
+
+
+def summary_dict(run_id: str, tally: Tally, elapsed: float, output: str | None,
+                 firsts: Sequence[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """The run's summary, machine-readable (``--json``)."""
+    return {
+        "run_id": run_id,
+        "total": tally.rows,
+        "counts": {
+            "status": {str(s): tally.statuses.get(s, 0) for s in Status},
+            "route": dict(tally.routes.most_common()),
+        },
+        "elapsed_seconds": round(elapsed, 3),
+        "claims_per_second": round(tally.rows / elapsed, 1) if elapsed > 0 else 0.0,
+        "output": output,
+        "transport_failures": sum(tally.reasons[r] for r in TRANSPORT_REASONS),
+        "first_quarantined": [
+            {k: row.get(k) for k in ("source", "line", "claim_id", "field", "codes")}
+            for row in firsts
+        ],
+    }
+
+
+def summary_tsv(run_id: str, tally: Tally, elapsed: float, output: str | None,
+                firsts: Sequence[dict[str, Any]]) -> Iterator[str]:  # fmt: skip
+    """The run's summary for a pipe: tab-separated lines, the first field says what."""
+    data = summary_dict(run_id, tally, elapsed, output, firsts)
+    yield f"run_id\t{run_id}"
+    for status, count in data["counts"]["status"].items():
+        yield f"status\t{status}\t{count}"
+    for route, count in data["counts"]["route"].items():
+        yield f"route\t{route}\t{count}"
+    yield f"total\t{tally.rows}"
+    yield f"elapsed_seconds\t{data['elapsed_seconds']}"
+    yield f"claims_per_second\t{data['claims_per_second']}"
+    if data["transport_failures"]:
+        yield f"transport_failures\t{data['transport_failures']}"
+    for row in firsts:
+        yield quarantine_tsv(row)
+    if output:
+        yield f"output\t{output}"
+
+
+def quarantine_tsv(row: dict[str, Any]) -> str:
+    """``quarantined``, where, claim, field, codes (space-separated): one line."""
+    codes = " ".join(str(c) for c in row.get("codes") or [])
+    where = f"{row.get('source')}:{row.get('line')}"
+    return f"quarantined\t{where}\t{row.get('claim_id') or '?'}\t{row.get('field') or ''}\t{codes}"

@@ -18,4 +18,6 @@ from workers.base import REDIS_OUTAGE, REDIS_OUTAGE_BACKOFF
 def record(run_id: str, first: int, count: int) -> dict[str, Any]:
     trace = f"{run_id}/{first}"
     batch = context.batch(first, count)
-    return record_batch(context.runs(), context.database(), run_id, batch, trace).as_dict()
+    metrics = context.metrics().key
+    return record_batch(context.runs(), context.database(), run_id, batch, trace,
+                        metrics).as_dict()  # fmt: skip

@@ -7,7 +7,7 @@ output side), each defined once.
 
 from __future__ import annotations
 
-#: Canonical field names (CONTRACT section 3), in contract order.
+#: Canonical field names (docs/formats.md), in documented order.
 CANONICAL_FIELDS: tuple[str, ...] = (
     "claim_id",
     "bin",

@@ -1,6 +1,6 @@
 """The canonical claim, as it travels through the fleet after ingestion.
 
-``Claim`` holds the non-PHI canonical fields (CONTRACT section 3) in their
+``Claim`` holds the non-PHI canonical fields (docs/formats.md) in their
 normalized types, plus the NDC-11. The PHI fields never appear here: the
 producer seals them into the vault and the claim carries ``patient_token``.
 """

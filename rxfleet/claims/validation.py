@@ -211,7 +211,7 @@ _FIELDS: dict[str, tuple[str | None, str, Callable[[Any, str], Any]]] = {
 
 
 #: Fields a format does not carry or does not require, so their absence is no
-#: fault of the sender's (CONTRACT section 3: days supply and PCN are required for
+#: fault of the sender's (docs/formats.md: days supply and PCN are required for
 #: JSONL, CSV and Parquet). NCPDP D.0: 104-A4 PCN is "required if" on payer sheets,
 #: many say "PCN: not required" (e.g. the Express Scripts, Caremark and state
 #: Medicaid D.0 payer sheets), so a blank PCN in the header is no fault.

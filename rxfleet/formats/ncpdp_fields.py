@@ -185,7 +185,7 @@ class HeaderField:
 class FieldSpec:
     """One field of a segment: its NCPDP reference, where it goes and how it is read.
 
-    ``name`` is the canonical field name (CONTRACT section 3) or, for fields
+    ``name`` is the canonical field name (docs/formats.md) or, for fields
     rxfleet reads but does not forward, a descriptive name prefixed with ``_``.
     """
 

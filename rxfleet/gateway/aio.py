@@ -23,6 +23,7 @@ import json
 import os
 import ssl
 import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from rxfleet.errors import ConfigError, GatewayTimeout, GatewayUnavailable, RxFl
 from rxfleet.gateway.client import Adjudication, ClaimRequest, GatewayClient, answer_of
 
 Result = Adjudication | RxFleetError
+Timed = tuple[Result, float]  # an answer and the seconds its request took
 T = TypeVar("T")
 
 
@@ -77,11 +79,12 @@ class AioSender:
         jobs: Sequence[Job],
         go: Callable[[], bool],
         seen: Callable[[Result], None],
-    ) -> list[Result | None]:
+    ) -> list[Timed | None]:
         """Send every job not held back by ``go`` (checked right before each one).
 
         ``seen`` hears each result as it comes (in the loop's thread: keep it short);
-        None in the list is a job that was held back and not sent.
+        each answer comes with the seconds its request took; None in the list is a
+        job that was held back and not sent.
         """
         requests = [self.client.claim_request(j.body, token=j.token, session_ttl=j.session_ttl,
                                               idempotency_key=j.key) for j in jobs]  # fmt: skip
@@ -92,7 +95,7 @@ class AioSender:
         requests: Sequence[ClaimRequest],
         go: Callable[[], bool],
         seen: Callable[[Result], None],
-    ) -> list[Result | None]:
+    ) -> list[Timed | None]:
         return list(await asyncio.gather(*(self._one(r, go, seen) for r in requests)))
 
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
@@ -109,15 +112,17 @@ class AioSender:
 
     async def _one(
         self, request: ClaimRequest, go: Callable[[], bool], seen: Callable[[Result], None]
-    ) -> Result | None:
+    ) -> Timed | None:
         session = self._client()
         assert self._gate is not None
         async with self._gate:
             if not go():
                 return None
+            started = time.perf_counter()
             result = await _post(session, request)
+            seconds = time.perf_counter() - started
         seen(result)
-        return result
+        return result, seconds
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # made in the loop's thread, the first time it is needed

@@ -22,6 +22,7 @@ from rxfleet.claims.rejects import replayable as replayable_by_reason
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport, codes
 from rxfleet.stores.database import AuditEvent, Database, DeadLetter, ResultRow
+from rxfleet.stores.metrics import claim_fields
 from rxfleet.stores.runs import RunStore
 
 log = logging.getLogger("rxfleet.record")
@@ -34,7 +35,16 @@ _WARNINGS = {"OBSOLETE_NDC", "PRIOR_AUTH_FLAG", "QUANTITY_LIMIT_FLAG", "STEP_THE
 _EVENT_FIELDS = {"stage", "at", "outcome", "codes", "attempt"}
 
 
-def record_batch(runs: RunStore, db: Database, run_id: str, batch: range, trace: str) -> LinkReport:
+def record_batch(
+    runs: RunStore,
+    db: Database,
+    run_id: str,
+    batch: range,
+    trace: str,
+    metrics_key: str | None = None,
+) -> LinkReport:
+    """Record the batch's routed claims; with ``metrics_key``, count them in the fleet's
+    metrics (status, route, reject codes) as they are retired: exactly once."""
     report = LinkReport(run_id, "record")
     records = runs.load(run_id, batch)
     ready = [r for r in records if r.stage == Stage.ROUTED]
@@ -50,7 +60,9 @@ def record_batch(runs: RunStore, db: Database, run_id: str, batch: range, trace:
     )
     report.skipped = len(batch) - report.done
     whole = len(ready) == len(records)
-    _, done = runs.retire(run_id, batch.start if whole else -1, [r.seq for r in ready])
+    tallies = [claim_fields(str(r.status), str(r.route), r.reject_codes) for r in ready]
+    _, done = runs.retire(run_id, batch.start if whole else -1, [r.seq for r in ready],
+                          tallies, metrics_key)  # fmt: skip
     finish_if_complete(runs, db, run_id, done)
     return report
 

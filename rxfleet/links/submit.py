@@ -59,6 +59,7 @@ from rxfleet.gateway.aio import Job
 from rxfleet.gateway.client import Adjudication
 from rxfleet.links import LinkReport, open_records
 from rxfleet.stores.breaker import Breaker
+from rxfleet.stores.metrics import MetricsStore, RequestTally
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo, RouteState
 from rxfleet.stores.runs import RunStore
@@ -111,7 +112,7 @@ class Sender(Protocol):
         jobs: Sequence[Job],
         go: Callable[[], bool],
         seen: Callable[[Adjudication | RxFleetError], None],
-    ) -> Sequence[Adjudicated | RxFleetError | None]: ...
+    ) -> Sequence[tuple[Adjudicated | RxFleetError, float] | None]: ...
 
 
 class Gateway(Protocol):
@@ -139,6 +140,7 @@ class SubmitContext:
     local_pause: LocalPause = field(default_factory=lambda: LocalPause())  # one per process
     rejects: RejectMatrix | None = None  # which reject codes are transient (90-98)
     owner: str = "local"  # whose leases these are (the task id)
+    metrics: MetricsStore | None = None  # None: no fleet counters (unit tests)
 
 
 @dataclass(frozen=True)
@@ -177,10 +179,14 @@ def submit_batch(
     report = SubmitReport(run_id, "submit")
     todo = open_records(ctx.runs, run_id, batch, Stage.MAPPED, report)
     final = failures >= ctx.settings.submit_max_retries
-    _Round(ctx, run_id, batch, report, failures, final).run(todo)
+    round_ = _Round(ctx, run_id, batch, report, failures, final)
+    round_.run(todo)
     if report.retry_in is not None:
         streak = failures if report.deferred else (1 if report.done else failures + 1)
         report.retry = Retry(min(report.retry_in, ctx.settings.countdown_max), streak)
+    if ctx.metrics is not None:
+        retried = (report.reason or "retry") if report.retry is not None else None
+        ctx.metrics.add_round(round_.requests, retried)
     return report
 
 
@@ -207,6 +213,7 @@ class _Outcome:
     answer: Adjudicated | None = None
     error: RxFleetError | None = None
     skipped: bool = False  # the window was stopped before this one went out
+    seconds: float = 0.0  # how long the request took
 
 
 class _Round:
@@ -233,6 +240,7 @@ class _Round:
         self.known: set[tuple[str, str]] = set()  # routes already remembered as good
         self.later: list[WorkRecord] = []  # failed this round: back next round, after backoff
         self.gate_at = 0.0  # when this window's gate (pause, breakers) was read from Redis
+        self.requests = RequestTally()  # latencies and outcomes, written once at the end
 
     # -- the loop -----------------------------------------------------------
 
@@ -437,13 +445,17 @@ class _Round:
 
     @staticmethod
     def _outcome(
-        record: WorkRecord, token: Token, gate_at: float, result: Adjudicated | RxFleetError | None
+        record: WorkRecord,
+        token: Token,
+        gate_at: float,
+        timed: tuple[Adjudicated | RxFleetError, float] | None,
     ) -> _Outcome:
-        if result is None:
+        if timed is None:
             return _Outcome(record, token, gate_at, skipped=True)
+        result, seconds = timed
         if isinstance(result, RxFleetError):
-            return _Outcome(record, token, gate_at, error=result)
-        return _Outcome(record, token, gate_at, answer=result)
+            return _Outcome(record, token, gate_at, error=result, seconds=seconds)
+        return _Outcome(record, token, gate_at, answer=result, seconds=seconds)
 
     def _post(
         self, record: WorkRecord, body: dict[str, Any], token: Token, gate_at: float
@@ -451,6 +463,7 @@ class _Round:
         """One request (in a pool thread): nothing but the HTTP call and its outcome."""
         if not self._may_send():
             return _Outcome(record, token, gate_at, skipped=True)
+        started = time.perf_counter()
         try:
             answer = self.ctx.gateway.submit(
                 body,
@@ -460,8 +473,10 @@ class _Round:
             )
         except RxFleetError as exc:
             self._heard(exc)  # the first 429/503: no new sends from this round or process
-            return _Outcome(record, token, gate_at, error=exc)
-        return _Outcome(record, token, gate_at, answer=answer)
+            seconds = time.perf_counter() - started
+            return _Outcome(record, token, gate_at, error=exc, seconds=seconds)
+        seconds = time.perf_counter() - started
+        return _Outcome(record, token, gate_at, answer=answer, seconds=seconds)
 
     def _body(self, record: WorkRecord) -> dict[str, Any]:
         """The HTTP body: the claim's fields and, for this one hop, its PHI from the vault."""
@@ -502,6 +517,8 @@ class _Round:
             return False
         record.attempts += 1
         self.report.network_calls += 1
+        what = outcome.answer.status if outcome.answer is not None else type(outcome.error).__name__
+        self.requests.observe(outcome.seconds, what)
         if outcome.answer is not None:
             self._answered(record, outcome)
             if self._transient(record):

@@ -6,7 +6,7 @@ The tables (``rxfleet/stores/migrations/*.sql`` says it column by column):
 - ``runs``: one row per run: what went in (description, input hash, options),
   its state, the claim total and the final counts per status;
 - ``results``: one row per claim per run, keyed by ``(run_id, seq)``: the
-  CONTRACT section 4 fields, plus ``reason`` and ``recorded_at``;
+  docs/results.md fields, plus ``reason`` and ``recorded_at``;
 - ``audit_events``: the append-only trail of every stage of every claim (codes,
   hashes, versions: never PHI); UPDATE/DELETE are refused except by retention;
 - ``dead_letters``: claims a person must look at or that can be replayed;
@@ -421,6 +421,27 @@ class Database:
             (run_id,),
         )
         return {r["status"]: int(r["n"]) for r in rows}
+
+    def tallies(self, run_id: str) -> dict[str, Any]:
+        """The run's recorded claims by (status, route) and by reject code, computed."""
+        claims = self._all(
+            "tallies",
+            "SELECT status, route, count(*) AS n FROM results WHERE run_id = %s "
+            "GROUP BY status, route ORDER BY status, route",
+            (run_id,),
+        )
+        codes = self._all(
+            "tallies",
+            "SELECT code, count(*) AS n FROM results, unnest(reject_codes) AS code "
+            "WHERE run_id = %s GROUP BY code ORDER BY code",
+            (run_id,),
+        )
+        return {
+            "claims": [
+                {"status": r["status"], "route": r["route"], "count": int(r["n"])} for r in claims
+            ],
+            "reject_codes": {str(r["code"]): int(r["n"]) for r in codes},
+        }
 
     def audit(self, run_id: str, claim_id: str | None = None, chunk: int = 2000) -> Iterator[Row]:
         """The run's audit trail (or one claim's), by seq then time, streamed."""

@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from rxfleet.stores.connection import as_text
+from rxfleet.stores.metrics import metrics_key
 
 LOG_LENGTH = 10_000
 
@@ -69,6 +70,7 @@ class FleetPause:
         pipe = self.client.pipeline()
         pipe.lpush(self.log_key, json.dumps({"set_at": set_at, "until": until_ms / 1000}))
         pipe.ltrim(self.log_key, 0, LOG_LENGTH - 1)
+        pipe.hincrby(metrics_key(self.prefix), "pauses", 1)
         pipe.execute()
 
     def history(self) -> list[dict[str, float]]:

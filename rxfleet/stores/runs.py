@@ -91,11 +91,26 @@ return 1
 
 # A recorded batch leaves Redis: the count goes up by what was actually removed,
 # so a redelivered record link (its rows already in the database) counts once.
+# ARGV: first, n, n seqs, then (optionally) n tallies: each the tab-separated
+# counter fields its claim adds one to in KEYS[6] (the fleet's metrics), added
+# only for the claims this call removed: counted exactly once, with the done count.
 _RETIRE = """
-local removed = redis.call('HDEL', KEYS[1], unpack(ARGV, 2))
-redis.call('HDEL', KEYS[2], unpack(ARGV, 2))
-redis.call('HDEL', KEYS[3], unpack(ARGV, 2))
+local n = tonumber(ARGV[2])
+local seqs = {unpack(ARGV, 3, 2 + n)}
+local removed, adds = 0, {}
+for i, seq in ipairs(seqs) do
+  if redis.call('HDEL', KEYS[1], seq) == 1 then
+    removed = removed + 1
+    local tally = ARGV[2 + n + i]
+    if tally then
+      for name in string.gmatch(tally, '[^\t]+') do adds[name] = (adds[name] or 0) + 1 end
+    end
+  end
+end
+redis.call('HDEL', KEYS[2], unpack(seqs))
+redis.call('HDEL', KEYS[3], unpack(seqs))
 redis.call('HDEL', KEYS[4], ARGV[1])
+for name, count in pairs(adds) do redis.call('HINCRBY', KEYS[6], name, count) end
 local done = redis.call('INCRBY', KEYS[5], removed)
 return {removed, done}
 """
@@ -313,19 +328,34 @@ class RunStore:
     def aborted(self, run_id: str) -> bool:
         return bool(self.client.exists(self._part(run_id, "abort")))
 
-    def retire(self, run_id: str, first: int, seqs: Sequence[int]) -> tuple[int, int]:
-        """Drop recorded claims from Redis; (claims removed now, claims done in all)."""
+    def retire(
+        self,
+        run_id: str,
+        first: int,
+        seqs: Sequence[int],
+        tallies: Sequence[Sequence[str]] | None = None,
+        tally_key: str | None = None,
+    ) -> tuple[int, int]:
+        """Drop recorded claims from Redis; (claims removed now, claims done in all).
+
+        With ``tallies`` (one list of counter fields per seq) and ``tally_key``, the
+        claims removed by this call add one to each of their fields in that hash,
+        in the same script: a claim is counted when, and only when, it is retired.
+        """
         keys = [
             self._part(run_id, "work"),
             self._vault(run_id),
             self._part(run_id, "leases"),
             self._part(run_id, "batches"),
             self._part(run_id, "done"),
+            tally_key or self._part(run_id, "tally"),
         ]
         if not seqs:
             self.client.hdel(keys[3], str(first))
             return 0, self.done(run_id) or 0
-        removed, done = self._scripts["retire"](keys=keys, args=[first, *seqs])
+        extra = ["\t".join(t) for t in tallies] if tallies is not None and tally_key else []
+        args = [first, len(seqs), *seqs, *extra]
+        removed, done = self._scripts["retire"](keys=keys, args=args)
         return int(removed), int(done)
 
     def done(self, run_id: str) -> int | None:

@@ -69,9 +69,60 @@ def test_embedded_run_writes_parquet_and_prints_a_summary(tmp_path: Path) -> Non
     table = pq.read_table(out)
     assert table.num_rows == len(SAMPLE.read_text().splitlines())
     assert table.column_names[:3] == ["claim_id", "status", "severity"]
-    for word in ("PAID", "REJECTED", "QUARANTINED", "claims/s"):
-        assert word in done.stdout
+    lines = [line.split("\t") for line in done.stdout.splitlines()]  # piped: TSV, no tables
+    statuses = {f[1]: int(f[2]) for f in lines if f[0] == "status"}
+    assert {"PAID", "REJECTED", "QUARANTINED"} <= set(statuses)
+    assert sum(statuses.values()) == table.num_rows
+    assert ["output", str(out)] in lines and any(f[0] == "claims_per_second" for f in lines)
+    quarantined = [f for f in lines if f[0] == "quarantined"]
+    assert quarantined and all(len(f) == 5 and f[4] for f in quarantined)  # codes whole
     assert "ephemeral keys" in done.stderr  # no keys given: it says so
+    dry = cli("run", "--dry-run", "--json", str(SAMPLE))  # read and validate only
+    assert dry.returncode == 0, dry.stderr
+    found = json.loads(dry.stdout)
+    assert found["total"] == table.num_rows and found["dry_run"] is True
+    assert found["would_quarantine"] == statuses["QUARANTINED"]
+    assert "ephemeral keys" not in dry.stderr  # no fleet was started
+
+
+def test_run_json_prints_one_machine_readable_summary(tmp_path: Path) -> None:
+    out = tmp_path / "results.jsonl"
+    done = cli("run", "--json", str(SAMPLE), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)  # the whole of stdout is one JSON object
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert summary["total"] == len(rows) and summary["output"] == str(out)
+    assert re.fullmatch(r"\d{8}T\d{6}-[0-9a-f]{6}", summary["run_id"])
+    by_status = {s: sum(1 for r in rows if r["status"] == s) for s in summary["counts"]["status"]}
+    assert summary["counts"]["status"] == by_status
+    assert sum(summary["counts"]["route"].values()) == len(rows)
+    assert summary["elapsed_seconds"] > 0
+
+
+def test_dry_run_of_unreadable_input_exits_2(tmp_path: Path) -> None:
+    bad = _write(tmp_path / "x.csv", "claim_id,member_name\n1,2\n")
+    done = cli("run", "--dry-run", str(SAMPLE), str(bad))
+    assert done.returncode == 2 and "unknown columns: member_name" in done.stderr
+    piped = cli("run", "--dry-run", str(SAMPLE))
+    assert piped.returncode == 0
+    fields = dict(line.split("\t", 1) for line in piped.stdout.splitlines() if "\t" in line)
+    assert int(fields["total"]) == len(SAMPLE.read_text().splitlines())
+
+
+def test_version_and_help_show_every_default() -> None:
+    from rxfleet import __version__
+
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"rxfleet {__version__}"
+    for command in (["run"], ["dlq", "list"], ["gateway"], ["runs"], ["metrics"]):
+        shown = cli(*command, "--help")
+        assert shown.returncode == 0
+        options = [ln for ln in shown.stdout.splitlines() if ln.strip().startswith("-")]
+        assert options
+    listing = cli("dlq", "list", "--help").stdout
+    assert "(default: 50)" in listing and "(default: 0)" in listing
+    assert "(default: 9808)" in cli("metrics", "--help").stdout
+    assert "--dry-run" in cli("run", "--help").stdout
 
 
 @pytest.mark.parametrize(

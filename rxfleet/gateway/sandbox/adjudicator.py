@@ -121,7 +121,7 @@ def _whole_number(value: object) -> object:
 
 
 class ClaimRequest(BaseModel):
-    """The part of a claim body the sandbox reads (CONTRACT section 5); the rest is ignored."""
+    """The part of a claim body the sandbox reads (docs/protocol.md); the rest is ignored."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     claim_id: str = Field(min_length=1, max_length=64)

@@ -1,4 +1,4 @@
-"""The sandbox PBM gateway: CONTRACT section 5 over real HTTP, with fault knobs.
+"""The sandbox PBM gateway: docs/protocol.md over real HTTP, with fault knobs.
 
 Endpoints (JSON bodies unless said otherwise):
 

@@ -16,7 +16,7 @@ CREATE TABLE runs (
 CREATE INDEX runs_by_input ON runs (input_hash, created_at DESC);
 CREATE INDEX runs_by_created ON runs (created_at DESC);
 
--- One row per claim per run, written exactly once (CONTRACT section 4 plus lineage).
+-- One row per claim per run, written exactly once (docs/results.md plus lineage).
 CREATE TABLE results (
     run_id        text NOT NULL REFERENCES runs ON DELETE CASCADE,
     seq           integer NOT NULL,                 -- the claim's position in the input

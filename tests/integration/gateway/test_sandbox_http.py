@@ -406,7 +406,7 @@ def test_run_gateway_logs_its_url_and_serves() -> None:
 def test_a_claim_without_days_supply_is_adjudicated(
     http: requests.Session, gateway: SandboxGateway, make_claim: ClaimFactory
 ) -> None:
-    """X12 837 drug lines carry no days supply (CONTRACT section 3)."""
+    """X12 837 drug lines carry no days supply (docs/formats.md)."""
     token = grant(http, gateway)
     claim = make_claim()
     del claim["days_supply"]
