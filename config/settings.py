@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     client_key: Path | None = Field(default=None, description="mutual-TLS client key (PEM)")
     ca_bundle: Path | None = Field(default=None, description="CA bundle to verify the gateway")
     submit_inflight: int = Field(
-        default=32,
+        default=64,
         ge=1,
         le=512,
         description="gateway requests in flight at once per submit worker process "
