@@ -97,9 +97,11 @@ return 1
 _RETIRE = """
 local n = tonumber(ARGV[2])
 local seqs = {unpack(ARGV, 3, 2 + n)}
+local present = redis.call('HMGET', KEYS[1], unpack(seqs))
+redis.call('HDEL', KEYS[1], unpack(seqs))
 local removed, adds = 0, {}
 for i, seq in ipairs(seqs) do
-  if redis.call('HDEL', KEYS[1], seq) == 1 then
+  if present[i] then
     removed = removed + 1
     local tally = ARGV[2 + n + i]
     if tally then
@@ -176,10 +178,14 @@ class RunStore:
         return [str(as_text(r)) for r in self.client.zrange(self._index, 0, -1)]
 
     def finish(self, run_id: str) -> None:
-        """The run is over: its working keys expire, the sweeper forgets it."""
+        """The run is over: its working memory goes at once (the claim ids seen, leases,
+        batches: what grows with the run); its meta and done count, which a late
+        ``wait`` reads, expire after ``ttl``; the sweeper forgets it."""
         pipe = self.client.pipeline()
-        for key in self._run_keys(run_id):
-            pipe.expire(key, self.ttl)
+        working = ("work", "ids", "leases", "batches", "producer", "abort")
+        pipe.delete(self._vault(run_id), *(self._part(run_id, part) for part in working))
+        pipe.expire(self._run(run_id), self.ttl)
+        pipe.expire(self._part(run_id, "done"), self.ttl)
         pipe.zrem(self._index, run_id)
         pipe.execute()
 
