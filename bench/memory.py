@@ -8,10 +8,12 @@ the sample mix: mostly payable, some rejected or malformed) is written to a priv
 temp dir, then ``rxfleet enqueue FILE`` (the producer only) runs against a private
 redis-server:
 
-* default: NO workers, so nothing drains the queues; today's producer has no
-  backpressure and enqueues every claim;
+* default: NO workers, so nothing drains the queues: the producer enqueues
+  ``RXFLEET_MAX_INFLIGHT`` claims (``--max-inflight``, default the setting's 20,000)
+  and then waits for room, so the figures show what Redis holds for a full window,
+  whatever N (the run is stopped after ``--max-seconds``);
 * ``--with-workers``: the Procfile's gateway, cpu, submit and beat run during the
-  enqueue (a bounded producer would show its bound here).
+  enqueue: the run goes through while the producer keeps at most the window in flight.
 
 Figures per N:
 
@@ -46,6 +48,7 @@ import redis
 from procfile import ROOT, base_env, procfile_fleet
 
 from rxfleet.claims import synth
+from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis
 
 OUT = ROOT / "bench" / "out"
@@ -66,23 +69,29 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--claims", default="100000,1000000", help="comma-separated Ns")
     parser.add_argument("--with-workers", action="store_true")
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--max-inflight", type=int, default=20_000)
     parser.add_argument("--out", type=Path, default=OUT / "memory.json")
     return parser.parse_args()
 
 
 @contextmanager
-def redis_only() -> Iterator[dict[str, str]]:
-    """A private redis-server and no worker: the env for the CLI."""
+def redis_only(window: int) -> Iterator[dict[str, str]]:
+    """A private redis-server and PostgreSQL and no worker: the env for the CLI."""
     server = LocalRedis(binary=shutil.which("redis-server")).start()
+    database = LocalPostgres().start()
     try:
-        yield base_env(RXFLEET_REDIS_URL=server.url)
+        yield base_env(RXFLEET_REDIS_URL=server.url, RXFLEET_DATABASE_URL=database.url,
+                       RXFLEET_MAX_INFLIGHT=str(window), RXFLEET_SANDBOX="1",
+                       RXFLEET_GATEWAY_URL="http://127.0.0.1:9/",
+                       RXFLEET_TOKEN_URL="http://127.0.0.1:9/oauth2/token")  # fmt: skip
     finally:
         server.stop()
+        database.stop()
 
 
 @contextmanager
-def with_workers() -> Iterator[dict[str, str]]:
-    with procfile_fleet() as fleet:
+def with_workers(window: int) -> Iterator[dict[str, str]]:
+    with procfile_fleet(extra_env={"RXFLEET_MAX_INFLIGHT": str(window)}) as fleet:
         yield fleet.env
 
 
@@ -160,13 +169,20 @@ def redis_figures(env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def measure(n: int, workers: bool, max_seconds: float, tmp: Path) -> dict[str, Any]:
+def write_claims(path: Path, n: int) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for item in synth.sample_claims(n):
+            handle.write((item if isinstance(item, str) else json.dumps(item)) + "\n")
+
+
+def measure(n: int, workers: bool, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     source = tmp / f"claims-{n}.jsonl"
     if not source.exists():
-        synth.write_jsonl(str(source), n)
-    figures: dict[str, Any] = {"claims": n, "workers": workers,
+        write_claims(source, n)
+    max_seconds, window = args.max_seconds, args.max_inflight
+    figures: dict[str, Any] = {"claims": n, "workers": workers, "window": window,
                                "input_mb": round(source.stat().st_size / MB, 1)}  # fmt: skip
-    fleet = with_workers() if workers else redis_only()
+    fleet = with_workers(window) if workers else redis_only(window)
     with fleet as env:
         figures.update(enqueue(env, source, max_seconds))
         figures["redis"] = redis_figures(env)
@@ -196,7 +212,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="rxfleet-memory-") as tmp:
         for n in (int(x) for x in args.claims.split(",") if x.strip()):
-            results.append(measure(n, args.with_workers, args.max_seconds, Path(tmp)))
+            results.append(measure(n, args.with_workers, args, Path(tmp)))
             show(results[-1])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
