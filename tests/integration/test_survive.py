@@ -333,7 +333,7 @@ def test_no_worker_is_named_and_ctrl_c_exits_fast(chaos: ChaosFleet, tmp_path: P
         run = chaos.popen("run", str(tmp_path / "claims.jsonl"))
         started = time.monotonic()
         assert run.stderr is not None
-        lines = []
+        lines: list[str] = []
         while "no worker consumes queue" not in "".join(lines):
             lines.append(run.stderr.readline())
         assert time.monotonic() - started < 15
