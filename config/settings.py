@@ -229,6 +229,12 @@ class Settings(BaseSettings):
     stall_seconds: float = Field(
         default=300.0, description="a batch without progress this long is re-driven by the sweeper"
     )
+    max_deliveries: int = Field(
+        default=5,
+        ge=1,
+        description="deliveries of one link message (its worker died each time) before its "
+        "batch's open claims end in the dead letters with the reason poison",
+    )
     redis_outage: float = Field(
         default=180.0,
         description="seconds the CLI rides through a Redis outage before it gives up",

@@ -20,6 +20,7 @@ The ``rxfleet`` command is built on these functions (docs/cli.md).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -402,7 +403,11 @@ def produce(plan: RunPlan, inputs: Sequence[str], *, say: Say) -> ProduceResult 
     holder = f"{socket.gethostname()}:{os.getpid()}:{time.monotonic_ns()}"
     if not store.claim_producer(plan.run_id, holder, settings.producer_lease):
         say(f"another producer is enqueueing run {plan.run_id}: following it")
-        return None
+        produced = _await_producer(plan.run_id, holder)
+        if produced is None:
+            return None
+        say(f"the other producer of run {plan.run_id} stopped at claim {produced}: taking over")
+        plan = dataclasses.replace(plan, resumed=True, produced=produced)
     producer = Producer(
         runs=store,
         db=context.database(),
@@ -421,6 +426,21 @@ def produce(plan: RunPlan, inputs: Sequence[str], *, say: Say) -> ProduceResult 
     if plan.resumed:
         say(f"run {plan.run_id}: {result.enqueued} claims needed enqueueing again")
     return result
+
+
+def _await_producer(run_id: str, holder: str) -> int | None:
+    """Wait while another producer holds the run: None once it has produced the whole
+    input; else (its lease ran out: it died) take the run over, and say how far it got."""
+    settings, runs, db = get_settings(), context.runs(), context.database()
+    while True:
+        time.sleep(0.5)
+        if not runs.claim_producer(run_id, holder, settings.producer_lease):
+            continue
+        row = db.get_run(run_id)
+        if row is None or row["state"] != "producing":
+            runs.release_producer(run_id, holder)
+            return None
+        return int(row["produced"] or 0)
 
 
 def _fleet() -> None:

@@ -24,7 +24,6 @@ from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.connection import get_redis
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
-from rxfleet.stores.deadletters import DeadLetters
 from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo
@@ -117,10 +116,6 @@ def crosswalk() -> CrosswalkCache:
 def metrics() -> MetricsStore:
     """The fleet's counters in Redis (one hash; ``rxfleet metrics`` exports them)."""
     return MetricsStore(get_redis(), get_settings().key_prefix)
-
-
-def dead_letters() -> DeadLetters:
-    return DeadLetters(get_redis(), get_settings().key_prefix)
 
 
 def gateway_client() -> GatewayClient:

@@ -86,17 +86,18 @@ def open_run(
     crosswalk = crosswalks.load(settings.crosswalk)
     options = outcome_options(settings, crosswalk)
     digest = input_digest(inputs, options)
-    found = None if new else db.find_open_run(digest)
-    if found is not None:
-        plan = _picked_up(found)
-    else:
-        plan = RunPlan(new_run_id(), batch_size)
-        db.create_run(
-            plan.run_id,
-            inputs="\n".join(str(Path(p)) for p in inputs),
-            input_hash=digest,
-            options={**options, "batch_size": batch_size},
-        )
+    plan = RunPlan(new_run_id(), batch_size)
+    if new:  # a run of its own: later plain runs of the input do not pick it up
+        digest = f"{digest}#{plan.run_id}"
+    while True:  # one open run per input: a creator that lost the race picks it up
+        found = db.find_open_run(digest)
+        if found is not None:
+            plan = _picked_up(found)
+            break
+        inputs_text = "\n".join(str(Path(p)) for p in inputs)
+        if db.create_run(plan.run_id, inputs=inputs_text, input_hash=digest,
+                         options={**options, "batch_size": batch_size}):  # fmt: skip
+            break
     _open_in_redis(runs, db, plan, options)
     return plan
 

@@ -1,4 +1,5 @@
-"""Link 1: validate. Pure: never retries; a broken rule is a result."""
+"""Link 1: validate. Pure: a broken rule is a result, never retried; only Redis going
+away (the records live there) is retried, like every link."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 from rxfleet import context
 from rxfleet.links.validate import validate_batch
 from workers.app import app
+from workers.base import REDIS_OUTAGE, REDIS_OUTAGE_BACKOFF
 
 
-@app.task
+@app.task(autoretry_for=REDIS_OUTAGE, max_retries=None, **REDIS_OUTAGE_BACKOFF)
 def validate(run_id: str, first: int, count: int) -> dict[str, Any]:
     return validate_batch(context.runs(), run_id, context.batch(first, count)).as_dict()

@@ -11,8 +11,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import get_settings
-from rxfleet import logs
+from rxfleet import context, logs
 from rxfleet.errors import LinkFailed
+from rxfleet.links.poison import dead_letter_batch
 
 log = logging.getLogger("rxfleet.task")
 
@@ -55,6 +56,8 @@ class FleetTask(Task):  # type: ignore[type-arg]
         request = self.request
         with logs.bind(**ids, task_id=request.id, trace_id=request.root_id or request.id):
             try:
+                if ids and self._poisoned(ids):
+                    return self._dead_letter(ids)
                 return super().__call__(*args, **kwargs)
             except (TaskPredicate, LinkFailed):
                 raise
@@ -68,6 +71,32 @@ class FleetTask(Task):  # type: ignore[type-arg]
                 )
             log.error("link %s failed: %s (ref %s)", self.name, failure.code, failure.ref)
             raise failure
+
+    def _poisoned(self, ids: dict[str, Any]) -> bool:
+        """One more delivery of this message; True past ``RXFLEET_MAX_DELIVERIES``.
+
+        A message is a task id and its retry number (a retry is a new message).
+        Counting is best effort: with Redis away the link runs and meets the
+        outage itself (its own retry policy).
+        """
+        if self.request.called_directly or self.request.id is None:
+            return False
+        message = f"{self.request.id}:{self.request.retries or 0}"
+        try:
+            count = context.runs().delivered(ids["run_id"], message)
+        except REDIS_OUTAGE:
+            return False
+        return count > get_settings().max_deliveries
+
+    def _dead_letter(self, ids: dict[str, Any]) -> dict[str, Any]:
+        run_id, first, count = ids["run_id"], ids["batch"], ids["count"]
+        log.error("link %s: batch delivered more than %d times, its open claims go to the "
+                  "dead letters (poison)", self.name, get_settings().max_deliveries)  # fmt: skip
+        batch = context.batch(first, count)
+        trace = f"{run_id}/{first}"
+        report = dead_letter_batch(context.runs(), context.database(), run_id, batch, self.name,
+                                   trace)  # fmt: skip
+        return report.as_dict()
 
 
 def _batch_ids(args: tuple[Any, ...]) -> dict[str, Any]:

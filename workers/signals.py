@@ -32,6 +32,7 @@ def _on_worker_init(**_: Any) -> None:
     logs.configure(settings)
     try:
         check_fleet(settings)  # Redis, keys, and real settings unless RXFLEET_SANDBOX=1
+        settings.check_delivery()  # no held retry handed to a second worker early
     except ConfigError as exc:
         # Celery logs and swallows a receiver's exceptions; SystemExit stops the worker.
         log.critical("rxfleet: %s", str(exc))  # our own message: setting names, no values

@@ -65,6 +65,7 @@ class Reason(StrEnum):
     ROUTING_MISS = "ROUTING_MISS"  # the gateway does not know the BIN/PCN (404)
     ABORTED = "ABORTED"  # the run was aborted before the claim was sent
     VALIDATION = "VALIDATION"  # quarantined by the fleet's validation
+    POISON = "POISON"  # its link kept killing its worker: a person looks
 
 
 #: Reasons that are the fleet's own transport failure (or a transient host reject

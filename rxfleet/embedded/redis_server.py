@@ -7,8 +7,10 @@ Used by the embedded mode and by the tests. In order of preference:
 2. a ``redis-server`` (or ``valkey-server``) on PATH;
 3. fakeredis's TCP server (with Lua), in a thread, where no binary exists.
 
-Each server is private: its own port, nothing persisted, gone when stopped. It
-never touches a server that was already running.
+Each server is private: its own port, nothing persisted (unless ``appendonly``:
+an AOF in its own directory, for the chaos tests and benches), gone when stopped.
+``kill`` SIGKILLs it; ``restart`` starts it again on the same port and directory
+(``empty=True``: without its data). It never touches a server that was already running.
 """
 
 from __future__ import annotations
@@ -55,9 +57,11 @@ class LocalRedis:
     binary: str | None = None
     port: int = 0
     kind: str = ""
+    appendonly: bool = False  # AOF, fsync every write: survives a SIGKILL
     _process: subprocess.Popen[bytes] | None = None
     _fake: Any = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
+    _binary: str | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
 
     @property
@@ -74,15 +78,46 @@ class LocalRedis:
 
     def _start_binary(self, binary: str) -> bool:
         self._tmp = tempfile.TemporaryDirectory(prefix="rxfleet-redis-")
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", self._tmp.name, "--loglevel", "warning",
-                "--logfile", str(Path(self._tmp.name) / "server.log")]  # fmt: skip
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.kind = Path(binary).name
-        if self._wait_ready():
+        self._binary = binary
+        if self._spawn():
             return True
         self.stop()
         return False
+
+    def _spawn(self) -> bool:
+        assert self._tmp is not None and self._binary is not None
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else [
+            "--appendonly", "no"]  # fmt: skip
+        args = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                *aof, "--dir", self._tmp.name, "--loglevel", "warning",
+                "--logfile", str(Path(self._tmp.name) / "server.log")]  # fmt: skip
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.kind = Path(self._binary).name
+        return self._wait_ready()
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash: no shutdown save); its directory stays."""
+        if self._process is None:
+            raise InfrastructureError("no redis-server process to kill")
+        self._process.kill()
+        self._process.wait()
+        if self._process.stderr is not None:
+            self._process.stderr.close()
+        self._process = None
+
+    def restart(self, *, empty: bool = False) -> LocalRedis:
+        """Start the killed server again on the same port and directory (``empty``: no data)."""
+        if self._tmp is None or self._process is not None:
+            raise InfrastructureError("restart needs a server that was started and killed")
+        if empty:
+            for child in Path(self._tmp.name).iterdir():
+                if child.name != "server.log":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        for _ in range(50):  # the port may linger a moment after the kill
+            if self._spawn():
+                return self
+            time.sleep(0.1)
+        raise InfrastructureError("could not restart the local Redis-compatible server")
 
     def _start_fake(self) -> bool:
         from fakeredis import TcpFakeServer

@@ -285,11 +285,12 @@ class Database:
         state: str = "producing",
         total: int | None = None,
     ) -> bool:
-        """Create the run; False if it already exists."""
+        """Create the run; False if it already exists, or an unfinished run of the same
+        input does (one open run per input)."""
         row = self._one(
             "create_run",
             """INSERT INTO runs (run_id, inputs, input_hash, options, state, total)
-            VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO NOTHING RETURNING run_id""",
+            VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING run_id""",
             (run_id, inputs, input_hash, Jsonb(dict(options or {})), state, total),
         )
         return row is not None

@@ -17,6 +17,8 @@ Keys, per run (expiring ``ttl`` seconds after the run is finished):
 * ``{p}:run:{id}:batches``: first sequence number → ``count|last progress``
   (what the sweeper watches);
 * ``{p}:run:{id}:done``: claims recorded and gone from Redis;
+* ``{p}:run:{id}:deliveries``: how often each link message was delivered
+  (``task id:retries`` → count; a message that keeps killing its worker is poison);
 * ``{p}:run:{id}:producer``: the producer's lease; ``{p}:run:{id}:abort``: the stop flag;
 * fleet-wide ``{p}:runs``: the active runs by creation time.
 """
@@ -89,6 +91,18 @@ end
 return 1
 """
 
+# A link writes back only the records still there: a claim retired meanwhile (a
+# late, redelivered link) or lost with a Redis restarted empty is never brought
+# back as a record without its vault blob, its batch or its chain.
+_SAVE = """
+for i = 1, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 1
+"""
+
 # A recorded batch leaves Redis: the count goes up by what was actually removed,
 # so a redelivered record link (its rows already in the database) counts once.
 # ARGV: first, n, n seqs, then (optionally) n tallies: each the tab-separated
@@ -132,6 +146,7 @@ class RunStore:
             "lease": _LEASE,
             "release": _RELEASE,
             "retire": _RETIRE,
+            "save": _SAVE,
         }
         self._scripts = {name: self.client.register_script(src) for name, src in sources.items()}
 
@@ -151,7 +166,7 @@ class RunStore:
         return f"{self.prefix}:runs"
 
     def _run_keys(self, run_id: str) -> list[str]:
-        parts = ("work", "ids", "leases", "batches", "done", "producer", "abort")
+        parts = ("work", "ids", "leases", "batches", "done", "producer", "abort", "deliveries")
         return [self._run(run_id), *(self._part(run_id, p) for p in parts), self._vault(run_id)]
 
     # -- the run -------------------------------------------------------------
@@ -182,7 +197,7 @@ class RunStore:
         batches: what grows with the run); its meta and done count, which a late
         ``wait`` reads, expire after ``ttl``; the sweeper forgets it."""
         pipe = self.client.pipeline()
-        working = ("work", "ids", "leases", "batches", "producer", "abort")
+        working = ("work", "ids", "leases", "batches", "producer", "abort", "deliveries")
         pipe.delete(self._vault(run_id), *(self._part(run_id, part) for part in working))
         pipe.expire(self._run(run_id), self.ttl)
         pipe.expire(self._part(run_id, "done"), self.ttl)
@@ -296,11 +311,12 @@ class RunStore:
         return [WorkRecord.model_validate_json(doc) for doc in raw if doc is not None]
 
     def save(self, run_id: str, records: Sequence[WorkRecord], batch: range | None = None) -> None:
-        """Write records (their ledger stage and trail) and the batch's heartbeat: one trip."""
+        """Write records still in flight (their ledger stage and trail) and the batch's
+        heartbeat: one trip. A record no longer in Redis stays gone."""
         pipe = self.client.pipeline(transaction=False)
         if records:
-            mapping = {str(r.seq): r.model_dump_json() for r in records}
-            pipe.hset(self._part(run_id, "work"), mapping=fields(mapping))
+            args = [part for r in records for part in (str(r.seq), r.model_dump_json())]
+            self._scripts["save"](keys=[self._part(run_id, "work")], args=args, client=pipe)
         if batch is not None:
             self.touch_batch(pipe, run_id, batch.start, len(batch))
         pipe.execute()
@@ -333,6 +349,10 @@ class RunStore:
 
     def aborted(self, run_id: str) -> bool:
         return bool(self.client.exists(self._part(run_id, "abort")))
+
+    def delivered(self, run_id: str, message: str) -> int:
+        """Count one more delivery of a link's ``message``; how many so far."""
+        return int(self.client.hincrby(self._part(run_id, "deliveries"), message, 1))
 
     def retire(
         self,

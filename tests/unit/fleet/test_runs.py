@@ -81,3 +81,16 @@ def test_the_producer_lease_has_one_holder(runs: RunStore) -> None:
 
 def test_loading_no_records_asks_redis_nothing(runs: RunStore) -> None:
     assert runs.load("R", []) == []
+
+
+def test_save_never_brings_back_a_record_that_left_redis(runs: RunStore) -> None:
+    runs.add("R", [_record(0), _record(1)], {})
+    runs.retire("R", 0, [1])  # recorded meanwhile (or lost with a Redis restarted empty)
+    runs.save("R", [_record(0, Stage.SENT), _record(1, Stage.SENT)], range(0, 2))
+    assert runs.existing("R", [0, 1]) == {0}
+    assert [r.stage for r in runs.load("R", [0, 1])] == [Stage.SENT]
+
+
+def test_deliveries_are_counted_per_message(runs: RunStore) -> None:
+    assert [runs.delivered("R", "task-1:0") for _ in range(3)] == [1, 2, 3]
+    assert runs.delivered("R", "task-1:1") == 1  # a retry is a new message

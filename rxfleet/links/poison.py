@@ -1,0 +1,49 @@
+"""poison: a batch whose link message keeps killing its worker ends in the dead letters.
+
+Celery redelivers a message whose worker died (late acks, reject on worker
+loss, the broker's visibility timeout): a link that crashes its process every
+time would be delivered for ever and its run would never finish. The base task
+counts deliveries of each message; past ``RXFLEET_MAX_DELIVERIES`` it runs this
+instead of the link: every claim of the batch not yet routed ends with the
+reason ``poison`` (a claim never sent: rejected 99; a claim the gateway already
+answered: kept as answered, for review) and the batch is recorded. Exactly once
+as ever: the record link's transaction writes nothing twice.
+"""
+
+from __future__ import annotations
+
+from rxfleet.claims.rejects import Reason, Route, Status
+from rxfleet.claims.work import Stage, WorkRecord
+from rxfleet.links import LinkReport
+from rxfleet.links.record import record_batch
+from rxfleet.links.submit import HOST_ERROR_REJECT, reject
+from rxfleet.stores.database import Database
+from rxfleet.stores.runs import RunStore
+
+POISON = Reason.POISON
+
+
+def end_poisoned(record: WorkRecord, link: str) -> None:
+    """End one open claim of a poison batch (never resent: a person looks at it)."""
+    if record.stage == Stage.SENT:  # answered by the gateway: keep the answer
+        paid = record.response_status == "P" and not record.reject_codes
+        record.status = Status.PAID if paid else Status.REJECTED
+        record.route, record.reason = Route.REVIEW_REQUIRED, POISON
+    else:
+        reject(record, HOST_ERROR_REJECT, POISON)
+        record.status, record.route = Status.REJECTED, Route.HOST_ERROR
+    record.stage = Stage.ROUTED
+    record.trail(POISON, outcome=record.route, link=link)
+
+
+def dead_letter_batch(
+    runs: RunStore, db: Database, run_id: str, batch: range, link: str, trace: str
+) -> LinkReport:
+    """End the batch's open claims as poison and record the whole batch."""
+    records = [r for r in runs.load(run_id, batch) if r.stage != Stage.ROUTED]
+    for record in records:
+        end_poisoned(record, link)
+    runs.save(run_id, records, batch)
+    report = record_batch(runs, db, run_id, batch, trace)
+    report.link = POISON
+    return report

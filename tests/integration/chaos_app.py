@@ -1,0 +1,33 @@
+"""The fleet's Celery app with one poisoned link, for the chaos tests only:
+``celery -A tests.integration.chaos_app worker ...``.
+
+The validate link kills its worker process (``os._exit``) for any batch whose
+first claim id starts with ``POISON``: a message that would be redelivered for
+ever. Everything else is the product's own app and links.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import tasks.validate
+from rxfleet import context
+from workers.app import app
+
+POISON_PREFIX = "POISON"
+
+_validate = app.tasks[tasks.validate.validate.name]
+_link = _validate.run
+
+
+def _crashing(run_id: str, first: int, count: int) -> Any:
+    records = context.runs().load(run_id, [first])
+    if records and (records[0].claim_id or "").startswith(POISON_PREFIX):
+        os._exit(70)  # the worker process dies mid-link, every time
+    return _link(run_id, first, count)
+
+
+_validate.run = _crashing  # type: ignore[method-assign]
+
+__all__ = ["app"]

@@ -1,0 +1,367 @@
+"""Issue 10: a run survives everything. A real redis-server (AOF, fsync always),
+PostgreSQL, the sandbox gateway with 20% faults (5% responses lost after
+adjudication, 5% connections dropped before, 10% 503 without Retry-After), and
+the Procfile's worker lines as separate processes, killed at will.
+
+Every test sends its own claims (its own claim ids: the gateway's per-key counts
+stay per test) and proves the same end: every claim exactly once in the results,
+none adjudicated twice. The big figures come from ``bench/chaos.py --scenario survive``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+
+from rxfleet.claims import synth
+from rxfleet.embedded.postgres_server import LocalPostgres
+from rxfleet.embedded.redis_server import LocalRedis, free_port
+from tests.integration.conftest import new_database
+from tests.integration.test_procfile_fleet import KEYS, _wait_workers, procfile
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAOS_APP = "tests.integration.chaos_app"
+FAULTS = {
+    "seed": 10,
+    "drops": [{"rate": 0.05, "after_adjudication": True}, {"rate": 0.05}],
+    "throttles": [{"status": 503, "rate": 0.10, "retry_after": None}],
+    "latency_ms": 15,
+}
+SETTINGS = {
+    "RXFLEET_SANDBOX": "1",
+    "RXFLEET_VISIBILITY_TIMEOUT": "30",
+    "RXFLEET_COUNTDOWN_MAX": "5",
+    "RXFLEET_LINK_TIME_LIMIT": "10",
+    "RXFLEET_LINK_SOFT_TIME_LIMIT": "8",
+    "RXFLEET_BACKOFF_BASE": "0.2",
+    "RXFLEET_BACKOFF_CAP": "2",
+    "RXFLEET_MAX_DELIVERIES": "3",
+    "RXFLEET_SWEEP_INTERVAL": "5",
+    "RXFLEET_STALL_SECONDS": "40",
+    "RXFLEET_TOKEN_CHECK_INTERVAL": "1",
+    "RXFLEET_SUBMIT_CONCURRENCY": "4",
+    "RXFLEET_CPU_CONCURRENCY": "2",
+}
+
+
+@dataclass
+class ChaosFleet:
+    redis: LocalRedis
+    env: dict[str, str]
+    gateway: str
+    database: str
+    tmp: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    restarts: int = 0
+
+    def supervise(self) -> None:
+        """Restart a worker, beat or gateway that exits on its own, as the process
+        supervisor of a production fleet does (docs/operations.md): a worker may die of
+        an unrecoverable broker error while Redis is away."""
+        while not self.stopping.is_set():
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is not None and self.procs.get(name) is proc:
+                    self.restarts += 1
+                    self.start(name)
+            self.stopping.wait(0.5)
+
+    def start(self, name: str, **extra: str) -> None:
+        kind = name.rstrip("0123456789")
+        line = procfile()[kind].replace("-A workers.app", f"-A {CHAOS_APP}")
+        with (self.tmp / f"{name}.log").open("ab") as log:
+            self.procs[name] = subprocess.Popen(
+                ["bash", "-c", f"exec {line}"], cwd=ROOT, env={**self.env, **extra},
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the process itself (a worker's main process: no warm shutdown)."""
+        proc = self.procs.pop(name)
+        proc.kill()
+        proc.wait()
+        with _quiet():
+            os.killpg(proc.pid, signal.SIGKILL)  # its pool children, orphaned
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        with _quiet():
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def cli(self, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "rxfleet.cli", *args]
+        return subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True,
+                              timeout=timeout)  # fmt: skip
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "rxfleet.cli", *args], cwd=ROOT,
+                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+
+    def keys(self) -> dict[str, dict[str, int]]:
+        stats = requests.get(self.gateway + "/v1/_sandbox/stats", timeout=30).json()
+        keys: dict[str, dict[str, int]] = stats["keys"]
+        return keys
+
+    def results_count(self, run_id: str) -> int:
+        with psycopg.connect(self.database) as conn:
+            row = conn.execute("SELECT count(*) FROM results WHERE run_id = %s", (run_id,))
+            return int(row.fetchone()[0])  # type: ignore[index]
+
+
+class _quiet:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, *_: object) -> bool:
+        return kind is ProcessLookupError
+
+
+@pytest.fixture(scope="module")
+def chaos(
+    pg_server: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChaosFleet]:
+    tmp = tmp_path_factory.mktemp("survive")
+    server = LocalRedis(binary=shutil.which("redis-server"), appendonly=True).start()
+    port = free_port()
+    gateway = f"http://127.0.0.1:{port}"
+    scenario = tmp / "faults.json"
+    scenario.write_text(json.dumps(FAULTS))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RXFLEET_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    database = new_database(pg_server)
+    env.update(KEYS, **SETTINGS, RXFLEET_REDIS_URL=server.url, RXFLEET_DATABASE_URL=database,
+               RXFLEET_GATEWAY_URL=gateway, RXFLEET_TOKEN_URL=f"{gateway}/oauth2/token",
+               RXFLEET_SANDBOX_PORT=str(port), RXFLEET_SANDBOX_SCENARIO=str(scenario),
+               RXFLEET_BEAT_SCHEDULE=str(tmp / "beat"))  # fmt: skip
+    fleet = ChaosFleet(server, env, gateway, database, tmp)
+    try:
+        for name in ("gateway", "cpu", "submit", "beat"):
+            fleet.start(name)
+        _wait(lambda: _up(gateway), 30, "the gateway")
+        _wait_workers(server.url, env, 2)
+        threading.Thread(target=fleet.supervise, name="supervisor", daemon=True).start()
+        yield fleet
+    finally:
+        fleet.stopping.set()
+        for name in list(fleet.procs):
+            fleet.stop(name)
+        server.stop()
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(url + "/v1/_sandbox/stats", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def _wait(ready: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def _claims(path: Path, prefix: str, n: int, poison_at: int | None = None) -> list[str]:
+    rng = random.Random(prefix)
+    ids = []
+    with path.open("w") as handle:
+        for index in range(n):
+            claim = synth._base(rng, index)
+            claim["claim_id"] = f"{prefix}{index:05d}"
+            if poison_at is not None and index == poison_at:
+                claim["claim_id"] = f"POISON{index:05d}"
+            ids.append(claim["claim_id"])
+            handle.write(json.dumps(claim) + "\n")
+    return ids
+
+
+def _run_id(stderr: str) -> str:
+    found = re.search(r"rxfleet: (?:run|picking up run) (\S+)", stderr)
+    assert found, stderr
+    return found.group(1)
+
+
+def _exactly_once(fleet: ChaosFleet, out: Path, ids: list[str]) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["claim_id"] for r in rows) == sorted(ids)  # each claim once, none missing
+    assert all(r["status"] for r in rows)
+    keys = fleet.keys()
+    twice = [k for k in ids if keys.get(k, {}).get("adjudications", 0) > 1]
+    assert twice == []
+    return rows
+
+
+def _started(proc: subprocess.Popen[str]) -> str:
+    """The run id, from the first line of stderr (printed before any claim is read)."""
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    return _run_id(line)
+
+
+def test_producer_killed_mid_enqueue_then_the_same_command_again(
+    chaos: ChaosFleet, tmp_path: Path
+) -> None:
+    ids = _claims(tmp_path / "claims.jsonl", "P", 400)
+    out = tmp_path / "out.jsonl"
+    args = ("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
+    chaos.env["RXFLEET_MAX_INFLIGHT"] = "60"  # backpressure: the producer is mid-file for a while
+    try:
+        first = chaos.popen(*args)
+        run_id = _started(first)
+        _wait(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
+        first.kill()  # SIGKILL mid-enqueue
+        first.communicate()
+        assert chaos.results_count(run_id) < 400
+        listed = chaos.cli("runs")
+        assert listed.returncode == 0 and run_id in listed.stdout
+        again = chaos.cli(*args)
+    finally:
+        chaos.env.pop("RXFLEET_MAX_INFLIGHT")
+    assert again.returncode == 0, again.stderr
+    assert f"picking up run {run_id}" in again.stderr
+    assert "needed enqueueing again" in again.stderr
+    _exactly_once(chaos, out, ids)
+    audit = chaos.cli("audit", run_id)
+    events = [json.loads(line) for line in audit.stdout.splitlines()]
+    ingested = [e["seq"] for e in events if e["stage"] == "ingested"]
+    assert sorted(ingested) == list(range(400))  # no claim enqueued twice
+
+
+def test_submit_worker_killed_then_restarted_finishes_within_two_minutes(
+    chaos: ChaosFleet, tmp_path: Path
+) -> None:
+    ids = _claims(tmp_path / "claims.jsonl", "W", 400)
+    out = tmp_path / "out.jsonl"
+    run = chaos.popen("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
+    run_id = _started(run)
+    _wait(lambda: chaos.results_count(run_id) >= 60, 60, "first results")
+    chaos.kill("submit")
+    killed = time.monotonic()
+    chaos.start("submit")
+    _, stderr = run.communicate(timeout=150)
+    after = time.monotonic() - killed
+    assert run.returncode == 0, stderr
+    assert after < 120
+    _exactly_once(chaos, out, ids)
+    print(f"\nsubmit worker SIGKILLed: run finished {after:.1f} s after the kill")
+
+
+def test_redis_killed_and_restarted_with_aof_the_one_run_goes_on(
+    chaos: ChaosFleet, tmp_path: Path
+) -> None:
+    ids = _claims(tmp_path / "claims.jsonl", "A", 300)
+    out = tmp_path / "out.jsonl"
+    run = chaos.popen("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
+    run_id = _started(run)
+    _wait(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
+    chaos.redis.kill()
+    time.sleep(3)
+    chaos.redis.restart()
+    _, stderr = run.communicate(timeout=150)
+    assert run.returncode == 0, stderr
+    assert "Redis is away" in stderr and "Redis is back" in stderr
+    _exactly_once(chaos, out, ids)
+
+
+def test_redis_restarted_empty_resume_finishes_from_the_database(
+    chaos: ChaosFleet, tmp_path: Path
+) -> None:
+    ids = _claims(tmp_path / "claims.jsonl", "E", 300)
+    out = tmp_path / "out.jsonl"
+    args = ("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
+    run = chaos.popen(*args, "--timeout", "20")
+    run_id = _started(run)
+    _wait(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
+    chaos.redis.kill()
+    chaos.redis.restart(empty=True)
+    run.communicate(timeout=150)  # it cannot finish: the claims in flight are gone
+    resumed = chaos.cli("resume", run_id, "-o", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    found = re.search(r"(\d+) claims needed enqueueing again", resumed.stderr)
+    assert found and int(found.group(1)) > 0, resumed.stderr
+    _exactly_once(chaos, out, ids)
+    print(f"\nRedis restarted empty: {found.group(1)} claims re-produced by resume")
+
+
+def test_a_poison_batch_ends_in_the_dead_letters_and_the_run_completes(
+    chaos: ChaosFleet, tmp_path: Path
+) -> None:
+    ids = _claims(tmp_path / "claims.jsonl", "X", 100, poison_at=40)
+    out = tmp_path / "out.jsonl"
+    done = chaos.cli("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
+    assert done.returncode == 0, done.stderr
+    rows = _exactly_once(chaos, out, ids)
+    poisoned = [r for r in rows if r["claim_id"] in ids[40:60]]
+    assert all(r["reject_codes"] == ["99"] for r in poisoned)
+    run_id = _run_id(done.stderr)
+    letters = [
+        json.loads(line) for line in chaos.cli("dlq", "list", "--run", run_id).stdout.splitlines()
+    ]
+    assert sorted(d["claim_id"] for d in letters if d["reason"] == "POISON") == sorted(ids[40:60])
+    log = (chaos.tmp / "cpu.log").read_text()
+    assert log.count("exited with 'exitcode 70'") >= 3  # killed on each delivery
+
+
+def test_two_runs_of_the_same_input_at_once_send_once(chaos: ChaosFleet, tmp_path: Path) -> None:
+    ids = _claims(tmp_path / "claims.jsonl", "T", 200)
+    outs = [tmp_path / "one.jsonl", tmp_path / "two.jsonl"]
+    runs = [chaos.popen("run", str(tmp_path / "claims.jsonl"), "-o", str(o)) for o in outs]
+    finished = [run.communicate(timeout=150) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], finished
+    stderr = "".join(err for _, err in finished)
+    # The second joins the first's run: it follows the producer, or (the first already
+    # done producing) picks the run up and finds nothing to enqueue again.
+    assert "following it" in stderr or "0 claims needed enqueueing again" in stderr
+    assert len({_run_id(err) for _, err in finished}) == 1
+    for out in outs:
+        _exactly_once(chaos, out, ids)
+
+
+def test_no_worker_is_named_and_ctrl_c_exits_fast(chaos: ChaosFleet, tmp_path: Path) -> None:
+    _claims(tmp_path / "claims.jsonl", "N", 50)
+    chaos.stop("cpu")
+    try:
+        run = chaos.popen("run", str(tmp_path / "claims.jsonl"))
+        started = time.monotonic()
+        assert run.stderr is not None
+        lines: list[str] = []
+        while "no worker consumes queue" not in "".join(lines):
+            lines.append(run.stderr.readline())
+        assert time.monotonic() - started < 15
+        assert "no worker consumes queue rxfleet.cpu" in lines[-1]
+        run.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, rest = run.communicate(timeout=10)
+        assert time.monotonic() - sent < 5
+        assert run.returncode == 1 and "Traceback" not in rest
+        assert len(rest.strip().splitlines()) == 1 and "interrupted" in rest
+    finally:
+        chaos.start("cpu")
+        _wait_workers(chaos.redis.url, chaos.env, 2)
