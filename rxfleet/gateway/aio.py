@@ -73,6 +73,7 @@ class AioSender:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
         self._gate: asyncio.Semaphore | None = None
+        self._thread: threading.Thread | None = None
 
     def send(
         self,
@@ -106,8 +107,9 @@ class AioSender:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="rxfleet-aio", daemon=True).start()
-                self._loop = loop
+                thread = threading.Thread(target=loop.run_forever, name="rxfleet-aio", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
             return self._loop
 
     async def _one(
@@ -147,7 +149,12 @@ class AioSender:
         if session is not None:
             self._run(session.close())
         loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+        if not loop.is_running():
+            loop.close()
         self._loop = self._session = None
+        self._thread = None
 
 
 async def _post(session: aiohttp.ClientSession, request: ClaimRequest) -> Result:
