@@ -49,11 +49,32 @@ end
 return added
 """
 
-_EXISTING = """
+# Lua can unpack only so many values at once (a few thousand): every script that
+# hands a batch's fields to one command does it in slices of this many.
+_SLICES = """
+local function slices(list, size)
+  local i = 0
+  return function()
+    if i >= #list then return nil end
+    local slice = {unpack(list, i + 1, math.min(i + size, #list))}
+    i = i + size
+    return slice
+  end
+end
+"""
+
+_EXISTING = (
+    _SLICES
+    + """
 local out = {}
-for i = 1, #ARGV do out[i] = redis.call('HEXISTS', KEYS[1], ARGV[i]) end
+for slice in slices(ARGV, 1000) do
+  for _, value in ipairs(redis.call('HMGET', KEYS[1], unpack(slice))) do
+    out[#out + 1] = value and 1 or 0
+  end
+end
 return out
 """
+)
 
 # A claim is sent by one holder at a time: take the lease of every sequence
 # number that is free or whose lease ran out. Says, for each: 1 granted,
@@ -94,25 +115,46 @@ return 1
 # A link writes back only the records still there: a claim retired meanwhile (a
 # late, redelivered link) or lost with a Redis restarted empty is never brought
 # back as a record without its vault blob, its batch or its chain.
-_SAVE = """
-for i = 1, #ARGV, 2 do
-  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+_SAVE = (
+    _SLICES
+    + """
+for slice in slices(ARGV, 1000) do
+  local seqs = {}
+  for i = 1, #slice, 2 do seqs[#seqs + 1] = slice[i] end
+  local present = redis.call('HMGET', KEYS[1], unpack(seqs))
+  local write = {}
+  for i, seq in ipairs(seqs) do
+    if present[i] then
+      write[#write + 1] = seq
+      write[#write + 1] = slice[2 * i]
+    end
   end
+  if #write > 0 then redis.call('HSET', KEYS[1], unpack(write)) end
 end
 return 1
 """
+)
 
 # A recorded batch leaves Redis: the count goes up by what was actually removed,
 # so a redelivered record link (its rows already in the database) counts once.
 # ARGV: first, n, n seqs, then (optionally) n tallies: each the tab-separated
 # counter fields its claim adds one to in KEYS[6] (the fleet's metrics), added
 # only for the claims this call removed: counted exactly once, with the done count.
-_RETIRE = """
+_RETIRE = (
+    _SLICES
+    + """
 local n = tonumber(ARGV[2])
-local seqs = {unpack(ARGV, 3, 2 + n)}
-local present = redis.call('HMGET', KEYS[1], unpack(seqs))
-redis.call('HDEL', KEYS[1], unpack(seqs))
+local seqs = {}
+for i = 3, 2 + n do seqs[#seqs + 1] = ARGV[i] end
+local present = {}
+for slice in slices(seqs, 1000) do
+  for _, value in ipairs(redis.call('HMGET', KEYS[1], unpack(slice))) do
+    present[#present + 1] = value
+  end
+  redis.call('HDEL', KEYS[1], unpack(slice))
+  redis.call('HDEL', KEYS[2], unpack(slice))
+  redis.call('HDEL', KEYS[3], unpack(slice))
+end
 local removed, adds = 0, {}
 for i, seq in ipairs(seqs) do
   if present[i] then
@@ -123,13 +165,12 @@ for i, seq in ipairs(seqs) do
     end
   end
 end
-redis.call('HDEL', KEYS[2], unpack(seqs))
-redis.call('HDEL', KEYS[3], unpack(seqs))
 redis.call('HDEL', KEYS[4], ARGV[1])
 for name, count in pairs(adds) do redis.call('HINCRBY', KEYS[6], name, count) end
 local done = redis.call('INCRBY', KEYS[5], removed)
 return {removed, done}
 """
+)
 
 
 @dataclass
