@@ -67,7 +67,10 @@ def fleet_for_run() -> Iterator[bool]:
         yield False
         return
     with embedded_services() as embedded, _in_process_fleet(embedded):
-        yield True
+        try:
+            yield True
+        finally:
+            context.forget()  # the embedded worker's sender, database and client go with it
 
 
 @contextlib.contextmanager
