@@ -196,6 +196,10 @@ def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     token.add_argument("action", choices=["status"], help="what to do")
     keys = _sub(sub, "keys", "fresh PHI keys (and Flower auth) as RXFLEET_* lines")
     keys.add_argument("action", choices=["generate"], help="what to do")
+    db = _sub(sub, "db", "the system of record: apply its migrations, or prune past retention")
+    db.add_argument("action", choices=["upgrade", "prune"],
+                    help="upgrade: apply pending migrations; prune: delete what is older than "
+                    "RXFLEET_RETENTION_DAYS")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -252,6 +256,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "dlq": commands.dlq,
         "gateway": commands.gateway,
         "token": commands.token,
+        "db": commands.db,
         "stats": commands.stats,
         "metrics": commands.metrics,
         "keys": commands.keys,

@@ -397,6 +397,20 @@ def _dlq_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def db(args: argparse.Namespace) -> int:
+    """``db upgrade``: migrate the database (workers also do on first use); ``db prune``."""
+    settings = get_settings()
+    settings.database_url_or_raise()
+    database = context.database()  # migrated on first use
+    if args.action == "upgrade":
+        print(f"database schema version {database.schema_version()}")
+        return EXIT_OK
+    days = settings.retention_days
+    deleted = database.prune(days, days)
+    print(json.dumps({"retention_days": days, "deleted": deleted}))
+    return EXIT_OK
+
+
 def gateway(args: argparse.Namespace) -> int:
     run_gateway(args.host, args.port, Path(args.scenario) if args.scenario else None)
     return EXIT_OK

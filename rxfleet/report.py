@@ -73,8 +73,8 @@ class WorkerWatch:
     ask: Callable[[], set[str]]  # the queues some worker consumes now
     queues: Sequence[str]
     say: Say
-    patience: float = 10.0
-    every: float = 3.0
+    patience: float = 5.0  # with the ask every second, a missing worker is named within ~8 s
+    every: float = 1.0
     _missing: dict[str, float] = field(default_factory=dict)
     _told: set[str] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)

@@ -29,6 +29,7 @@ TASK_MODULES = [
     "tasks.record",
     "tasks.token",
     "tasks.sweep",
+    "tasks.prune",
 ]
 
 app = Celery("rxfleet", task_cls="workers.base:FleetTask", include=TASK_MODULES)
@@ -85,6 +86,11 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "task": "tasks.token.refresh_token",
             "schedule": period,
             "options": {"expires": period},
+        },
+        "prune-past-retention": {
+            "task": "tasks.prune.prune",
+            "schedule": 24 * 3600,
+            "options": {"expires": 3600},
         },
         "sweep-stalled-batches": {
             "task": "tasks.sweep.sweep",

@@ -51,7 +51,7 @@ def worker_thread(
         yield worker
     finally:
         worker_state.should_terminate = 0  # type: ignore[assignment]
-        thread.join(30)
+        thread.join(3)  # a daemon thread: what it still holds is redelivered (late acks)
         worker_state.should_terminate = None
 
 
@@ -65,7 +65,7 @@ def beat_thread(app: Celery) -> Iterator[Service]:
             yield service
         finally:
             service.stop()
-            thread.join(10)
+            thread.join(2)
 
 
 __all__ = ["Beat", "beat_thread", "worker_thread"]

@@ -354,7 +354,7 @@ def test_no_worker_is_named_and_ctrl_c_exits_fast(chaos: ChaosFleet, tmp_path: P
         lines: list[str] = []
         while "no worker consumes queue" not in "".join(lines):
             lines.append(run.stderr.readline())
-        assert time.monotonic() - started < 15
+        assert time.monotonic() - started < 10.5  # said within ~10 s of the command starting
         assert "no worker consumes queue rxfleet.cpu" in lines[-1]
         run.send_signal(signal.SIGINT)
         sent = time.monotonic()

@@ -131,3 +131,14 @@ def test_a_record_link_that_dies_after_its_commit_is_finished_once_by_its_redeli
     while fleet.runs.progress(result.run_id)[0] != len(ids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert fleet.runs.progress(result.run_id)[0] == len(ids)  # counted once
+
+
+def test_db_upgrade_and_prune_from_the_command_line(
+    fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["db", "upgrade"]) == 0
+    assert "schema version 3" in capsys.readouterr().out
+    assert cli.main(["db", "prune"]) == 0
+    pruned = json.loads(capsys.readouterr().out)
+    assert pruned["retention_days"] == 2190
+    assert set(pruned["deleted"]) == {"results", "dead_letters", "runs", "audit_events"}
