@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import redis
+from pydantic import ValidationError
 
 from config import get_settings
 from rxfleet import __version__, commands, logs
@@ -213,6 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except (InputError, ConfigError) as exc:
         print(f"rxfleet: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as exc:  # a setting that is not of its type: name it, not its value
+        names = ", ".join(f"RXFLEET_{str(e['loc'][0]).upper()}" for e in exc.errors() if e["loc"])
+        print(f"rxfleet: settings not valid: {names}", file=sys.stderr)
         return EXIT_USAGE
     except InfrastructureError as exc:
         print(f"rxfleet: {exc}", file=sys.stderr)

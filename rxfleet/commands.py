@@ -201,19 +201,22 @@ def run(args: argparse.Namespace) -> int:
     _preflight(args.inputs)
     console = _console(args.json)
     run_id: str | None = None
+    produced: ProduceResult | None = None
     with fleet_for_run() as embedded:
         try:
             started = time.monotonic()
             plan = _open(args.inputs, batch_size, args.new)
             run_id = plan.run_id
-            _produce(plan, args.inputs)
+            produced = _produce(plan, args.inputs)
             progress = _follow(console, run_id, args.timeout, embedded)
             if not progress.finished:
                 return _unfinished(run_id, progress, embedded)
             _finish(console, run_id, args.output, time.monotonic() - started, embedded, args.json)
         except KeyboardInterrupt:
             return _interrupted(run_id, args.output, embedded)
-    return EXIT_OK
+    # An input that could not be read to its end: what was read is finished and
+    # exported, and the exit says the input was not all processed.
+    return EXIT_FAILED if produced is not None and produced.cut_short else EXIT_OK
 
 
 def _dry_run(args: argparse.Namespace) -> int:

@@ -13,10 +13,12 @@ and the send leases keep a claim sent once even if a message does come back earl
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from celery import Celery
 from kombu import Queue
+from pydantic import ValidationError
 
 from config import Settings, get_settings
 from workers.signals import connect_signals
@@ -106,5 +108,8 @@ def configure(settings: Settings | None = None) -> Celery:
     return app
 
 
-configure()
+# A setting of the wrong type is said in one line where it can be: by the CLI
+# (exit 2) and by the worker's start-up check (it refuses to start).
+with contextlib.suppress(ValidationError):
+    configure()
 connect_signals()

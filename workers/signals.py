@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from celery.signals import after_setup_logger, beat_init, worker_init, worker_process_init
+from pydantic import ValidationError
 
 from config import get_settings
 from rxfleet import context, logs
@@ -28,7 +29,11 @@ def connect_signals() -> None:
 
 
 def _on_worker_init(**_: Any) -> None:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # names the settings, never their values
+        names = ", ".join(f"RXFLEET_{str(e['loc'][0]).upper()}" for e in exc.errors() if e["loc"])
+        raise SystemExit(f"rxfleet: settings not valid: {names}") from None
     logs.configure(settings)
     try:
         check_fleet(settings)  # Redis, keys, and real settings unless RXFLEET_SANDBOX=1

@@ -45,16 +45,19 @@ def read_parquet(path: str) -> Iterator[Record]:
 
 
 def _batches(path: str, parquet: Any, wanted: list[str], position: list[int]) -> Iterator[Any]:
-    batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
-    while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        except Exception as exc:  # OSError, ArrowInvalid, ...: the rest cannot be read
-            reason = f"a row group cannot be decoded ({exc.__class__.__name__})"
-            raise InputCutShort(path, reason, position[0]) from None
-        yield batch
+    """Record batches, one row group at a time: a row group that cannot be decoded
+    stops the reading there, and every row before it has been read."""
+    for group in range(parquet.num_row_groups):
+        batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted, row_groups=[group])
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except Exception as exc:  # OSError, ArrowInvalid, ...: the rest cannot be read
+                reason = f"a row group cannot be decoded ({exc.__class__.__name__})"
+                raise InputCutShort(path, reason, position[0]) from None
+            yield batch
 
 
 def _rows(batch: Any, wanted: list[str]) -> Iterator[dict[str, Any] | str]:

@@ -9,6 +9,7 @@ import redis
 from redis.typing import EncodableT
 
 from config import get_settings
+from rxfleet.errors import ConfigError
 
 _clients: dict[tuple[int, str], redis.Redis] = {}
 
@@ -19,7 +20,12 @@ def get_redis(url: str | None = None) -> redis.Redis:
     key = (os.getpid(), target)
     client = _clients.get(key)
     if client is None:
-        client = redis.Redis.from_url(target, decode_responses=True, health_check_interval=30)
+        try:
+            client = redis.Redis.from_url(target, decode_responses=True, health_check_interval=30)
+        except ValueError:
+            raise ConfigError(
+                "RXFLEET_REDIS_URL is not a Redis URL (redis://, rediss:// or unix://)"
+            ) from None
         _clients[key] = client
     return client
 

@@ -273,6 +273,32 @@ def test_submit_worker_killed_then_restarted_finishes_within_two_minutes(
     print(f"\nsubmit worker SIGKILLed: run finished {after:.1f} s after the kill")
 
 
+def test_the_cpu_worker_killed_again_and_again_while_it_records_leaves_each_result_once(
+    chaos: ChaosFleet, tmp_path: Path
+) -> None:
+    """SIGKILL of the worker that runs the record link (its pool children and all), three
+    times while results are being written: the database holds each claim once, with one
+    ``recorded`` audit event each."""
+    ids = _claims(tmp_path / "claims.jsonl", "K", 300)
+    out = tmp_path / "out.jsonl"
+    run = chaos.popen("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
+    run_id = _started(run)
+    for round_ in range(3):
+        _wait(lambda n=round_: chaos.results_count(run_id) >= 20 * (n + 1), 90, "results")
+        chaos.kill("cpu")
+        chaos.start("cpu")
+    _, stderr = run.communicate(timeout=150)
+    assert run.returncode == 0, stderr
+    _exactly_once(chaos, out, ids)
+    with psycopg.connect(chaos.database) as conn:
+        recorded = conn.execute(
+            "SELECT claim_id, count(*) FROM audit_events WHERE run_id = %s AND stage = "
+            "'recorded' GROUP BY claim_id",
+            (run_id,),
+        ).fetchall()
+    assert len(recorded) == len(ids) and {n for _, n in recorded} == {1}
+
+
 def test_redis_killed_and_restarted_with_aof_the_one_run_goes_on(
     chaos: ChaosFleet, tmp_path: Path
 ) -> None:
