@@ -3,7 +3,9 @@
 
 The validate link kills its worker process (``os._exit``) for any batch whose
 first claim id starts with ``POISON``: a message that would be redelivered for
-ever. Everything else is the product's own app and links.
+ever; and raises an exception whose text quotes ``LEAKED_VALUE`` (standing for a
+raw PHI value) for a batch whose first claim id starts with ``LEAK``. Everything
+else is the product's own app and links.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from rxfleet import context
 from workers.app import app
 
 POISON_PREFIX = "POISON"
+LEAK_PREFIX = "LEAK"
+LEAKED_VALUE = "ZH987654321"  # the test gives a claim this cardholder id
 
 _validate = app.tasks[tasks.validate.validate.name]
 _link = _validate.run
@@ -25,6 +29,8 @@ def _crashing(run_id: str, first: int, count: int) -> Any:
     records = context.runs().load(run_id, [first])
     if records and (records[0].claim_id or "").startswith(POISON_PREFIX):
         os._exit(70)  # the worker process dies mid-link, every time
+    if records and (records[0].claim_id or "").startswith(LEAK_PREFIX):
+        raise ValueError(f"cannot validate cardholder {LEAKED_VALUE}")  # text quoting PHI
     return _link(run_id, first, count)
 
 

@@ -27,11 +27,13 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis as redis_py
 import requests
 
 from rxfleet.claims import synth
 from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis, free_port
+from tests.integration.chaos_app import LEAKED_VALUE
 from tests.integration.conftest import new_database
 from tests.integration.test_procfile_fleet import KEYS, _wait_workers, procfile
 
@@ -45,6 +47,7 @@ FAULTS = {
     "throttles": [{"status": 503, "rate": 0.10, "retry_after": None}],
     "latency_ms": 15,
 }
+FLOWER_AUTH = "ops:flower-test-password"
 SETTINGS = {
     "RXFLEET_SANDBOX": "1",
     "RXFLEET_VISIBILITY_TIMEOUT": "30",
@@ -121,6 +124,9 @@ class ChaosFleet:
                                 env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)  # fmt: skip
 
+    def redis_client(self) -> redis_py.Redis:
+        return redis_py.Redis.from_url(self.redis.url, decode_responses=True)
+
     def keys(self) -> dict[str, dict[str, int]]:
         stats = requests.get(self.gateway + "/v1/_sandbox/stats", timeout=30).json()
         keys: dict[str, dict[str, int]] = stats["keys"]
@@ -156,10 +162,11 @@ def chaos(
     env.update(KEYS, **SETTINGS, RXFLEET_REDIS_URL=server.url, RXFLEET_DATABASE_URL=database,
                RXFLEET_GATEWAY_URL=gateway, RXFLEET_TOKEN_URL=f"{gateway}/oauth2/token",
                RXFLEET_SANDBOX_PORT=str(port), RXFLEET_SANDBOX_SCENARIO=str(scenario),
-               RXFLEET_BEAT_SCHEDULE=str(tmp / "beat"))  # fmt: skip
+               RXFLEET_BEAT_SCHEDULE=str(tmp / "beat"), RXFLEET_FLOWER_PORT=str(free_port()),
+               RXFLEET_FLOWER_AUTH=FLOWER_AUTH)  # fmt: skip
     fleet = ChaosFleet(server, env, gateway, database, tmp)
     try:
-        for name in ("gateway", "cpu", "submit", "beat"):
+        for name in ("gateway", "cpu", "submit", "beat", "flower"):
             fleet.start(name)
         _wait(lambda: _up(gateway), 30, "the gateway")
         _wait_workers(server.url, env, 2)
@@ -391,3 +398,35 @@ def test_no_worker_is_named_and_ctrl_c_exits_fast(chaos: ChaosFleet, tmp_path: P
     finally:
         chaos.start("cpu")
         _wait_workers(chaos.redis.url, chaos.env, 2)
+
+
+def test_a_link_failing_with_text_that_quotes_phi_leaks_it_nowhere(
+    chaos: ChaosFleet, tmp_path: Path
+) -> None:
+    """The failure's text never reaches the result backend, Flower's task page or the
+    worker's log: what crosses Celery is LinkFailed, a code and the batch's ids."""
+    source = tmp_path / "claims.jsonl"
+    ids = _claims(source, "LEAK", 5)
+    lines = [json.loads(line) for line in source.read_text().splitlines()]
+    lines[0]["cardholder_id"] = LEAKED_VALUE
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    run = chaos.popen("run", str(source), "--timeout", "8")
+    run_id = _started(run)
+    run.communicate(timeout=60)  # the batch cannot pass validate: the run times out
+    flower = f"http://127.0.0.1:{chaos.env['RXFLEET_FLOWER_PORT']}"
+    user, password = FLOWER_AUTH.split(":")
+    auth = (user, password)
+    tasks = requests.get(f"{flower}/api/tasks", auth=auth, timeout=30).json()
+    failed = [t for t in tasks.values() if t.get("state") == "FAILURE"]
+    assert failed, "no failed task in Flower: the scan below would prove nothing"
+    assert any("LinkFailed" in str(t.get("exception")) and run_id in str(t.get("exception"))
+               for t in failed)  # fmt: skip
+    pages = [requests.get(f"{flower}/task/{t['uuid']}", auth=auth, timeout=30).text
+             for t in failed]  # fmt: skip
+    client = chaos.redis_client()
+    backend = [str(client.get(k)) for k in client.scan_iter("celery-task-meta-*")]
+    logs = [p.read_text(errors="replace") for p in chaos.tmp.glob("*.log")]
+    assert any("LinkFailed" in text for text in logs)
+    for haystack in (pages, backend, logs, [json.dumps(tasks)]):
+        assert not any(LEAKED_VALUE in text for text in haystack)
+    assert ids
