@@ -377,11 +377,23 @@ def test_two_runs_of_the_same_input_at_once_send_once(chaos: ChaosFleet, tmp_pat
         _exactly_once(chaos, out, ids)
 
 
+def _exit_after_interrupt(run: subprocess.Popen[str]) -> str:
+    """The stderr of a process that should end within 10 s of its SIGINT; if it does not,
+    the test fails with the stack of each of its threads (faulthandler on SIGABRT)."""
+    try:
+        return run.communicate(timeout=10)[1]
+    except subprocess.TimeoutExpired:
+        run.send_signal(signal.SIGABRT)
+        dump = run.communicate(timeout=10)[1]
+        pytest.fail(f"no exit within 10 s of SIGINT; its threads:\n{dump}")
+
+
 def test_no_worker_is_named_and_ctrl_c_exits_fast(chaos: ChaosFleet, tmp_path: Path) -> None:
     _claims(tmp_path / "claims.jsonl", "N", 50)
     chaos.stop("cpu")
+    chaos.env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps every thread, should it hang
+    run = chaos.popen("run", str(tmp_path / "claims.jsonl"))
     try:
-        run = chaos.popen("run", str(tmp_path / "claims.jsonl"))
         started = time.monotonic()
         assert run.stderr is not None
         lines: list[str] = []
@@ -391,11 +403,15 @@ def test_no_worker_is_named_and_ctrl_c_exits_fast(chaos: ChaosFleet, tmp_path: P
         assert "no worker consumes queue rxfleet.cpu" in lines[-1]
         run.send_signal(signal.SIGINT)
         sent = time.monotonic()
-        _, rest = run.communicate(timeout=10)
+        rest = _exit_after_interrupt(run)
         assert time.monotonic() - sent < 5
         assert run.returncode == 1 and "Traceback" not in rest
         assert len(rest.strip().splitlines()) == 1 and "interrupted" in rest
     finally:
+        chaos.env.pop("PYTHONFAULTHANDLER")
+        if run.poll() is None:
+            run.kill()
+        run.communicate()
         chaos.start("cpu")
         _wait_workers(chaos.redis.url, chaos.env, 2)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -382,8 +383,9 @@ def test_run_gateway_logs_its_url_and_serves() -> None:
         "import logging; logging.basicConfig(level=logging.INFO, format='%(message)s');"
         "from rxfleet.gateway.sandbox.server import run_gateway; run_gateway('127.0.0.1', 0, None)"
     )
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}  # SIGABRT dumps every thread
     process = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True, env=env
     )
     try:
         assert process.stderr is not None
@@ -394,7 +396,12 @@ def test_run_gateway_logs_its_url_and_serves() -> None:
             http.trust_env = False
             assert http.post(match.group(2), data=FORM, timeout=5).status_code == 200
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=5) == 0
+        try:
+            assert process.wait(timeout=5) == 0
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            dump = process.communicate(timeout=10)[1]
+            pytest.fail(f"no exit within 5 s of SIGINT; its threads:\n{dump}")
     finally:
         if process.poll() is None:
             process.kill()
