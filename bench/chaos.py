@@ -39,10 +39,10 @@ supervisor that restarts it when it exits (bench/procfile.py):
   (``--empty-timeout``) and ``rxfleet resume RUN_ID -o OUT`` finishes it.
 * faults20: 3,000 claims with the faults, no kills, against the same 3,000 on
   the same gateway without faults (same latency): claims/s of each.
-* rabbitmq: 2,000 claims (batches of 100) with RXFLEET_BROKER_URL on a private
-  RabbitMQ node (bench/rabbitmq.py); a submit worker SIGKILLed at the first
-  batch recorded; how long the run took to finish after the kill, against the
-  same on the Redis broker.
+* rabbitmq: 2,000 claims (batches of 100, a 200 ms gateway without faults) with
+  RXFLEET_BROKER_URL on a private RabbitMQ node (bench/rabbitmq.py); a submit
+  worker SIGKILLed as soon as it has a batch in hand; how long the run took to
+  finish after the kill, against the same on the Redis broker.
 """
 
 from __future__ import annotations
@@ -275,8 +275,12 @@ class Lines:
 
 
 def recorded(database_url: str) -> int:
+    """Results in the database (0 before the CLI's first use has made its tables)."""
     with psycopg.connect(database_url, connect_timeout=5) as conn:
-        row = conn.execute("SELECT count(*) FROM results").fetchone()
+        try:
+            row = conn.execute("SELECT count(*) FROM results").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return 0
         return int(row[0]) if row else 0
 
 
@@ -293,6 +297,7 @@ class Chaos:
     plan: list[tuple[float, str]]
     started: float
     by_time: bool = True
+    trigger: Callable[[], bool] | None = None  # instead of ``when``, for every entry
     empty: bool = False
     redis_down: float = 2.0
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -311,6 +316,8 @@ class Chaos:
             self._act(what)
 
     def _due(self, when: float) -> bool:
+        if self.trigger is not None:
+            return self.trigger()
         if self.by_time:
             return time.monotonic() - self.started >= when
         return recorded(self.fleet.database_url) >= when * self.total
@@ -444,8 +451,19 @@ def faults20(claims: Path, ids: list[str]) -> dict[str, Any]:
     }
 
 
+def _holding(log: Path) -> Callable[[], bool]:
+    """True once the worker logging to ``log`` has received a submit task (200 ms a
+    request: it is then mid-batch, its claims leased and its message unacknowledged)."""
+
+    def received() -> bool:
+        return log.exists() and "tasks.submit.submit[" in log.read_text(errors="replace")
+
+    return received
+
+
 def _killed_submit(claims: Path, ids: list[str], extra: dict[str, str]) -> dict[str, Any]:
-    with procfile_fleet(2, _scenario_file(CALM), extra_env=extra, supervised=True) as fleet:
+    slow = {**CALM, "latency_ms": 200}
+    with procfile_fleet(2, _scenario_file(slow), extra_env=extra, supervised=True) as fleet:
         out = fleet.tmp / "results.jsonl"
         started = time.monotonic()
         run = subprocess.Popen(_cli(fleet, "run", str(claims), "-o", str(out), "--batch-size",
@@ -454,8 +472,8 @@ def _killed_submit(claims: Path, ids: list[str], extra: dict[str, str]) -> dict[
                                text=True)  # fmt: skip
         assert run.stderr is not None
         stderr = Lines(run.stderr)
-        # at the first batch recorded: the submit workers are mid-run, holding batches
-        chaos = Chaos(fleet, len(ids), [(0.05, "submit1")], started, by_time=False)
+        chaos = Chaos(fleet, len(ids), [(0.0, "submit1")], started,
+                      trigger=_holding(fleet.tmp / "submit1.log"))  # fmt: skip
         code = run.wait()
         finished = time.monotonic()
         chaos.finish()
