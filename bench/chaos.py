@@ -41,8 +41,9 @@ supervisor that restarts it when it exits (bench/procfile.py):
   the same gateway without faults (same latency): claims/s of each.
 * rabbitmq: 2,000 claims (batches of 100, a 200 ms gateway without faults) with
   RXFLEET_BROKER_URL on a private RabbitMQ node (bench/rabbitmq.py); a submit
-  worker SIGKILLed as soon as it has a batch in hand; how long the run took to
-  finish after the kill, against the same on the Redis broker.
+  worker SIGKILLed 0.5 s after it received a batch (mid-window: its claims
+  leased), and again at receipt (nothing leased yet); how long the run took to
+  finish after the kill, against the mid-window kill on the Redis broker.
 """
 
 from __future__ import annotations
@@ -451,17 +452,27 @@ def faults20(claims: Path, ids: list[str]) -> dict[str, Any]:
     }
 
 
-def _holding(log: Path) -> Callable[[], bool]:
-    """True once the worker logging to ``log`` has received a submit task (200 ms a
-    request: it is then mid-batch, its claims leased and its message unacknowledged)."""
+def _holding(log: Path, delay: float) -> Callable[[], bool]:
+    """True ``delay`` s after the worker logging to ``log`` received a submit task
+    (200 ms a request: at 0 it has the message unacknowledged; at 0.5 s it is also
+    mid-window, its claims leased)."""
+    seen: list[float] = []
 
     def received() -> bool:
-        return log.exists() and "tasks.submit.submit[" in log.read_text(errors="replace")
+        if (
+            not seen
+            and log.exists()
+            and "tasks.submit.submit[" in log.read_text("utf-8", "replace")
+        ):
+            seen.append(time.monotonic())
+        return bool(seen) and time.monotonic() - seen[0] >= delay
 
     return received
 
 
-def _killed_submit(claims: Path, ids: list[str], extra: dict[str, str]) -> dict[str, Any]:
+def _killed_submit(
+    claims: Path, ids: list[str], extra: dict[str, str], delay: float
+) -> dict[str, Any]:
     slow = {**CALM, "latency_ms": 200}
     with procfile_fleet(2, _scenario_file(slow), extra_env=extra, supervised=True) as fleet:
         out = fleet.tmp / "results.jsonl"
@@ -473,7 +484,7 @@ def _killed_submit(claims: Path, ids: list[str], extra: dict[str, str]) -> dict[
         assert run.stderr is not None
         stderr = Lines(run.stderr)
         chaos = Chaos(fleet, len(ids), [(0.0, "submit1")], started,
-                      trigger=_holding(fleet.tmp / "submit1.log"))  # fmt: skip
+                      trigger=_holding(fleet.tmp / "submit1.log", delay))  # fmt: skip
         code = run.wait()
         finished = time.monotonic()
         chaos.finish()
@@ -495,10 +506,12 @@ def rabbitmq(claims: Path, ids: list[str]) -> dict[str, Any]:
     try:
         with private_rabbitmq() as url:
             figures["broker"] = url.split("@")[1]
-            figures["rabbitmq"] = _killed_submit(claims, ids, {"RXFLEET_BROKER_URL": url})
+            amqp = {"RXFLEET_BROKER_URL": url}
+            figures["rabbitmq"] = _killed_submit(claims, ids, amqp, 0.5)
+            figures["rabbitmq_at_receipt"] = _killed_submit(claims, ids, amqp, 0.0)
     except RuntimeError as exc:
         figures["rabbitmq"] = {"started": False, "reason": str(exc)}
-    figures["redis_broker"] = _killed_submit(claims, ids, {})
+    figures["redis_broker"] = _killed_submit(claims, ids, {}, 0.5)
     return figures
 
 
@@ -533,8 +546,8 @@ def summary(name: str, figures: dict[str, Any]) -> str:
                 f"{f['exactly_once']}/{c['exactly_once']}")  # fmt: skip
     if name == "rabbitmq":
         parts = []
-        for broker in ("rabbitmq", "redis_broker"):
-            g = figures[broker]
+        for broker in ("rabbitmq", "rabbitmq_at_receipt", "redis_broker"):
+            g = figures.get(broker, {})
             if "finished_after_kill_s" not in g:
                 parts.append(f"{broker}: not started ({g.get('reason', '')[:200]})")
                 continue
