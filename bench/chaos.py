@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import shutil
@@ -439,6 +440,7 @@ def _plain(claims: Path, ids: list[str], config: dict[str, Any]) -> dict[str, An
         wall = time.monotonic() - started
         figures, _ = _check(out, ids, fleet, wall)
         figures["run_exit"] = cli.returncode
+        figures["loadavg_1m_after"] = round(os.getloadavg()[0], 2)  # a shared machine
     return figures
 
 
