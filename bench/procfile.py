@@ -1,13 +1,21 @@
-"""Start the Procfile's process types against a private redis-server, for the benches."""
+"""Start the Procfile's process types against a private redis-server, for the benches.
+
+``procfile_fleet(supervised=True)`` also runs a supervisor thread that restarts any
+process that exits (as systemd or supervisord would); ``Fleet.kill`` SIGKILLs one.
+``AofRedis`` is a private redis-server with the production persistence of
+docs/operations.md: AOF, ``appendfsync everysec``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +52,24 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 @dataclass
+class AofRedis(LocalRedis):
+    """A private redis-server with AOF and ``appendfsync everysec`` (the production
+    setting: a SIGKILL may lose up to about a second of writes)."""
+
+    appendonly: bool = True
+
+    def _spawn(self) -> bool:
+        assert self._tmp is not None and self._binary is not None
+        args = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "yes", "--appendfsync", "everysec", "--dir", self._tmp.name,
+                "--loglevel", "warning",
+                "--logfile", str(Path(self._tmp.name) / "server.log")]  # fmt: skip
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.kind = Path(self._binary).name
+        return self._wait_ready()
+
+
+@dataclass
 class Fleet:
     """A redis-server and Procfile processes; ``env`` points the CLI at them."""
 
@@ -52,8 +78,15 @@ class Fleet:
     gateway: str
     tmp: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    server: LocalRedis | None = None
+    database_url: str = ""
+    lines: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    restarts: list[tuple[float, str]] = field(default_factory=list)  # (monotonic, name)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _supervisor: threading.Thread | None = None
 
     def start(self, name: str, line: str, **extra: str) -> None:
+        self.lines[name] = (line, extra)
         log = (self.tmp / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
             ["bash", "-c", f"exec {line}"],
@@ -67,12 +100,46 @@ class Fleet:
 
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name)
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the process itself (a worker's main process: no warm shutdown, nothing
+        acknowledged or rejected), then its orphaned pool children; the supervisor
+        restarts it."""
+        deadline = time.monotonic() + 30
+        while self.procs[name].poll() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)  # dead already (killed a moment ago): wait for its restart
+        proc = self.procs[name]
+        proc.kill()
+        time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def supervise(self) -> None:
+        """Restart any process that exits, within about half a second (systemd's
+        ``Restart=always``); every restart is logged in ``restarts``."""
+        self._supervisor = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+        self._supervisor.start()
+
+    def _watch(self) -> None:
+        while not self.stopping.is_set():
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is not None and self.procs.get(name) is proc:
+                    self.restarts.append((time.monotonic(), name))
+                    line, extra = self.lines[name]
+                    self.start(name, line, **extra)
+            self.stopping.wait(0.5)
+
+    def end_supervision(self) -> None:
+        self.stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
 
     def wait_ready(self, workers: int) -> None:
         for _ in range(300):
@@ -100,6 +167,8 @@ def procfile_fleet(
     gateway_url: str | None = None,
     workers: bool = True,
     extra_env: dict[str, str] | None = None,
+    server: LocalRedis | None = None,
+    supervised: bool = False,
 ) -> Iterator[Fleet]:
     """A private redis-server plus the Procfile's processes.
 
@@ -107,8 +176,10 @@ def procfile_fleet(
     Procfile's ``gateway`` is then not started). ``workers=False``: start no
     cpu, submit or beat process (the redis-server, and the gateway unless
     ``gateway_url``, only). ``extra_env``: more RXFLEET_* settings for every process.
+    ``server``: the Redis to start (default: a plain redis-server; e.g. ``AofRedis``).
+    ``supervised``: restart any process that exits (``Fleet.restarts``).
     """
-    server = LocalRedis(binary=shutil.which("redis-server")).start()
+    server = (server or LocalRedis(binary=shutil.which("redis-server"))).start()
     database = LocalPostgres().start()
     port = free_port()
     gateway = gateway_url or f"http://127.0.0.1:{port}"
@@ -123,7 +194,7 @@ def procfile_fleet(
         RXFLEET_TOKEN_CHECK_INTERVAL="1",
         **(extra_env or {}),
     )
-    fleet = Fleet(env, server.url, gateway, tmp)
+    fleet = Fleet(env, server.url, gateway, tmp, server=server, database_url=database.url)
     lines = procfile()
     extra = {"RXFLEET_SANDBOX_SCENARIO": str(scenario)} if scenario else {}
     try:
@@ -135,8 +206,11 @@ def procfile_fleet(
                 fleet.start(f"submit{index}", lines["submit"], PORT=str(index))  # unique node name
             fleet.start("beat", lines["beat"])
         fleet.wait_ready(1 + submit_workers if workers else 0)
+        if supervised:
+            fleet.supervise()
         yield fleet
     finally:
+        fleet.end_supervision()
         for name in list(fleet.procs):
             fleet.stop(name)
         server.stop()
