@@ -594,6 +594,7 @@ def main() -> None:
         help="survive: the kills fall in the first this many seconds of the run "
         "(under the run's length without kills: see faults20's claims/s)",
     )
+    parser.add_argument("--suffix", default="", help="figures under NAME+SUFFIX (a second sample)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
@@ -602,17 +603,18 @@ def main() -> None:
     figures_path = OUT / "chaos.json"
     results = json.loads(figures_path.read_text()) if figures_path.exists() else {}
     for name in names:
+        key = name + args.suffix
         if name in LONG:
-            results[name] = LONG[name](args)
+            results[key] = LONG[name](args)
         else:
             claims = OUT / f"chaos-{args.claims}.jsonl"
             write_claims(claims, args.claims)
-            results[name] = run_scenario(name, claims, args.claims)
-        print(name, json.dumps(results[name], indent=1), flush=True)
+            results[key] = run_scenario(name, claims, args.claims)
+        print(key, json.dumps(results[key], indent=1), flush=True)
         figures_path.write_text(json.dumps(results, indent=1))
     print("\nsummary")
     for name in names:
-        print(" ", summary(name, results[name]))
+        print(" ", summary(name, results[name + args.suffix]))
 
 
 if __name__ == "__main__":
