@@ -49,6 +49,7 @@ supervisor that restarts it when it exits (bench/procfile.py):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -237,8 +238,9 @@ RUN_ID = re.compile(r"rxfleet: (?:run|picking up run) (\S+)")
 
 
 def _scenario_file(config: dict[str, Any]) -> Path:
-    path = Path(tempfile.mkdtemp(prefix="rxfleet-chaos-")) / "scenario.json"
-    path.write_text(json.dumps(config))
+    text = json.dumps(config, sort_keys=True)
+    path = OUT / f"scenario-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+    path.write_text(text)
     return path
 
 
