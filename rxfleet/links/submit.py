@@ -388,26 +388,33 @@ class _Round:
                 continue  # recorded meanwhile by another delivery: nothing to do
             if lease != LEASE_GRANTED:
                 plan.busy.append(record)
-            elif states[route] is RouteState.MISS:
+                continue
+            state = self._route_state(route, plan, states)
+            if state is RouteState.MISS:
                 reject(record, ROUTING_REJECT, Reason.ROUTING_MISS)
                 plan.send_local.append(record)
-            elif states[route] is RouteState.KNOWN:
-                plan.send.append(record)
-            elif route not in plan.probed and self._probe(route, states):
-                plan.probed.add(route)
+            elif state in (RouteState.KNOWN, RouteState.PROBE):
                 plan.send.append(record)
             else:
                 plan.busy.append(record)
                 plan.route_busy = True
 
-    def _probe(
-        self, route: tuple[str, str], states: dict[tuple[str, str], RouteState | None]
-    ) -> bool:
+    def _route_state(
+        self,
+        route: tuple[str, str],
+        plan: _Plan,
+        states: dict[tuple[str, str], RouteState | None],
+    ) -> RouteState | None:
+        """KNOWN, MISS, PROBE (this record finds the route out), or None (another does)."""
+        state = states[route]
+        if state is not None or route in plan.probed:
+            return state
         state = self.ctx.routes.probe(*route, patience=0.0)
         if state is RouteState.PROBE:
-            return True
+            plan.probed.add(route)
+            return state
         states[route] = None if state is RouteState.BUSY else state
-        return False
+        return states[route]
 
     def _lease_ms(self) -> int:
         settings = self.ctx.settings

@@ -73,6 +73,10 @@ class RouteMemo:
             if time.monotonic() > deadline:
                 return RouteState.BUSY
             time.sleep(PROBE_POLL)
+        learnt = self.state(bin_, pcn)  # answered just before its probe was given back
+        if learnt is not None:
+            self.release(bin_, pcn)
+            return learnt
         return RouteState.PROBE
 
     def release(self, bin_: str, pcn: str) -> None:

@@ -270,4 +270,17 @@ def test_an_unknown_route_is_found_out_by_one_request_at_a_time(
     done = submit_batch(ctx, "R", range(2))
     assert done.done == 2 and len(gateway.sent) == 2
     assert routes.state("610014", "RXSANDBX") is RouteState.KNOWN
-    assert routes.probe("610014", "RXSANDBX", patience=0) is RouteState.PROBE  # released
+    assert not routes.client.exists("t:gateway:probe:610014:RXSANDBX")  # released
+    assert routes.probe("610014", "RXSANDBX", patience=0) is RouteState.KNOWN
+
+
+def test_a_probe_taken_just_after_the_answer_gets_the_answer_not_a_second_request(
+    routes: RouteMemo,
+) -> None:
+    """A caller that read the route as unknown, then takes the probe the moment the
+    first holder (who learnt the 404) gives it back, must not send a second 404."""
+    assert routes.probe("777777", "NOSUCHPCN", patience=0) is RouteState.PROBE
+    routes.remember_miss("777777", "NOSUCHPCN")
+    routes.release("777777", "NOSUCHPCN")
+    assert routes.probe("777777", "NOSUCHPCN", patience=0) is RouteState.MISS
+    assert not routes.client.exists("t:gateway:probe:777777:NOSUCHPCN")
