@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Iterator
 
@@ -25,3 +26,13 @@ def new_database(server: LocalPostgres) -> str:
     with psycopg.connect(server.url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return server.url_for(name)
+
+
+def ctrl_c_reaches_it() -> None:
+    """``preexec_fn`` for a child the test will Ctrl-C: SIGINT back to its default.
+
+    A suite started in the background of a non-interactive shell (``.ci/run &``,
+    nohup) inherits SIGINT ignored, and so would the child: Python then installs no
+    KeyboardInterrupt handler, as a background job should not be interrupted.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -34,7 +34,7 @@ from rxfleet.claims import synth
 from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis, free_port
 from tests.integration.chaos_app import LEAKED_VALUE
-from tests.integration.conftest import new_database
+from tests.integration.conftest import ctrl_c_reaches_it, new_database
 from tests.integration.test_procfile_fleet import KEYS, _wait_workers, procfile
 
 pytestmark = pytest.mark.integration
@@ -120,9 +120,10 @@ class ChaosFleet:
                               timeout=timeout)  # fmt: skip
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
+        """``rxfleet`` as from a terminal: Ctrl-C (SIGINT) reaches it."""
         return subprocess.Popen([sys.executable, "-m", "rxfleet.cli", *args], cwd=ROOT,
                                 env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)  # fmt: skip
+                                text=True, preexec_fn=ctrl_c_reaches_it)  # fmt: skip
 
     def redis_client(self) -> redis_py.Redis:
         return redis_py.Redis.from_url(self.redis.url, decode_responses=True)

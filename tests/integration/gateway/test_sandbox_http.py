@@ -19,6 +19,7 @@ import requests
 
 from rxfleet.gateway.sandbox.scenario import Scenario, Storm, Throttle
 from rxfleet.gateway.sandbox.server import SandboxGateway
+from tests.integration.conftest import ctrl_c_reaches_it
 from tests.integration.gateway.gateway_support import ClaimFactory, assert_no_phi
 
 REPO = Path(__file__).resolve().parents[3]
@@ -385,7 +386,12 @@ def test_run_gateway_logs_its_url_and_serves() -> None:
     )
     env = {**os.environ, "PYTHONFAULTHANDLER": "1"}  # SIGABRT dumps every thread
     process = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=ctrl_c_reaches_it,
     )
     try:
         assert process.stderr is not None
