@@ -108,20 +108,25 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
 
 
-def _follow_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    wait = _sub(sub, "wait", "follow a run until every claim is terminal")
-    wait.add_argument("run_id", metavar="RUN_ID")
-    wait.add_argument(
+def _following(parser: argparse.ArgumentParser) -> None:
+    """RUN_ID and how to follow it: ``wait`` and ``resume``."""
+    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument(
         "--timeout",
         type=float,
         default=None,
         metavar="S",
         help="seconds to wait (default: 600 plus 0.1 a claim)",
     )
-    wait.add_argument(
+    parser.add_argument(
         "-o", "--output", default=None, metavar="OUT", help="results file: .jsonl, .csv or .parquet"
     )
-    wait.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+
+
+def _follow_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    wait = _sub(sub, "wait", "follow a run until every claim is terminal")
+    _following(wait)
     results = _sub(sub, "results", "export a run's results")
     results.add_argument("run_id", metavar="RUN_ID")
     results.add_argument(
@@ -134,18 +139,7 @@ def _follow_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     runs = _sub(sub, "runs", "the runs, newest first: state, claims terminal / total, times")
     runs.add_argument("--limit", type=int, default=20, help="how many runs")
     resume = _sub(sub, "resume", "finish a run whose producer or chains were lost")
-    resume.add_argument("run_id", metavar="RUN_ID")
-    resume.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        metavar="S",
-        help="seconds to wait (default: 600 plus 0.1 a claim)",
-    )
-    resume.add_argument(
-        "-o", "--output", default=None, metavar="OUT", help="results file: .jsonl, .csv or .parquet"
-    )
-    resume.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    _following(resume)
     abort = _sub(sub, "abort", "stop a run: its open claims end 99 (aborted)")
     abort.add_argument("run_id", metavar="RUN_ID")
     audit = _sub(sub, "audit", "each claim's path through the stages (JSON lines)")
