@@ -26,7 +26,6 @@ from rxfleet import dlq as dead_letters
 from rxfleet.embedded import embedded_services
 from rxfleet.errors import ConfigError, RunTimeout
 from rxfleet.gateway.sandbox.server import run_gateway
-from rxfleet.lifecycle import RunPlan
 from rxfleet.metrics import serve
 from rxfleet.output import check_output, write_results
 from rxfleet.phikeys import generated_env, vault
@@ -86,24 +85,6 @@ def _served_queues() -> set[str]:
     return {q["name"] for queues in replies.values() for q in queues or []}
 
 
-def _batch_size(value: int | None) -> int:
-    return api.batch_size_of(value)
-
-
-def _preflight(inputs: list[str]) -> None:
-    """Exit 2 before anything starts or is enqueued when an input cannot be read."""
-    api.check_inputs(inputs)
-
-
-def _open(inputs: list[str], batch_size: int, new: bool) -> RunPlan:
-    return api.open_plan(inputs, batch_size, new=new, say=say)
-
-
-def _produce(plan: RunPlan, inputs: list[str]) -> ProduceResult | None:
-    """Produce the run unless another producer holds it (then this command joins it)."""
-    return api.produce(plan, inputs, say=say)
-
-
 # -- following and finishing ----------------------------------------------------------
 
 
@@ -114,15 +95,10 @@ def _follow(
     waiter = Waiter(lambda: lifecycle.progress(context.runs(), context.database(), run_id),
                     say, outage=settings.redis_outage)  # fmt: skip
     queues = [settings.queue_cpu, settings.queue_gateway]
-    watch = nullwatch() if embedded else WorkerWatch(_served_queues, queues, say)
+    watch = contextlib.nullcontext() if embedded else WorkerWatch(_served_queues, queues, say)
     bar, tick = progress_bar(console)
     with watch, bar:
         return waiter.wait(timeout, tick)
-
-
-@contextlib.contextmanager
-def nullwatch() -> Iterator[None]:
-    yield
 
 
 def _finish(console: Console, run_id: str, output: str | None, elapsed: float,
@@ -197,17 +173,17 @@ def run(args: argparse.Namespace) -> int:
         return _dry_run(args)
     if args.output:
         check_output(args.output)
-    batch_size = _batch_size(args.batch_size)
-    _preflight(args.inputs)
+    batch_size = api.batch_size_of(args.batch_size)
+    api.check_inputs(args.inputs)  # exit 2 before anything starts when an input is unreadable
     console = _console(args.json)
     run_id: str | None = None
     produced: ProduceResult | None = None
     with fleet_for_run() as embedded:
         try:
             started = time.monotonic()
-            plan = _open(args.inputs, batch_size, args.new)
+            plan = api.open_plan(args.inputs, batch_size, new=args.new, say=say)
             run_id = plan.run_id
-            produced = _produce(plan, args.inputs)
+            produced = api.produce(plan, args.inputs, say=say)
             progress = _follow(console, run_id, args.timeout, embedded)
             if not progress.finished:
                 return _unfinished(run_id, progress, embedded)

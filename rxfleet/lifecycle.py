@@ -18,7 +18,6 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,9 +170,3 @@ def abort(runs: RunStore, db: Database, run_id: str) -> None:
     """Stop sending: the producer stops, open claims end 99 (reason ``aborted``)."""
     runs.abort(run_id)
     db.set_run(run_id, state="aborting", note="aborted by an operator")
-
-
-def close(runs: RunStore, db: Database, run_id: str) -> None:
-    """Mark a run whose every claim is recorded as finished (idempotent)."""
-    db.set_run(run_id, state="finished", counts=db.counts(run_id), finished_at=datetime.now(UTC))
-    runs.finish(run_id)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.apps.beat import Beat
 from celery.beat import Service
 from celery.worker import WorkController
 from celery.worker import state as worker_state
@@ -68,4 +67,4 @@ def beat_thread(app: Celery) -> Iterator[Service]:
             thread.join(2)
 
 
-__all__ = ["Beat", "beat_thread", "worker_thread"]
+__all__ = ["beat_thread", "worker_thread"]

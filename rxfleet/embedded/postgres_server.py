@@ -237,12 +237,6 @@ class LocalPostgres:
             self.stop()
             raise InfrastructureError("could not create the local database") from None
 
-    def log_tail(self, lines: int = 20) -> str:
-        """The end of the server's log (for diagnosing a failed start)."""
-        if self._tmp is None or not (self._tmp / "server.log").is_file():
-            return ""
-        return "\n".join((self._tmp / "server.log").read_text().splitlines()[-lines:])
-
     def _terminate(self) -> None:
         if self._process is None:
             return

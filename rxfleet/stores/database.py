@@ -347,15 +347,6 @@ class Database:
         )
         return {int(row["seq"]) for row in rows}
 
-    def find_run_by_input(self, input_hash: str, options: Mapping[str, Any]) -> Row | None:
-        """The newest run of the same input with the same options (jsonb equality)."""
-        return self._one(
-            "find_run_by_input",
-            """SELECT * FROM runs WHERE input_hash = %s AND options = %s
-            ORDER BY created_at DESC LIMIT 1""",
-            (input_hash, Jsonb(dict(options))),
-        )
-
     # Results, exactly once.
 
     def record(

@@ -206,10 +206,6 @@ class RunStore:
     def _index(self) -> str:
         return f"{self.prefix}:runs"
 
-    def _run_keys(self, run_id: str) -> list[str]:
-        parts = ("work", "ids", "leases", "batches", "done", "producer", "abort", "deliveries")
-        return [self._run(run_id), *(self._part(run_id, p) for p in parts), self._vault(run_id)]
-
     # -- the run -------------------------------------------------------------
 
     def open(self, run_id: str, meta: dict[str, str]) -> None:

@@ -222,9 +222,6 @@ def test_runs(db: Database) -> None:
     )
     assert db.get_run("nope") is None
     assert [r["run_id"] for r in db.list_runs(limit=1)] == ["r2"]
-    found = db.find_run_by_input("h1", {"x": 1, "fmt": "csv"})
-    assert found is not None and found["run_id"] == "r1"
-    assert db.find_run_by_input("h1", {"fmt": "csv"}) is None
 
 
 def test_prune_keeps_what_is_in_retention(db: Database) -> None:
