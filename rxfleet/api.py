@@ -20,14 +20,11 @@ The ``rxfleet`` command is built on these functions (docs/cli.md).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import os
-import socket
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,14 +43,20 @@ from rxfleet.errors import ConfigError, RunTimeout
 from rxfleet.formats import preflight as preflight_file
 from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.guards import check_fleet
-from rxfleet.lifecycle import Progress, RunPlan
+from rxfleet.lifecycle import Progress, RunPlan, Say, Waiter
 from rxfleet.links import codes
 from rxfleet.links.crosswalk import map_record
 from rxfleet.links.validate import validate_record
 from rxfleet.metrics import Snapshot, Sources, settings_queues, snapshot
 from rxfleet.phikeys import require_keys, tokenizer, vault
-from rxfleet.producer import Ingest, Producer, ProduceResult, input_records
-from rxfleet.report import Waiter
+from rxfleet.producer import (
+    Ingest,
+    Producer,
+    ProduceResult,
+    input_records,
+    producer_holder,
+    take_run,
+)
 from rxfleet.stores.connection import get_redis
 from workers.pipeline import send_batch
 
@@ -73,7 +76,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("rxfleet.api")
-Say = Callable[[str], None]
 OnProgress = Callable[[int, "int | None"], None]
 PathLike = str | os.PathLike[str]
 
@@ -399,18 +401,15 @@ def open_plan(inputs: Sequence[str], batch_size: int, *, new: bool, say: Say) ->
 
 def produce(plan: RunPlan, inputs: Sequence[str], *, say: Say) -> ProduceResult | None:
     """Produce the run unless another producer holds it (then None: the caller follows it)."""
-    settings, store = get_settings(), context.runs()
-    holder = f"{socket.gethostname()}:{os.getpid()}:{time.monotonic_ns()}"
-    if not store.claim_producer(plan.run_id, holder, settings.producer_lease):
-        say(f"another producer is enqueueing run {plan.run_id}: following it")
-        produced = _await_producer(plan.run_id, holder)
-        if produced is None:
-            return None
-        say(f"the other producer of run {plan.run_id} stopped at claim {produced}: taking over")
-        plan = dataclasses.replace(plan, resumed=True, produced=produced)
+    settings, store, db = get_settings(), context.runs(), context.database()
+    holder = producer_holder()
+    taken = take_run(store, db, plan, holder, settings.producer_lease, say)
+    if taken is None:
+        return None
+    plan = taken
     producer = Producer(
         runs=store,
-        db=context.database(),
+        db=db,
         ingest=Ingest(plan.run_id, tokenizer(settings), vault(settings)),
         send=send_batch,
         payer_routes=load_payer_routes(settings.payer_routes),
@@ -426,21 +425,6 @@ def produce(plan: RunPlan, inputs: Sequence[str], *, say: Say) -> ProduceResult 
     if plan.resumed:
         say(f"run {plan.run_id}: {result.enqueued} claims needed enqueueing again")
     return result
-
-
-def _await_producer(run_id: str, holder: str) -> int | None:
-    """Wait while another producer holds the run: None once it has produced the whole
-    input; else (its lease ran out: it died) take the run over, and say how far it got."""
-    settings, runs, db = get_settings(), context.runs(), context.database()
-    while True:
-        time.sleep(0.5)
-        if not runs.claim_producer(run_id, holder, settings.producer_lease):
-            continue
-        row = db.get_run(run_id)
-        if row is None or row["state"] != "producing":
-            runs.release_producer(run_id, holder)
-            return None
-        return int(row["produced"] or 0)
 
 
 def _fleet() -> None:

@@ -26,13 +26,13 @@ from rxfleet import dlq as dead_letters
 from rxfleet.embedded import embedded_services
 from rxfleet.errors import ConfigError, RunTimeout
 from rxfleet.gateway.sandbox.server import run_gateway
+from rxfleet.lifecycle import Waiter
 from rxfleet.metrics import serve
 from rxfleet.output import check_output, write_results
 from rxfleet.phikeys import generated_env, vault
 from rxfleet.producer import ProduceResult
 from rxfleet.report import (
     Tally,
-    Waiter,
     WorkerWatch,
     progress_bar,
     quarantine_tsv,

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from config import get_settings
+from rxfleet.claims.rejects import matrix
 from rxfleet.gateway.aio import AioSender
 from rxfleet.gateway.client import GatewayClient
-from rxfleet.links.route import matrix
 from rxfleet.links.submit import LocalPause, SubmitContext
 from rxfleet.phikeys import token_sealer, vault
 from rxfleet.stores.breaker import Breaker

@@ -7,7 +7,9 @@ run up instead of starting another; ``new=True`` forces a fresh run.
 
 Progress is read from Redis (the done count and the total) and, where Redis
 does not know the run (restarted empty), from the database, which is the word
-that counts.
+that counts. A ``Waiter`` follows a run to its end, riding through a Redis
+outage of up to ``RXFLEET_REDIS_OUTAGE`` seconds; the batch that records a
+run's last claim closes it (``finish_if_complete``).
 """
 
 from __future__ import annotations
@@ -16,18 +18,24 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from config import Settings
 from rxfleet.claims.crosswalk import file_digest
-from rxfleet.errors import ConfigError
-from rxfleet.links.route import matrix
+from rxfleet.claims.rejects import matrix
+from rxfleet.errors import ConfigError, InfrastructureError
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
 from rxfleet.stores.runs import RunStore
+
+Tick = Callable[[int, int | None], None]  # claims done, the total when known
+Say = Callable[[str], None]
 
 
 def new_run_id() -> str:
@@ -166,7 +174,66 @@ def progress(runs: RunStore, db: Database, run_id: str) -> Progress:
     return Progress(done, total, str(row["state"]))
 
 
+@dataclass
+class Waiter:
+    """Follows a run until every claim is recorded, riding through Redis outages."""
+
+    read: Callable[[], Progress]
+    say: Say
+    outage: float = 180.0
+    poll: float = 0.25
+    _away: float | None = None
+
+    def wait(self, timeout: float | None, tick: Tick) -> Progress:
+        """Until finished, or ``timeout`` (None: 600 s plus 0.1 s a claim) passes."""
+        started = time.monotonic()
+        while True:
+            progress = self._read()
+            if progress is None:
+                continue
+            tick(progress.done, progress.total)
+            if progress.finished:
+                return progress
+            limit = timeout if timeout is not None else 600 + 0.1 * (progress.total or 0)
+            if time.monotonic() - started >= limit:
+                return progress
+            time.sleep(self.poll)
+
+    def _read(self) -> Progress | None:
+        try:
+            progress = self.read()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self._outage(type(exc).__name__)
+            return None
+        if self._away is not None:
+            self.say("Redis is back; following the run again")
+            self._away = None
+        return progress
+
+    def _outage(self, what: str) -> None:
+        now = time.monotonic()
+        if self._away is None:
+            self._away = now
+            self.say(f"Redis is away ({what}); waiting up to {self.outage:.0f} s for it")
+        elif now - self._away > self.outage:
+            raise InfrastructureError(f"Redis unreachable for {self.outage:.0f} s; giving up")
+        time.sleep(min(2.0, self.outage / 10))
+
+
 def abort(runs: RunStore, db: Database, run_id: str) -> None:
     """Stop sending: the producer stops, open claims end 99 (reason ``aborted``)."""
     runs.abort(run_id)
     db.set_run(run_id, state="aborting", note="aborted by an operator")
+
+
+def finish_if_complete(runs: RunStore, db: Database, run_id: str, done: int | None) -> bool:
+    """Close the run once every claim of a fully produced run is recorded (idempotent)."""
+    total = runs.meta(run_id).get("total")
+    if total is None or done is None or done < int(total):
+        return False
+    if db.result_count(run_id) < int(total):  # the database is the word that counts
+        return False
+    counts = db.counts(run_id)
+    db.set_run(run_id, state="finished", counts=counts, finished_at=datetime.now(UTC))
+    runs.finish(run_id)
+    return True

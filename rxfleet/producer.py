@@ -9,15 +9,20 @@ Redis stays the size of that window, and the first results arrive while the
 file is still being read).
 
 A run is produced by one producer at a time (a lease in Redis, renewed every
-batch). The producer checkpoints how far it got in the database; a producer
-that picks a run up again (after a crash, or after Redis lost its data)
-re-reads the input and enqueues exactly the claims that are neither recorded
-nor in flight, under the same sequence numbers and claim ids: nothing is
-enqueued twice, every Idempotency-Key is the same.
+batch); a second producer of the same run follows the first and takes the run
+over when the first's lease runs out (``take_run``). The producer checkpoints
+how far it got in the database; a producer that picks a run up again (after
+a crash, or after Redis lost its data) re-reads the input and enqueues exactly
+the claims that are neither recorded nor in flight, under the same sequence
+numbers and claim ids: nothing is enqueued twice, every Idempotency-Key is the
+same.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,7 +40,7 @@ from rxfleet.errors import InfrastructureError, InputError
 from rxfleet.formats import detect_format, reader_for
 from rxfleet.formats.base import Record
 from rxfleet.formats.x12 import Routes
-from rxfleet.links.record import finish_if_complete
+from rxfleet.lifecycle import RunPlan, Say, finish_if_complete
 from rxfleet.stores.database import Database
 from rxfleet.stores.runs import RunStore
 
@@ -213,6 +218,44 @@ class Producer:
         )
         self.runs.release_producer(self.run_id, self.holder)
         finish_if_complete(self.runs, self.db, self.run_id, self.runs.done(self.run_id))
+
+
+def producer_holder() -> str:
+    """A name for this producer's lease on a run, unique to this process and moment."""
+    return f"{socket.gethostname()}:{os.getpid()}:{time.monotonic_ns()}"
+
+
+def take_run(
+    runs: RunStore, db: Database, plan: RunPlan, holder: str, lease: float, say: Say
+) -> RunPlan | None:
+    """The plan to produce under ``holder``'s lease on the run, or None: another producer
+    held it and produced the whole input (the caller follows the run). While the other
+    holds the lease this waits; when its lease runs out (it died) this takes the run
+    over from the other's checkpoint."""
+    if runs.claim_producer(plan.run_id, holder, lease):
+        return plan
+    say(f"another producer is enqueueing run {plan.run_id}: following it")
+    produced = _await_producer(runs, db, plan.run_id, holder, lease)
+    if produced is None:
+        return None
+    say(f"the other producer of run {plan.run_id} stopped at claim {produced}: taking over")
+    return dataclasses.replace(plan, resumed=True, produced=produced)
+
+
+def _await_producer(
+    runs: RunStore, db: Database, run_id: str, holder: str, lease: float
+) -> int | None:
+    """Wait while another producer holds the run: None once it has produced the whole
+    input; else (its lease ran out: it died) take the run over, and say how far it got."""
+    while True:
+        time.sleep(0.5)
+        if not runs.claim_producer(run_id, holder, lease):
+            continue
+        row = db.get_run(run_id)
+        if row is None or row["state"] != "producing":
+            runs.release_producer(run_id, holder)
+            return None
+        return int(row["produced"] or 0)
 
 
 def input_records(inputs: Iterable[str], payer_routes: Routes) -> Iterator[tuple[str, Record]]:

@@ -1,5 +1,6 @@
-"""What a person sees: a progress bar on a terminal, a word when something is wrong
-(Redis away, no worker on a queue), and a summary table at the end."""
+"""What a person sees: a progress bar on a terminal, a word when a queue has no
+worker, and the summary at the end (tables, JSON or TSV). Following a run, Redis
+outages included, is ``lifecycle.Waiter``'s; this module only shows it."""
 
 from __future__ import annotations
 
@@ -12,17 +13,13 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rxfleet.claims.rejects import Reason, Status
-from rxfleet.errors import InfrastructureError
-from rxfleet.lifecycle import Progress as RunProgress
+from rxfleet.lifecycle import Say, Tick
 
-Tick = Callable[[int, int | None], None]
-Say = Callable[[str], None]
 #: Reasons that mean the gateway could not be reached (the fleet gave up, replayable).
 TRANSPORT_REASONS = {Reason.RETRIES_EXHAUSTED}
 
@@ -104,52 +101,6 @@ class WorkerWatch:
             if now - since >= self.patience and queue not in self._told:
                 self._told.add(queue)
                 self.say(f"no worker consumes queue {queue}: the run waits until one does")
-
-
-@dataclass
-class Waiter:
-    """Follows a run until every claim is recorded, riding through Redis outages."""
-
-    read: Callable[[], RunProgress]
-    say: Say
-    outage: float = 180.0
-    poll: float = 0.25
-    _away: float | None = None
-
-    def wait(self, timeout: float | None, tick: Tick) -> RunProgress:
-        """Until finished, or ``timeout`` (None: 600 s plus 0.1 s a claim) passes."""
-        started = time.monotonic()
-        while True:
-            progress = self._read()
-            if progress is None:
-                continue
-            tick(progress.done, progress.total)
-            if progress.finished:
-                return progress
-            limit = timeout if timeout is not None else 600 + 0.1 * (progress.total or 0)
-            if time.monotonic() - started >= limit:
-                return progress
-            time.sleep(self.poll)
-
-    def _read(self) -> RunProgress | None:
-        try:
-            progress = self.read()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            self._outage(type(exc).__name__)
-            return None
-        if self._away is not None:
-            self.say("Redis is back; following the run again")
-            self._away = None
-        return progress
-
-    def _outage(self, what: str) -> None:
-        now = time.monotonic()
-        if self._away is None:
-            self._away = now
-            self.say(f"Redis is away ({what}); waiting up to {self.outage:.0f} s for it")
-        elif now - self._away > self.outage:
-            raise InfrastructureError(f"Redis unreachable for {self.outage:.0f} s; giving up")
-        time.sleep(min(2.0, self.outage / 10))
 
 
 def summary(console: Console, run_id: str, tally: Tally, elapsed: float) -> None:

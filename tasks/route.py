@@ -7,7 +7,8 @@ from typing import Any
 
 from config import get_settings
 from rxfleet import context
-from rxfleet.links.route import matrix, route_batch
+from rxfleet.claims.rejects import matrix
+from rxfleet.links.route import route_batch
 from workers.app import app
 from workers.base import REDIS_OUTAGE, REDIS_OUTAGE_BACKOFF
 

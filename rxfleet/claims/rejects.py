@@ -11,7 +11,8 @@ first; the file states the reasoning).
 Also here: the outcome of each D.0 transaction response status 112-AN
 (:meth:`RejectMatrix.outcome_for`), which rejects are transient
 (:meth:`RejectMatrix.transient`), and the ``Reason`` a claim ended where it did,
-which decides whether the fleet may replay it (:func:`replayable`).
+which decides whether the fleet may replay it (:func:`replayable`); and
+:func:`matrix`, the matrix of a file read once per process.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +201,9 @@ class RejectMatrix:
         if known is not None:
             return known
         return ResponseOutcome(Status.REJECTED, self.default_route, "unknown 112-AN status")
+
+
+@cache
+def matrix(path: Path) -> RejectMatrix:
+    """The matrix of ``path``, read once per process (a versioned file, never edited live)."""
+    return RejectMatrix.load(path)

@@ -6,6 +6,8 @@ position, ``ON CONFLICT DO NOTHING``: a redelivered batch writes nothing twice).
 Only after it commits are the claims' Redis records and vault blobs dropped,
 and the run's done count goes up by what was actually dropped, so a record
 link killed between the two steps is finished by its redelivery, counted once.
+The batch that records a run's last claim closes the run
+(``lifecycle.finish_if_complete``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from rxfleet.claims.rejects import Route
 from rxfleet.claims.rejects import replayable as replayable_by_reason
 from rxfleet.claims.work import Stage, WorkRecord
+from rxfleet.lifecycle import finish_if_complete
 from rxfleet.links import LinkReport, codes
 from rxfleet.stores.database import AuditEvent, Database, DeadLetter, ResultRow
 from rxfleet.stores.metrics import claim_fields
@@ -65,19 +68,6 @@ def record_batch(
                           tallies, metrics_key)  # fmt: skip
     finish_if_complete(runs, db, run_id, done)
     return report
-
-
-def finish_if_complete(runs: RunStore, db: Database, run_id: str, done: int | None) -> bool:
-    """Close the run once every claim of a fully produced run is recorded (idempotent)."""
-    total = runs.meta(run_id).get("total")
-    if total is None or done is None or done < int(total):
-        return False
-    if db.result_count(run_id) < int(total):  # the database is the word that counts
-        return False
-    counts = db.counts(run_id)
-    db.set_run(run_id, state="finished", counts=counts, finished_at=datetime.now(UTC))
-    runs.finish(run_id)
-    return True
 
 
 def replayable(record: WorkRecord) -> bool:

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
-
 from rxfleet.claims.rejects import CLEAN, Reason, RejectMatrix, Status
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport, open_records
 from rxfleet.stores.runs import RunStore
-
-
-@cache
-def matrix(path: Path) -> RejectMatrix:
-    return RejectMatrix.load(path)
 
 
 def route_batch(runs: RunStore, run_id: str, batch: range, rejects: RejectMatrix) -> LinkReport:

@@ -15,9 +15,8 @@ from rxfleet import context
 from rxfleet.claims import synth
 from rxfleet.dlq import ReplayStores, replay
 from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Storm, Throttle
-from rxfleet.lifecycle import progress
+from rxfleet.lifecycle import Waiter, progress
 from rxfleet.phikeys import vault
-from rxfleet.report import Waiter
 from rxfleet.stores.tokens import TokenStore
 from tests.integration.fleet.fleet_support import Fleet
 from workers.pipeline import send_batch
