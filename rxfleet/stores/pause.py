@@ -14,32 +14,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 
+from rxfleet.stores import lua
 from rxfleet.stores.connection import as_text
 from rxfleet.stores.metrics import metrics_key
 
 LOG_LENGTH = 10_000
-
-# Lengthen the pause, never shorten it: atomic, or two workers told to wait at
-# once could both read "no pause" and the shorter SET could land last.
-_LENGTHEN = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[1])
-  return 1
-end
-return 0
-"""
 
 
 @dataclass
 class FleetPause:
     client: redis.Redis
     prefix: str = "rx"
-    _lengthen: Any = field(init=False, repr=False)
+    _scripts: dict[str, Script] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._lengthen = self.client.register_script(_LENGTHEN)
+        self._scripts = lua.register(self.client, "pause", ("lengthen",))  # never shortens
 
     @property
     def key(self) -> str:
@@ -65,7 +56,7 @@ class FleetPause:
     def lengthen(self, seconds: float) -> None:
         """Hold every worker back until ``seconds`` from now (only ever lengthened)."""
         until_ms = int((time.time() + seconds) * 1000)
-        self._lengthen(keys=[self.key], args=[until_ms])
+        self._scripts["lengthen"](keys=[self.key], args=[until_ms])
         set_at = time.time()  # after the SET: every gate check from now on sees the pause
         pipe = self.client.pipeline()
         pipe.lpush(self.log_key, json.dumps({"set_at": set_at, "until": until_ms / 1000}))

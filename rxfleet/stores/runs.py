@@ -31,145 +31,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from rxfleet.claims.work import WorkRecord
+from rxfleet.stores import lua
 from rxfleet.stores.connection import as_dict, as_text, fields
 
-# Write records and vault blobs only where absent: a resumed producer never
-# overwrites a record that a link has already moved on.
-_ADD_MISSING = """
-local added = 0
-local n = tonumber(ARGV[1])
-for i = 2, 2 * n, 2 do
-  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then added = added + 1 end
-end
-for i = 2 * n + 2, #ARGV, 2 do
-  redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
-end
-return added
-"""
-
-# Lua can unpack only so many values at once (a few thousand): every script that
-# hands a batch's fields to one command does it in slices of this many.
-_SLICES = """
-local function slices(list, size)
-  local i = 0
-  return function()
-    if i >= #list then return nil end
-    local slice = {unpack(list, i + 1, math.min(i + size, #list))}
-    i = i + size
-    return slice
-  end
-end
-"""
-
-_EXISTING = (
-    _SLICES
-    + """
-local out = {}
-for slice in slices(ARGV, 1000) do
-  for _, value in ipairs(redis.call('HMGET', KEYS[1], unpack(slice))) do
-    out[#out + 1] = value and 1 or 0
-  end
-end
-return out
-"""
-)
-
-# A claim is sent by one holder at a time: take the lease of every sequence
-# number that is free or whose lease ran out. Says, for each: 1 granted,
-# 0 held by another, 2 gone (recorded meanwhile: nothing left to send).
-# Three commands whatever the window's size.
-_LEASE = """
-local now = tonumber(ARGV[1])
-local mine = ARGV[2] .. '|' .. (now + tonumber(ARGV[3]))
-local seqs = {unpack(ARGV, 4)}
-local held = redis.call('HMGET', KEYS[1], unpack(seqs))
-local work = redis.call('HMGET', KEYS[2], unpack(seqs))
-local out, take = {}, {}
-for i, seq in ipairs(seqs) do
-  local ok = 1
-  if not work[i] then
-    ok = 2
-  elseif held[i] then
-    local owner, till = string.match(held[i], '^(.*)|(%d+)$')
-    if owner ~= ARGV[2] and tonumber(till) > now then ok = 0 end
-  end
-  if ok == 1 then take[#take + 1] = seq; take[#take + 1] = mine end
-  out[i] = ok
-end
-if #take > 0 then redis.call('HSET', KEYS[1], unpack(take)) end
-return out
-"""
-
-_RELEASE = """
-for i = 2, #ARGV do
-  local held = redis.call('HGET', KEYS[1], ARGV[i])
-  if held and string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then
-    redis.call('HDEL', KEYS[1], ARGV[i])
-  end
-end
-return 1
-"""
-
-# A link writes back only the records still there: a claim retired meanwhile (a
-# late, redelivered link) or lost with a Redis restarted empty is never brought
-# back as a record without its vault blob, its batch or its chain.
-_SAVE = (
-    _SLICES
-    + """
-for slice in slices(ARGV, 1000) do
-  local seqs = {}
-  for i = 1, #slice, 2 do seqs[#seqs + 1] = slice[i] end
-  local present = redis.call('HMGET', KEYS[1], unpack(seqs))
-  local write = {}
-  for i, seq in ipairs(seqs) do
-    if present[i] then
-      write[#write + 1] = seq
-      write[#write + 1] = slice[2 * i]
-    end
-  end
-  if #write > 0 then redis.call('HSET', KEYS[1], unpack(write)) end
-end
-return 1
-"""
-)
-
-# A recorded batch leaves Redis: the count goes up by what was actually removed,
-# so a redelivered record link (its rows already in the database) counts once.
-# ARGV: first, n, n seqs, then (optionally) n tallies: each the tab-separated
-# counter fields its claim adds one to in KEYS[6] (the fleet's metrics), added
-# only for the claims this call removed: counted exactly once, with the done count.
-_RETIRE = (
-    _SLICES
-    + """
-local n = tonumber(ARGV[2])
-local seqs = {}
-for i = 3, 2 + n do seqs[#seqs + 1] = ARGV[i] end
-local present = {}
-for slice in slices(seqs, 1000) do
-  for _, value in ipairs(redis.call('HMGET', KEYS[1], unpack(slice))) do
-    present[#present + 1] = value
-  end
-  redis.call('HDEL', KEYS[1], unpack(slice))
-  redis.call('HDEL', KEYS[2], unpack(slice))
-  redis.call('HDEL', KEYS[3], unpack(slice))
-end
-local removed, adds = 0, {}
-for i, seq in ipairs(seqs) do
-  if present[i] then
-    removed = removed + 1
-    local tally = ARGV[2 + n + i]
-    if tally then
-      for name in string.gmatch(tally, '[^\t]+') do adds[name] = (adds[name] or 0) + 1 end
-    end
-  end
-end
-redis.call('HDEL', KEYS[4], ARGV[1])
-for name, count in pairs(adds) do redis.call('HINCRBY', KEYS[6], name, count) end
-local done = redis.call('INCRBY', KEYS[5], removed)
-return {removed, done}
-"""
+#: Its Lua scripts, ``rxfleet/stores/lua/runs_{name}.lua``.
+_SCRIPTS = (
+    "add_missing",
+    "existing",
+    "lease",
+    "release",
+    "retire",
+    "save",
+    "holds_producer",
+    "release_producer",
 )
 
 
@@ -178,18 +55,10 @@ class RunStore:
     client: redis.Redis
     prefix: str = "rx"
     ttl: int = 3600
-    _scripts: dict[str, Any] = field(init=False, repr=False)
+    _scripts: dict[str, Script] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        sources = {
-            "add_missing": _ADD_MISSING,
-            "existing": _EXISTING,
-            "lease": _LEASE,
-            "release": _RELEASE,
-            "retire": _RETIRE,
-            "save": _SAVE,
-        }
-        self._scripts = {name: self.client.register_script(src) for name, src in sources.items()}
+        self._scripts = lua.register(self.client, "runs", _SCRIPTS)
 
     # -- keys ----------------------------------------------------------------
 
@@ -319,17 +188,15 @@ class RunStore:
     def claim_producer(self, run_id: str, holder: str, seconds: float) -> bool:
         """Take (or renew) the run's producer lease; False when another holds it."""
         key = self._part(run_id, "producer")
-        script = "if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end return 0"
         if self.client.set(key, holder, nx=True, px=int(seconds * 1000)):
             return True
-        if int(self.client.eval(script, 1, key, holder)):
+        if int(self._scripts["holds_producer"](keys=[key], args=[holder])):
             self.client.pexpire(key, int(seconds * 1000))
             return True
         return False
 
     def release_producer(self, run_id: str, holder: str) -> None:
-        script = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
-        self.client.eval(script, 1, self._part(run_id, "producer"), holder)
+        self._scripts["release_producer"](keys=[self._part(run_id, "producer")], args=[holder])
 
     def producing(self, run_id: str) -> bool:
         """Whether a live producer holds the run."""
@@ -368,14 +235,14 @@ class RunStore:
 
     def lease(self, pipe: Any, run_id: str, seqs: Sequence[int], owner: str, ms: int) -> None:
         """Queue taking the send leases of ``seqs`` for ``ms`` milliseconds on ``pipe``."""
-        args = [int(time.time() * 1000), owner, ms, *seqs]
+        args: list[str | int] = [int(time.time() * 1000), owner, ms, *seqs]
         keys = [self._part(run_id, "leases"), self._part(run_id, "work")]
         self._scripts["lease"](keys=keys, args=args, client=pipe)
 
     def release(self, run_id: str, seqs: Sequence[int], owner: str) -> None:
         """Give back the leases ``owner`` holds on ``seqs`` (claims it did not send)."""
         if seqs:
-            args = [owner, *seqs]
+            args: list[str | int] = [owner, *seqs]
             self._scripts["release"](keys=[self._part(run_id, "leases")], args=args)
 
     def aborted_flag(self, pipe: Any, run_id: str) -> None:
@@ -417,7 +284,7 @@ class RunStore:
             self.client.hdel(keys[3], str(first))
             return 0, self.done(run_id) or 0
         extra = ["\t".join(t) for t in tallies] if tallies is not None and tally_key else []
-        args = [first, len(seqs), *seqs, *extra]
+        args: list[str | int] = [first, len(seqs), *seqs, *extra]
         removed, done = self._scripts["retire"](keys=keys, args=args)
         return int(removed), int(done)
 

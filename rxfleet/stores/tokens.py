@@ -20,34 +20,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis
+from redis.commands.core import Script
 from redis.exceptions import LockError
 
 from rxfleet.errors import InfrastructureError
+from rxfleet.stores import lua
 from rxfleet.stores.connection import as_dict, as_text
-
-_STORE_IF_VERSION = """
-local current = redis.call('HGET', KEYS[1], 'version')
-if (current or '0') ~= ARGV[1] and redis.call('EXISTS', KEYS[1]) == 1 then
-  return 0
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'access_token', ARGV[2], 'expires_at', ARGV[3],
-           'version', ARGV[4], 'fetched_at', ARGV[5], 'lifetime', ARGV[6],
-           'token_digest', ARGV[7])
-return 1
-"""
-
-_DELETE_IF_TOKEN = """
-if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'access_token', 'token_digest')
-  redis.call('HSET', KEYS[1], 'expires_at', '0')
-  return 1
-end
-return 0
-"""
 
 
 class TokenSource(Protocol):
@@ -94,12 +75,10 @@ class TokenStore:
     #: None stores the token in clear (unit tests only); the fleet always passes one.
     sealer: Sealer | None = None
 
-    _store_if_version_script: Any = field(init=False, repr=False)
-    _delete_if_token: Any = field(init=False, repr=False)
+    _scripts: dict[str, Script] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._store_if_version_script = self.client.register_script(_STORE_IF_VERSION)
-        self._delete_if_token = self.client.register_script(_DELETE_IF_TOKEN)
+        self._scripts = lua.register(self.client, "tokens", ("store_if_version", "delete_if_token"))
 
     @property
     def key(self) -> str:
@@ -178,15 +157,14 @@ class TokenStore:
             repr(token.lifetime),
             self._digest(token.value),
         ]
-        return bool(self._store_if_version_script(keys=[self.key], args=args))
+        return bool(self._scripts["store_if_version"](keys=[self.key], args=args))
 
     def invalidate(self, used: str, reason: str) -> bool:
         """Drop the token only if it is still the one we used; count why."""
         self._count(f"auth_{reason}")
-        if self.sealer is None:
-            return bool(self._delete_if_token(keys=[self.key], args=[used, "access_token"]))
-        args = [self._digest(used), "token_digest"]
-        return bool(self._delete_if_token(keys=[self.key], args=args))
+        sealed = self.sealer is not None  # then only the token's digest is compared
+        args = [self._digest(used), "token_digest"] if sealed else [used, "access_token"]
+        return bool(self._scripts["delete_if_token"](keys=[self.key], args=args))
 
     def _open(self, stored: str) -> str | None:
         return self.sealer.open(stored) if self.sealer else stored
