@@ -13,9 +13,10 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from pydantic import AliasChoices
 from pydantic.fields import FieldInfo
 
-from config.settings import CONFIG_DIR, Settings
+from config.settings import CONFIG_DIR, ENV_PREFIX, Settings
 
 DOC = CONFIG_DIR.parent / "docs" / "settings.md"
 HEADER = """# Settings
@@ -63,13 +64,23 @@ def _default(field: FieldInfo) -> str:
     return f"`{value}`"
 
 
+def _variables(name: str, field: FieldInfo) -> tuple[str, list[str]]:
+    """The field's variable and the former names still read (a renamed setting)."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        names = [str(choice) for choice in alias.choices]
+        return names[0], names[1:]
+    return f"{ENV_PREFIX}{name.upper()}", []
+
+
 def render() -> str:
     rows = []
-    prefix = str(Settings.model_config.get("env_prefix", ""))
     for name, field in Settings.model_fields.items():
+        variable, former = _variables(name, field)
         meaning = (field.description or "").replace("|", "\\|")
-        variable = f"`{prefix}{name.upper()}`"
-        rows.append(f"| {variable} | {_type(field.annotation)} | {_default(field)} | {meaning} |")
+        if former:
+            meaning += "; formerly " + ", ".join(f"`{v}`" for v in former) + " (still read)"
+        rows.append(f"| `{variable}` | {_type(field.annotation)} | {_default(field)} | {meaning} |")
     return HEADER + "\n".join(rows) + "\n"
 
 

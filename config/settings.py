@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rxfleet.errors import ConfigError
@@ -18,11 +18,21 @@ SANDBOX_CLIENT_ID = "rxfleet-sandbox"
 SANDBOX_CLIENT_SECRET = "sandbox-secret"
 SANDBOX_SCOPE = "claims.submit"
 
+ENV_PREFIX = "RXFLEET_"
+
+
+def _renamed(name: str, *former: str) -> AliasChoices:
+    """A renamed setting's variables: ``RXFLEET_{NAME}``, then its former names (still
+    read, so an older ``.env`` keeps working). ``config.reference`` lists both."""
+    return AliasChoices(*(f"{ENV_PREFIX}{n.upper()}" for n in (name, *former)))
+
 
 class Settings(BaseSettings):
     """Everything configurable, from ``RXFLEET_*`` variables or a ``.env`` file."""
 
-    model_config = SettingsConfigDict(env_prefix="RXFLEET_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     # Infrastructure (README "Running a fleet").
     redis_url: str | None = Field(
@@ -188,14 +198,20 @@ class Settings(BaseSettings):
     )
 
     # Circuit breakers, shared through Redis: authentication and gateway health.
-    breaker_window: int = Field(default=60, description="breakers' failure-rate window, seconds")
-    breaker_threshold: float = Field(
+    breaker_window: int = Field(
+        default=60,
+        description="both breakers' (authentication, gateway health) failure-rate window, seconds",
+    )
+    auth_breaker_threshold: float = Field(
         default=0.005,
+        validation_alias=_renamed("auth_breaker_threshold", "breaker_threshold"),
         description="authentication breaker: opens when 401s a fresh token did not cure pass "
         "this share of requests (seed 000's 0.5% REJ_001/REJ_004 alert threshold)",
     )
-    breaker_min_requests: int = Field(
-        default=200, description="requests in the window before the authentication breaker may open"
+    auth_breaker_min_requests: int = Field(
+        default=200,
+        validation_alias=_renamed("auth_breaker_min_requests", "breaker_min_requests"),
+        description="requests in the window before the authentication breaker may open",
     )
     health_breaker_threshold: float = Field(
         default=0.5,
@@ -205,7 +221,9 @@ class Settings(BaseSettings):
     health_breaker_min_requests: int = Field(
         default=20, description="requests in the window before the health breaker may open"
     )
-    breaker_cooldown: float = Field(default=15.0, description="first open period, seconds")
+    breaker_cooldown: float = Field(
+        default=15.0, description="both breakers' first open period, seconds"
+    )
     breaker_cooldown_max: float = Field(
         default=300.0, description="longest open period (doubling while probes fail), seconds"
     )

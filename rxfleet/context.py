@@ -70,7 +70,7 @@ def health_breaker() -> Breaker:
 def auth_breaker() -> Breaker:
     """The authentication breaker: 401s a freshly rotated token did not cure."""
     s = get_settings()
-    return _breaker("auth", s.breaker_threshold, s.breaker_min_requests)
+    return _breaker("auth", s.auth_breaker_threshold, s.auth_breaker_min_requests)
 
 
 def _breaker(name: str, threshold: float, least: int) -> Breaker:

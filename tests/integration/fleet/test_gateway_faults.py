@@ -137,7 +137,9 @@ def test_exhausted_retries_end_99_then_dlq_replay_pays(fleet: Fleet, tmp_path: P
 def test_an_incurable_401_storm_opens_the_breaker_then_the_fleet_recovers(
     fleet: Fleet, tmp_path: Path, settings_override: None
 ) -> None:
-    fleet.settings = configure(breaker_min_requests=5, breaker_cooldown=0.5, submit_max_retries=30)
+    fleet.settings = configure(
+        auth_breaker_min_requests=5, breaker_cooldown=0.5, submit_max_retries=30
+    )
     clean_claims(tmp_path / "c.jsonl", 80, seed=11)
     fleet.reset(Scenario(storm=Storm(start_after=20, seconds=1.5, error="invalid_token")))
     result = fleet.run(tmp_path / "c.jsonl", batch_size=20)
