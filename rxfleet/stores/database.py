@@ -12,39 +12,33 @@ The tables (``rxfleet/stores/migrations/*.sql`` says it column by column):
 - ``dead_letters``: claims a person must look at or that can be replayed;
 - ``schema_migrations``: which migrations this database has.
 
-One connection per process and thread (made on first use, remade after a fork
-or a failure); streaming reads use a connection of their own. Every psycopg
-error becomes an ``InfrastructureError`` naming the operation and the SQLSTATE,
-never a value (messages reach logs and Sentry; a value could be PHI).
+``Database`` is the one handle, built in parts: the connections and the psycopg
+error translation (``rxfleet.stores.pg``: one connection per process and thread;
+every psycopg error becomes an ``InfrastructureError`` naming the operation and
+the SQLSTATE, never a value, since messages reach logs and Sentry and a value
+could be PHI), the ``runs`` table, the reads of results and audit trail, and
+here the schema, the exactly-once write, the dead letters and retention.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import re
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, LiteralString, TypeVar
+from typing import Any, LiteralString
 
-import psycopg
 from psycopg import sql
-from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
 from rxfleet.claims.work import WorkRecord
-from rxfleet.errors import InfrastructureError
+from rxfleet.stores.pg import Conn, Connections, Row
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: pg_advisory_xact_lock key held while migrating ("rxfleet" in ASCII, as an int).
 MIGRATION_LOCK = 0x7278666C656574
-Row = dict[str, Any]
-Conn = psycopg.Connection[DictRow]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -175,105 +169,8 @@ _PRUNE: dict[str, LiteralString] = {
 }
 
 
-class Database:
-    """The system of record at ``url`` (a ``postgresql://`` URL)."""
-
-    def __init__(self, url: str, connect_timeout: float = 10.0, deadlock_retries: int = 3) -> None:
-        self.url = url
-        self.connect_timeout = connect_timeout
-        self.deadlock_retries = deadlock_retries
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._opened: list[tuple[int, Conn]] = []
-        self._inherited: list[Conn] = []  # a parent's, after fork: never used, never closed
-
-    # Connections and errors.
-
-    def _connect(self, autocommit: bool = True) -> Conn:
-        return psycopg.connect(
-            self.url,
-            autocommit=autocommit,
-            row_factory=dict_row,
-            connect_timeout=max(1, int(self.connect_timeout)),
-        )
-
-    def _conn(self) -> Conn:
-        """This thread's connection, made on first use (or after a fork or a failure)."""
-        conn: Conn | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid() and not conn.broken:
-            return conn
-        if conn is not None and self._local.pid != os.getpid():
-            self._inherited.append(conn)  # closing it would end the parent's session
-        conn = self._connect()
-        self._local.conn, self._local.pid, self._local.staging = conn, os.getpid(), False
-        with self._lock:
-            self._opened.append((os.getpid(), conn))
-        return conn
-
-    @contextlib.contextmanager
-    def _guard(self, operation: str) -> Iterator[None]:
-        """Translate psycopg errors into InfrastructureError (no values in the message)."""
-        try:
-            yield
-        except psycopg.Error as exc:
-            reason = exc.sqlstate or type(exc).__name__
-            raise InfrastructureError(f"database: {operation} failed ({reason})") from None
-
-    def close(self) -> None:
-        """Close the connections this process opened (any thread)."""
-        with self._lock:
-            mine = [c for pid, c in self._opened if pid == os.getpid()]
-            self._opened = [(pid, c) for pid, c in self._opened if pid != os.getpid()]
-        for conn in mine:
-            conn.close()
-        self._local = threading.local()
-
-    def __enter__(self) -> Database:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _one(self, operation: str, query: LiteralString, params: Any = None) -> Row | None:
-        with self._guard(operation):
-            return self._conn().execute(query, params).fetchone()
-
-    def _all(self, operation: str, query: LiteralString, params: Any = None) -> list[Row]:
-        with self._guard(operation):
-            return self._conn().execute(query, params).fetchall()
-
-    # Schema.
-
-    def upgrade(self) -> list[int]:
-        """Apply the pending migrations, in order, under an advisory lock; versions applied."""
-        with self._guard("upgrade"):
-            conn = self._conn()
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                conn.execute(_MIGRATIONS_TABLE)
-                done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations")}
-                pending = [m for m in migrations() if m.version not in done]
-                for migration in pending:
-                    self._apply(conn, migration)
-            return [m.version for m in pending]
-
-    @staticmethod
-    def _apply(conn: Conn, migration: Migration) -> None:
-        conn.execute(migration.path.read_bytes())  # plain SQL from the package, no values
-        conn.execute(
-            "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-            (migration.version, migration.name),
-        )
-
-    def schema_version(self) -> int:
-        """The highest migration applied; 0 for an empty database."""
-        found = self._one("schema_version", "SELECT to_regclass('schema_migrations') AS t")
-        if found is None or found["t"] is None:
-            return 0
-        row = self._one("schema_version", "SELECT max(version) AS v FROM schema_migrations")
-        return int(row["v"] or 0) if row else 0
-
-    # Runs.
+class _Runs(Connections):
+    """The ``runs`` table: a run's row from creation to its final counts."""
 
     def create_run(
         self,
@@ -347,52 +244,9 @@ class Database:
         )
         return {int(row["seq"]) for row in rows}
 
-    # Results, exactly once.
 
-    def record(
-        self,
-        run_id: str,
-        results: Sequence[ResultRow],
-        events: Iterable[AuditEvent] = (),
-        dead_letters: Iterable[DeadLetter] = (),
-    ) -> int:
-        """Record a batch in one transaction; the number of results newly recorded.
-
-        Results go through COPY into a staging table, then INSERT ... ON CONFLICT
-        DO NOTHING: the first writer of a (run_id, seq) wins, and only the events
-        and dead letters of the seqs this call inserted are written. A redelivered
-        batch, or two workers recording it at once, writes nothing twice.
-        """
-        if not results:
-            return 0
-        events, dead_letters = list(events), list(dead_letters)
-        with self._guard("record"):
-            new = self._retrying(lambda: self._record(run_id, results, events, dead_letters))
-        return len(new)
-
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        for _ in range(self.deadlock_retries):
-            with contextlib.suppress(psycopg.errors.DeadlockDetected):
-                return attempt()
-        return attempt()
-
-    def _record(
-        self,
-        run_id: str,
-        results: Sequence[ResultRow],
-        events: list[AuditEvent],
-        dead_letters: list[DeadLetter],
-    ) -> set[int]:
-        conn = self._conn()
-        if not self._local.staging:
-            conn.execute(_STAGING)
-            self._local.staging = True
-        with conn.transaction():
-            _copy(conn, _COPY_RESULTS_IN, (r.values() for r in results))
-            new = {row["seq"] for row in conn.execute(_INSERT_RESULTS, (run_id,))}
-            _copy(conn, _COPY_EVENTS, (e.values(run_id) for e in events if e.seq in new))
-            _copy(conn, _COPY_DEAD, (d.values(run_id) for d in dead_letters if d.seq in new))
-        return new
+class _ResultReads(Connections):
+    """What the results and the audit trail say, read back (streamed or counted)."""
 
     def results(self, run_id: str, chunk: int = 2000) -> Iterator[Row]:
         """The run's results in seq order, streamed (server-side cursor, constant memory)."""
@@ -441,17 +295,82 @@ class Database:
             AND (%(claim)s::text IS NULL OR claim_id = %(claim)s) ORDER BY seq, at, id"""
         yield from self._stream("audit", query, {"run": run_id, "claim": claim_id}, chunk)
 
-    def _stream(
-        self, operation: str, query: LiteralString, params: Any, chunk: int
-    ) -> Iterator[Row]:
-        with (
-            self._guard(operation),
-            self._connect(autocommit=False) as conn,
-            conn.cursor(name=f"rx_{operation}") as cursor,
-        ):
-            cursor.itersize = chunk
-            cursor.execute(query, params)
-            yield from cursor
+
+class Database(_Runs, _ResultReads):
+    """The system of record at ``url``: its schema, results written exactly once, the
+    dead letters and retention (the runs and the reads are its bases' above)."""
+
+    # Schema.
+
+    def upgrade(self) -> list[int]:
+        """Apply the pending migrations, in order, under an advisory lock; versions applied."""
+        with self._guard("upgrade"):
+            conn = self._conn()
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                conn.execute(_MIGRATIONS_TABLE)
+                done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations")}
+                pending = [m for m in migrations() if m.version not in done]
+                for migration in pending:
+                    self._apply(conn, migration)
+            return [m.version for m in pending]
+
+    @staticmethod
+    def _apply(conn: Conn, migration: Migration) -> None:
+        conn.execute(migration.path.read_bytes())  # plain SQL from the package, no values
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+            (migration.version, migration.name),
+        )
+
+    def schema_version(self) -> int:
+        """The highest migration applied; 0 for an empty database."""
+        found = self._one("schema_version", "SELECT to_regclass('schema_migrations') AS t")
+        if found is None or found["t"] is None:
+            return 0
+        row = self._one("schema_version", "SELECT max(version) AS v FROM schema_migrations")
+        return int(row["v"] or 0) if row else 0
+
+    # Results, exactly once.
+
+    def record(
+        self,
+        run_id: str,
+        results: Sequence[ResultRow],
+        events: Iterable[AuditEvent] = (),
+        dead_letters: Iterable[DeadLetter] = (),
+    ) -> int:
+        """Record a batch in one transaction; the number of results newly recorded.
+
+        Results go through COPY into a staging table, then INSERT ... ON CONFLICT
+        DO NOTHING: the first writer of a (run_id, seq) wins, and only the events
+        and dead letters of the seqs this call inserted are written. A redelivered
+        batch, or two workers recording it at once, writes nothing twice.
+        """
+        if not results:
+            return 0
+        events, dead_letters = list(events), list(dead_letters)
+        with self._guard("record"):
+            new = self._retrying(lambda: self._record(run_id, results, events, dead_letters))
+        return len(new)
+
+    def _record(
+        self,
+        run_id: str,
+        results: Sequence[ResultRow],
+        events: list[AuditEvent],
+        dead_letters: list[DeadLetter],
+    ) -> set[int]:
+        conn = self._conn()
+        if not self._local.staging:
+            conn.execute(_STAGING)
+            self._local.staging = True
+        with conn.transaction():
+            _copy(conn, _COPY_RESULTS_IN, (r.values() for r in results))
+            new = {row["seq"] for row in conn.execute(_INSERT_RESULTS, (run_id,))}
+            _copy(conn, _COPY_EVENTS, (e.values(run_id) for e in events if e.seq in new))
+            _copy(conn, _COPY_DEAD, (d.values(run_id) for d in dead_letters if d.seq in new))
+        return new
 
     # Dead letters.
 

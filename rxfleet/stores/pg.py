@@ -1,0 +1,108 @@
+"""PostgreSQL connections for the system of record: one per process and thread
+(made on first use, remade after a fork or a failure), a connection of its own
+for each streaming read, and the one translation of psycopg errors into
+``InfrastructureError`` (the operation and the SQLSTATE, never a value).
+``rxfleet.stores.database`` builds its tables on ``Connections``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, LiteralString, Self, TypeVar
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+
+from rxfleet.errors import InfrastructureError
+
+Row = dict[str, Any]
+Conn = psycopg.Connection[DictRow]
+T = TypeVar("T")
+
+
+class Connections:
+    """Connections to the database at ``url`` (a ``postgresql://`` URL) and the query
+    helpers every table shares."""
+
+    def __init__(self, url: str, connect_timeout: float = 10.0, deadlock_retries: int = 3) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self.deadlock_retries = deadlock_retries
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[tuple[int, Conn]] = []
+        self._inherited: list[Conn] = []  # a parent's, after fork: never used, never closed
+
+    def _connect(self, autocommit: bool = True) -> Conn:
+        return psycopg.connect(
+            self.url,
+            autocommit=autocommit,
+            row_factory=dict_row,
+            connect_timeout=max(1, int(self.connect_timeout)),
+        )
+
+    def _conn(self) -> Conn:
+        """This thread's connection, made on first use (or after a fork or a failure)."""
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid() and not conn.broken:
+            return conn
+        if conn is not None and self._local.pid != os.getpid():
+            self._inherited.append(conn)  # closing it would end the parent's session
+        conn = self._connect()
+        self._local.conn, self._local.pid, self._local.staging = conn, os.getpid(), False
+        with self._lock:
+            self._opened.append((os.getpid(), conn))
+        return conn
+
+    @contextlib.contextmanager
+    def _guard(self, operation: str) -> Iterator[None]:
+        """Translate psycopg errors into InfrastructureError (no values in the message)."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            reason = exc.sqlstate or type(exc).__name__
+            raise InfrastructureError(f"database: {operation} failed ({reason})") from None
+
+    def close(self) -> None:
+        """Close the connections this process opened (any thread)."""
+        with self._lock:
+            mine = [c for pid, c in self._opened if pid == os.getpid()]
+            self._opened = [(pid, c) for pid, c in self._opened if pid != os.getpid()]
+        for conn in mine:
+            conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _one(self, operation: str, query: LiteralString, params: Any = None) -> Row | None:
+        with self._guard(operation):
+            return self._conn().execute(query, params).fetchone()
+
+    def _all(self, operation: str, query: LiteralString, params: Any = None) -> list[Row]:
+        with self._guard(operation):
+            return self._conn().execute(query, params).fetchall()
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        for _ in range(self.deadlock_retries):
+            with contextlib.suppress(psycopg.errors.DeadlockDetected):
+                return attempt()
+        return attempt()
+
+    def _stream(
+        self, operation: str, query: LiteralString, params: Any, chunk: int
+    ) -> Iterator[Row]:
+        with (
+            self._guard(operation),
+            self._connect(autocommit=False) as conn,
+            conn.cursor(name=f"rx_{operation}") as cursor,
+        ):
+            cursor.itersize = chunk
+            cursor.execute(query, params)
+            yield from cursor
