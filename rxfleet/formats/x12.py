@@ -190,53 +190,76 @@ def _decoded_chunks(handle: IO[bytes]) -> Iterator[str]:
 _ISA_WINDOW = 200  # an ISA is 106 characters; read this much before parsing one
 
 
-def segments_with_delimiters(chunks: Iterable[str]) -> Iterator[tuple[str, Delimiters]]:  # noqa: C901
+def segments_with_delimiters(chunks: Iterable[str]) -> Iterator[tuple[str, Delimiters]]:
     """Split a stream of text chunks into segments, re-reading the delimiters at every
     ``ISA`` (a file may hold several interchanges, each with its own separators).
 
     Raises ValueError when the stream does not open with an ISA segment.
     """
-    source = iter(chunks)
-    buf, pos, done = "", 0, False
+    scanner = _Scanner(iter(chunks))
     delimiters: Delimiters | None = None
-
-    def fill() -> bool:
-        nonlocal buf, pos, done
-        more = next(source, None)
-        if more is None:
-            done = True
-            return False
-        buf, pos = buf[pos:] + more, 0
-        return True
-
-    while True:
-        while pos < len(buf) and buf[pos] in _LEADING:
-            pos += 1
-        if pos >= len(buf):
-            if done or not fill():
-                return
-            continue
-        if buf.startswith(ISA, pos) or delimiters is None:
-            while len(buf) - pos < _ISA_WINDOW and not done and fill():
-                pass
-            try:
-                delimiters = parse_isa(buf[pos:])
-            except ValueError:
-                if delimiters is None:
-                    raise
-        end = buf.find(delimiters.segment, pos)
-        while end < 0 and not done:
-            searched = len(buf) - pos
-            if not fill():
-                break
-            end = buf.find(delimiters.segment, pos + searched)
-        if end < 0:
-            text, pos = buf[pos:], len(buf)
-        else:
-            text, pos = buf[pos:end], end + 1
-        text = text.strip("\r\n")
+    while scanner.at_text():
+        delimiters = scanner.delimiters(delimiters)
+        text = scanner.segment(delimiters.segment)
         if text:
             yield text, delimiters
+
+
+@dataclass(slots=True)
+class _Scanner:
+    """A window on a stream of text chunks: what is buffered and where reading is."""
+
+    source: Iterator[str]
+    buf: str = ""
+    pos: int = 0
+    done: bool = False
+
+    def fill(self) -> bool:
+        """Append the next chunk (dropping what was read); False at the end of the stream."""
+        more = next(self.source, None)
+        if more is None:
+            self.done = True
+            return False
+        self.buf, self.pos = self.buf[self.pos :] + more, 0
+        return True
+
+    def at_text(self) -> bool:
+        """Skip what separates segments; False when the stream ends first."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in _LEADING:
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return True
+            if self.done or not self.fill():
+                return False
+
+    def delimiters(self, current: Delimiters | None) -> Delimiters:
+        """Those of the ISA that starts here, else ``current`` (the first segment must be
+        an ISA: ValueError when it is not)."""
+        if current is not None and not self.buf.startswith(ISA, self.pos):
+            return current
+        while len(self.buf) - self.pos < _ISA_WINDOW and not self.done and self.fill():
+            pass
+        try:
+            return parse_isa(self.buf[self.pos :])
+        except ValueError:
+            if current is None:
+                raise
+            return current
+
+    def segment(self, terminator: str) -> str:
+        """The text up to ``terminator`` (or the end of the stream), read past it."""
+        end = self.buf.find(terminator, self.pos)
+        while end < 0 and not self.done:
+            searched = len(self.buf) - self.pos
+            if not self.fill():
+                break
+            end = self.buf.find(terminator, self.pos + searched)
+        if end < 0:
+            text, self.pos = self.buf[self.pos :], len(self.buf)
+        else:
+            text, self.pos = self.buf[self.pos : end], end + 1
+        return text.strip("\r\n")
 
 
 # --- payer routes ----------------------------------------------------------------
@@ -314,9 +337,7 @@ class _Envelope:
     count: int = 0  # segments (ST), transaction sets (GS) or groups (ISA)
 
 
-def envelope_problems(  # noqa: C901 (one pass, one state table)
-    pairs: Iterable[tuple[str, Delimiters]],
-) -> dict[tuple[str, int], Problem]:
+def envelope_problems(pairs: Iterable[tuple[str, Delimiters]]) -> dict[tuple[str, int], Problem]:
     """Broken envelopes by ``("ISA"|"GS"|"ST", ordinal in the file)``.
 
     Checks (ASC X12 005010 envelope rules, X222A2/X223A3 TR3 appendix B): SE01 =
@@ -324,52 +345,75 @@ def envelope_problems(  # noqa: C901 (one pass, one state table)
     of ST sets, GE02 = GS06, IEA01 = the number of GS groups, IEA02 = ISA13, and
     each header closed by its trailer before the next header or the end of file.
     """
-    problems: dict[tuple[str, int], Problem] = {}
-    seen = {"ISA": 0, "GS": 0, "ST": 0}
-    open_: dict[str, _Envelope | None] = {"ISA": None, "GS": None, "ST": None}
-    trailer = {"ISA": "IEA", "GS": "GE", "ST": "SE"}
-    inner = {"ISA": "GS", "GS": "ST"}
-
-    def flag(env: _Envelope, code: str, message: str) -> None:
-        problems.setdefault(env.key, Problem(code, message, "envelope"))
-
-    def close_open(level: str) -> None:  # level and everything inside it
-        for name in ("ST", "GS", "ISA")[: ("ST", "GS", "ISA").index(level) + 1]:
-            env = open_[name]
-            if env is not None:
-                flag(env, "MISSING_TRAILER", f"{name} without its {trailer[name]} trailer")
-                open_[name] = None
-
-    def check(env: _Envelope, counted: str, control: str, what: str) -> None:
-        if counted != str(env.count) and _int(counted) != env.count:
-            flag(env, _COUNT_CODE[what], f"{what}01 count disagrees with the envelope")
-        if not _same_control(control, env.control):
-            flag(env, "CONTROL_NUMBER_MISMATCH", f"{what}02 control number disagrees")
-
+    check = _EnvelopeCheck()
     for text, delimiters in pairs:
-        elements = text.split(delimiters.element)
+        check.feed(text.split(delimiters.element))
+    check.close_open("ISA")
+    return check.problems
+
+
+#: Each envelope level: its trailer, the element of its control number, the level
+#: it sits in, and the level it holds.
+_TRAILER = {"ISA": "IEA", "GS": "GE", "ST": "SE"}
+_CONTROL_ELEMENT = {"ISA": 13, "GS": 6, "ST": 2}
+_PARENT = {"GS": "ISA", "ST": "GS"}
+_INNER = {"ISA": "GS", "GS": "ST"}
+_LEVEL_OF_TRAILER = {"SE": "ST", "GE": "GS", "IEA": "ISA"}
+
+
+@dataclass
+class _EnvelopeCheck:
+    """One pass over the segments, one state table: the envelopes open now."""
+
+    problems: dict[tuple[str, int], Problem] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=lambda: {"ISA": 0, "GS": 0, "ST": 0})
+    open_: dict[str, _Envelope | None] = field(
+        default_factory=lambda: {"ISA": None, "GS": None, "ST": None}
+    )
+
+    def feed(self, elements: list[str]) -> None:
         tag = elements[0].strip()
-        if open_["ST"] is not None:
-            open_["ST"].count += 1
-        if tag in seen:
-            close_open(tag)
-            seen[tag] += 1
-            control = _el(elements, {"ISA": 13, "GS": 6, "ST": 2}[tag])
-            env = _Envelope((tag, seen[tag]), control, 1 if tag == "ST" else 0)
-            open_[tag] = env
-            parent = {"GS": "ISA", "ST": "GS"}.get(tag)
-            if parent and open_[parent] is not None:
-                open_[parent].count += 1  # type: ignore[union-attr]
-        elif tag in ("SE", "GE", "IEA"):
-            level = {"SE": "ST", "GE": "GS", "IEA": "ISA"}[tag]
-            if level in inner:
-                close_open(inner[level])
-            closing = open_[level]
-            if closing is not None:
-                check(closing, _el(elements, 1), _el(elements, 2), tag)
-                open_[level] = None
-    close_open("ISA")
-    return problems
+        if (st := self.open_["ST"]) is not None:
+            st.count += 1
+        if tag in self.seen:
+            self._header(tag, elements)
+        elif tag in _LEVEL_OF_TRAILER:
+            self._trailer(tag, elements)
+
+    def _header(self, tag: str, elements: list[str]) -> None:
+        self.close_open(tag)
+        self.seen[tag] += 1
+        control = _el(elements, _CONTROL_ELEMENT[tag])
+        self.open_[tag] = _Envelope((tag, self.seen[tag]), control, 1 if tag == "ST" else 0)
+        parent = _PARENT.get(tag)
+        if parent and (holder := self.open_[parent]) is not None:
+            holder.count += 1
+
+    def _trailer(self, tag: str, elements: list[str]) -> None:
+        level = _LEVEL_OF_TRAILER[tag]
+        if level in _INNER:
+            self.close_open(_INNER[level])
+        closing = self.open_[level]
+        if closing is not None:
+            self._check(closing, _el(elements, 1), _el(elements, 2), tag)
+            self.open_[level] = None
+
+    def close_open(self, level: str) -> None:
+        """Flag ``level`` and everything inside it still open: a missing trailer."""
+        for name in ("ST", "GS", "ISA")[: ("ST", "GS", "ISA").index(level) + 1]:
+            env = self.open_[name]
+            if env is not None:
+                self._flag(env, "MISSING_TRAILER", f"{name} without its {_TRAILER[name]} trailer")
+                self.open_[name] = None
+
+    def _check(self, env: _Envelope, counted: str, control: str, what: str) -> None:
+        if counted != str(env.count) and _int(counted) != env.count:
+            self._flag(env, _COUNT_CODE[what], f"{what}01 count disagrees with the envelope")
+        if not _same_control(control, env.control):
+            self._flag(env, "CONTROL_NUMBER_MISMATCH", f"{what}02 control number disagrees")
+
+    def _flag(self, env: _Envelope, code: str, message: str) -> None:
+        self.problems.setdefault(env.key, Problem(code, message, "envelope"))
 
 
 _COUNT_CODE = {
@@ -457,7 +501,7 @@ class _Walker:
         self.source = source
         self.problems = problems or {}
         self.loops = _Loops()
-        self.issued: OrderedDict[str, None] = OrderedDict()
+        self.issued = _IssuedIds()
         self.envelope = {"ISA": 0, "GS": 0, "ST": 0}
         self.level = ""
         self.set_bad_text = False
@@ -512,7 +556,7 @@ class _Walker:
 
     def _on_reset(self, elements: list[str], number: int) -> None:
         self.loops = _Loops()
-        self.issued = OrderedDict()  # repeats are made unique per transaction set
+        self.issued = _IssuedIds()  # repeats are made unique per transaction set
         self.level = ""
         self.set_bad_text = False
 
@@ -638,12 +682,23 @@ class _Walker:
     def _claim_id(self, claim: _Claim, line: _Line, builder: _RecordBuilder) -> str:
         if not claim.claim_id:
             builder.fail("MISSING_FIELD", "CLM01 patient control number is empty", "claim_id")
-        claim_id = derive_claim_id(self.loops.billing_npi, claim.claim_id, line.number)
-        if claim_id in self.issued:
-            claim_id = _fit(f"{claim_id}-S{line.lin_segment}")
-        self.issued[claim_id] = None
-        if len(self.issued) > RECENT_IDS:  # bounded memory whatever the file's size
-            self.issued.popitem(last=False)
+        derived = derive_claim_id(self.loops.billing_npi, claim.claim_id, line.number)
+        return self.issued.unique(derived, line.lin_segment)
+
+
+@dataclass(slots=True)
+class _IssuedIds:
+    """The claim ids a transaction set has issued (the recent ones: bounded memory
+    whatever the file's size); a repeat gets its LIN segment's number."""
+
+    recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    def unique(self, claim_id: str, segment: int) -> str:
+        if claim_id in self.recent:
+            claim_id = _fit(f"{claim_id}-S{segment}")
+        self.recent[claim_id] = None
+        if len(self.recent) > RECENT_IDS:
+            self.recent.popitem(last=False)
         return claim_id
 
 
