@@ -26,6 +26,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
+from rxfleet.claims.dates import parse_date
 from rxfleet.claims.fields import CANONICAL_FIELDS, PHI_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.claims.rules import RULES
@@ -59,9 +60,9 @@ class Ingest:
             source=record.source,
             line=record.number,
             fmt=fmt,
-            claim_id=_claim_id(record.fields.get("claim_id")),
+            claim_id=self._claim_id(record),
             fields=_safe_fields(rest),
-            patient_token=self._token(phi.get("cardholder_id")),
+            patient_token=self._token(record.fields, phi),
         )
         if record.problem is not None:  # the reader's word is the one that matters
             work.add_issues([_problem_issue(record)])
@@ -74,11 +75,39 @@ class Ingest:
             sealed = self.vault.seal(phi, context=f"{self.run_id}:{seq}")
         return work, sealed
 
-    def _token(self, cardholder: str | None) -> str | None:
-        return self.tokenizer.token(cardholder) if cardholder else None
+    def _claim_id(self, record: Record) -> str | None:
+        keyed = record.keyed_id
+        if keyed is not None:
+            return self.tokenizer.claim_id(keyed.prefix, keyed.parts)
+        return _claim_id(record.fields.get("claim_id"))
+
+    def _token(self, fields: dict[str, Any], phi: dict[str, str | None]) -> str | None:
+        """The person's token: cardholder id and person code, else relationship and
+        date of birth (:meth:`PhiTokenizer.person_token`)."""
+        cardholder = phi.get("cardholder_id")
+        if not cardholder:
+            return None
+        return self.tokenizer.person_token(
+            cardholder,
+            person_code=_text_or_none(fields.get("person_code")),
+            relationship=_text_or_none(fields.get("patient_relationship_code")),
+            date_of_birth=_iso_or_raw(phi.get("date_of_birth")),
+        )
 
 
 def _claim_id(value: Any) -> str | None:
+    return None if value is None or str(value).strip() == "" else str(value).strip()
+
+
+def _iso_or_raw(value: str | None) -> str | None:
+    """A date of birth as ISO (one person, one token, whatever the file's date form)."""
+    try:
+        return parse_date(value).isoformat() if value else None
+    except (ValueError, TypeError, OverflowError):
+        return value
+
+
+def _text_or_none(value: Any) -> str | None:
     return None if value is None or str(value).strip() == "" else str(value).strip()
 
 
