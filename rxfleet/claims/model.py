@@ -86,7 +86,11 @@ def gateway_body(claim: Mapping[str, Any]) -> dict[str, Any]:
             body[name] = float(body[name])
     if body.get("compound_ingredients"):  # docs/protocol.md: a list of {ndc11, quantity, cost}
         body["compound_ingredients"] = [
-            {"ndc11": item["ndc11"], "quantity": float(item["quantity"]), "cost": float(item["cost"])}
+            {
+                "ndc11": item["ndc11"],
+                "quantity": float(item["quantity"]),
+                "cost": float(item["cost"]),
+            }
             for item in body["compound_ingredients"]
         ]
     return body

@@ -84,7 +84,7 @@ RULES: dict[str, Rule] = {
         Rule("SERVICE_BEFORE_BIRTH", _F, "date_of_service", "date of service before birth"),
         Rule("INVALID_SERVICE_PROVIDER_ID", _F, "service_provider_id", "provider: NPI or NCPDP"),
         Rule("INVALID_RX_NUMBER", _F, "rx_number", "Rx number: 402-D2 9(12); X12 REF02 AN 1-50"),
-        Rule("INVALID_PERSON_CODE", _F, "person_code", "person code (303-C3): up to 3 letters/digits"),
+        Rule("INVALID_PERSON_CODE", _F, "person_code", "person code (303-C3): x(3)"),
         Rule("INVALID_RELATIONSHIP_CODE", _F, "patient_relationship_code", "306-C6: 0 to 4"),
         Rule("INVALID_COMPOUND", _F, "compound_ingredients", "compound ingredients (segment 10)"),
         Rule("INVALID_FILL_NUMBER", _F, "fill_number", "fill number (403-D3): 0 to 99"),

@@ -256,7 +256,9 @@ def test_x12_rx_number_is_alphanumeric_1_to_50() -> None:
         assert outcome.issues == () and outcome.claim is not None, rx
         assert outcome.claim.rx_number == rx
     for bad in ("R" * 51, "RX\x011"):
-        codes = [i.code for i in validate({**rest, "rx_number": bad}, today=TODAY, fmt="x12").issues]
+        codes = [
+            i.code for i in validate({**rest, "rx_number": bad}, today=TODAY, fmt="x12").issues
+        ]
         assert codes == ["INVALID_RX_NUMBER"], bad
     ncpdp = validate({**rest, "rx_number": "RX1001"}, today=TODAY, fmt="ncpdp")
     assert [i.code for i in ncpdp.issues] == ["INVALID_RX_NUMBER"]  # 402-D2 stays 9(12)
