@@ -133,6 +133,10 @@ def _primitive(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, list):  # compound ingredients: a list of objects
+        return [_primitive(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _primitive(item) for key, item in value.items()}
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
