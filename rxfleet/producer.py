@@ -55,12 +55,15 @@ class Ingest:
         self, record: Record, seq: int, fmt: str = "jsonl"
     ) -> tuple[WorkRecord, str | None]:
         rest, phi = split_phi(record.fields)
+        claim_id = self._claim_id(record)
+        if record.keyed_id is not None:  # the keyed id is the record's claim_id field
+            rest["claim_id"] = claim_id
         work = WorkRecord(
             seq=seq,
             source=record.source,
             line=record.number,
             fmt=fmt,
-            claim_id=self._claim_id(record),
+            claim_id=claim_id,
             fields=_safe_fields(rest),
             patient_token=self._token(record.fields, phi),
         )

@@ -10,7 +10,7 @@ import pytest
 from rxfleet.claims.fields import RESULT_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.errors import ConfigError
-from rxfleet.formats.base import Problem, Record
+from rxfleet.formats.base import KeyedId, Problem, Record
 from rxfleet.output import write_results
 from rxfleet.producer import Ingest
 
@@ -119,3 +119,16 @@ def test_jsonl_csv_parquet_hold_the_same_rows(tmp_path: Path) -> None:
 def test_unknown_output_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\.jsonl, \.csv or \.parquet"):
         write_results(str(tmp_path / "r.xlsx"), iter(_rows()))
+
+
+def test_keyed_claim_id_is_the_records_claim_id_field() -> None:
+    keyed = KeyedId("X12", ("1234567893", "ACCT-1", "1", "20260101", ""))
+    work, _ = _ingest()(
+        Record("f.837", 31, {k: v for k, v in CLAIM.items() if k != "claim_id"}, keyed_id=keyed), 0
+    )
+    assert (
+        work.claim_id
+        == work.fields["claim_id"]
+        == PhiTokenizer(b"k" * 32).claim_id("X12", keyed.parts)
+    )
+    assert "ACCT-1" not in work.model_dump_json()
