@@ -31,6 +31,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
+from rxfleet.claims.dates import parse_date
 from rxfleet.claims.fields import CANONICAL_FIELDS, PHI_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.claims.rules import RULES
@@ -59,14 +60,17 @@ class Ingest:
         self, record: Record, seq: int, fmt: str = "jsonl"
     ) -> tuple[WorkRecord, str | None]:
         rest, phi = split_phi(record.fields)
+        claim_id = self._claim_id(record)
+        if record.keyed_id is not None:  # the keyed id is the record's claim_id field
+            rest["claim_id"] = claim_id
         work = WorkRecord(
             seq=seq,
             source=record.source,
             line=record.number,
             fmt=fmt,
-            claim_id=_claim_id(record.fields.get("claim_id")),
+            claim_id=claim_id,
             fields=_safe_fields(rest),
-            patient_token=self._token(phi.get("cardholder_id")),
+            patient_token=self._token(record.fields, phi),
         )
         if record.problem is not None:  # the reader's word is the one that matters
             work.add_issues([_problem_issue(record)])
@@ -79,11 +83,39 @@ class Ingest:
             sealed = self.vault.seal(phi, context=f"{self.run_id}:{seq}")
         return work, sealed
 
-    def _token(self, cardholder: str | None) -> str | None:
-        return self.tokenizer.token(cardholder) if cardholder else None
+    def _claim_id(self, record: Record) -> str | None:
+        keyed = record.keyed_id
+        if keyed is not None:
+            return self.tokenizer.claim_id(keyed.prefix, keyed.parts)
+        return _claim_id(record.fields.get("claim_id"))
+
+    def _token(self, fields: dict[str, Any], phi: dict[str, str | None]) -> str | None:
+        """The person's token: cardholder id and person code, else relationship and
+        date of birth (:meth:`PhiTokenizer.person_token`)."""
+        cardholder = phi.get("cardholder_id")
+        if not cardholder:
+            return None
+        return self.tokenizer.person_token(
+            cardholder,
+            person_code=_text_or_none(fields.get("person_code")),
+            relationship=_text_or_none(fields.get("patient_relationship_code")),
+            date_of_birth=_iso_or_raw(phi.get("date_of_birth")),
+        )
 
 
 def _claim_id(value: Any) -> str | None:
+    return None if value is None or str(value).strip() == "" else str(value).strip()
+
+
+def _iso_or_raw(value: str | None) -> str | None:
+    """A date of birth as ISO (one person, one token, whatever the file's date form)."""
+    try:
+        return parse_date(value).isoformat() if value else None
+    except (ValueError, TypeError, OverflowError):
+        return value
+
+
+def _text_or_none(value: Any) -> str | None:
     return None if value is None or str(value).strip() == "" else str(value).strip()
 
 
@@ -109,6 +141,10 @@ def _primitive(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, list):  # compound ingredients: a list of objects
+        return [_primitive(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _primitive(item) for key, item in value.items()}
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)

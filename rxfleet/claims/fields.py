@@ -33,6 +33,10 @@ CANONICAL_FIELDS: tuple[str, ...] = (
     "prescriber_id_qualifier",  # 466-EZ: 01 NPI, 12 DEA, ... (absent: NPI)
     "gross_amount_due",  # 430-DU: X12 SV102/SV203 line charge maps here
     "unit_of_measure",  # 600-28: EA, GM or ML (X12 CTP05 converted)
+    # Added by issue 16: who on the card the patient is (keys patient_token).
+    "person_code",  # 303-C3: the payer's number of the person on the card, x(3)
+    "patient_relationship_code",  # 306-C6: 1 cardholder, 2 spouse, 3 child, 4 other
+    "compound_ingredients",  # segment 10: [{ndc, quantity, cost}], a compound claim only
 )
 
 #: Fields that are PHI: split off into the vault at ingestion.
@@ -47,6 +51,10 @@ PHI_FIELDS: tuple[str, ...] = (
 CLAIM_ID_CHARS = r"[A-Za-z0-9._:\-]"
 CLAIM_ID_MAX = 64
 CLAIM_ID_PATTERN = rf"^{CLAIM_ID_CHARS}{{1,{CLAIM_ID_MAX}}}$"
+
+#: A plan id: up to 64 characters. A derived NCPDP id ``BIN-PCN-group`` is up to
+#: 6 + 1 + 10 + 1 + 15 = 33 (101-A1, 104-A4 and 301-C1 at their D.0 maxima).
+PLAN_ID_MAX = 64
 
 #: The result fields, one row per input claim, in this order.
 RESULT_FIELDS: tuple[str, ...] = (

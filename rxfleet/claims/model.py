@@ -24,6 +24,17 @@ _NUMBERS = (
 )
 
 
+class Ingredient(BaseModel):
+    """One ingredient of a compound (NCPDP segment 10): 489-TE as an NDC-11, 448-ED
+    quantity, 449-EE ingredient cost."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    ndc11: Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")]
+    quantity: Annotated[Decimal, Field(gt=0)]
+    cost: Annotated[Decimal, Field(ge=0)]
+
+
 class Claim(BaseModel):
     """A validated claim without PHI. Strict: no coercion, no extra fields."""
 
@@ -49,6 +60,9 @@ class Claim(BaseModel):
     pos: Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")] | None = None
     gross_amount_due: Annotated[Decimal, Field(ge=0)] | None = None
     unit_of_measure: Literal["EA", "GM", "ML"] | None = None
+    person_code: str | None = None
+    patient_relationship_code: Annotated[str, StringConstraints(pattern=r"^[0-4]$")] | None = None
+    compound_ingredients: list[Ingredient] | None = None
     patient_token: str | None = None
 
     def gateway_fields(self) -> dict[str, Any]:
@@ -70,4 +84,13 @@ def gateway_body(claim: Mapping[str, Any]) -> dict[str, Any]:
     for name in _NUMBERS:
         if name in body:
             body[name] = float(body[name])
+    if body.get("compound_ingredients"):  # docs/protocol.md: a list of {ndc11, quantity, cost}
+        body["compound_ingredients"] = [
+            {
+                "ndc11": item["ndc11"],
+                "quantity": float(item["quantity"]),
+                "cost": float(item["cost"]),
+            }
+            for item in body["compound_ingredients"]
+        ]
     return body

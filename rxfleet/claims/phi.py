@@ -101,6 +101,38 @@ class PhiTokenizer:
         digest = hmac.new(self._key, message, hashlib.sha256).hexdigest()
         return TOKEN_PREFIX + digest[:32]
 
+    def person_token(
+        self,
+        cardholder_id: str,
+        *,
+        person_code: str | None = None,
+        relationship: str | None = None,
+        date_of_birth: str | None = None,
+    ) -> str:
+        """The token of one person on a card (docs/formats.md, "patient_token").
+
+        A cardholder's dependents share the cardholder id, so the id alone names a
+        family. The person is the cardholder id plus the person code (303-C3, the
+        payer's own number for each person on the card); without one, plus the
+        relationship (306-C6) and date of birth (304-C4), which tell a spouse from a
+        child and twins by neither. With none of them: the cardholder id alone, the
+        token of earlier releases.
+        """
+        if person_code and person_code.strip():
+            return self.token(f"{cardholder_id.strip()}\x1f{person_code.strip()}", kind="person")
+        if relationship or date_of_birth:
+            person = f"{cardholder_id.strip()}\x1f{relationship or ''}\x1f{date_of_birth or ''}"
+            return self.token(person, kind="person-by-birth")
+        return self.token(cardholder_id)
+
+    def claim_id(self, prefix: str, parts: Iterable[str]) -> str:
+        """A claim id keyed like the tokens: ``{prefix}-`` and 32 hex digits of the HMAC
+        of ``parts``. For ids made of identifiers that must not appear in clear (an X12
+        CLM01, a cardholder id): stable under one key, irreversible without it."""
+        message = "\x1f".join(parts).encode("utf-8", errors="surrogateescape")
+        digest = hmac.new(self._key, b"claim-id\x1f" + message, hashlib.sha256).hexdigest()
+        return f"{prefix}-{digest[:32]}"
+
 
 class VaultCipher:
     """AES-256-GCM sealing of a claim's PHI fields, under a current and retired keys."""

@@ -107,6 +107,12 @@ DEAD_LETTER = Route.DEAD_LETTER
 REVIEW_REQUIRED = Route.REVIEW_REQUIRED
 
 
+def normalize_codes(reject_codes: Iterable[str]) -> list[str]:
+    """511-FB codes as the matrix knows them: blanks trimmed (``" 75"`` is ``75``), blank
+    codes dropped, order kept."""
+    return [code.strip() for code in reject_codes if code.strip()]
+
+
 @dataclass(frozen=True, slots=True)
 class RejectCode:
     code: str
@@ -167,11 +173,12 @@ class RejectMatrix:
         )
 
     def route_for(self, reject_codes: list[str], plan_id: str | None = None) -> Route:
-        """The routing state of a claim rejected with ``reject_codes``."""
-        if not reject_codes:
+        """The routing state of a claim rejected with ``reject_codes`` (trimmed first)."""
+        codes = set(normalize_codes(reject_codes))
+        if not codes:
             return REVIEW_REQUIRED
         overrides = self.plan_overrides.get(plan_id or "", {})
-        found = {overrides.get(code) or self._known(code) for code in set(reject_codes)}
+        found = {overrides.get(code) or self._known(code) for code in codes}
         routes = {route for route in found if route is not None}
         if len(routes) < len(found):  # an unknown code: a person looks
             return self.default_route

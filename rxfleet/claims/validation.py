@@ -21,7 +21,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from rxfleet.claims.dates import parse_date
-from rxfleet.claims.fields import CANONICAL_FIELDS, CLAIM_ID_MAX, CLAIM_ID_PATTERN, PHI_FIELDS
+from rxfleet.claims.fields import (
+    CANONICAL_FIELDS,
+    CLAIM_ID_MAX,
+    CLAIM_ID_PATTERN,
+    PHI_FIELDS,
+    PLAN_ID_MAX,
+)
 from rxfleet.claims.model import Claim
 from rxfleet.claims.ndc import NdcError, normalize_ndc
 from rxfleet.claims.rules import Severity, rule, worst
@@ -205,8 +211,17 @@ _FIELDS: dict[str, tuple[str | None, str, Callable[[Any, str], Any]]] = {
     "usual_and_customary": (None, "INVALID_AMOUNT", _amount),
     "gross_amount_due": (None, "INVALID_AMOUNT", _amount),
     "unit_of_measure": (None, "INVALID_UNIT_OF_MEASURE", _text(2, r"EA|GM|ML")),
-    "plan_id": ("MISSING_PLAN_ID", "MISSING_PLAN_ID", _text(32)),
+    "plan_id": ("MISSING_PLAN_ID", "INVALID_PLAN_ID", _text(PLAN_ID_MAX)),
     "pos": (None, "INVALID_POS", _text(2, r"[0-9]{2}")),
+    "person_code": (None, "INVALID_PERSON_CODE", _text(3, r"[A-Za-z0-9]+")),
+    "patient_relationship_code": (None, "INVALID_RELATIONSHIP_CODE", _text(1, r"[0-4]")),
+}
+
+#: Rules that differ by format. X12 REF*XZ REF02 (the prescription number of
+#: 2410) is AN 1-50 (837P TR3 005010X222A2): letters are legal there; NCPDP
+#: 402-D2 is 9(12) and JSONL/CSV/Parquet keep the NCPDP rule.
+_BY_FORMAT: dict[str, dict[str, tuple[str | None, str, Callable[[Any, str], Any]]]] = {
+    "x12": {"rx_number": (None, "INVALID_RX_NUMBER", _text(50, r"[\x21-\x7e][\x20-\x7e]*"))},
 }
 
 
@@ -222,11 +237,11 @@ NOT_CARRIED: dict[str, frozenset[str]] = {
 
 
 def _coerce(
-    fields: Mapping[str, Any], optional: frozenset[str]
+    fields: Mapping[str, Any], optional: frozenset[str], fmt: str = ""
 ) -> tuple[dict[str, Any], list[Issue]]:
     values: dict[str, Any] = {}
     issues: list[Issue] = []
-    for name, (missing, invalid, convert) in _FIELDS.items():
+    for name, (missing, invalid, convert) in (_FIELDS | _BY_FORMAT.get(fmt, {})).items():
         raw = fields.get(name)
         if _blank(raw):
             if missing and name not in optional:
@@ -237,6 +252,28 @@ def _coerce(
         except _Bad as bad:
             issues.append(Issue.of(bad.code, name))
     return values, issues
+
+
+def _compound(raw: Any, values: dict[str, Any]) -> list[Issue]:
+    """Segment 10 ingredients: each an NDC (normalized to 11 digits), a quantity
+    above zero (448-ED, 9(7)v999) and a cost (449-EE, s9(6)v99, not negative)."""
+    if raw is None or raw == []:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(item, Mapping) for item in raw):
+        return [Issue.of("INVALID_COMPOUND")]
+    try:
+        values["compound_ingredients"] = [_ingredient(item) for item in raw]
+    except (_Bad, NdcError):
+        return [Issue.of("INVALID_COMPOUND")]
+    return []
+
+
+def _ingredient(item: Mapping[str, Any]) -> dict[str, Any]:
+    quantity = _quantity(item.get("quantity"), "INVALID_COMPOUND")
+    cost = _amount(item.get("cost", 0), "INVALID_COMPOUND")
+    if not 0 < quantity <= MAX_QUANTITY or cost > MAX_AMOUNT:
+        raise _Bad("INVALID_COMPOUND")
+    return {"ndc11": normalize_ndc(str(item.get("ndc", ""))), "quantity": quantity, "cost": cost}
 
 
 def _ndc(fields: Mapping[str, Any], values: dict[str, Any]) -> list[Issue]:
@@ -299,8 +336,8 @@ def validate(
     fields: Mapping[str, Any], *, today: date | None = None, fmt: str | None = None
 ) -> Outcome:
     """Validate the non-PHI fields of a record (read from format ``fmt``) into a ``Claim``."""
-    values, issues = _coerce(fields, NOT_CARRIED.get(fmt or "", frozenset()))
-    issues += _prescriber(fields, values)
+    values, issues = _coerce(fields, NOT_CARRIED.get(fmt or "", frozenset()), fmt or "")
+    issues += _prescriber(fields, values) + _compound(fields.get("compound_ingredients"), values)
     issues += _ndc(fields, values) + _ranges(values, today or date.today()) + _unexpected(fields)
     if fields.get("patient_token"):
         values["patient_token"] = fields["patient_token"]

@@ -16,6 +16,16 @@ class Problem:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyedId:
+    """A claim id to be made at ingestion as a keyed token of ``parts`` (the
+    reader has no key): for identities built of identifiers that must never
+    appear in clear (X12 CLM01, a cardholder id). ``prefix`` starts the id."""
+
+    prefix: str
+    parts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """One input claim as read: canonical field names to raw values.
 
@@ -23,9 +33,11 @@ class Record:
     row for Parquet, the segment of the ``LIN`` for X12. A record the reader could
     not make sense of carries a ``problem`` and whatever fields it could read
     (at least ``claim_id`` when known), so it is quarantined, never dropped.
+    A record with a ``keyed_id`` gets its ``claim_id`` from it at ingestion.
     """
 
     source: str
     number: int
     fields: dict[str, Any] = field(default_factory=dict)
     problem: Problem | None = None
+    keyed_id: KeyedId | None = None

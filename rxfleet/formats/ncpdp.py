@@ -46,8 +46,10 @@ from typing import Any, TypeVar
 
 from rxfleet.claims.fields import CANONICAL_FIELDS
 from rxfleet.errors import InputError
-from rxfleet.formats.base import Problem, Record
+from rxfleet.formats.base import KeyedId, Problem, Record
 from rxfleet.formats.ncpdp_fields import (
+    COMPOUND_COUNT_FIELD,
+    COMPOUND_INGREDIENT_FIELDS,
     FIELD_SEPARATOR,
     GROUP_SEPARATOR,
     MAX_TRANSACTIONS,
@@ -70,6 +72,9 @@ from rxfleet.formats.ncpdp_fields import (
     RequestSegment,
     TransactionCode,
     TransactionResponseStatus,
+    as_amount,
+    as_count,
+    as_quantity,
 )
 from rxfleet.formats.textio import EMPTY_FILE, NOT_UTF8, decode_marked, open_binary
 
@@ -278,8 +283,43 @@ def _apply_segments(claim: _Claim, items: list[Segment | Problem], transmission_
         elif item.segment_id not in RequestSegment._value2member_map_:
             message = f"unknown request segment identifier AM{item.segment_id}"
             claim.fail(Problem("UNKNOWN_SEGMENT", message, "segment"))
+        elif item.segment_id == RequestSegment.COMPOUND and not transmission_only:
+            _apply_compound(claim, item)
         elif not transmission_only or item.segment_id in TRANSMISSION_SEGMENTS:
             _apply_fields(claim, item, REQUEST_FIELDS.get(item.segment_id, {}))
+
+
+def _apply_compound(claim: _Claim, segment: Segment) -> None:
+    """Segment 10: 447-EC the count, then per ingredient 488-RE, 489-TE, 448-ED, 449-EE
+    (each ingredient opens with its 488-RE). Ingredients must be NDCs (488-RE 03)."""
+    ingredients: list[dict[str, Any]] = []
+    declared: int | None = None
+    try:
+        for field_id, raw in segment.fields:
+            if field_id == COMPOUND_COUNT_FIELD:
+                declared = as_count(raw)
+            elif field_id == "RE":
+                ingredients.append({})
+            if field_id in COMPOUND_INGREDIENT_FIELDS and ingredients:
+                ingredients[-1][COMPOUND_INGREDIENT_FIELDS[field_id]] = _ingredient_value(
+                    field_id, raw
+                )
+    except FieldValueError as exc:
+        claim.fail(Problem("INVALID_FIELD", f"compound segment 10: {exc}", "compound_ingredients"))
+        return
+    if not ingredients or declared != len(ingredients):
+        message = "447-EC ingredient count does not match the ingredients of segment 10"
+        claim.fail(Problem("INVALID_FIELD", message, "compound_ingredients"))
+    elif any(
+        item.pop("product_id_qualifier", None) != ProductIdQualifier.NDC for item in ingredients
+    ):
+        claim.fail(Problem("PRODUCT_NOT_NDC", "488-RE ingredient qualifier is not 03", "ndc"))
+    claim.values["compound_ingredients"] = ingredients
+
+
+def _ingredient_value(field_id: str, raw: str) -> Any:
+    convert = {"ED": as_quantity, "EE": as_amount}.get(field_id)
+    return convert(raw) if convert else raw.strip()
 
 
 def _apply_fields(claim: _Claim, segment: Segment, specs: Mapping[str, FieldSpec]) -> None:
@@ -312,16 +352,29 @@ def _convert(claim: _Claim, spec: FieldSpec | HeaderField, raw: str) -> None:
 def _record(claim: _Claim, source: str, number: int) -> Record:
     values = claim.values
     qualifier = values.get("_product_id_qualifier")
+    ingredients = values.get("compound_ingredients")
     if qualifier is None and "436-E1" not in claim.seen and "407-D7" in claim.seen:
         message = "436-E1 product id qualifier is missing (mandatory in the claim segment)"
         claim.fail(Problem("MISSING_FIELD", message, "product_id_qualifier"))
+    elif qualifier == ProductIdQualifier.NOT_SPECIFIED and ingredients:
+        values["ndc"] = ingredients[0].get("ndc", "")  # the compound's first ingredient
     elif qualifier is not None and qualifier != ProductIdQualifier.NDC:
         claim.fail(Problem("PRODUCT_NOT_NDC", "436-E1 product id qualifier is not 03 (NDC)", "ndc"))
     fields = {name: value for name, value in values.items() if name in CANONICAL_FIELDS}
     if "bin" in fields:
         fields["plan_id"] = derive_plan_id(values)
-    fields["claim_id"] = derive_claim_id(values)
-    return Record(source, number, fields, claim.problem)
+    if values.get("rx_number"):
+        fields["claim_id"] = derive_claim_id(values)
+        return Record(source, number, fields, claim.problem)
+    return Record(source, number, fields, claim.problem, _content_id(fields))
+
+
+def _content_id(fields: Mapping[str, Any]) -> KeyedId:
+    """Without 402-D2 the identity is the whole transaction: every canonical value
+    (PHI included, hence a keyed token made at ingestion), so two transactions that
+    differ in anything get two ids and an exact copy is a duplicate, in any run."""
+    parts = tuple(f"{name}={fields[name]!s}" for name in sorted(fields) if name != "claim_id")
+    return KeyedId("NCPDP", parts)
 
 
 def derive_plan_id(values: Mapping[str, Any]) -> str:

@@ -101,8 +101,12 @@ class ResponseSegment(StrEnum):
     PRIOR_AUTHORIZATION = "26"
 
 
-#: Segments that belong to the transmission (shared by every transaction in it).
-TRANSMISSION_SEGMENTS = frozenset({RequestSegment.PATIENT, RequestSegment.INSURANCE})
+#: Segments that may come before the first group separator, shared by every
+#: transaction (patient, insurance; pharmacy provider, which submitters put there
+#: as one pharmacy sends every claim of a transmission).
+TRANSMISSION_SEGMENTS = frozenset(
+    {RequestSegment.PATIENT, RequestSegment.INSURANCE, RequestSegment.PHARMACY_PROVIDER}
+)
 
 
 class HeaderResponseStatus(StrEnum):
@@ -126,9 +130,21 @@ class TransactionResponseStatus(StrEnum):
 
 
 class ProductIdQualifier(StrEnum):
-    """436-E1 Product/Service ID Qualifier (the one rxfleet takes)."""
+    """436-E1 Product/Service ID Qualifier (those rxfleet takes); 488-RE uses the same
+    codes for a compound ingredient."""
 
+    NOT_SPECIFIED = "00"  # a compound: the ingredients are in segment 10
     NDC = "03"
+
+
+#: Segment 10 (compound) fields that repeat once per ingredient, 447-EC giving the count.
+COMPOUND_INGREDIENT_FIELDS = {
+    "RE": "product_id_qualifier",  # 488-RE
+    "TE": "ndc",  # 489-TE
+    "ED": "quantity",  # 448-ED
+    "EE": "cost",  # 449-EE
+}
+COMPOUND_COUNT_FIELD = "EC"  # 447-EC Compound Ingredient Component Count
 
 
 # --- converters: raw text → value; raise FieldValueError, never quoting the value ---
@@ -237,6 +253,7 @@ REQUEST_FIELDS: dict[str, dict[str, FieldSpec]] = {
     RequestSegment.INSURANCE: _specs(
         FieldSpec("302-C2", "cardholder_id"),
         FieldSpec("301-C1", "group_id"),
+        FieldSpec("303-C3", "person_code"),
         FieldSpec("312-CC", "_cardholder_first_name"),
         FieldSpec("313-CD", "_cardholder_last_name"),
     ),
@@ -244,6 +261,7 @@ REQUEST_FIELDS: dict[str, dict[str, FieldSpec]] = {
         FieldSpec("304-C4", "date_of_birth", as_date),
         FieldSpec("310-CA", "patient_first_name"),
         FieldSpec("311-CB", "patient_last_name"),
+        FieldSpec("306-C6", "patient_relationship_code"),
     ),
     RequestSegment.CLAIM: _specs(
         FieldSpec("455-EM", "_rx_reference_qualifier"),

@@ -4,10 +4,7 @@ The delimiters come from the ISA segment, never assumed: the element separator
 is the character after ``ISA``, the component separator is ISA16, the segment
 terminator the character right after ISA16, and (5010) ISA11 the repetition
 separator. Line breaks after terminators are ignored. The file is read in chunks
-and split on the terminator, one segment at a time (constant memory, apart from
-the last ``RECENT_IDS`` claim ids issued in the current transaction set, kept to
-make them unique; an id repeated from further back is not lost: the producer's
-run-wide check quarantines it as ``DUPLICATE_CLAIM_ID``).
+and split on the terminator, one segment at a time (constant memory).
 
 Loops are tracked with a small state machine (:class:`_Walker`): billing
 provider (``NM1*85``), subscriber (``HL`` 22, ``NM1*IL``, ``DMG``), payer
@@ -18,16 +15,15 @@ level before claim level; ordering before rendering). ``NM1*IL``/``NM1*PR`` afte
 ``CLM`` belong to other-payer loops (2330A/B) and are ignored. A line is emitted
 when the next ``LX``, ``CLM``, ``HL`` or envelope segment closes it.
 
-Canonical fields of a drug line: ``claim_id`` = ``X12-{billing provider
-NM109}-{CLM01}-{LX01}`` (CLM01 is unique only per billing provider; hashed to
-``X12-H-{40 hex}`` when it does not fit the claim-id pattern; a repeat inside the
-same transaction set gets ``-S{segment number of the LIN}``; no file position
-otherwise, so a resubmission keeps its Idempotency-Key), ``cardholder_id``
+Canonical fields of a drug line: ``claim_id`` made at ingestion as a keyed
+token of the line's identity (:func:`claim_identity`: billing provider, CLM01,
+LX01, date of service, REF*XZ; CLM01 never in clear, no file position),
+``patient_relationship_code`` (306-C6 from PAT01, 1 without a patient loop), ``cardholder_id``
 (subscriber NM109), patient names and date of birth (the patient loop when
 present, else the subscriber), ``date_of_service`` (line ``DTP*472``, else claim
 ``DTP*472``/``DTP*434``; the start of a range), ``ndc`` (LIN03 as given),
 ``quantity_dispensed`` (CTP04 converted to the NCPDP billing unit of CTP05:
-UN->EA, ML->ML, GR->GM, ME->GM / 1000; F2 is quarantined ``UNIT_NOT_CONVERTIBLE``)
+UN->EA, ML->ML, GR->GM, ME->GM / 1000, F2 (international units) -> EA, the count of units)
 and ``unit_of_measure`` (600-28), ``prescriber_id``, ``service_provider_id``
 (billing provider NM109), ``rx_number`` (``REF*XZ``), ``gross_amount_due`` (SV102
 / SV203 line charge = 430-DU), ``pos`` (837P only: SV105, else CLM05-1),
@@ -51,10 +47,8 @@ A file without any drug line is ``InputError("empty file: no claims")``.
 from __future__ import annotations
 
 import codecs
-import hashlib
 import json
 import re
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -62,9 +56,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from rxfleet.claims.dates import ccyymmdd_to_iso
-from rxfleet.claims.fields import CLAIM_ID_PATTERN
 from rxfleet.errors import ConfigError, InputError
-from rxfleet.formats.base import Problem, Record
+from rxfleet.formats.base import KeyedId, Problem, Record
 from rxfleet.formats.textio import EMPTY_FILE, NOT_UTF8, has_escaped, open_binary, scrub
 from rxfleet.formats.x12_segments import (
     CLM_FACILITY,
@@ -87,8 +80,11 @@ from rxfleet.formats.x12_segments import (
     NM1_FIRST,
     NM1_ID,
     NM1_LAST,
+    PAT_RELATIONSHIP,
     REF_QUALIFIER,
     REF_VALUE,
+    RELATIONSHIP_OTHER,
+    RELATIONSHIP_TO_NCPDP,
     REPETITION_VERSION,
     SBR_GROUP,
     SV1_CHARGE,
@@ -119,7 +115,6 @@ Routes = Mapping[str, Mapping[str, str]]
 NO_ROUTES: Routes = {}
 ROUTE_FIELDS = ("bin", "pcn", "group_id", "plan_id")
 _CHUNK = 64 * 1024
-RECENT_IDS = 10_000  # claim ids remembered to make repeats unique (bounded memory)
 _LEADING = "\ufeff \t\r\n"
 _NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
@@ -442,6 +437,7 @@ class _Person:
     first: str = ""
     member_id: str = ""
     dob: str = ""
+    relationship: str = ""  # PAT01 of the patient loop (2000C)
 
 
 @dataclass(slots=True)
@@ -501,7 +497,6 @@ class _Walker:
         self.source = source
         self.problems = problems or {}
         self.loops = _Loops()
-        self.issued = _IssuedIds()
         self.envelope = {"ISA": 0, "GS": 0, "ST": 0}
         self.level = ""
         self.set_bad_text = False
@@ -519,6 +514,7 @@ class _Walker:
             "LIN": self._on_lin,
             "CTP": self._on_ctp,
             "REF": self._on_ref,
+            "PAT": self._on_pat,
         }
 
     def feed(self, elements: list[str], number: int, text: str = "") -> Iterator[Record]:
@@ -556,7 +552,6 @@ class _Walker:
 
     def _on_reset(self, elements: list[str], number: int) -> None:
         self.loops = _Loops()
-        self.issued = _IssuedIds()  # repeats are made unique per transaction set
         self.level = ""
         self.set_bad_text = False
 
@@ -576,6 +571,11 @@ class _Walker:
             loops.patient, loops.claim = _Person(), None
         loops.last_entity = ""
 
+    def _on_pat(self, elements: list[str], number: int) -> None:
+        loops = self.loops
+        if loops.claim is None and loops.patient is not None:
+            loops.patient.relationship = _el(elements, PAT_RELATIONSHIP)
+
     def _on_nm1(self, elements: list[str], number: int) -> None:
         entity, loops = _el(elements, NM1_ENTITY), self.loops
         loops.last_entity = entity
@@ -589,6 +589,7 @@ class _Walker:
         elif entity == Entity.SUBSCRIBER:
             loops.subscriber = person
         elif entity == Entity.PATIENT:
+            person.relationship = loops.patient.relationship if loops.patient else ""
             loops.patient = person
         elif entity == Entity.PAYER:
             loops.payer_id = person.member_id
@@ -676,49 +677,29 @@ class _Walker:
             builder.fail("PRODUCT_NOT_NDC", "LIN02 product qualifier is not N4 (NDC)", "ndc")
         builder.route(self.routes)
         builder.convert()
-        builder.values["claim_id"] = self._claim_id(claim, line, builder)
-        return Record(self.source, line.lin_segment, builder.fields(), builder.problem)
+        keyed = self._claim_id(claim, line, builder)
+        return Record(self.source, line.lin_segment, builder.fields(), builder.problem, keyed)
 
-    def _claim_id(self, claim: _Claim, line: _Line, builder: _RecordBuilder) -> str:
+    def _claim_id(self, claim: _Claim, line: _Line, builder: _RecordBuilder) -> KeyedId:
         if not claim.claim_id:
             builder.fail("MISSING_FIELD", "CLM01 patient control number is empty", "claim_id")
-        derived = derive_claim_id(self.loops.billing_npi, claim.claim_id, line.number)
-        return self.issued.unique(derived, line.lin_segment)
+        service = line.service_date or claim.service_date
+        return claim_identity(
+            self.loops.billing_npi, claim.claim_id, line.number, service, line.rx_number
+        )
 
 
-@dataclass(slots=True)
-class _IssuedIds:
-    """The claim ids a transaction set has issued (the recent ones: bounded memory
-    whatever the file's size); a repeat gets its LIN segment's number."""
-
-    recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
-
-    def unique(self, claim_id: str, segment: int) -> str:
-        if claim_id in self.recent:
-            claim_id = _fit(f"{claim_id}-S{segment}")
-        self.recent[claim_id] = None
-        if len(self.recent) > RECENT_IDS:
-            self.recent.popitem(last=False)
-        return claim_id
-
-
-_ID_PATTERN = re.compile(CLAIM_ID_PATTERN)
-
-
-def derive_claim_id(billing_provider: str, clm01: str, lx01: str) -> str:
-    """``X12-{billing provider NM109}-{CLM01}-{LX01}``: CLM01 (patient control
-    number) is unique only per billing provider (837 TR3 2300 CLM01), so the
-    provider is part of the id; no position in the file is. When that does not fit
-    the claim-id pattern (64 of A-Z a-z 0-9 . _ : -), ``X12-H-`` + 40 hex digits of
-    the SHA-256 of the three parts: deterministic, same claim same id."""
-    return _fit(f"X12-{billing_provider}-{clm01}-{lx01}", billing_provider, clm01, lx01)
-
-
-def _fit(claim_id: str, *parts: str) -> str:
-    if _ID_PATTERN.fullmatch(claim_id):
-        return claim_id
-    joined = "\x1f".join(parts or (claim_id,)).encode("utf-8", errors="surrogateescape")
-    return f"X12-H-{hashlib.sha256(joined).hexdigest()[:40]}"
+def claim_identity(
+    billing_provider: str, clm01: str, lx01: str, date_of_service: str, rx_number: str
+) -> KeyedId:
+    """The X12 claim id, made at ingestion as a keyed token (``X12-`` + 32 hex digits)
+    of the drug line's identity: billing provider NM109, CLM01, LX01, date of service
+    and REF*XZ. CLM01 is the patient control number (a HIPAA identifier, often the
+    patient's account number): it never appears in clear. No position in the file is
+    part of it: a resubmission keeps its Idempotency-Key; an exact repeat is the same
+    claim (``DUPLICATE_CLAIM_ID``), while a CLM01 reused for another service (another
+    date, another prescription) is another claim."""
+    return KeyedId("X12", (billing_provider, clm01, lx01, date_of_service, rx_number))
 
 
 def _date_value(elements: list[str]) -> str:
@@ -747,14 +728,16 @@ class _NotConvertible(ValueError):
 
 #: X12 CTP05-1 (837P TR3 2410 CTP05-1 code list: F2, GR, ME, ML, UN) to the NCPDP
 #: Billing Unit Standard (600-28 Unit of Measure: EA each, GM grams, ML millilitres)
-#: and the factor that converts the quantity exactly. F2 (international units) has
-#: no exact billing unit: the standard bills such products (insulin, heparin) in
-#: ML or EA depending on the product, which the claim does not say.
+#: and the factor that converts the quantity exactly. F2 (international units:
+#: insulin, heparin) becomes EA with the quantity kept as the count of units: the
+#: 837 does not carry the concentration (U-100, U-500) that would give millilitres,
+#: so the units are billed as they were administered (docs/formats.md).
 UNIT_CONVERSION: dict[str, tuple[str, Decimal]] = {
     UnitOfMeasure.UNIT: ("EA", Decimal(1)),
     UnitOfMeasure.MILLILITER: ("ML", Decimal(1)),
     UnitOfMeasure.GRAM: ("GM", Decimal(1)),
     UnitOfMeasure.MILLIGRAM: ("GM", Decimal("0.001")),
+    UnitOfMeasure.INTERNATIONAL_UNIT: ("EA", Decimal(1)),
 }
 
 
@@ -802,6 +785,7 @@ class _RecordBuilder:
             ndc=line.ndc if line.lin_qualifier == ProductQualifier.NDC else "",
             service_provider_id=loops.billing_npi,
             rx_number=line.rx_number,
+            patient_relationship_code=_relationship(loops.patient),
             prescriber_id=_prescriber(line.providers) or _prescriber(claim.providers),
             pos=line.place,
         )
@@ -842,6 +826,13 @@ class _RecordBuilder:
     def fields(self) -> dict[str, Any]:
         fields = {name: value for name, value in self.values.items() if value not in ("", None)}
         return {k: scrub(v) if isinstance(v, str) else v for k, v in fields.items()}
+
+
+def _relationship(patient: _Person | None) -> str:
+    """306-C6 of the patient: the subscriber (1) without a patient loop, else PAT01 mapped."""
+    if patient is None:
+        return "1"
+    return RELATIONSHIP_TO_NCPDP.get(patient.relationship, RELATIONSHIP_OTHER)
 
 
 def _prescriber(providers: Mapping[str, str]) -> str:

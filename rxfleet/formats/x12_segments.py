@@ -100,3 +100,10 @@ LIN_QUALIFIER, LIN_PRODUCT = 2, 3
 CTP_QUANTITY, CTP_UNIT = 4, 5
 REF_QUALIFIER, REF_VALUE = 1, 2
 SBR_GROUP = 3  # SBR03 Reference Identification: subscriber group or policy number (2000B)
+PAT_RELATIONSHIP = 1  # PAT01 Individual Relationship Code (2000C): 01 spouse, 19 child, ...
+
+#: PAT01 (2000C patient loop) to NCPDP 306-C6 Patient Relationship Code (1
+#: cardholder, 2 spouse, 3 child, 4 other). Without a patient loop the patient
+#: is the subscriber: 1.
+RELATIONSHIP_TO_NCPDP = {"18": "1", "01": "2", "19": "3"}
+RELATIONSHIP_OTHER = "4"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rxfleet.claims.rejects import CLEAN, Reason, RejectMatrix, Status
+from rxfleet.claims.rejects import CLEAN, Reason, RejectMatrix, Status, normalize_codes
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport, open_records
 from rxfleet.stores.runs import RunStore
@@ -20,17 +20,22 @@ def route_batch(runs: RunStore, run_id: str, batch: range, rejects: RejectMatrix
 
 
 def route_record(record: WorkRecord, rejects: RejectMatrix) -> None:
-    """Status and route from the answer (112-AN by the matrix's table, then 511-FB codes).
+    """Status and route from the answer: 511-FB codes first, then 112-AN.
 
-    A ``D`` (duplicate of paid) is the payer saying it already paid this claim:
-    PAID, the exactly-once answer. The fleet's own rejects keep their reason.
+    A claim that carries reject codes (trimmed; blanks are no code) is REJECTED and
+    routed by its codes whatever its status letter (a ``P`` with codes is worked,
+    never ``CLEAN``). Without codes the matrix's 112-AN table decides: a ``D``
+    (duplicate of paid) is the payer saying it already paid this claim: PAID, the
+    exactly-once answer. The fleet's own rejects keep their reason.
     """
+    record.reject_codes = normalize_codes(record.reject_codes)
     outcome = rejects.outcome_for(record.response_status or "R")
     if outcome.status is Status.PAID and not record.reject_codes:
         record.status, record.route = Status.PAID, CLEAN
     else:
         plan = (record.claim or {}).get("plan_id")
         record.status = Status.REJECTED
-        record.route = outcome.route or rejects.route_for(record.reject_codes, plan)
+        by_codes = rejects.route_for(record.reject_codes, plan) if record.reject_codes else None
+        record.route = by_codes or outcome.route or rejects.default_route
     record.reason = record.reason or (Reason.PAYER if record.status is Status.REJECTED else None)
     record.stage = Stage.ROUTED

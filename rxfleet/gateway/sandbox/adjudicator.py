@@ -120,6 +120,15 @@ def _whole_number(value: object) -> object:
     return value
 
 
+class IngredientRequest(BaseModel):
+    """One compound ingredient of a claim body (docs/protocol.md)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    ndc11: str = Field(pattern=r"^[0-9]{11}$")
+    quantity: float = Field(gt=0, strict=True)
+    cost: float = Field(ge=0, strict=True)
+
+
 class ClaimRequest(BaseModel):
     """The part of a claim body the sandbox reads (docs/protocol.md); the rest is ignored."""
 
@@ -139,6 +148,8 @@ class ClaimRequest(BaseModel):
     )
     ingredient_cost_submitted: float | None = Field(None, ge=0, strict=True)
     usual_and_customary: float | None = Field(None, ge=0, strict=True)
+    # A compound: adjudicated by ``ndc`` (its first ingredient); the list is checked.
+    compound_ingredients: tuple[IngredientRequest, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from config.settings import CONFIG_DIR
-from rxfleet.claims.rejects import CLEAN, DEAD_LETTER, REVIEW_REQUIRED, RejectMatrix
+from rxfleet.claims.rejects import (
+    CLEAN,
+    DEAD_LETTER,
+    REVIEW_REQUIRED,
+    RejectMatrix,
+    normalize_codes,
+)
 
 MATRIX_PATH = CONFIG_DIR / "reject_codes.json"
 RAW = json.loads(MATRIX_PATH.read_text(encoding="utf-8"))
@@ -224,3 +230,13 @@ def test_replayable_only_for_the_fleets_own_failures(
     route: Route, reason: Reason, expected: bool
 ) -> None:
     assert replayable(route, reason) is expected
+
+
+def test_codes_are_trimmed_before_routing(matrix: RejectMatrix) -> None:
+    assert matrix.route_for([" 75"]) == matrix.route_for(["75"]) != REVIEW_REQUIRED
+    assert matrix.route_for(["75 ", "\t70"]) == matrix.route_for(["70", "75"])
+    assert matrix.route_for(["  "]) == REVIEW_REQUIRED  # a blank code is no code
+
+
+def test_normalize_codes_trims_and_drops_blanks() -> None:
+    assert normalize_codes([" 75", "70 ", " ", "", "75"]) == ["75", "70", "75"]

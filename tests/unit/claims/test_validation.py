@@ -99,7 +99,13 @@ CASES: list[Case] = [
     _c("INVALID_PCN", pcn="RXSANDBOX12"),
     _c("INVALID_GROUP_ID", group_id="G" * 16),
     _c("MISSING_PLAN_ID", plan_id=_DROP),
-    _c("MISSING_PLAN_ID", plan_id="P" * 33),  # too long: the table has no INVALID_PLAN_ID
+    _c("INVALID_PLAN_ID", plan_id="P" * 65),
+    _c("INVALID_PERSON_CODE", person_code="0001"),
+    _c("INVALID_PERSON_CODE", person_code="0 1"),
+    _c("INVALID_RELATIONSHIP_CODE", patient_relationship_code="5"),
+    _c("INVALID_COMPOUND", compound_ingredients=[{"ndc": "0071015523", "quantity": "1"}]),
+    _c("INVALID_COMPOUND", compound_ingredients=[{"ndc": "00071015523", "quantity": "0"}]),
+    _c("INVALID_COMPOUND", compound_ingredients="00071015523"),
     _c("INVALID_POS", pos="1A"),
     _c("INVALID_POS", pos="1"),
     _c("MISSING_CARDHOLDER_ID", cardholder_id=_DROP),
@@ -118,6 +124,7 @@ CASES: list[Case] = [
     _c("INVALID_SERVICE_PROVIDER_ID", service_provider_id="187152364X"),
     _c("INVALID_RX_NUMBER", rx_number="RX123"),
     _c("INVALID_RX_NUMBER", rx_number="1" * 13),
+    _c("INVALID_RX_NUMBER", rx_number="RX1001"),  # 402-D2 is 9(12) outside X12
     _c("INVALID_FILL_NUMBER", fill_number="100"),
     _c("INVALID_FILL_NUMBER", fill_number="-1"),
     _c("INVALID_FILL_NUMBER", fill_number="1.5"),
@@ -231,6 +238,44 @@ def test_valid_claim_passes(base: dict[str, Any]) -> None:
     assert outcome.claim.days_supply == 30
     assert outcome.claim.date_of_service == date(2026, 11, 1)
     assert not set(PHI_FIELDS) & set(outcome.claim.model_dump())
+
+
+def test_plan_id_from_legal_maxima_fits() -> None:
+    # issue 16: a 10-character PCN and a 15-character group give a 33-character
+    # derived plan id: legal, never MISSING_PLAN_ID.
+    plan = f"610014-{'P' * 10}-{'G' * 15}"
+    outcome = validate({**split_phi(FULL)[0], "plan_id": plan}, today=TODAY)
+    assert outcome.issues == () and outcome.claim is not None
+    assert outcome.claim.plan_id == plan
+
+
+def test_x12_rx_number_is_alphanumeric_1_to_50() -> None:
+    rest = split_phi(FULL)[0]
+    for rx in ("RX1001", "A", "R" * 50, "RX-1001/2"):
+        outcome = validate({**rest, "rx_number": rx}, today=TODAY, fmt="x12")
+        assert outcome.issues == () and outcome.claim is not None, rx
+        assert outcome.claim.rx_number == rx
+    for bad in ("R" * 51, "RX\x011"):
+        codes = [
+            i.code for i in validate({**rest, "rx_number": bad}, today=TODAY, fmt="x12").issues
+        ]
+        assert codes == ["INVALID_RX_NUMBER"], bad
+    ncpdp = validate({**rest, "rx_number": "RX1001"}, today=TODAY, fmt="ncpdp")
+    assert [i.code for i in ncpdp.issues] == ["INVALID_RX_NUMBER"]  # 402-D2 stays 9(12)
+
+
+def test_compound_ingredients_are_normalized_and_sent() -> None:
+    items = [
+        {"ndc": "0071-0155-23", "quantity": Decimal("30.5"), "cost": Decimal("12.25")},
+        {"ndc": "00002143380", "quantity": "100", "cost": "0"},
+    ]
+    outcome = validate({**split_phi(FULL)[0], "compound_ingredients": items}, today=TODAY)
+    assert outcome.issues == () and outcome.claim is not None
+    body = outcome.claim.gateway_fields()
+    assert body["compound_ingredients"] == [
+        {"ndc11": "00071015523", "quantity": 30.5, "cost": 12.25},
+        {"ndc11": "00002143380", "quantity": 100.0, "cost": 0.0},
+    ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=_id)

@@ -10,7 +10,7 @@ import pytest
 from rxfleet.claims.fields import RESULT_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.errors import ConfigError
-from rxfleet.formats.base import Problem, Record
+from rxfleet.formats.base import KeyedId, Problem, Record
 from rxfleet.output import write_results
 from rxfleet.producer import Ingest
 
@@ -37,8 +37,27 @@ def test_ingest_keeps_no_phi_and_seals_it() -> None:
     text = work.model_dump_json()
     for value in ("ZH123456789", "PHILOMENA", "QUACKENBUSH", "1961-07-04"):
         assert value not in text and value not in (sealed or "")
-    assert work.patient_token == PhiTokenizer(b"k" * 32).token("ZH123456789")
+    # No person code: the person is the cardholder id, relationship and date of birth.
+    expected = PhiTokenizer(b"k" * 32).person_token("ZH123456789", date_of_birth="1961-07-04")
+    assert work.patient_token == expected
     assert ingest.vault.open(sealed or "", context="R:0")["patient_last_name"] == "QUACKENBUSH"
+
+
+def test_dependents_on_one_card_get_their_own_tokens() -> None:
+    ingest = _ingest()
+
+    def token(**change: str) -> str | None:
+        return ingest(Record("f.jsonl", 1, {**CLAIM, **change}), 0)[0].patient_token
+
+    by_code = {token(person_code=code) for code in ("001", "002", "003")}
+    assert len(by_code) == 3  # cardholder, spouse, child: three people
+    assert token(person_code="002") == token(person_code="002", date_of_birth="1990-01-01")
+    spouse = token(patient_relationship_code="2", date_of_birth="1962-01-01")
+    child = token(patient_relationship_code="3", date_of_birth="2010-05-05")
+    again = token(patient_relationship_code="3", date_of_birth="2010-05-05")
+    assert len({spouse, child}) == 2 and child == again  # the same person, the same token
+    assert token(date_of_birth="1961-07-04") == token(date_of_birth="19610704")
+    assert all(t and t.startswith("pt_") for t in (*by_code, spouse, child))
 
 
 def test_unknown_fields_keep_their_name_but_never_their_value() -> None:
@@ -100,3 +119,16 @@ def test_jsonl_csv_parquet_hold_the_same_rows(tmp_path: Path) -> None:
 def test_unknown_output_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\.jsonl, \.csv or \.parquet"):
         write_results(str(tmp_path / "r.xlsx"), iter(_rows()))
+
+
+def test_keyed_claim_id_is_the_records_claim_id_field() -> None:
+    keyed = KeyedId("X12", ("1234567893", "ACCT-1", "1", "20260101", ""))
+    work, _ = _ingest()(
+        Record("f.837", 31, {k: v for k, v in CLAIM.items() if k != "claim_id"}, keyed_id=keyed), 0
+    )
+    assert (
+        work.claim_id
+        == work.fields["claim_id"]
+        == PhiTokenizer(b"k" * 32).claim_id("X12", keyed.parts)
+    )
+    assert "ACCT-1" not in work.model_dump_json()

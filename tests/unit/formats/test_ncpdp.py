@@ -20,6 +20,7 @@ from rxfleet.formats.ncpdp_fields import (
 )
 from rxfleet.formats.overpunch import decode_overpunch, encode_overpunch
 from tests.unit.formats import ncpdp_build as b
+from tests.unit.formats.ids import claim_id_of, has_claim_id
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "ncpdp"
 
@@ -154,7 +155,7 @@ def test_bad_records_file_keeps_every_record_in_order() -> None:
         "INVALID_FIELD",
         None,
     ]
-    assert all("claim_id" in r.fields for r in records)
+    assert all(has_claim_id(r) for r in records)
 
 
 BAD_RECORDS = [
@@ -192,7 +193,7 @@ def test_bad_record_is_a_record_with_a_problem(line: str, code: str, field: str)
         assert record.number == 7
         assert record.problem is not None
         assert (record.problem.code, record.problem.field) == (code, field)
-        assert "claim_id" in record.fields
+        assert has_claim_id(record)
         for secret in ("3O.5", "19801345", "2026AB05", "00X0057A", "MBR123456", "JANE"):
             assert secret not in record.problem.message
 
@@ -347,7 +348,7 @@ NOTHING_LOST = [
 def test_every_transmission_yields_its_transactions(line: str, codes: list[str | None]) -> None:
     records = parse_transmission(line, "x.ncpdp", 3)
     assert [r.problem.code if r.problem else None for r in records] == codes
-    assert all("claim_id" in r.fields and r.number == 3 for r in records)
+    assert all(has_claim_id(r) and r.number == 3 for r in records)
 
 
 def test_blank_pcn_is_read_as_absent() -> None:
@@ -430,3 +431,80 @@ def test_response_ignores_segments_it_does_not_read() -> None:
 def test_response_counts_are_checked(line: str) -> None:
     with pytest.raises(InputError):
         parse_response(line)
+
+
+# --- issue 16: compounds, ids without 402-D2, AM02, the person ---------------------
+
+
+def _compound(*ingredients: tuple[str, str, str, str], count: int | None = None) -> str:
+    """Segment 10 with 447-EC and, per ingredient, 488-RE, 489-TE, 448-ED, 449-EE."""
+    fields = [("EF", "10"), ("EG", "1"), ("EC", str(len(ingredients) if count is None else count))]
+    for qualifier, ndc, quantity, cost in ingredients:
+        fields += [("RE", qualifier), ("TE", ndc), ("ED", quantity), ("EE", cost)]
+    return b.RS + b.FS + "AM10" + "".join(b.FS + k + v for k, v in fields)
+
+
+def _one(*segments: str) -> str:
+    common = b.segment("01", b.PATIENT) + b.segment("04", b.INSURANCE)
+    return b.header() + common + b.GS + "".join(segments)
+
+
+COMPOUND_CLAIM = b.segment("07", b.claim(E1="00", D7="0"))
+INGREDIENTS = (
+    ("03", "00003089421", "0000015000", "0000120{"),
+    ("03", "00002143380", "0000100000", "0000003E"),
+)
+
+
+def test_compound_claim_carries_its_ingredients() -> None:
+    (record,) = parse_transmission(_one(COMPOUND_CLAIM, _compound(*INGREDIENTS)))
+    assert record.problem is None
+    assert record.fields["ndc"] == "00003089421"  # the first ingredient is the claim's NDC
+    assert record.fields["compound_ingredients"] == [
+        {"ndc": "00003089421", "quantity": Decimal("15.000"), "cost": Decimal("12.00")},
+        {"ndc": "00002143380", "quantity": Decimal("100.000"), "cost": Decimal("0.35")},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("segments", "code"),
+    [
+        ((COMPOUND_CLAIM,), "PRODUCT_NOT_NDC"),  # 00 without segment 10: nothing to send
+        ((COMPOUND_CLAIM, _compound(*INGREDIENTS, count=3)), "INVALID_FIELD"),
+        ((COMPOUND_CLAIM, _compound(("09", "12345", "0000001000", "0000001{"))), "PRODUCT_NOT_NDC"),
+    ],
+    ids=["no segment 10", "447-EC disagrees", "ingredient not an NDC"],
+)
+def test_bad_compound_is_quarantined(segments: tuple[str, ...], code: str) -> None:
+    (record,) = parse_transmission(_one(*segments))
+    assert record.problem is not None and record.problem.code == code
+
+
+def test_transactions_without_rx_number_get_distinct_stable_ids() -> None:
+    first = b.segment("07", {k: v for k, v in b.claim().items() if k != "D2"})
+    second = b.segment("07", {k: v for k, v in b.claim(D7="00002143380").items() if k != "D2"})
+    line = b.header(count=2) + b.segment("04", b.INSURANCE) + b.GS + first + b.GS + second
+    records = parse_transmission(line)
+    assert [r.problem for r in records] == [None, None]
+    ids = [claim_id_of(r) for r in records]
+    assert len(set(ids)) == 2 and all(i.startswith("NCPDP-") for i in ids)
+    assert ids == [claim_id_of(r) for r in parse_transmission(line)]  # stable across runs
+    assert all("MBR123456" not in i for i in ids)  # keyed: the cardholder is not readable
+
+
+def test_pharmacy_segment_before_the_first_group_adds_no_row() -> None:
+    line = b.header() + b.segment("02", {"B1": "1234567893"}) + b.segment("04", b.INSURANCE)
+    records = parse_transmission(line + b.GS + b.segment("07", b.claim()))
+    assert len(records) == 1 and records[0].problem is None
+
+
+def test_person_code_and_relationship_are_read() -> None:
+    insurance = b.segment("04", {**b.INSURANCE, "C3": "002"})
+    patient = b.segment("01", {**b.PATIENT, "C6": "2"})
+    (record,) = parse_transmission(
+        b.header() + patient + insurance + b.GS + b.segment("07", b.claim())
+    )
+    assert (record.fields["person_code"], record.fields["patient_relationship_code"]) == (
+        "002",
+        "2",
+    )

@@ -14,6 +14,7 @@ from rxfleet.formats.base import Problem, Record
 from rxfleet.formats.ncpdp import parse_response, read_ncpdp
 from rxfleet.formats.x12 import read_x12
 from tests.unit.formats import ncpdp_build as b
+from tests.unit.formats.ids import has_claim_id
 
 ROUTES = {"PLANID12345": {"bin": "610014", "pcn": "RXSANDBX", "group_id": "G", "plan_id": "P"}}
 SAMPLE_837 = (
@@ -49,7 +50,7 @@ def _run(reader: Callable[[str], Iterator[Record]], data: bytes) -> None:
         assert isinstance(record, Record)
         assert record.problem is None or isinstance(record.problem, Problem)
         assert isinstance(record.fields, dict)
-        assert "claim_id" in record.fields
+        assert has_claim_id(record)
 
 
 def _x12(path: str) -> Iterator[Record]:

@@ -18,6 +18,7 @@ from rxfleet.errors import InputError
 from rxfleet.formats.ncpdp import parse_transmission, read_ncpdp
 from rxfleet.formats.x12 import read_x12
 from tests.unit.formats import ncpdp_build as b
+from tests.unit.formats.ids import has_claim_id
 
 FAST = settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 ROUTES = {"PLANID12345": {"bin": "610014", "pcn": "RXSANDBX", "group_id": "G", "plan_id": "P"}}
@@ -59,7 +60,7 @@ def test_ncpdp_records_out_equal_transactions_in(case: tuple[str, int]) -> None:
     text, expected = case
     records = parse_transmission(text, "x", 1)
     assert len(records) == expected
-    assert all("claim_id" in r.fields for r in records)
+    assert all(has_claim_id(r) for r in records)
 
 
 @FAST
@@ -113,4 +114,4 @@ def test_x12_records_out_equal_drug_lines_in(cases: list[tuple[str, int]]) -> No
             assert expected == 0 and "empty file" in str(exc)
             return
     assert len(records) == expected
-    assert all("claim_id" in r.fields for r in records)
+    assert all(has_claim_id(r) for r in records)

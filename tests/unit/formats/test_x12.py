@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -9,16 +10,19 @@ import pytest
 
 from config import get_settings
 from rxfleet.claims.fields import CANONICAL_FIELDS
+from rxfleet.claims.phi import PhiTokenizer
 from rxfleet.errors import ConfigError, InputError
 from rxfleet.formats.base import Record
 from rxfleet.formats.x12 import (
     Delimiters,
+    claim_identity,
     iter_segments,
     load_payer_routes,
     parse_isa,
     read_x12,
     sniff_x12,
 )
+from tests.unit.formats.ids import claim_id_of, has_claim_id
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "x12"
 SAMPLES = sorted(p for p in RESOURCES.glob("837_*/*") if p.is_file())
@@ -41,6 +45,15 @@ EXPECTED = {
 }
 EXAMPLE10_1 = RESOURCES / "837_005010X222A2" / "demo.drug.example10.1.837"
 EXAMPLE10_2 = RESOURCES / "837_005010X222A2" / "demo.drug.example10.2.837"
+
+
+def _x12_id(clm01: str, lx01: str, service: str, rx: str) -> str:
+    keyed = claim_identity("1234567893", clm01, lx01, service, rx)  # billing provider NM109
+    return claim_id_of(Record("", 0, keyed_id=keyed))
+
+
+#: The id of the one drug line of example 10.1 (billing provider, CLM01, LX01, DOS, no REF*XZ).
+EXAMPLE10_1_ID = _x12_id("CLMNO12345", "2", "20040711", "")
 
 
 def _rel(path: Path) -> str:
@@ -91,15 +104,15 @@ def test_every_sample_yields_its_drug_lines(path: Path) -> None:
         assert isinstance(record, Record)
         assert record.problem is None
         assert set(record.fields) <= set(CANONICAL_FIELDS)
-    assert len({r.fields["claim_id"] for r in records}) == len(records)
+    assert len({claim_id_of(r) for r in records}) == len(records)
 
 
 def test_drug_line_maps_to_canonical_fields() -> None:
     (record,) = list(read_x12(str(EXAMPLE10_1), ROUTES))
     assert record.source == str(EXAMPLE10_1)
     assert record.number == 31  # the LIN segment, counting ISA as 1
+    assert claim_id_of(record) == EXAMPLE10_1_ID
     assert record.fields == {
-        "claim_id": "X12-1234567893-CLMNO12345-2",  # billing provider NM109 included
         "bin": "610014",
         "pcn": "RXSANDBX",
         "group_id": "GRP01020102",  # the file's SBR03 (2000B) wins over the payer table
@@ -116,6 +129,7 @@ def test_drug_line_maps_to_canonical_fields() -> None:
         "gross_amount_due": Decimal("53.37"),  # SV102 line charge -> 430-DU
         "unit_of_measure": "ML",  # CTP05 ML -> NCPDP 600-28 ML
         "pos": "11",
+        "patient_relationship_code": "1",  # no patient loop: the subscriber (306-C6 1)
     }
 
 
@@ -126,26 +140,42 @@ def test_line_level_ordering_provider_and_rx_number() -> None:
     ]  # fmt: skip
     assert {r.fields["prescriber_id"] for r in records} == {"1112223338"}
     assert {r.fields["date_of_service"] for r in records} == {"2004-02-01"}  # start of RD8
-    assert [r.fields["claim_id"] for r in records] == [
-        f"X12-1234567893-CLMNO12345-{n}" for n in range(2, 7)
+    assert [claim_id_of(r) for r in records] == [
+        _x12_id("CLMNO12345", str(n), "20040201", rx)
+        for n, rx in zip(range(2, 7), ["2530001"] * 3 + ["2530002", "2530003"], strict=True)
     ]
+    assert all(
+        claim_id_of(r).startswith("X12-") and "CLMNO12345" not in claim_id_of(r) for r in records
+    )
     assert [r.number for r in records] == [31, 39, 47, 55, 63]
 
 
 def test_claim_ids_are_stable_across_runs() -> None:
-    first = [r.fields["claim_id"] for r in read_x12(str(EXAMPLE10_2), ROUTES)]
-    assert first == [r.fields["claim_id"] for r in read_x12(str(EXAMPLE10_2), ROUTES)]
+    first = [claim_id_of(r) for r in read_x12(str(EXAMPLE10_2), ROUTES)]
+    assert first == [claim_id_of(r) for r in read_x12(str(EXAMPLE10_2), ROUTES)]
 
 
-def test_repeated_claim_gets_a_distinct_id(tmp_path: Path) -> None:
+def test_repeated_clm01_in_one_set_is_told_apart_by_the_service_not_its_position(
+    tmp_path: Path,
+) -> None:
+    # issue 16: a repeat used to get "-S{segment of the LIN}", a position. An exact
+    # repeat is the same claim (the run-wide DUPLICATE_CLAIM_ID check catches it);
+    # the same CLM01 for another prescription is another claim, whatever its place.
     text = EXAMPLE10_1.read_text()
     claim = text[text.index("CLM*") : text.index("SE*")]
-    doubled = _fix_se(text.replace(claim, claim + claim))
-    ids = [r.fields["claim_id"] for r in read_x12(_write(tmp_path, doubled), ROUTES)]
-    assert ids == [
-        "X12-1234567893-CLMNO12345-2",
-        "X12-1234567893-CLMNO12345-2-S44",  # LIN 31 + 13 segments
+    other = claim.replace("LIN**N4*00026063512~", "LIN**N4*00026063512~REF*XZ*RX1001~")
+    exact = [
+        claim_id_of(r)
+        for r in read_x12(_write(tmp_path, _fix_se(text.replace(claim, claim * 2))), ROUTES)
     ]
+    assert exact == [EXAMPLE10_1_ID, EXAMPLE10_1_ID]
+    ids = [
+        claim_id_of(r)
+        for r in read_x12(_write(tmp_path, _fix_se(text.replace(claim, claim + other))), ROUTES)
+    ]
+    assert ids[0] == EXAMPLE10_1_ID and ids[1] != ids[0]
+    moved = text.replace(claim, "NTE*ADD*NOTE~" + claim + other)  # later segments, same ids
+    assert [claim_id_of(r) for r in read_x12(_write(tmp_path, _fix_se(moved)), ROUTES)] == ids
 
 
 def test_payer_without_route_is_quarantined() -> None:
@@ -249,7 +279,8 @@ def test_bad_drug_line_is_a_record_with_a_problem(
     (record,) = list(read_x12(_write(tmp_path, text.replace(old, new)), ROUTES))
     assert record.problem is not None
     assert (record.problem.code, record.problem.field) == ("INVALID_FIELD", field)
-    assert record.fields["claim_id"] == "X12-1234567893-CLMNO12345-2"
+    service = "20041311" if field == "date_of_service" else "20040711"  # part of the identity
+    assert claim_id_of(record) == _x12_id("CLMNO12345", "2", service, "")
     for secret in ("1O.00", "53,37", "20041311", "1943-05-01", "XX"):
         assert secret not in record.problem.message
 
@@ -306,7 +337,7 @@ def test_same_claim_in_two_transaction_sets_has_one_id(tmp_path: Path) -> None:
     doubled = text[:se_end] + body + text[se_end:]  # the same transaction set twice
     path = tmp_path / "two_sets.837"
     path.write_text(doubled)
-    ids = [r.fields["claim_id"] for r in read_x12(str(path), ROUTES)]
+    ids = [claim_id_of(r) for r in read_x12(str(path), ROUTES)]
     assert len(ids) == 2 and len(set(ids)) == 1
 
 
@@ -342,7 +373,6 @@ ONE_CLAIM_CASES = [
     ("GE01 wrong", "GE*1*", "GE*2*", ["GROUP_COUNT_MISMATCH"]),
     ("IEA02 wrong", "IEA*1*", "IEA*1*9", ["CONTROL_NUMBER_MISMATCH"]),
     ("no SE", "SE*", "XX*", ["MISSING_TRAILER"]),
-    ("F2 units", "CTP****10.00*ML~", "CTP****10.00*F2~", ["UNIT_NOT_CONVERTIBLE"]),
 ]
 
 
@@ -354,7 +384,7 @@ def test_one_claim_cases(tmp_path: Path, old: str, new: str, codes: list[str]) -
     assert old in text
     records = _records(tmp_path, text.replace(old, new, 1))
     assert _codes(records) == codes
-    assert all("claim_id" in r.fields for r in records)
+    assert all(has_claim_id(r) for r in records)
 
 
 def test_missing_iea_and_ge_quarantine(tmp_path: Path) -> None:
@@ -369,6 +399,7 @@ UNITS = [
     ("ML", "10.00", "ML", Decimal("10.00")),
     ("GR", "10.00", "GM", Decimal("10.00")),
     ("ME", "500", "GM", Decimal("0.5")),  # 500 mg = 0.5 g, exact
+    ("F2", "300", "EA", Decimal("300")),  # insulin: international units, billed as a count
 ]
 
 
@@ -392,11 +423,21 @@ def test_invalid_utf8_quarantines_the_claim(tmp_path: Path) -> None:
     assert all("\udcff" not in str(v) for v in record.fields.values())
 
 
-def test_claim_id_includes_the_billing_provider_and_fits_the_pattern() -> None:
-    from rxfleet.formats.x12 import derive_claim_id
+def test_claim_id_is_a_keyed_token_without_clm01_in_clear() -> None:
+    keyed = claim_identity("1234567893", "ACCT-000123", "1", "20260101", "RX1")
+    claim_id = claim_id_of(Record("", 0, keyed_id=keyed))
+    assert re.fullmatch(r"X12-[0-9a-f]{32}", claim_id)
+    assert "ACCT" not in claim_id and "000123" not in claim_id
+    other_provider = claim_identity("1987654325", "ACCT-000123", "1", "20260101", "RX1")
+    assert claim_id_of(Record("", 0, keyed_id=other_provider)) != claim_id
+    other_key = PhiTokenizer(b"q" * 32).claim_id(keyed.prefix, keyed.parts)
+    assert other_key != claim_id  # keyed: not a plain hash anyone can recompute
+    assert claim_id_of(Record("", 0, keyed_id=keyed)) == claim_id  # stable under one key
 
-    assert derive_claim_id("1234567893", "A1", "1") == "X12-1234567893-A1-1"
-    assert derive_claim_id("1234567893", "A1", "1") != derive_claim_id("1987654325", "A1", "1")
-    long_id = derive_claim_id("1234567893", "C" * 38 + " /", "1")
-    assert long_id.startswith("X12-H-") and len(long_id) <= 64
-    assert long_id == derive_claim_id("1234567893", "C" * 38 + " /", "1")
+
+def test_patient_loop_gives_the_relationship(tmp_path: Path) -> None:
+    text = EXAMPLE10_1.read_text()
+    hl = text.index("CLM*")
+    patient = "HL*3*2*23*0~PAT*19~NM1*QC*1*DOE*JANE~DMG*D8*20100505*F~"
+    (record,) = _records(tmp_path, _fix_se(text[:hl] + patient + text[hl:]))
+    assert record.fields["patient_relationship_code"] == "3"  # PAT01 19 child -> 306-C6 3

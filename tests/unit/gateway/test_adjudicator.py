@@ -110,3 +110,17 @@ def test_bad_plan_file_is_a_config_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="invalid plan file"):
         PlanBook.load(broken)
+
+
+def test_compound_is_adjudicated_by_its_first_ingredient() -> None:
+    items = [
+        {"ndc11": "00093721401", "quantity": 15.0, "cost": 60.0},
+        {"ndc11": "00002143380", "quantity": 100.0, "cost": 20.0},
+    ]
+    status, body = decide(compound_ingredients=items)
+    assert (status, body["transaction_response_status"]) == (200, "P")
+    bad = [{"ndc11": "93721401", "quantity": 15.0, "cost": 60.0}]
+    assert decide(compound_ingredients=bad) == (
+        400,
+        {"error": "invalid_request", "field": "compound_ingredients"},
+    )

@@ -1,0 +1,54 @@
+"""The route link's rule: a claim with reject codes routes by its codes, whatever
+the status letter of the answer; codes are trimmed first."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.settings import CONFIG_DIR
+from rxfleet.claims.rejects import CLEAN, Reason, RejectMatrix, Route, Status
+from rxfleet.claims.work import WorkRecord
+from rxfleet.links.route import route_record
+
+MATRIX = RejectMatrix.load(CONFIG_DIR / "reject_codes.json")
+
+
+def _answered(status: str, codes: list[str], plan: str = "PLAN-COMM") -> WorkRecord:
+    record = WorkRecord(seq=0, source="f", line=1, claim={"plan_id": plan})
+    record.response_status, record.reject_codes = status, codes
+    return record
+
+
+@pytest.mark.parametrize("status", ["P", "A", "C", "D", "F", "R"])
+def test_codes_route_whatever_the_status_letter(status: str) -> None:
+    record = _answered(status, ["75"])
+    route_record(record, MATRIX)
+    assert record.status is Status.REJECTED
+    assert record.route == MATRIX.route_for(["75"]) == Route.PRIOR_AUTH
+    assert record.reason == Reason.PAYER
+
+
+def test_paid_without_codes_is_clean() -> None:
+    record = _answered("P", [])
+    route_record(record, MATRIX)
+    assert (record.status, record.route, record.reason) == (Status.PAID, CLEAN, None)
+
+
+def test_blank_codes_are_no_codes() -> None:
+    record = _answered("P", [" ", ""])
+    route_record(record, MATRIX)
+    assert (record.status, record.route, record.reject_codes) == (Status.PAID, CLEAN, [])
+
+
+def test_padded_code_is_trimmed_and_routed() -> None:
+    record = _answered("R", [" 75", "70 "])
+    route_record(record, MATRIX)
+    assert record.reject_codes == ["75", "70"]
+    assert record.route == MATRIX.route_for(["75", "70"])
+    assert record.route != Route.REVIEW_REQUIRED
+
+
+def test_deferred_without_codes_keeps_its_status_route() -> None:
+    record = _answered("F", [])
+    route_record(record, MATRIX)
+    assert (record.status, record.route) == (Status.REJECTED, Route.PRIOR_AUTH)
