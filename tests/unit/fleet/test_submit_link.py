@@ -3,7 +3,7 @@ behaviour is tested against the sandbox in tests/integration)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,8 +13,16 @@ from config import Settings
 from rxfleet.claims.phi import VaultCipher
 from rxfleet.claims.rejects import RejectMatrix
 from rxfleet.claims.work import Stage, WorkRecord
-from rxfleet.errors import AuthenticationFailed, GatewayTimeout, RateLimited, RoutingMiss
-from rxfleet.links.submit import SubmitContext, retry_delay, submit_batch
+from rxfleet.errors import (
+    AuthenticationFailed,
+    GatewayTimeout,
+    RateLimited,
+    RoutingMiss,
+    RxFleetError,
+)
+from rxfleet.gateway.aio import Job
+from rxfleet.links.submit import SubmitContext, backoff, submit_batch
+from rxfleet.links.submit.context import Heard, Timed
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo, RouteState
 from rxfleet.stores.runs import RunStore
@@ -37,24 +45,37 @@ class Grant:
 
 @dataclass
 class ScriptedGateway:
-    """Answers per claim id from a script of outcomes (an exception or an Answer)."""
+    """The token endpoint and a scripted ``Sender``: answers per claim id from a
+    script of outcomes (an error or an Answer), one request after the other,
+    asking ``go`` before each and telling ``seen`` each answer, as the sender does."""
 
     script: dict[str, list[Any]] = field(default_factory=dict)
     sent: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     fetches: int = 0
+    windows: list[int] = field(default_factory=list)  # the size of each window sent
 
     def fetch_token(self) -> Grant:
         self.fetches += 1
         return Grant(f"tok-{self.fetches}")
 
-    def submit(
-        self, body: Mapping[str, Any], *, token: str, session_ttl: int, idempotency_key: str
-    ) -> Answer:
-        self.sent.append((idempotency_key, token, dict(body)))
-        outcomes = self.script.get(idempotency_key, [])
-        outcome = outcomes.pop(0) if outcomes else Answer("P")
-        if isinstance(outcome, Exception):
-            raise outcome
+    def send(
+        self, jobs: Sequence[Job], go: Callable[[], bool], seen: Callable[[Heard], None]
+    ) -> list[Timed | None]:
+        self.windows.append(len(jobs))
+        results: list[Timed | None] = []
+        for job in jobs:
+            if not go():
+                results.append(None)
+                continue
+            result = self._answer(job)
+            seen(result)
+            results.append((result, 0.001))
+        return results
+
+    def _answer(self, job: Job) -> Answer | RxFleetError:
+        self.sent.append((job.key, job.token, dict(job.body)))
+        outcomes = self.script.get(job.key, [])
+        outcome: Answer | RxFleetError = outcomes.pop(0) if outcomes else Answer("P")
         return outcome
 
 
@@ -94,6 +115,7 @@ def _ctx(
         pause=FleetPause(runs.client, runs.prefix),
         routes=RouteMemo(runs.client, runs.prefix),
         gateway=gateway,
+        sender=gateway,
         vault=CIPHER,
         settings=settings,
     )
@@ -224,7 +246,7 @@ def test_404_is_remembered_per_bin_pcn(runs: RunStore, tokens: TokenStore) -> No
 @pytest.mark.parametrize("failures", [0, 3, 10])
 def test_backoff_without_retry_after_is_full_jitter_under_the_cap(failures: int) -> None:
     settings = Settings(backoff_base=1.0, backoff_cap=8.0)
-    delays = [retry_delay(settings, GatewayTimeout("t"), failures) for _ in range(200)]
+    delays = [backoff(settings, failures) for _ in range(200)]
     ceiling = min(8.0, 2.0**failures)
     assert all(0 <= d <= ceiling for d in delays) and max(delays) > ceiling / 2
 
