@@ -1,7 +1,11 @@
-"""The gateway client: the PBM gateway's protocol over one ``requests.Session``.
+"""The gateway client: the PBM gateway's protocol; the token endpoint over one ``requests.Session``.
 
-Celery-free and Redis-free: it fetches a token and submits one claim, and turns
-every transport or HTTP failure into ``rxfleet.errors``:
+Celery-free and Redis-free: it fetches a token, builds claim requests
+(``claim_request``) and maps every answer (``answer_of``) and every transport
+failure of either transport (``transport_error``) into ``rxfleet.errors``. The
+fleet's claims go out through ``rxfleet.gateway.aio.AioSender`` (aiohttp) with
+these requests and this mapping; ``submit`` (one claim over the Session) is kept
+for the HTTP tests and the latency benchmark:
 
 ========================================  ===========================================
 what happened                             raised
