@@ -1,7 +1,8 @@
 """The per-process objects the links and commands need, built from the settings:
-the Redis stores, the database, the gateway client (one pooled
-``requests.Session`` per process), the submit link's request pool and the
-breakers (whose buffered counts are per process).
+the Redis stores, the database, the gateway client (the token endpoint, one
+pooled ``requests.Session`` per process), the claim sender (one aiohttp event
+loop and session per process) and the breakers (whose buffered counts are per
+process).
 
 Stores are thin and built on demand; the rest is kept for the process and
 ``forget`` drops it after a fork (a socket or a thread never crosses a fork).

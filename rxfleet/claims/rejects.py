@@ -57,6 +57,11 @@ class Route(StrEnum):
     DUPLICATE = "DUPLICATE"
 
 
+#: The reject codes the fleet gives a claim itself (a payer-style answer).
+ROUTING_REJECT = "04"  # M/I Processor Control Number: the gateway has no such route (404)
+HOST_ERROR_REJECT = "99"  # Host Processing Error: the fleet gave up, or the request was refused
+
+
 class Reason(StrEnum):
     """Why a claim ended on its route: the payer's word, or the fleet's own."""
 

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rxfleet.claims.fields import RESULT_FIELDS
-from rxfleet.claims.rejects import Route, Status
+from rxfleet.claims.rejects import HOST_ERROR_REJECT, Reason, Route, Status
 from rxfleet.claims.rules import Severity, rule, worst
 from rxfleet.claims.validation import Issue
 
@@ -88,6 +88,24 @@ class WorkRecord(BaseModel):
         self.status = Status.QUARANTINED
         self.route = Route.DEAD_LETTER
         self.stage = Stage.ROUTED
+
+    def sent(self) -> None:
+        """The gateway answered (``response_status``, ``reject_codes``): on to routing."""
+        self.stage = Stage.SENT
+        self.trail("sent", outcome=self.response_status, codes=list(self.reject_codes),
+                   attempt=self.attempts)  # fmt: skip
+
+    def reject(self, code: str, reason: str | None = None) -> None:
+        """End the claim as rejected with ``code`` (a payer-style answer the fleet gives itself)."""
+        self.response_status = "R"
+        self.reject_codes = [code]
+        self.reason = reason
+        self.sent()
+
+    def end_aborted(self) -> None:
+        """An open claim of an aborted run: never sent, rejected 99 for the reason ``aborted``."""
+        self.reject(HOST_ERROR_REJECT, Reason.ABORTED)
+        self.status, self.route, self.stage = Status.REJECTED, Route.HOST_ERROR, Stage.ROUTED
 
     def result(self) -> dict[str, Any]:
         """The claim's row of the results, keyed by ``RESULT_FIELDS``."""

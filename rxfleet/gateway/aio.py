@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import ssl
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -32,8 +31,16 @@ from typing import Any, TypeVar
 import aiohttp
 
 from config import Settings
-from rxfleet.errors import ConfigError, GatewayTimeout, GatewayUnavailable, RxFleetError
-from rxfleet.gateway.client import Adjudication, ClaimRequest, GatewayClient, answer_of
+from rxfleet.errors import RxFleetError
+from rxfleet.gateway.client import (
+    TRANSPORT_ERRORS,
+    Adjudication,
+    ClaimRequest,
+    GatewayClient,
+    answer_of,
+    transport_error,
+)
+from rxfleet.gateway.tls import Tls
 
 Result = Adjudication | RxFleetError
 Timed = tuple[Result, float]  # an answer and the seconds its request took
@@ -130,7 +137,7 @@ class AioSender:
         if self._session is None:  # made in the loop's thread, the first time it is needed
             limit = self.settings.submit_inflight
             self._gate = asyncio.Semaphore(limit)  # held back here, not in the pool's queue
-            connector = aiohttp.TCPConnector(limit=limit, ssl=_tls(self.settings))
+            connector = aiohttp.TCPConnector(limit=limit, ssl=Tls.of(self.settings).ssl_context())
             timeout = aiohttp.ClientTimeout(
                 sock_connect=self.settings.connect_timeout, sock_read=self.settings.read_timeout
             )
@@ -164,30 +171,9 @@ async def _post(session: aiohttp.ClientSession, request: ClaimRequest) -> Result
             request.url, data=request.data, headers=request.headers, allow_redirects=False
         ) as response:
             answered = _Answered(response.status, response.headers, await response.read())
-    except aiohttp.InvalidURL:
-        return ConfigError(f"{where}: not a usable URL")
-    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
-        message = f"{where}: no answer ({type(exc).__name__})"
-        return GatewayTimeout(message, claim_id=request.claim_id, request=where)
-    except aiohttp.ClientError as exc:
-        message = f"{where}: transport failure ({type(exc).__name__})"
-        return GatewayUnavailable(message, claim_id=request.claim_id, request=where)
+    except TRANSPORT_ERRORS as exc:
+        return transport_error(exc, where, request.claim_id)
     try:
         return answer_of(answered, request)
     except RxFleetError as exc:
         return exc
-
-
-def _tls(settings: Settings) -> ssl.SSLContext | bool:
-    """The TLS context from settings (CA bundle, mutual-TLS client certificate)."""
-    if settings.client_key is not None and settings.client_cert is None:
-        raise ConfigError("RXFLEET_CLIENT_KEY is set without RXFLEET_CLIENT_CERT")
-    if settings.ca_bundle is None and settings.client_cert is None:
-        return True  # the default verification
-    context = ssl.create_default_context(
-        cafile=str(settings.ca_bundle) if settings.ca_bundle else None
-    )
-    if settings.client_cert is not None:
-        key = str(settings.client_key) if settings.client_key else None
-        context.load_cert_chain(str(settings.client_cert), key)
-    return context

@@ -1,7 +1,11 @@
-"""The gateway client: the PBM gateway's protocol over one ``requests.Session``.
+"""The gateway client: the PBM gateway's protocol; the token endpoint over one ``requests.Session``.
 
-Celery-free and Redis-free: it fetches a token and submits one claim, and turns
-every transport or HTTP failure into ``rxfleet.errors``:
+Celery-free and Redis-free: it fetches a token, builds claim requests
+(``claim_request``) and maps every answer (``answer_of``) and every transport
+failure of either transport (``transport_error``) into ``rxfleet.errors``. The
+fleet's claims go out through ``rxfleet.gateway.aio.AioSender`` (aiohttp) with
+these requests and this mapping; ``submit`` (one claim over the Session) is kept
+for the HTTP tests and the latency benchmark:
 
 ========================================  ===========================================
 what happened                             raised
@@ -41,6 +45,7 @@ from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Protocol
 
+import aiohttp
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -59,6 +64,7 @@ from rxfleet.errors import (
     RoutingMiss,
     RxFleetError,
 )
+from rxfleet.gateway.tls import Tls
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +72,32 @@ REJ_INVALID_TOKEN = "REJ_001"
 REJ_SESSION_EXPIRED = "REJ_004"
 CLAIMS_PATH = "/v1/claims"
 
-_TRANSPORT_ERRORS = (
-    requests.Timeout,
-    requests.ConnectionError,
-    requests.exceptions.ChunkedEncodingError,
+#: What a transport failure means, for both transports (requests: the token
+#: endpoint; aiohttp: the claim endpoint). The first row that matches decides.
+_TRANSPORT_FAILURES: tuple[tuple[tuple[type[Exception], ...], str], ...] = (
+    (
+        (
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidURL,
+            aiohttp.InvalidURL,
+        ),
+        "not a usable URL",
+    ),
+    (
+        (
+            requests.Timeout,
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            aiohttp.ClientConnectionError,
+            aiohttp.ClientPayloadError,
+            TimeoutError,
+        ),
+        "no answer",
+    ),
+    ((requests.RequestException, aiohttp.ClientError), "transport failure"),
 )
-_URL_ERRORS = (
-    requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidSchema,
-    requests.exceptions.InvalidURL,
-)
+TRANSPORT_ERRORS = tuple(kind for kinds, _ in _TRANSPORT_FAILURES for kind in kinds)
 #: Error codes are machine tokens; anything else in a body is not repeated.
 _ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _DELTA = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?$")
@@ -131,7 +153,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 def build_session(settings: Settings) -> requests.Session:
-    """The one Session a worker process needs: pooled, no retries, TLS from settings.
+    """The one Session a worker process needs: pooled, no retries, TLS from settings (``Tls``).
 
     ``trust_env`` is off: proxies, CA bundles and .netrc come from ``Settings``
     only (a .netrc entry would otherwise replace our Authorization header).
@@ -144,13 +166,8 @@ def build_session(settings: Settings) -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers.update({"Accept": "application/json", "User-Agent": "rxfleet-gateway-client"})
-    if settings.ca_bundle is not None:
-        session.verify = str(settings.ca_bundle)
-    if settings.client_key is not None and settings.client_cert is None:
-        raise ConfigError("RXFLEET_CLIENT_KEY is set without RXFLEET_CLIENT_CERT")
-    if settings.client_cert is not None:
-        cert = str(settings.client_cert)
-        session.cert = (cert, str(settings.client_key)) if settings.client_key else cert
+    tls = Tls.of(settings)
+    session.verify, session.cert = tls.verify, tls.cert
     return session
 
 
@@ -236,17 +253,10 @@ class GatewayClient:
     # -- transport -------------------------------------------------------
 
     def _post(self, url: str, claim_id: str | None, **kwargs: Any) -> requests.Response:
-        where = f"POST {url}"
         try:
             return self.session.post(url, timeout=self._timeout, allow_redirects=False, **kwargs)
-        except _URL_ERRORS:
-            raise ConfigError(f"{where}: not a usable URL") from None
-        except _TRANSPORT_ERRORS as exc:
-            message = f"{where}: no answer ({type(exc).__name__})"
-            raise GatewayTimeout(message, claim_id=claim_id, request=where) from None
-        except requests.RequestException as exc:
-            message = f"{where}: transport failure ({type(exc).__name__})"
-            raise GatewayUnavailable(message, claim_id=claim_id, request=where) from None
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, f"POST {url}", claim_id) from None
 
     def close(self) -> None:
         """Close the Session (when the client made it)."""
@@ -289,6 +299,17 @@ class ClaimRequest:
     @property
     def where(self) -> str:
         return f"POST {self.url}"
+
+
+def transport_error(exc: Exception, where: str, claim_id: str | None) -> RxFleetError:
+    """Our error for a transport failure of either transport (never chained: the
+    transport's exception holds the request, whose body is PHI)."""
+    meaning = next(m for kinds, m in _TRANSPORT_FAILURES if isinstance(exc, kinds))
+    if meaning == "not a usable URL":
+        return ConfigError(f"{where}: {meaning}")
+    message = f"{where}: {meaning} ({type(exc).__name__})"
+    kind = GatewayTimeout if meaning == "no answer" else GatewayUnavailable
+    return kind(message, claim_id=claim_id, request=where)
 
 
 def answer_of(response: HttpAnswer, request: ClaimRequest) -> Adjudication:

@@ -12,11 +12,10 @@ as ever: the record link's transaction writes nothing twice.
 
 from __future__ import annotations
 
-from rxfleet.claims.rejects import Reason, Route, Status
+from rxfleet.claims.rejects import HOST_ERROR_REJECT, Reason, Route, Status
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport
 from rxfleet.links.record import record_batch
-from rxfleet.links.submit import HOST_ERROR_REJECT, reject
 from rxfleet.stores.database import Database
 from rxfleet.stores.runs import RunStore
 
@@ -30,7 +29,7 @@ def end_poisoned(record: WorkRecord, link: str) -> None:
         record.status = Status.PAID if paid else Status.REJECTED
         record.route, record.reason = Route.REVIEW_REQUIRED, POISON
     else:
-        reject(record, HOST_ERROR_REJECT, POISON)
+        record.reject(HOST_ERROR_REJECT, POISON)
         record.status, record.route = Status.REJECTED, Route.HOST_ERROR
     record.stage = Stage.ROUTED
     record.trail(POISON, outcome=record.route, link=link)

@@ -83,9 +83,8 @@ def _sealed_for_replay(runs: RunStore, run_id: str, ready: Sequence[WorkRecord])
     if not wanted:
         return {}
     pipe = runs.pipeline()
-    runs.read_sealed(pipe, run_id, wanted)
-    (reply,) = pipe.execute()
-    blobs = runs.sealed_of(reply)
+    sealed = runs.read_sealed(pipe, run_id, wanted)
+    blobs = sealed(pipe.execute())
     return {seq: blob for seq, blob in zip(wanted, blobs, strict=True) if blob is not None}
 
 

@@ -27,11 +27,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 
-from rxfleet.stores.connection import as_dict, as_text
+from rxfleet.stores.connection import Decoder, Pipeline, as_dict, as_text
 
 PROBE_TIMEOUT_MS = 10_000  # a probe holder that died frees the half-open state
 FLUSH_EVERY = 50  # successes are counted in batches: one write per 50 healthy answers
@@ -63,13 +62,18 @@ class Breaker:
         now = int(time.time()) // BUCKET
         return range(now - self.window // BUCKET + 1, now + 1)
 
-    def read(self, pipe: Any) -> None:
-        """Queue the gate's two reads on ``pipe`` (one round trip with the caller's)."""
+    def read(self, pipe: Pipeline) -> Decoder[tuple[float, bool]]:
+        """Queue the gate's two reads on ``pipe`` (one round trip with the caller's).
+
+        The decoder says (seconds to wait, whether this caller is the half-open
+        probe); deciding a half-open breaker takes its probe (one more command).
+        """
+        at = len(pipe)
         pipe.pttl(self._key("open"))
         pipe.exists(self._key("tripped"))
+        return lambda replies: self._decide(replies[at], replies[at + 1])
 
-    def decide(self, remaining: object, tripped: object) -> tuple[float, bool]:
-        """(seconds to wait, whether this caller is the half-open probe), from ``read``."""
+    def _decide(self, remaining: object, tripped: object) -> tuple[float, bool]:
         if isinstance(remaining, int) and remaining > 0:
             return remaining / 1000, False
         if not tripped:
@@ -80,8 +84,8 @@ class Breaker:
 
     def gate(self) -> tuple[float, bool]:
         pipe = self.client.pipeline(transaction=False)
-        self.read(pipe)
-        return self.decide(*pipe.execute())
+        decode = self.read(pipe)
+        return decode(pipe.execute())
 
     def record(self, ok: bool, *, probe: bool = False) -> None:
         """Count one outcome (thread-safe); a probe's outcome closes or reopens at once."""

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeAlias, TypeVar
 
 import redis
+from redis.client import Pipeline
 from redis.typing import EncodableT
 
 from config import get_settings
 from rxfleet.errors import ConfigError
 
 _clients: dict[tuple[int, str], redis.Redis] = {}
+
+T = TypeVar("T")
+
+#: What a store's pipelined read hands back: give it the pipeline's whole reply
+#: list and it reads its own replies (it knows where it queued them). Whoever
+#: queues a command reads its reply; a caller never counts reply slots.
+Decoder: TypeAlias = Callable[[Sequence[Any]], T]
+
+__all__ = ["Decoder", "Pipeline", "as_dict", "as_text", "fields", "forget_clients", "get_redis"]
 
 
 def get_redis(url: str | None = None) -> redis.Redis:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 from redis.commands.core import Script
 
 from rxfleet.stores import lua
-from rxfleet.stores.connection import as_text
+from rxfleet.stores.connection import Decoder, Pipeline, as_text
 from rxfleet.stores.metrics import metrics_key
 
 LOG_LENGTH = 10_000
@@ -40,18 +39,15 @@ class FleetPause:
     def log_key(self) -> str:
         return f"{self.prefix}:gateway:pauses"
 
-    def read(self, pipe: Any) -> None:
-        """Queue the pause's read on ``pipe``; ``remaining_of`` reads its reply."""
+    def read(self, pipe: Pipeline) -> Decoder[float]:
+        """Queue the pause's read on ``pipe``; the decoder says the seconds left of it."""
+        at = len(pipe)
         pipe.get(self.key)
-
-    @staticmethod
-    def remaining_of(reply: object) -> float:
-        until = as_text(reply)
-        return 0.0 if until is None else max(0.0, int(until) / 1000 - time.time())
+        return lambda replies: _remaining(replies[at])
 
     def remaining(self) -> float:
         """Seconds left of the pause, 0 when none."""
-        return self.remaining_of(self.client.get(self.key))
+        return _remaining(self.client.get(self.key))
 
     def lengthen(self, seconds: float) -> None:
         """Hold every worker back until ``seconds`` from now (only ever lengthened)."""
@@ -70,3 +66,8 @@ class FleetPause:
 
     def clear(self) -> None:
         self.client.delete(self.key, self.log_key)
+
+
+def _remaining(reply: object) -> float:
+    until = as_text(reply)
+    return 0.0 if until is None else max(0.0, int(until) / 1000 - time.time())

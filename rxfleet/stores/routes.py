@@ -15,9 +15,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import redis
+
+from rxfleet.stores.connection import Decoder, Pipeline
 
 PROBE_LEASE_MS = 30_000  # a probe's holder that died frees the route after this
 PROBE_POLL = 0.005
@@ -45,22 +46,18 @@ class RouteMemo:
     def _probe(self, bin_: str, pcn: str) -> str:
         return f"{self.prefix}:gateway:probe:{bin_}:{pcn}"
 
-    def read(self, pipe: Any, bin_: str, pcn: str) -> None:
-        """Queue the pair's two reads on ``pipe``; ``state_of`` reads the replies."""
+    def read(self, pipe: Pipeline, bin_: str, pcn: str) -> Decoder[RouteState | None]:
+        """Queue the pair's two reads on ``pipe``; the decoder says KNOWN or MISS,
+        or None when the pair is unknown."""
+        at = len(pipe)
         pipe.exists(self._miss(bin_, pcn))
         pipe.exists(self._ok(bin_, pcn))
-
-    @staticmethod
-    def state_of(missed: object, known: object) -> RouteState | None:
-        """KNOWN or MISS from ``read``'s replies; None when the pair is unknown."""
-        if missed:
-            return RouteState.MISS
-        return RouteState.KNOWN if known else None
+        return lambda replies: _state(replies[at], replies[at + 1])
 
     def state(self, bin_: str, pcn: str) -> RouteState | None:
         pipe = self.client.pipeline(transaction=False)
-        self.read(pipe, bin_, pcn)
-        return self.state_of(*pipe.execute())
+        decode = self.read(pipe, bin_, pcn)
+        return decode(pipe.execute())
 
     def probe(self, bin_: str, pcn: str, patience: float) -> RouteState:
         """Take the pair's probe, or wait up to ``patience`` s for another's answer."""
@@ -92,3 +89,9 @@ class RouteMemo:
     def clear(self) -> None:
         for key in self.client.scan_iter(f"{self.prefix}:gateway:*:*:*"):
             self.client.delete(key)
+
+
+def _state(missed: object, known: object) -> RouteState | None:
+    if missed:
+        return RouteState.MISS
+    return RouteState.KNOWN if known else None

@@ -26,8 +26,9 @@ Keys, per run (expiring ``ttl`` seconds after the run is finished):
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 import redis
@@ -35,7 +36,7 @@ from redis.commands.core import Script
 
 from rxfleet.claims.work import WorkRecord
 from rxfleet.stores import lua
-from rxfleet.stores.connection import as_dict, as_text, fields
+from rxfleet.stores.connection import Decoder, Pipeline, as_dict, as_text, fields
 
 #: Its Lua scripts, ``rxfleet/stores/lua/runs_{name}.lua``.
 _SCRIPTS = (
@@ -172,7 +173,7 @@ class RunStore:
     def register_batch(self, run_id: str, first: int, count: int) -> None:
         self.client.hset(self._part(run_id, "batches"), str(first), f"{count}|{time.time():.3f}")
 
-    def touch_batch(self, pipe: Any, run_id: str, first: int, count: int) -> None:
+    def touch_batch(self, pipe: Pipeline, run_id: str, first: int, count: int) -> None:
         """Queue a batch's heartbeat on ``pipe``: a link made progress on it."""
         pipe.hset(self._part(run_id, "batches"), str(first), f"{count}|{time.time():.3f}")
 
@@ -204,7 +205,7 @@ class RunStore:
 
     # -- the links -----------------------------------------------------------
 
-    def pipeline(self) -> Any:
+    def pipeline(self) -> Pipeline:
         """A non-transactional pipeline, for reads that several stores queue together."""
         return self.client.pipeline(transaction=False)
 
@@ -225,19 +226,25 @@ class RunStore:
             self.touch_batch(pipe, run_id, batch.start, len(batch))
         pipe.execute()
 
-    def read_sealed(self, pipe: Any, run_id: str, seqs: Sequence[int]) -> None:
-        """Queue the read of records' vault blobs on ``pipe``; ``sealed_of`` reads it."""
+    def read_sealed(
+        self, pipe: Pipeline, run_id: str, seqs: Sequence[int]
+    ) -> Decoder[list[str | None]]:
+        """Queue the read of records' vault blobs on ``pipe``; the decoder gives them
+        in the order of ``seqs`` (None: no blob)."""
+        at = len(pipe)
         pipe.hmget(self._vault(run_id), [str(s) for s in seqs])
+        return lambda replies: [as_text(blob) for blob in replies[at]]
 
-    @staticmethod
-    def sealed_of(reply: Iterable[object]) -> list[str | None]:
-        return [as_text(blob) for blob in reply]
-
-    def lease(self, pipe: Any, run_id: str, seqs: Sequence[int], owner: str, ms: int) -> None:
-        """Queue taking the send leases of ``seqs`` for ``ms`` milliseconds on ``pipe``."""
+    def lease(
+        self, pipe: Pipeline, run_id: str, seqs: Sequence[int], owner: str, ms: int
+    ) -> Decoder[list[Lease]]:
+        """Queue taking the send leases of ``seqs`` for ``ms`` milliseconds on ``pipe``;
+        the decoder says what became of each (``Lease``)."""
+        at = len(pipe)
         args: list[str | int] = [int(time.time() * 1000), owner, ms, *seqs]
         keys = [self._part(run_id, "leases"), self._part(run_id, "work")]
         self._scripts["lease"](keys=keys, args=args, client=pipe)
+        return lambda replies: [Lease(int(granted)) for granted in replies[at]]
 
     def release(self, run_id: str, seqs: Sequence[int], owner: str) -> None:
         """Give back the leases ``owner`` holds on ``seqs`` (claims it did not send)."""
@@ -245,8 +252,11 @@ class RunStore:
             args: list[str | int] = [owner, *seqs]
             self._scripts["release"](keys=[self._part(run_id, "leases")], args=args)
 
-    def aborted_flag(self, pipe: Any, run_id: str) -> None:
+    def aborted_flag(self, pipe: Pipeline, run_id: str) -> Decoder[bool]:
+        """Queue the read of the run's stop flag on ``pipe``; the decoder says if it is set."""
+        at = len(pipe)
         pipe.exists(self._part(run_id, "abort"))
+        return lambda replies: bool(replies[at])
 
     def abort(self, run_id: str) -> None:
         self.client.set(self._part(run_id, "abort"), "1")
@@ -311,3 +321,11 @@ class RunStore:
     def seed_done(self, run_id: str, done: int) -> None:
         """Set the done count where Redis lost it (from the database, on resume)."""
         self.client.set(self._part(run_id, "done"), done, nx=True)
+
+
+class Lease(IntEnum):
+    """What ``RunStore.lease`` says of each sequence number (the lease script's answer)."""
+
+    HELD = 0  # another holder is sending it
+    GRANTED = 1
+    GONE = 2  # recorded meanwhile: nothing left to send

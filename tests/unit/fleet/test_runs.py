@@ -25,27 +25,26 @@ def test_records_are_added_only_where_absent(runs: RunStore) -> None:
     assert [r.stage for r in runs.load("R", [0, 1, 2])] == [Stage.SENT, Stage.INGESTED,
                                                              Stage.INGESTED]  # fmt: skip
     pipe = runs.pipeline()
-    runs.read_sealed(pipe, "R", [0, 1, 2])
-    assert runs.sealed_of(pipe.execute()[0]) == ["sealed-0", None, "sealed-2"]
+    sealed = runs.read_sealed(pipe, "R", [0, 1, 2])
+    assert sealed(pipe.execute()) == ["sealed-0", None, "sealed-2"]
     assert runs.existing("R", [0, 1, 2, 3]) == {0, 1, 2}
 
 
 def test_leases_keep_a_claim_with_one_holder_and_say_when_it_is_gone(runs: RunStore) -> None:
     runs.add("R", [_record(0), _record(1)], {})
     pipe = runs.pipeline()
-    runs.lease(pipe, "R", [0, 1, 5], "a", 60_000)
-    runs.lease(pipe, "R", [0], "b", 60_000)
-    runs.lease(pipe, "R", [0], "a", 60_000)
-    first, other, again = pipe.execute()
-    assert [int(x) for x in first] == [1, 1, 2]  # seq 5 has no record: gone
-    assert [int(x) for x in other] == [0]  # held by a
-    assert [int(x) for x in again] == [1]  # a renews its own
+    first = runs.lease(pipe, "R", [0, 1, 5], "a", 60_000)
+    other = runs.lease(pipe, "R", [0], "b", 60_000)
+    again = runs.lease(pipe, "R", [0], "a", 60_000)
+    replies = pipe.execute()
+    assert [int(x) for x in first(replies)] == [1, 1, 2]  # seq 5 has no record: gone
+    assert [int(x) for x in other(replies)] == [0]  # held by a
+    assert [int(x) for x in again(replies)] == [1]  # a renews its own
     runs.add("R", [_record(2)], {})
     pipe = runs.pipeline()
     runs.lease(pipe, "R", [2], "b", 0)
-    runs.lease(pipe, "R", [2], "c", 60_000)
-    _, taken = pipe.execute()
-    assert [int(x) for x in taken] == [1]  # b's lease ran out at once
+    taken = runs.lease(pipe, "R", [2], "c", 60_000)
+    assert [int(x) for x in taken(pipe.execute())] == [1]  # b's lease ran out at once
 
 
 def test_retire_counts_each_claim_once_however_often_it_runs(runs: RunStore) -> None:

@@ -3,7 +3,7 @@ behaviour is tested against the sandbox in tests/integration)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,8 +13,17 @@ from config import Settings
 from rxfleet.claims.phi import VaultCipher
 from rxfleet.claims.rejects import RejectMatrix
 from rxfleet.claims.work import Stage, WorkRecord
-from rxfleet.errors import AuthenticationFailed, GatewayTimeout, RateLimited, RoutingMiss
-from rxfleet.links.submit import SubmitContext, retry_delay, submit_batch
+from rxfleet.errors import (
+    AuthenticationFailed,
+    GatewayTimeout,
+    RateLimited,
+    RoutingMiss,
+    RxFleetError,
+)
+from rxfleet.gateway.aio import Job
+from rxfleet.links.submit import SubmitContext, backoff, submit_batch
+from rxfleet.links.submit.context import Heard, Timed
+from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo, RouteState
 from rxfleet.stores.runs import RunStore
@@ -37,24 +46,37 @@ class Grant:
 
 @dataclass
 class ScriptedGateway:
-    """Answers per claim id from a script of outcomes (an exception or an Answer)."""
+    """The token endpoint and a scripted ``Sender``: answers per claim id from a
+    script of outcomes (an error or an Answer), one request after the other,
+    asking ``go`` before each and telling ``seen`` each answer, as the sender does."""
 
     script: dict[str, list[Any]] = field(default_factory=dict)
     sent: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     fetches: int = 0
+    windows: list[int] = field(default_factory=list)  # the size of each window sent
 
     def fetch_token(self) -> Grant:
         self.fetches += 1
         return Grant(f"tok-{self.fetches}")
 
-    def submit(
-        self, body: Mapping[str, Any], *, token: str, session_ttl: int, idempotency_key: str
-    ) -> Answer:
-        self.sent.append((idempotency_key, token, dict(body)))
-        outcomes = self.script.get(idempotency_key, [])
-        outcome = outcomes.pop(0) if outcomes else Answer("P")
-        if isinstance(outcome, Exception):
-            raise outcome
+    def send(
+        self, jobs: Sequence[Job], go: Callable[[], bool], seen: Callable[[Heard], None]
+    ) -> list[Timed | None]:
+        self.windows.append(len(jobs))
+        results: list[Timed | None] = []
+        for job in jobs:
+            if not go():
+                results.append(None)
+                continue
+            result = self._answer(job)
+            seen(result)
+            results.append((result, 0.001))
+        return results
+
+    def _answer(self, job: Job) -> Answer | RxFleetError:
+        self.sent.append((job.key, job.token, dict(job.body)))
+        outcomes = self.script.get(job.key, [])
+        outcome: Answer | RxFleetError = outcomes.pop(0) if outcomes else Answer("P")
         return outcome
 
 
@@ -94,6 +116,7 @@ def _ctx(
         pause=FleetPause(runs.client, runs.prefix),
         routes=RouteMemo(runs.client, runs.prefix),
         gateway=gateway,
+        sender=gateway,
         vault=CIPHER,
         settings=settings,
     )
@@ -224,7 +247,7 @@ def test_404_is_remembered_per_bin_pcn(runs: RunStore, tokens: TokenStore) -> No
 @pytest.mark.parametrize("failures", [0, 3, 10])
 def test_backoff_without_retry_after_is_full_jitter_under_the_cap(failures: int) -> None:
     settings = Settings(backoff_base=1.0, backoff_cap=8.0)
-    delays = [retry_delay(settings, GatewayTimeout("t"), failures) for _ in range(200)]
+    delays = [backoff(settings, failures) for _ in range(200)]
     ceiling = min(8.0, 2.0**failures)
     assert all(0 <= d <= ceiling for d in delays) and max(delays) > ceiling / 2
 
@@ -284,3 +307,109 @@ def test_a_probe_taken_just_after_the_answer_gets_the_answer_not_a_second_reques
     routes.release("777777", "NOSUCHPCN")
     assert routes.probe("777777", "NOSUCHPCN", patience=0) is RouteState.MISS
     assert not routes.client.exists("t:gateway:probe:777777:NOSUCHPCN")
+
+
+# -- the window path: several requests in flight through the Sender ------------
+
+
+def _leasable(runs: RunStore, seqs: list[int]) -> list[int]:
+    """What another delivery is told when it asks for these claims' send leases."""
+    pipe = runs.pipeline()
+    leases = runs.lease(pipe, "R", seqs, "another-delivery", 60_000)
+    return [int(x) for x in leases(pipe.execute())]
+
+
+def test_a_window_stops_at_the_first_retry_after_and_the_rest_wait_unsent(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    gateway = ScriptedGateway({"C1": [RateLimited("slow down", retry_after=2.0)]})
+    ctx = _ctx(runs, tokens, gateway, 5, submit_inflight=5)
+    ctx.routes.remember_ok("610014", "RXSANDBX")
+    report = submit_batch(ctx, "R", range(5))
+    assert gateway.windows == [5] and [k for k, _, _ in gateway.sent] == ["C0", "C1"]
+    records = runs.load("R", range(5))
+    assert [r.stage for r in records] == [Stage.SENT] + [Stage.MAPPED] * 4
+    assert [r.attempts for r in records] == [1, 1, 0, 0, 0]  # the skipped were never sent
+    assert report.deferred and report.still_open == 4
+    assert report.retry_in is not None and 2.0 <= report.retry_in <= 2.25
+    assert 1.9 < ctx.pause.remaining() <= 2.25 and ctx.local_pause.remaining() > 1.9
+    assert _leasable(runs, [1, 2, 3, 4]) == [1, 1, 1, 1]  # their leases were given back
+
+
+def test_a_401_in_a_window_is_replayed_alone_with_the_rotated_token(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    gateway = ScriptedGateway({"C2": [AuthenticationFailed("x", reason="REJ_001")]})
+    ctx = _ctx(runs, tokens, gateway, 4, submit_inflight=4)
+    ctx.routes.remember_ok("610014", "RXSANDBX")
+    report = submit_batch(ctx, "R", range(4))
+    assert gateway.windows == [4, 1]  # the replay is a window of one, through the sender too
+    assert gateway.sent[-1][:2] == ("C2", "tok-2")
+    assert report.done == 4 and report.retry is None and report.network_calls == 5
+    assert runs.load("R", [2])[0].attempts == 2 and tokens.stats()["auth_REJ_001"] == 1
+
+
+def test_a_404_in_a_window_rejects_04_and_the_rest_of_its_route_ends_without_a_request(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    gateway = ScriptedGateway({"C1": [RoutingMiss("no route")]})
+    ctx = _ctx(runs, tokens, gateway, 3, submit_inflight=3, bin1="777777", bin2="777777")
+    ctx.routes.remember_ok("610014", "RXSANDBX")
+    report = submit_batch(ctx, "R", range(3))
+    assert [k for k, _, _ in gateway.sent] == ["C0", "C1"]  # one probe for the unknown route
+    records = runs.load("R", range(3))
+    assert [r.reject_codes for r in records] == [[], ["04"], ["04"]]
+    assert [r.reason for r in records] == [None, "ROUTING_MISS", "ROUTING_MISS"]
+    assert [r.attempts for r in records] == [1, 1, 0]
+    assert report.done == 3 and report.retry is None
+    assert ctx.routes.state("777777", "RXSANDBX") is RouteState.MISS
+    assert not runs.client.exists("t:gateway:probe:777777:RXSANDBX")  # the probe given back
+
+
+def test_a_transient_reject_in_a_window_comes_back_next_round_and_the_rest_is_sent(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    gateway = ScriptedGateway({"C1": [Answer("R", ("92",))]})
+    ctx = _ctx(runs, tokens, gateway, 3, submit_inflight=3)
+    ctx.rejects = RejectMatrix.load(ctx.settings.reject_matrix)
+    ctx.routes.remember_ok("610014", "RXSANDBX")
+    report = submit_batch(ctx, "R", range(3))
+    records = runs.load("R", range(3))
+    assert [r.stage for r in records] == [Stage.SENT, Stage.MAPPED, Stage.SENT]
+    assert records[1].failures == 1 and records[1].reject_codes == ["92"]
+    assert report.retry is not None and not report.deferred and report.still_open == 1
+    again = submit_batch(ctx, "R", range(3), failures=report.retry.failures)
+    assert again.done == 1 and [k for k, _, _ in gateway.sent][-1] == "C1"
+    assert runs.load("R", [1])[0].reject_codes == []  # paid the second time
+
+
+def test_a_window_where_every_request_fails_backs_off_and_trips_the_health_breaker(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    down = {f"C{i}": [GatewayTimeout("t")] for i in range(3)}
+    gateway = ScriptedGateway(down)
+    ctx = _ctx(runs, tokens, gateway, 3, submit_inflight=3)
+    ctx.health = Breaker(runs.client, "t", "health", min_requests=3, rate_every=0.0)
+    ctx.routes.remember_ok("610014", "RXSANDBX")
+    report = submit_batch(ctx, "R", range(3), failures=1)
+    assert gateway.windows == [3]
+    assert report.retry is not None and report.retry.failures == 2 and not report.deferred
+    assert report.reason == "every request of a window failed" and report.still_open == 3
+    records = runs.load("R", range(3))
+    assert [(r.stage, r.attempts, r.failures) for r in records] == [(Stage.MAPPED, 1, 1)] * 3
+    assert ctx.health.state() == "open"
+    held = submit_batch(ctx, "R", range(3), failures=2)
+    assert held.reason == "health breaker open" and held.deferred and len(gateway.sent) == 3
+
+
+def test_a_half_open_breakers_probe_closes_it_and_a_lone_claim_goes_through_the_sender(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    gateway = ScriptedGateway()
+    ctx = _ctx(runs, tokens, gateway, 5, submit_inflight=4)
+    ctx.health = Breaker(runs.client, "t", "health")
+    ctx.routes.remember_ok("610014", "RXSANDBX")
+    runs.client.set("t:breaker:health:tripped", "15.0")  # cooled down: half-open
+    report = submit_batch(ctx, "R", range(5))
+    assert gateway.windows == [4, 1] and report.done == 5  # the window that took the probe
+    assert ctx.health.state() == "closed" and ctx.health.counters() == {"closed": 1}
