@@ -16,19 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
+from bench.harness import KEYS, ROOT
 from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis
 from tests.integration.conftest import new_database
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "claims.jsonl"
-KEYS = {
-    "RXFLEET_PHI_KEY": "MqWQaPf242g2l9pHl8x4z84teXxRLVBUyGuS7QchdJo=",
-    "RXFLEET_VAULT_KEY": "eBwJuH20a2QmEY1MBkjfyNX10WEW1aUgQJq_mJ9VyTE=",
-    "RXFLEET_SANDBOX": "1",  # the sandbox gateway: its credentials, plain HTTP on this host
-}
 
 
 def cli(
