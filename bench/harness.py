@@ -7,9 +7,7 @@ the caller made), then the Procfile's lines as separate processes, each with its
 log in ``Fleet.tmp``. ``supervised=True`` restarts any process that exits, as
 systemd or supervisord would; ``Fleet.kill`` SIGKILLs one (left to the
 supervisor), ``Fleet.stop`` ends one for good. ``KEYS`` are the fleet's PHI and
-vault keys (test keys: no real data is ever keyed with them); ``FAST`` are the
-shortest delivery and lease timeouts the settings accept, for fault tests that
-wait out a dead worker.
+vault keys (test keys: no real data is ever keyed with them).
 """
 
 from __future__ import annotations
@@ -46,23 +44,6 @@ KEYS = {
     "RXFLEET_SANDBOX": "1",  # the sandbox gateway (README "Running a fleet")
     "RXFLEET_FLOWER_AUTH": ":".join(FLOWER_AUTH),
 }
-#: The shortest timeouts the settings accept (``Settings.check_delivery``: the
-#: visibility timeout must be at least countdown max + link time limit + 15 s), so a
-#: fault test waits seconds, not minutes, for a dead worker's message to come back.
-FAST = {
-    "RXFLEET_COUNTDOWN_MAX": "2",
-    "RXFLEET_LINK_TIME_LIMIT": "8",
-    "RXFLEET_LINK_SOFT_TIME_LIMIT": "6",
-    "RXFLEET_VISIBILITY_TIMEOUT": "25",
-    "RXFLEET_UNACKED_RESTORE_INTERVAL": "1",
-    "RXFLEET_SUBMIT_ROUND_SECONDS": "4",
-    "RXFLEET_BACKOFF_BASE": "0.2",
-    "RXFLEET_BACKOFF_CAP": "2",
-    "RXFLEET_SWEEP_INTERVAL": "2",
-    "RXFLEET_STALL_SECONDS": "15",
-    "RXFLEET_PRODUCER_LEASE": "4",
-    "RXFLEET_TOKEN_CHECK_INTERVAL": "1",
-}
 
 
 def procfile() -> dict[str, str]:
@@ -78,6 +59,15 @@ def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RXFLEET_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return {**env, **KEYS, **extra}
+
+
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """``rxfleet ARGS`` with exactly ``env``, from the repository root, to its end."""
+    command = [sys.executable, "-m", "rxfleet.cli", *args]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
 
 
 def wait_for(ready: Callable[[], bool], timeout: float, what: str) -> None:
@@ -215,9 +205,7 @@ class Fleet:
 
     def cli(self, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
         """``rxfleet ARGS`` against this fleet, to its end."""
-        command = [sys.executable, "-m", "rxfleet.cli", *args]
-        return subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True,
-                              timeout=timeout)  # fmt: skip
+        return run_cli(self.env, *args, timeout=timeout)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         """``rxfleet ARGS`` as from a terminal: Ctrl-C (SIGINT) reaches it."""
@@ -260,16 +248,16 @@ def fleet_env(
 ) -> dict[str, str]:
     """The environment of a fleet on ``server``, ``database_url`` and a gateway on ``port``."""
     gateway = extra.get("RXFLEET_GATEWAY_URL", f"http://127.0.0.1:{port}")
-    return base_env(
-        RXFLEET_REDIS_URL=server.url,
-        RXFLEET_DATABASE_URL=database_url,
-        RXFLEET_GATEWAY_URL=gateway,
-        RXFLEET_TOKEN_URL=f"{gateway}/oauth2/token",
-        RXFLEET_SANDBOX_PORT=str(port),
-        RXFLEET_BEAT_SCHEDULE=str(tmp / "beat"),
-        RXFLEET_TOKEN_CHECK_INTERVAL="1",
-        **extra,
-    )
+    defaults = {
+        "RXFLEET_REDIS_URL": server.url,
+        "RXFLEET_DATABASE_URL": database_url,
+        "RXFLEET_GATEWAY_URL": gateway,
+        "RXFLEET_TOKEN_URL": f"{gateway}/oauth2/token",
+        "RXFLEET_SANDBOX_PORT": str(port),
+        "RXFLEET_BEAT_SCHEDULE": str(tmp / "beat"),
+        "RXFLEET_TOKEN_CHECK_INTERVAL": "1",
+    }
+    return base_env(**{**defaults, **extra})
 
 
 @dataclass(frozen=True)
@@ -320,10 +308,27 @@ def procfile_fleet(spec: FleetSpec | None = None, **options: Any) -> Iterator[Fl
 
     ``spec``, or its fields as keywords (``procfile_fleet(submit_workers=2)``)."""
     spec = spec or FleetSpec(**options)
-    server = (spec.server or LocalRedis(binary=shutil.which("redis-server"))).start()
-    database = None if spec.database_url else LocalPostgres().start()
-    database_url = spec.database_url or (database.url if database else "")
-    tmp = Path(tempfile.mkdtemp(prefix="rxfleet-fleet-"))
+    with contextlib.ExitStack() as stack:
+        server = (spec.server or LocalRedis(binary=shutil.which("redis-server"))).start()
+        stack.callback(server.stop)
+        database_url = spec.database_url or _private_database(stack)
+        tmp = Path(tempfile.mkdtemp(prefix="rxfleet-fleet-"))
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        fleet = _fleet(spec, server, database_url, tmp)
+        stack.callback(_stop_processes, fleet)
+        _start_processes(fleet, spec)
+        if spec.supervised:
+            fleet.supervise()
+        yield fleet
+
+
+def _private_database(stack: contextlib.ExitStack) -> str:
+    database = LocalPostgres().start()
+    stack.callback(database.stop)
+    return database.url
+
+
+def _fleet(spec: FleetSpec, server: LocalRedis, database_url: str, tmp: Path) -> Fleet:
     port = free_port()
     extra = dict(spec.extra_env)
     if spec.gateway_url:
@@ -331,24 +336,13 @@ def procfile_fleet(spec: FleetSpec | None = None, **options: Any) -> Iterator[Fl
     if spec.flower:
         extra["RXFLEET_FLOWER_PORT"] = str(free_port())
     env = fleet_env(server, database_url, port, tmp, **extra)
-    fleet = Fleet(env, server.url, env["RXFLEET_GATEWAY_URL"], tmp, server, database_url, spec.app)
-    try:
-        _start_processes(fleet, spec)
-        if spec.supervised:
-            fleet.supervise()
-        yield fleet
-    finally:
-        _tear_down(fleet, database, tmp)
+    return Fleet(env, server.url, env["RXFLEET_GATEWAY_URL"], tmp, server, database_url, spec.app)
 
 
-def _tear_down(fleet: Fleet, database: LocalPostgres | None, tmp: Path) -> None:
+def _stop_processes(fleet: Fleet) -> None:
     fleet.end_supervision()
     for name in list(fleet.procs):
         fleet.stop(name)
-    fleet.server.stop()
-    if database is not None:
-        database.stop()
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def stop_all(procs: Sequence[subprocess.Popen[Any]]) -> None:

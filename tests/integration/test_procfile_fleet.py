@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,15 @@ import pytest
 import redis
 import requests
 
-from bench.harness import FLOWER_AUTH, ROOT, Fleet, base_env, procfile, procfile_fleet
+from bench.harness import (
+    FLOWER_AUTH,
+    ROOT,
+    Fleet,
+    base_env,
+    procfile,
+    procfile_fleet,
+    run_cli,
+)
 from rxfleet.claims.fields import PHI_FIELDS
 from rxfleet.embedded.postgres_server import LocalPostgres
 from tests.integration.conftest import new_database
@@ -33,19 +40,6 @@ def fleet(pg_server: LocalPostgres) -> Iterator[Fleet]:
         yield started
 
 
-def _run_cli(
-    env: dict[str, str], *args: str, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rxfleet.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def _but_attempts(row: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in row.items() if k != "attempts"}
 
@@ -57,7 +51,7 @@ def _rows(path: Path) -> list[dict[str, object]]:
 def test_procfile_fleet_matches_embedded_and_leaks_no_phi(fleet: Fleet, tmp_path: Path) -> None:
     env = fleet.env
     fleet_out, embedded_out = tmp_path / "fleet.jsonl", tmp_path / "embedded.jsonl"
-    run = _run_cli(env, "run", str(SAMPLE), "-o", str(fleet_out), "--timeout", "180")
+    run = run_cli(env, "run", str(SAMPLE), "-o", str(fleet_out), "--timeout", "180")
     assert run.returncode == 0, run.stderr
     embedded_env = {
         k: v
@@ -70,7 +64,7 @@ def test_procfile_fleet_matches_embedded_and_leaks_no_phi(fleet: Fleet, tmp_path
             "RXFLEET_TOKEN_URL",
         }
     }
-    embedded = _run_cli(embedded_env, "run", str(SAMPLE), "-o", str(embedded_out))
+    embedded = run_cli(embedded_env, "run", str(SAMPLE), "-o", str(embedded_out))
     assert embedded.returncode == 0, embedded.stderr
     fleet_rows, embedded_rows = _rows(fleet_out), _rows(embedded_out)
     assert len(fleet_rows) == len(SAMPLE.read_text().splitlines())

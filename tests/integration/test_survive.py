@@ -24,7 +24,7 @@ import psycopg
 import pytest
 import requests
 
-from bench.harness import FAST, FLOWER_AUTH, Fleet, procfile_fleet, wait_for, workers_answer
+from bench.harness import FLOWER_AUTH, Fleet, procfile_fleet, wait_for, workers_answer
 from rxfleet.claims import synth
 from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis
@@ -40,8 +40,16 @@ FAULTS = {
     "latency_ms": 15,
 }
 SETTINGS = {
-    **FAST,
+    "RXFLEET_VISIBILITY_TIMEOUT": "30",
+    "RXFLEET_COUNTDOWN_MAX": "5",
+    "RXFLEET_LINK_TIME_LIMIT": "10",
+    "RXFLEET_LINK_SOFT_TIME_LIMIT": "8",
+    "RXFLEET_BACKOFF_BASE": "0.2",
+    "RXFLEET_BACKOFF_CAP": "2",
     "RXFLEET_MAX_DELIVERIES": "3",
+    "RXFLEET_SWEEP_INTERVAL": "5",
+    "RXFLEET_STALL_SECONDS": "40",
+    "RXFLEET_TOKEN_CHECK_INTERVAL": "1",
     "RXFLEET_SUBMIT_CONCURRENCY": "4",
     "RXFLEET_CPU_CONCURRENCY": "2",
 }
@@ -75,6 +83,17 @@ def _claims(path: Path, prefix: str, n: int, poison_at: int | None = None) -> li
     return synth.write_claims(
         path, n, seed=prefix, claim_id=lambda i: f"{prefix}{i:05d}", edit=poison
     )
+
+
+def _start_run(
+    chaos: Fleet, tmp_path: Path, prefix: str, n: int, *options: str
+) -> tuple[list[str], Path, subprocess.Popen[str], str]:
+    """``n`` claims run in batches of 20 with ``options``: (ids, output, process, run id)."""
+    ids = _claims(tmp_path / "claims.jsonl", prefix, n)
+    out = tmp_path / "out.jsonl"
+    args = ("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
+    run = chaos.popen(*args, *options)
+    return ids, out, run, _started(run)
 
 
 def _results_reach(fleet: Fleet, run_id: str, count: int) -> Callable[[], bool]:
@@ -136,10 +155,7 @@ def test_producer_killed_mid_enqueue_then_the_same_command_again(
 def test_submit_worker_killed_then_restarted_finishes_within_two_minutes(
     chaos: Fleet, tmp_path: Path
 ) -> None:
-    ids = _claims(tmp_path / "claims.jsonl", "W", 400)
-    out = tmp_path / "out.jsonl"
-    run = chaos.popen("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
-    run_id = _started(run)
+    ids, out, run, run_id = _start_run(chaos, tmp_path, "W", 400)
     wait_for(lambda: chaos.results_count(run_id) >= 60, 60, "first results")
     chaos.kill("submit1")  # the supervisor starts it again
     killed = time.monotonic()
@@ -157,10 +173,7 @@ def test_the_cpu_worker_killed_again_and_again_while_it_records_leaves_each_resu
     """SIGKILL of the worker that runs the record link (its pool children and all), three
     times while results are being written: the database holds each claim once, with one
     ``recorded`` audit event each."""
-    ids = _claims(tmp_path / "claims.jsonl", "K", 300)
-    out = tmp_path / "out.jsonl"
-    run = chaos.popen("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
-    run_id = _started(run)
+    ids, out, run, run_id = _start_run(chaos, tmp_path, "K", 300)
     for round_ in range(3):
         wait_for(_results_reach(chaos, run_id, 20 * (round_ + 1)), 90, "results")
         chaos.kill("cpu")  # the supervisor starts it again
@@ -179,10 +192,7 @@ def test_the_cpu_worker_killed_again_and_again_while_it_records_leaves_each_resu
 def test_redis_killed_and_restarted_with_aof_the_one_run_goes_on(
     chaos: Fleet, tmp_path: Path
 ) -> None:
-    ids = _claims(tmp_path / "claims.jsonl", "A", 300)
-    out = tmp_path / "out.jsonl"
-    run = chaos.popen("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
-    run_id = _started(run)
+    ids, out, run, run_id = _start_run(chaos, tmp_path, "A", 300)
     wait_for(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
     chaos.server.kill()
     time.sleep(3)
@@ -196,15 +206,12 @@ def test_redis_killed_and_restarted_with_aof_the_one_run_goes_on(
 def test_redis_restarted_empty_resume_finishes_from_the_database(
     chaos: Fleet, tmp_path: Path
 ) -> None:
-    ids = _claims(tmp_path / "claims.jsonl", "E", 300)
-    out = tmp_path / "out.jsonl"
-    args = ("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
-    run = chaos.popen(*args, "--timeout", "20")
-    run_id = _started(run)
+    ids, out, run, run_id = _start_run(chaos, tmp_path, "E", 300, "--timeout", "20")
     wait_for(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
     chaos.server.kill()
     chaos.server.restart(empty=True)
-    run.communicate(timeout=150)  # it cannot finish: the claims in flight are gone
+    run.send_signal(signal.SIGINT)  # it cannot finish: the claims in flight are gone
+    _exit_after_interrupt(run)
     resumed = chaos.cli("resume", run_id, "-o", str(out))
     assert resumed.returncode == 0, resumed.stderr
     found = re.search(r"(\d+) claims needed enqueueing again", resumed.stderr)
@@ -245,6 +252,11 @@ def test_two_runs_of_the_same_input_at_once_send_once(chaos: Fleet, tmp_path: Pa
     assert len({_run_id(err) for _, err in finished}) == 1
     for out in outs:
         _exactly_once(chaos, out, ids)
+
+
+def _failed_tasks(flower: str) -> list[dict[str, Any]]:
+    tasks = requests.get(f"{flower}/api/tasks", auth=FLOWER_AUTH, timeout=30).json()
+    return [t for t in tasks.values() if t.get("state") == "FAILURE"]
 
 
 def _exit_after_interrupt(run: subprocess.Popen[str]) -> str:
@@ -298,9 +310,11 @@ def test_a_link_failing_with_text_that_quotes_phi_leaks_it_nowhere(
     source.write_text("".join(json.dumps(line) + "\n" for line in lines))
     run = chaos.popen("run", str(source), "--timeout", "8")
     run_id = _started(run)
-    run.communicate(timeout=60)  # the batch cannot pass validate: the run times out
     flower = f"http://127.0.0.1:{chaos.env['RXFLEET_FLOWER_PORT']}"
     auth = FLOWER_AUTH
+    wait_for(lambda: run_id in json.dumps(_failed_tasks(flower)), 60, "a failed task in Flower")
+    run.send_signal(signal.SIGINT)  # the batch cannot pass validate: the run cannot finish
+    _exit_after_interrupt(run)
     tasks = requests.get(f"{flower}/api/tasks", auth=auth, timeout=30).json()
     failed = [t for t in tasks.values() if t.get("state") == "FAILURE"]
     assert failed, "no failed task in Flower: the scan below would prove nothing"
