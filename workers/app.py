@@ -7,8 +7,9 @@ A dead worker costs minutes, not hours: the visibility timeout is short
 (``RXFLEET_VISIBILITY_TIMEOUT``, 100 s) and every worker sweeps the unacked
 messages of the dead every 10 s (``RXFLEET_UNACKED_RESTORE_INTERVAL``). It stays
 above the longest countdown plus the hard time limit of a link (checked at
-start-up), so a held retry is never handed out early; a longer wait (a long Retry-After) is taken in several countdowns,
-and the send leases keep a claim sent once even if a message does come back early.
+start-up), so a held retry is never handed out early; a longer wait (a long
+Retry-After) is taken in several countdowns, and the send leases keep a claim
+sent once even if a message does come back early.
 """
 
 from __future__ import annotations
