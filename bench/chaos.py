@@ -3,7 +3,7 @@ redis-server, the Procfile's processes (cpu worker, two submit workers, beat,
 the sandbox gateway), 10k claims per scenario; and issue 10's at scale: the
 fleet killed at will under a supervisor (survive, survive-empty, rabbitmq).
 
-    python bench/chaos.py [--claims 10000] [--scenario NAME ...]
+    python -m bench.chaos [--claims 10000] [--scenario NAME ...]
 
 NAME: tokens, throttle, drops, all (those three), survive, survive-empty,
 faults20, rabbitmq. Figures are merged into bench/out/chaos.json (one key a scenario).
@@ -27,7 +27,7 @@ The fault scenarios below all use issue 10's gateway (``FAULTS``: 5% responses
 lost after adjudication, 5% connections dropped before, 10% 503 without
 Retry-After, 15 ms latency) and the production settings (defaults: visibility
 timeout 100 s, stall sweep 300 s), with every Procfile process under a
-supervisor that restarts it when it exits (bench/procfile.py):
+supervisor that restarts it when it exits (bench/harness.py):
 
 * survive: ``--claims`` claims (10k); redis-server with AOF, appendfsync everysec;
   one ``rxfleet run`` during which 5 worker main processes (cpu or submit, at
@@ -63,17 +63,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
-import psycopg
 import redis
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from procfile import ROOT, AofRedis, Fleet, procfile_fleet
-from rabbitmq import private_rabbitmq
-
+from bench.harness import ROOT, AofRedis, Fleet, procfile_fleet
+from bench.rabbitmq import private_rabbitmq
 from rxfleet.claims import synth
 
 OUT = ROOT / "bench" / "out"
@@ -95,17 +91,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 
 
 def write_claims(path: Path, n: int) -> list[str]:
-    rng = random.Random(42)
-    ids = []
-    with path.open("w") as handle:
-        for index in range(n):
-            claim = synth._base(rng, index)
-            claim["claim_id"] = f"K{index:07d}"
-            if index % 100 == 7:
-                claim["bin"], claim["pcn"] = "777777", "NOSUCHPCN"
-            ids.append(claim["claim_id"])
-            handle.write(json.dumps(claim) + "\n")
-    return ids
+    """``n`` payable claims (ids ``K0000000``...), 1% of them to an unknown BIN/PCN."""
+    return synth.write_claims(path, n, seed=42, claim_id=lambda i: f"K{i:07d}", edit=_unrouted)
+
+
+def _unrouted(index: int, claim: dict[str, Any]) -> None:
+    if index % 100 == 7:
+        claim["bin"], claim["pcn"] = "777777", "NOSUCHPCN"
 
 
 def run_scenario(name: str, claims: Path, count: int) -> dict[str, Any]:
@@ -172,7 +164,8 @@ def _tokens(
 
 
 def _attempts(client: redis.Redis, run_id: str) -> list[dict[str, Any]]:
-    events = (json.loads(d["event"]) for _, d in client.xrange(f"rx:run:{run_id}:audit"))
+    entries = cast(list[tuple[str, dict[str, str]]], client.xrange(f"rx:run:{run_id}:audit"))
+    events = (json.loads(d["event"]) for _, d in entries)
     return [e for e in events if e["stage"] == "attempt"]
 
 
@@ -278,16 +271,6 @@ class Lines:
         return "\n".join(self.lines)
 
 
-def recorded(database_url: str) -> int:
-    """Results in the database (0 before the CLI's first use has made its tables)."""
-    with psycopg.connect(database_url, connect_timeout=5) as conn:
-        try:
-            row = conn.execute("SELECT count(*) FROM results").fetchone()
-        except psycopg.errors.UndefinedTable:
-            return 0
-        return int(row[0]) if row else 0
-
-
 @dataclass
 class Chaos:
     """Kills what ``plan`` names, in order, each at its moment: ``when`` seconds after
@@ -324,13 +307,12 @@ class Chaos:
             return self.trigger()
         if self.by_time:
             return time.monotonic() - self.started >= when
-        return recorded(self.fleet.database_url) >= when * self.total
+        return self.fleet.results_count() >= when * self.total
 
     def _act(self, what: str) -> None:
-        progress = recorded(self.fleet.database_url)
+        progress = self.fleet.results_count()
         at = time.monotonic()
         if what == "redis":
-            assert self.fleet.server is not None
             self.fleet.server.kill()
             time.sleep(self.redis_down)
             self.fleet.server.restart(empty=self.empty)
@@ -382,7 +364,9 @@ def survive(
     plan.append((rng.uniform(0.3, 0.6) * window, "redis"))
     server = AofRedis(binary=shutil.which("redis-server"))
     scenario = _scenario_file(FAULTS)
-    with procfile_fleet(2, scenario, server=server, supervised=True) as fleet:
+    with procfile_fleet(
+        submit_workers=2, scenario=scenario, server=server, supervised=True
+    ) as fleet:
         out = fleet.tmp / "results.jsonl"
         started = time.monotonic()
         run_timeout = timeout if empty else 3000
@@ -436,7 +420,7 @@ def _resume(fleet: Fleet, run_id: str, out: Path) -> dict[str, Any]:
 
 
 def _plain(claims: Path, ids: list[str], config: dict[str, Any]) -> dict[str, Any]:
-    with procfile_fleet(2, _scenario_file(config)) as fleet:
+    with procfile_fleet(submit_workers=2, scenario=_scenario_file(config)) as fleet:
         out = fleet.tmp / "results.jsonl"
         started = time.monotonic()
         cli = subprocess.run(_cli(fleet, "run", str(claims), "-o", str(out), "--timeout", "1200"),
@@ -480,7 +464,9 @@ def _killed_submit(
     claims: Path, ids: list[str], extra: dict[str, str], delay: float
 ) -> dict[str, Any]:
     slow = {**CALM, "latency_ms": 200}
-    with procfile_fleet(2, _scenario_file(slow), extra_env=extra, supervised=True) as fleet:
+    with procfile_fleet(
+        submit_workers=2, scenario=_scenario_file(slow), extra_env=extra, supervised=True
+    ) as fleet:
         out = fleet.tmp / "results.jsonl"
         started = time.monotonic()
         run = subprocess.Popen(_cli(fleet, "run", str(claims), "-o", str(out), "--batch-size",

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from procfile import ROOT  # noqa: F401  (puts the repository on sys.path)
-
 from config.settings import SAMPLE_CROSSWALK
 from rxfleet.claims import synth
 from rxfleet.claims.crosswalk import CrosswalkEntry, read_crosswalk
@@ -76,14 +74,14 @@ def gateway_body(record: dict[str, Any], entries: dict[str, CrosswalkEntry]) -> 
 
 
 def payable(n: int, seed: int = 7) -> ClaimSet:
-    """``n`` payable claims from ``synth._base`` (ids ``RX00000001``...)."""
+    """``n`` payable claims from ``synth.payable_claim`` (ids ``RX00000001``...)."""
     rng, entries = random.Random(seed), crosswalk()
     records: list[dict[str, Any]] = []
     bodies: list[Body] = []
     index = 0
     while len(bodies) < n:
         index += 1
-        record = synth._base(rng, index)
+        record = synth.payable_claim(rng, index)
         body = gateway_body(record, entries)
         if body is not None:
             records.append(record)

@@ -32,9 +32,9 @@ from typing import Any
 import aiohttp
 import requests
 from requests.adapters import HTTPAdapter
-from sandbox import TOKEN_FORM, Sandbox
 from urllib3.util.retry import Retry
 
+from bench.sandbox import TOKEN_FORM, Sandbox
 from config.settings import SANDBOX_CLIENT_ID
 
 Item = tuple[str, dict[str, Any]]

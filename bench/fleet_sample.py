@@ -6,7 +6,7 @@
   cpu worker, submit worker, beat) as separate processes; the CLI only produces
   and waits.
 
-    python bench/fleet_sample.py [--input samples/claims.jsonl] [--repeat 3]
+    python -m bench.fleet_sample [--input samples/claims.jsonl] [--repeat 3]
 
 Wall time is the whole CLI process (start-up included); claims/s is the CLI's
 own figure (enqueue of the first batch to the last result recorded).
@@ -23,9 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from procfile import ROOT, base_env, procfile_fleet
+from bench.harness import ROOT, base_env, procfile_fleet
 
 RATE = re.compile(r"(\d+) claims in ([\d.]+) s \((\d+) claims/s\)")
 

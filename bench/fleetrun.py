@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from claimset import ClaimSet
-from procfile import ROOT, procfile_fleet
-from sandbox import Sandbox, check_exactly_once
+
+from bench.claimset import ClaimSet
+from bench.harness import ROOT, procfile_fleet
+from bench.sandbox import Sandbox, check_exactly_once
 
 RATE = re.compile(r"(\d+) claims in ([\d.]+) s \((\d+) claims/s\)")
 TOP = 12

@@ -7,7 +7,7 @@ task list with basic auth. Checks that Flower answers 401 without credentials
 and that the metrics exporter serves the run's counters. Writes
 ``bench/out/flower_tasks.png``::
 
-    python bench/flower_screenshot.py [--claims 5000]
+    python -m bench.flower_screenshot [--claims 5000]
 """
 
 from __future__ import annotations
@@ -22,13 +22,9 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench.gen_inputs import generate  # noqa: E402
-from bench.procfile import KEYS, procfile, procfile_fleet  # noqa: E402
-from rxfleet.embedded.redis_server import free_port  # noqa: E402
+from bench.gen_inputs import generate
+from bench.harness import KEYS, ROOT, procfile_fleet
+from rxfleet.embedded.redis_server import free_port
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -66,14 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     user, password = KEYS["RXFLEET_FLOWER_AUTH"].split(":", 1)
     flower_port, metrics_port = free_port(), free_port()
-    lines = procfile()
     with tempfile.TemporaryDirectory(prefix="rxfleet-flower-") as tmp:
         (claims,) = generate(args.claims, Path(tmp), ["jsonl"])
         with procfile_fleet() as fleet:
             fleet.env["RXFLEET_FLOWER_PORT"] = str(flower_port)
             fleet.env["RXFLEET_METRICS_PORT"] = str(metrics_port)
-            fleet.start("flower", lines["flower"])
-            fleet.start("metrics", lines["metrics"])
+            fleet.start("flower")
+            fleet.start("metrics")
             flower = f"http://127.0.0.1:{flower_port}"
             _wait(flower + "/api/workers", auth=(user, password))
             _wait(f"http://127.0.0.1:{metrics_port}/metrics")

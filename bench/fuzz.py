@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python bench/fuzz.py --n 100000 --seconds 120
+    python -m bench.fuzz --n 100000 --seconds 120
 
 For each format (JSONL, CSV, Parquet, NCPDP D.0, X12 837P) a valid seed file is
 mutated (byte flips, format tokens inserted, lines duplicated or cut, bytes that
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import tempfile
 import time
 import traceback
@@ -34,14 +33,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from rxfleet.claims.validation import check_phi, split_phi, validate
+from rxfleet.errors import RxFleetError
+from rxfleet.formats import Format, reader_for
+from tests.unit.formats import ncpdp_build as b
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit" / "formats")]
-
-import ncpdp_build as b  # noqa: E402
-
-from rxfleet.claims.validation import check_phi, split_phi, validate  # noqa: E402
-from rxfleet.errors import RxFleetError  # noqa: E402
-from rxfleet.formats import Format, reader_for  # noqa: E402
 
 ROUTES = {"PLANID12345": {"bin": "610014", "pcn": "RXSANDBX", "group_id": "G", "plan_id": "P"}}
 TODAY = date(2026, 11, 20)
@@ -71,8 +68,8 @@ def _seed(fmt: Format) -> bytes:
     import pyarrow.parquet as pq
 
     sink = io.BytesIO()
-    rows = [{**_ROW, "claim_id": f"RX{i}"} for i in range(20)]
-    pq.write_table(pa.Table.from_pylist(rows), sink, row_group_size=5)
+    records = [{**_ROW, "claim_id": f"RX{i}"} for i in range(20)]
+    pq.write_table(pa.Table.from_pylist(records), sink, row_group_size=5)
     return sink.getvalue()
 
 

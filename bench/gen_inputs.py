@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python bench/gen_inputs.py --claims 1000000 --out bench/out
+    python -m bench.gen_inputs --claims 1000000 --out bench/out
 
 Writes ``claims_<N>.jsonl``, ``.csv``, ``.parquet``, ``.ncpdp`` (NCPDP D.0, one
 B1 transmission a line) and ``.837`` (one X12 837P interchange, one subscriber
@@ -28,14 +28,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from rxfleet.claims.fields import CANONICAL_FIELDS  # noqa: E402
-from rxfleet.claims.ndc import NdcError, normalize_ndc  # noqa: E402
-from rxfleet.claims.synth import sample_claims  # noqa: E402
-from rxfleet.formats.overpunch import encode_overpunch  # noqa: E402
+from rxfleet.claims.fields import CANONICAL_FIELDS
+from rxfleet.claims.ndc import NdcError, normalize_ndc
+from rxfleet.claims.synth import sample_claims
+from rxfleet.formats.overpunch import encode_overpunch
 
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "ncpdp", "837")
 PARQUET_CHUNK = 50_000

@@ -1,6 +1,6 @@
 """Producer memory: ``rxfleet enqueue`` of a large JSONL file into a private redis-server.
 
-    python bench/memory.py [--claims 100000,1000000] [--with-workers] [--max-seconds 600]
+    python -m bench.memory [--claims 100000,1000000] [--with-workers] [--max-seconds 600]
         [--out bench/out/memory.json]
 
 For each N a JSONL file of N synthetic claims (``rxfleet.claims.synth.write_jsonl``,
@@ -41,12 +41,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import psutil
 import redis
-from procfile import ROOT, base_env, procfile_fleet
 
+from bench.harness import ROOT, base_env, procfile_fleet
 from rxfleet.claims import synth
 from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python bench/parse_bench.py --claims 1000000
+    python -m bench.parse_bench --claims 1000000
 
 For each format (JSONL, CSV, Parquet, NCPDP D.0, X12 837P) and each size (the
 ``--small`` size and ``--claims``), a fresh subprocess streams the generated file
@@ -35,9 +35,6 @@ from pathlib import Path
 from typing import Any
 
 _ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
 BENCH_DIR = Path(__file__).resolve().parent
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "ncpdp", "837")
 TODAY = date(2026, 11, 20)  # the synthetic claims' "today" (rxfleet.claims.synth.TODAY)
@@ -144,7 +141,7 @@ def _child(mode: str, path: str) -> dict[str, Any]:
 
 
 def _run_child(mode: str, path: Path | None) -> dict[str, Any]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", mode]
+    command = [sys.executable, "-m", "bench.parse_bench", "--child", mode]
     if path is not None:
         command += ["--path", str(path)]
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=_ROOT)
@@ -157,8 +154,8 @@ def _run_child(mode: str, path: Path | None) -> dict[str, Any]:
 
 
 def _ensure_inputs(n: int, out: Path) -> None:
-    from gen_inputs import FORMATS as GEN_FORMATS
-    from gen_inputs import generate, path_for
+    from bench.gen_inputs import FORMATS as GEN_FORMATS
+    from bench.gen_inputs import generate, path_for
 
     missing = [fmt for fmt in GEN_FORMATS if not path_for(out, n, fmt).is_file()]
     if missing:
@@ -211,10 +208,9 @@ def run(claims: int, small: int, out: Path) -> dict[str, Any]:
     sizes = sorted({small, claims})
     if len(sizes) != 2:
         raise SystemExit("--small must differ from --claims")
-    sys.path.insert(0, str(BENCH_DIR))
     for n in sizes:
         _ensure_inputs(n, out)
-    from gen_inputs import path_for
+    from bench.gen_inputs import path_for
 
     figures: dict[str, Any] = {
         "python": platform.python_version(),

@@ -1,6 +1,6 @@
 """The system of record's figures on a private PostgreSQL.
 
-    python bench/pg_bench.py [--batches 40] [--starts 3]
+    python -m bench.pg_bench [--batches 40] [--starts 3]
 
 Prints: server start time (cold initdb, and copying the cached template),
 ``Database.record()`` throughput for batches of 500 claims with 6 audit

@@ -1,6 +1,6 @@
 """The producer SIGKILLed mid-enqueue, at scale, then the same command run again.
 
-    python bench/producer_kill.py [--claims 100000] [--kill-at 15000]
+    python -m bench.producer_kill [--claims 100000] [--kill-at 15000]
 
 The Procfile's processes (cpu, two submit workers, beat, the sandbox gateway at
 15 ms) under a supervisor, a private redis-server and PostgreSQL. ``rxfleet run``
@@ -27,10 +27,8 @@ from typing import Any
 import psycopg
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from chaos import Lines, recorded, write_claims
-from procfile import ROOT, Fleet, procfile_fleet
+from bench.chaos import Lines, write_claims
+from bench.harness import ROOT, Fleet, procfile_fleet
 
 OUT = ROOT / "bench" / "out"
 GATEWAY = {"seed": 11, "latency_ms": 15}
@@ -51,13 +49,13 @@ def _first_run(fleet: Fleet, args: list[str], kill_at: int) -> tuple[str, int, f
     assert proc.stderr is not None
     stderr = Lines(proc.stderr)
     run_id = stderr.run_id()
-    while recorded(fleet.database_url) < kill_at:
+    while fleet.results_count() < kill_at:
         if proc.poll() is not None:
             raise SystemExit(f"the first run ended before the kill: {stderr.text()}")
         time.sleep(0.2)
     proc.kill()
     proc.wait()
-    return run_id, recorded(fleet.database_url), time.monotonic() - started
+    return run_id, fleet.results_count(), time.monotonic() - started
 
 
 def _ledger(database_url: str, run_id: str) -> dict[str, int]:

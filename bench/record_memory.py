@@ -1,6 +1,6 @@
 """Redis is working memory, PostgreSQL the system of record: what each holds after a run.
 
-    python bench/record_memory.py [--claims 100000] [--out bench/out/record_memory.json]
+    python -m bench.record_memory [--claims 100000] [--out bench/out/record_memory.json]
 
 Starts the Procfile's processes (cpu, submit, beat, gateway) on a private
 redis-server and PostgreSQL, warms them with a 20-claim run, reads Redis
@@ -25,13 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import psutil
 import psycopg
 import redis
-from procfile import ROOT, procfile_fleet
 
+from bench.harness import ROOT, procfile_fleet
 from rxfleet.claims import synth
 
 MB = 1024 * 1024

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from procfile import ROOT, base_env
 
+from bench.harness import ROOT, base_env, stop_process
 from config.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_SCOPE
 from rxfleet.embedded.redis_server import free_port
 
@@ -118,9 +116,4 @@ def sandbox(latency_ms: float, tmp: Path, backlog: int = 0) -> Iterator[Sandbox]
         _wait_up(url, proc)
         yield Sandbox(url, proc.pid)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process(proc, grace=10)

@@ -1,6 +1,6 @@
 """Side-by-side throughput: the rxfleet fleet against three plain clients, same sandbox.
 
-    python bench/throughput.py [--latency 0,20,200] [--claims 5000] [--claims-slow 2000]
+    python -m bench.throughput [--latency 0,20,200] [--claims 5000] [--claims-slow 2000]
         [--threads N] [--submit-concurrency N] [--fleet-batch-size N]
         [--contenders fleet,bare,seed000,seed003] [--gateway-backlog 128] [--profile]
         [--out bench/out/throughput.json]
@@ -48,7 +48,6 @@ import argparse
 import json
 import re
 import signal
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -56,13 +55,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from claimset import ClaimSet, payable
-from contenders import CONTENDERS
-from fleetrun import FleetOptions, run_fleet
-from procfile import ROOT, procfile
-from sandbox import Sandbox, check_exactly_once, sandbox
+from bench.claimset import ClaimSet, payable
+from bench.contenders import CONTENDERS
+from bench.fleetrun import FleetOptions, run_fleet
+from bench.harness import ROOT, procfile
+from bench.sandbox import Sandbox, check_exactly_once, sandbox
 
 OUT = ROOT / "bench" / "out"
 ALL = ["fleet", *CONTENDERS]

@@ -234,6 +234,12 @@ class Settings(BaseSettings):
         description="seconds before the Redis broker hands an unacknowledged message to "
         "another worker; must exceed countdown_max + link_time_limit + 15",
     )
+    unacked_restore_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds between a worker's looks for the unacknowledged messages of a "
+        "dead worker (Redis broker), to hand them out once the visibility timeout has passed",
+    )
     countdown_max: float = Field(
         default=30.0, description="the longest single countdown; longer waits are taken in hops"
     )

@@ -5,10 +5,11 @@ and result backend. JSON only; late acks with reject on worker loss, prefetch 1.
 
 A dead worker costs minutes, not hours: the visibility timeout is short
 (``RXFLEET_VISIBILITY_TIMEOUT``, 100 s) and every worker sweeps the unacked
-messages of the dead every 10 s. It stays above the longest countdown plus the
-hard time limit of a link (checked at start-up), so a held retry is never handed
-out early; a longer wait (a long Retry-After) is taken in several countdowns,
-and the send leases keep a claim sent once even if a message does come back early.
+messages of the dead every 10 s (``RXFLEET_UNACKED_RESTORE_INTERVAL``). It stays
+above the longest countdown plus the hard time limit of a link (checked at
+start-up), so a held retry is never handed out early; a longer wait (a long
+Retry-After) is taken in several countdowns, and the send leases keep a claim
+sent once even if a message does come back early.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings derived from the one settings class."""
     transport = {
         "visibility_timeout": settings.visibility_timeout,
-        "unacked_restore_interval": 10,  # look for a dead worker's messages every 10 s
+        "unacked_restore_interval": settings.unacked_restore_interval,  # a dead worker's messages
         "unacked_restore_throttle": 1,
     }
     return {

@@ -4,13 +4,19 @@
 payable claims, rejections for several reasons (prior authorization, plan
 exclusion, plan limits, terminated member, unknown group, unknown BIN/PCN),
 warnings (obsolete NDC, step therapy), and malformed claims of many kinds.
+
+``payable_claim(rng, index)`` is one clean claim the sandbox pays;
+``write_claims(path, n, ...)`` writes ``n`` of them as JSON Lines under ids of the
+caller's choosing (the fault tests and benchmarks: every claim sent exactly once).
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 FIRST = ["AVA", "NOAH", "MIA", "LIAM", "ZOE", "ELI", "IVY", "OWEN", "RUBY", "JUDE", "NORA", "EZRA"]
@@ -29,7 +35,9 @@ ROUTES = [("610014", "RXSANDBX", "GRP100", "PLAN-COMM"), ("610014", "RXSANDBX", 
 TODAY = date(2026, 11, 20)
 
 
-def _base(rng: random.Random, index: int) -> dict[str, Any]:
+def payable_claim(rng: random.Random, index: int) -> dict[str, Any]:
+    """A clean claim the sandbox pays (id ``RX`` + ``index``): a payable NDC, a known
+    route, made-up PHI; the same ``rng`` state gives the same claim."""
     ndc, quantity, days = rng.choice(PAYABLE)
     bin_, pcn, group, plan = rng.choice(ROUTES)
     days = min(days, 30) if plan == "PLAN-PARTD" else days
@@ -47,6 +55,31 @@ def _base(rng: random.Random, index: int) -> dict[str, Any]:
         "ingredient_cost_submitted": round(rng.uniform(4, 120), 2),
         "usual_and_customary": round(rng.uniform(10, 160), 2), "plan_id": plan, "pos": "01",
     }  # fmt: skip
+
+
+def write_claims(
+    path: Path,
+    n: int,
+    *,
+    seed: int | str,
+    claim_id: Callable[[int], str],
+    edit: Callable[[int, dict[str, Any]], None] | None = None,
+) -> list[str]:
+    """``n`` payable claims as JSON Lines in ``path``; returns their ids in order.
+
+    Claim ``index`` (0 .. n-1) gets the id ``claim_id(index)``; ``edit(index, claim)``
+    may then change it (a poison id, an unknown BIN/PCN)."""
+    rng = random.Random(seed)
+    ids = []
+    with path.open("w", encoding="utf-8") as handle:
+        for index in range(n):
+            claim = payable_claim(rng, index)
+            claim["claim_id"] = claim_id(index)
+            if edit is not None:
+                edit(index, claim)
+            ids.append(claim["claim_id"])
+            handle.write(json.dumps(claim) + "\n")
+    return ids
 
 
 Mutation = Callable[[dict[str, Any], random.Random], None]
@@ -106,7 +139,7 @@ def sample_claims(n: int, seed: int = 2026) -> Iterator[dict[str, Any] | str]:
 
 
 def _one(rng: random.Random, index: int, mix: list[tuple[int, Mutation]]) -> dict[str, Any] | str:
-    claim = _base(rng, index)
+    claim = payable_claim(rng, index)
     roll = rng.randrange(1000)
     if roll >= 996:  # four in a thousand: a line that is not JSON at all
         return '{"claim_id": "RX' + f"{index:08d}" + '", "bin": "610014", "ndc": '

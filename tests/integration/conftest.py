@@ -1,17 +1,35 @@
 """Servers the integration tests share: one private PostgreSQL for the session
-(``LocalPostgres``: a free loopback port, never the machine's own server)."""
+(``LocalPostgres``: a free loopback port, never the machine's own server).
+
+Every test under this folder carries the ``integration`` marker, and those of the
+fault-test files (``CHAOS_FILES``) also ``chaos``: ``-m "not chaos"`` skips the
+long ones, ``-m "not integration"`` all that start servers.
+"""
 
 from __future__ import annotations
 
 import signal
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from rxfleet.embedded.postgres_server import LocalPostgres, local_postgres, memory_dir
+
+HERE = Path(__file__).resolve().parent
+CHAOS_FILES = frozenset({HERE / "test_survive.py", HERE / "fleet" / "test_gateway_faults.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(item.path).resolve()
+        if HERE in path.parents:
+            item.add_marker(pytest.mark.integration)
+        if path in CHAOS_FILES:
+            item.add_marker(pytest.mark.chaos)
 
 
 @pytest.fixture(scope="session")

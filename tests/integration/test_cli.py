@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -16,34 +15,21 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
+from bench.harness import KEYS, ROOT, run_cli, stop_all
 from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis
 from tests.integration.conftest import new_database
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "claims.jsonl"
-KEYS = {
-    "RXFLEET_PHI_KEY": "MqWQaPf242g2l9pHl8x4z84teXxRLVBUyGuS7QchdJo=",
-    "RXFLEET_VAULT_KEY": "eBwJuH20a2QmEY1MBkjfyNX10WEW1aUgQJq_mJ9VyTE=",
-    "RXFLEET_SANDBOX": "1",  # the sandbox gateway: its credentials, plain HTTP on this host
-}
 
 
 def cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("RXFLEET_")}
-    base.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "rxfleet.cli", *args],
-        cwd=ROOT,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli({**base, **(env or {})}, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -251,14 +237,7 @@ class _worker_and_gateway:
         return self.env
 
     def __exit__(self, *_: object) -> None:
-        for proc in self.procs:
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_all(self.procs)
         for log in self.logs:
             log.close()  # type: ignore[attr-defined]
 

@@ -11,45 +11,35 @@ none adjudicated twice. The big figures come from ``bench/chaos.py --scenario su
 from __future__ import annotations
 
 import json
-import os
-import random
 import re
 import shutil
 import signal
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import redis as redis_py
 import requests
 
+from bench.harness import FLOWER_AUTH, Fleet, procfile_fleet, wait_for, workers_answer
 from rxfleet.claims import synth
 from rxfleet.embedded.postgres_server import LocalPostgres
-from rxfleet.embedded.redis_server import LocalRedis, free_port
+from rxfleet.embedded.redis_server import LocalRedis
 from tests.integration.chaos_app import LEAKED_VALUE
-from tests.integration.conftest import ctrl_c_reaches_it, new_database
-from tests.integration.test_procfile_fleet import KEYS, _wait_workers, procfile
+from tests.integration.conftest import new_database
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
-ROOT = Path(__file__).resolve().parents[2]
-CHAOS_APP = "tests.integration.chaos_app"
 FAULTS = {
     "seed": 10,
     "drops": [{"rate": 0.05, "after_adjudication": True}, {"rate": 0.05}],
     "throttles": [{"status": 503, "rate": 0.10, "retry_after": None}],
     "latency_ms": 15,
 }
-FLOWER_AUTH = "ops:flower-test-password"
 SETTINGS = {
-    "RXFLEET_SANDBOX": "1",
     "RXFLEET_VISIBILITY_TIMEOUT": "30",
     "RXFLEET_COUNTDOWN_MAX": "5",
     "RXFLEET_LINK_TIME_LIMIT": "10",
@@ -65,149 +55,49 @@ SETTINGS = {
 }
 
 
-@dataclass
-class ChaosFleet:
-    redis: LocalRedis
-    env: dict[str, str]
-    gateway: str
-    database: str
-    tmp: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    stopping: threading.Event = field(default_factory=threading.Event)
-    restarts: int = 0
-
-    def supervise(self) -> None:
-        """Restart a worker, beat or gateway that exits on its own, as the process
-        supervisor of a production fleet does (docs/operations.md): a worker may die of
-        an unrecoverable broker error while Redis is away."""
-        while not self.stopping.is_set():
-            for name, proc in list(self.procs.items()):
-                if proc.poll() is not None and self.procs.get(name) is proc:
-                    self.restarts += 1
-                    self.start(name)
-            self.stopping.wait(0.5)
-
-    def start(self, name: str, **extra: str) -> None:
-        kind = name.rstrip("0123456789")
-        line = procfile()[kind].replace("-A workers.app", f"-A {CHAOS_APP}")
-        with (self.tmp / f"{name}.log").open("ab") as log:
-            self.procs[name] = subprocess.Popen(
-                ["bash", "-c", f"exec {line}"], cwd=ROOT, env={**self.env, **extra},
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-
-    def kill(self, name: str) -> None:
-        """SIGKILL the process itself (a worker's main process: no warm shutdown)."""
-        proc = self.procs.pop(name)
-        proc.kill()
-        proc.wait()
-        with _quiet():
-            os.killpg(proc.pid, signal.SIGKILL)  # its pool children, orphaned
-
-    def stop(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        with _quiet():
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-    def cli(self, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "rxfleet.cli", *args]
-        return subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True,
-                              timeout=timeout)  # fmt: skip
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        """``rxfleet`` as from a terminal: Ctrl-C (SIGINT) reaches it."""
-        return subprocess.Popen([sys.executable, "-m", "rxfleet.cli", *args], cwd=ROOT,
-                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, preexec_fn=ctrl_c_reaches_it)  # fmt: skip
-
-    def redis_client(self) -> redis_py.Redis:
-        return redis_py.Redis.from_url(self.redis.url, decode_responses=True)
-
-    def keys(self) -> dict[str, dict[str, int]]:
-        stats = requests.get(self.gateway + "/v1/_sandbox/stats", timeout=30).json()
-        keys: dict[str, dict[str, int]] = stats["keys"]
-        return keys
-
-    def results_count(self, run_id: str) -> int:
-        with psycopg.connect(self.database) as conn:
-            row = conn.execute("SELECT count(*) FROM results WHERE run_id = %s", (run_id,))
-            return int(row.fetchone()[0])  # type: ignore[index]
-
-
-class _quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, *_: object) -> bool:
-        return kind is ProcessLookupError
-
-
 @pytest.fixture(scope="module")
-def chaos(
-    pg_server: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ChaosFleet]:
-    tmp = tmp_path_factory.mktemp("survive")
-    server = LocalRedis(binary=shutil.which("redis-server"), appendonly=True).start()
-    port = free_port()
-    gateway = f"http://127.0.0.1:{port}"
-    scenario = tmp / "faults.json"
+def chaos(pg_server: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """The Procfile's processes on the chaos app, under a supervisor that restarts a
+    worker, beat or gateway that exits on its own, as the process supervisor of a
+    production fleet does (docs/operations.md): a worker may die of an unrecoverable
+    broker error while Redis is away."""
+    scenario = tmp_path_factory.mktemp("survive") / "faults.json"
     scenario.write_text(json.dumps(FAULTS))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RXFLEET_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    database = new_database(pg_server)
-    env.update(KEYS, **SETTINGS, RXFLEET_REDIS_URL=server.url, RXFLEET_DATABASE_URL=database,
-               RXFLEET_GATEWAY_URL=gateway, RXFLEET_TOKEN_URL=f"{gateway}/oauth2/token",
-               RXFLEET_SANDBOX_PORT=str(port), RXFLEET_SANDBOX_SCENARIO=str(scenario),
-               RXFLEET_BEAT_SCHEDULE=str(tmp / "beat"), RXFLEET_FLOWER_PORT=str(free_port()),
-               RXFLEET_FLOWER_AUTH=FLOWER_AUTH)  # fmt: skip
-    fleet = ChaosFleet(server, env, gateway, database, tmp)
-    try:
-        for name in ("gateway", "cpu", "submit", "beat", "flower"):
-            fleet.start(name)
-        _wait(lambda: _up(gateway), 30, "the gateway")
-        _wait_workers(server.url, env, 2)
-        threading.Thread(target=fleet.supervise, name="supervisor", daemon=True).start()
+    with procfile_fleet(
+        scenario=scenario,
+        server=LocalRedis(binary=shutil.which("redis-server"), appendonly=True),
+        database_url=new_database(pg_server),
+        extra_env=SETTINGS,
+        flower=True,
+        supervised=True,
+        app="tests.integration.chaos_app",
+    ) as fleet:
         yield fleet
-    finally:
-        fleet.stopping.set()
-        for name in list(fleet.procs):
-            fleet.stop(name)
-        server.stop()
-
-
-def _up(url: str) -> bool:
-    try:
-        return requests.get(url + "/v1/_sandbox/stats", timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
-def _wait(ready: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def _claims(path: Path, prefix: str, n: int, poison_at: int | None = None) -> list[str]:
-    rng = random.Random(prefix)
-    ids = []
-    with path.open("w") as handle:
-        for index in range(n):
-            claim = synth._base(rng, index)
-            claim["claim_id"] = f"{prefix}{index:05d}"
-            if poison_at is not None and index == poison_at:
-                claim["claim_id"] = f"POISON{index:05d}"
-            ids.append(claim["claim_id"])
-            handle.write(json.dumps(claim) + "\n")
-    return ids
+    def poison(index: int, claim: dict[str, Any]) -> None:
+        if index == poison_at:
+            claim["claim_id"] = f"POISON{index:05d}"
+
+    return synth.write_claims(
+        path, n, seed=prefix, claim_id=lambda i: f"{prefix}{i:05d}", edit=poison
+    )
+
+
+def _start_run(
+    chaos: Fleet, tmp_path: Path, prefix: str, n: int, *options: str
+) -> tuple[list[str], Path, subprocess.Popen[str], str]:
+    """``n`` claims run in batches of 20 with ``options``: (ids, output, process, run id)."""
+    ids = _claims(tmp_path / "claims.jsonl", prefix, n)
+    out = tmp_path / "out.jsonl"
+    args = ("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
+    run = chaos.popen(*args, *options)
+    return ids, out, run, _started(run)
+
+
+def _results_reach(fleet: Fleet, run_id: str, count: int) -> Callable[[], bool]:
+    return lambda: fleet.results_count(run_id) >= count
 
 
 def _run_id(stderr: str) -> str:
@@ -216,11 +106,11 @@ def _run_id(stderr: str) -> str:
     return found.group(1)
 
 
-def _exactly_once(fleet: ChaosFleet, out: Path, ids: list[str]) -> list[dict[str, Any]]:
+def _exactly_once(fleet: Fleet, out: Path, ids: list[str]) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["claim_id"] for r in rows) == sorted(ids)  # each claim once, none missing
     assert all(r["status"] for r in rows)
-    keys = fleet.keys()
+    keys = fleet.gateway_keys()
     twice = [k for k in ids if keys.get(k, {}).get("adjudications", 0) > 1]
     assert twice == []
     return rows
@@ -234,7 +124,7 @@ def _started(proc: subprocess.Popen[str]) -> str:
 
 
 def test_producer_killed_mid_enqueue_then_the_same_command_again(
-    chaos: ChaosFleet, tmp_path: Path
+    chaos: Fleet, tmp_path: Path
 ) -> None:
     ids = _claims(tmp_path / "claims.jsonl", "P", 400)
     out = tmp_path / "out.jsonl"
@@ -243,7 +133,7 @@ def test_producer_killed_mid_enqueue_then_the_same_command_again(
     try:
         first = chaos.popen(*args)
         run_id = _started(first)
-        _wait(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
+        wait_for(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
         first.kill()  # SIGKILL mid-enqueue
         first.communicate()
         assert chaos.results_count(run_id) < 400
@@ -263,16 +153,12 @@ def test_producer_killed_mid_enqueue_then_the_same_command_again(
 
 
 def test_submit_worker_killed_then_restarted_finishes_within_two_minutes(
-    chaos: ChaosFleet, tmp_path: Path
+    chaos: Fleet, tmp_path: Path
 ) -> None:
-    ids = _claims(tmp_path / "claims.jsonl", "W", 400)
-    out = tmp_path / "out.jsonl"
-    run = chaos.popen("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
-    run_id = _started(run)
-    _wait(lambda: chaos.results_count(run_id) >= 60, 60, "first results")
-    chaos.kill("submit")
+    ids, out, run, run_id = _start_run(chaos, tmp_path, "W", 400)
+    wait_for(lambda: chaos.results_count(run_id) >= 60, 60, "first results")
+    chaos.kill("submit1")  # the supervisor starts it again
     killed = time.monotonic()
-    chaos.start("submit")
     _, stderr = run.communicate(timeout=150)
     after = time.monotonic() - killed
     assert run.returncode == 0, stderr
@@ -282,23 +168,19 @@ def test_submit_worker_killed_then_restarted_finishes_within_two_minutes(
 
 
 def test_the_cpu_worker_killed_again_and_again_while_it_records_leaves_each_result_once(
-    chaos: ChaosFleet, tmp_path: Path
+    chaos: Fleet, tmp_path: Path
 ) -> None:
     """SIGKILL of the worker that runs the record link (its pool children and all), three
     times while results are being written: the database holds each claim once, with one
     ``recorded`` audit event each."""
-    ids = _claims(tmp_path / "claims.jsonl", "K", 300)
-    out = tmp_path / "out.jsonl"
-    run = chaos.popen("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
-    run_id = _started(run)
+    ids, out, run, run_id = _start_run(chaos, tmp_path, "K", 300)
     for round_ in range(3):
-        _wait(lambda n=round_: chaos.results_count(run_id) >= 20 * (n + 1), 90, "results")
-        chaos.kill("cpu")
-        chaos.start("cpu")
+        wait_for(_results_reach(chaos, run_id, 20 * (round_ + 1)), 90, "results")
+        chaos.kill("cpu")  # the supervisor starts it again
     _, stderr = run.communicate(timeout=150)
     assert run.returncode == 0, stderr
     _exactly_once(chaos, out, ids)
-    with psycopg.connect(chaos.database) as conn:
+    with psycopg.connect(chaos.database_url) as conn:
         recorded = conn.execute(
             "SELECT claim_id, count(*) FROM audit_events WHERE run_id = %s AND stage = "
             "'recorded' GROUP BY claim_id",
@@ -308,16 +190,13 @@ def test_the_cpu_worker_killed_again_and_again_while_it_records_leaves_each_resu
 
 
 def test_redis_killed_and_restarted_with_aof_the_one_run_goes_on(
-    chaos: ChaosFleet, tmp_path: Path
+    chaos: Fleet, tmp_path: Path
 ) -> None:
-    ids = _claims(tmp_path / "claims.jsonl", "A", 300)
-    out = tmp_path / "out.jsonl"
-    run = chaos.popen("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
-    run_id = _started(run)
-    _wait(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
-    chaos.redis.kill()
+    ids, out, run, run_id = _start_run(chaos, tmp_path, "A", 300)
+    wait_for(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
+    chaos.server.kill()
     time.sleep(3)
-    chaos.redis.restart()
+    chaos.server.restart()
     _, stderr = run.communicate(timeout=150)
     assert run.returncode == 0, stderr
     assert "Redis is away" in stderr and "Redis is back" in stderr
@@ -325,17 +204,14 @@ def test_redis_killed_and_restarted_with_aof_the_one_run_goes_on(
 
 
 def test_redis_restarted_empty_resume_finishes_from_the_database(
-    chaos: ChaosFleet, tmp_path: Path
+    chaos: Fleet, tmp_path: Path
 ) -> None:
-    ids = _claims(tmp_path / "claims.jsonl", "E", 300)
-    out = tmp_path / "out.jsonl"
-    args = ("run", str(tmp_path / "claims.jsonl"), "-o", str(out), "--batch-size", "20")
-    run = chaos.popen(*args, "--timeout", "20")
-    run_id = _started(run)
-    _wait(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
-    chaos.redis.kill()
-    chaos.redis.restart(empty=True)
-    run.communicate(timeout=150)  # it cannot finish: the claims in flight are gone
+    ids, out, run, run_id = _start_run(chaos, tmp_path, "E", 300, "--timeout", "20")
+    wait_for(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
+    chaos.server.kill()
+    chaos.server.restart(empty=True)
+    run.send_signal(signal.SIGINT)  # it cannot finish: the claims in flight are gone
+    _exit_after_interrupt(run)
     resumed = chaos.cli("resume", run_id, "-o", str(out))
     assert resumed.returncode == 0, resumed.stderr
     found = re.search(r"(\d+) claims needed enqueueing again", resumed.stderr)
@@ -345,7 +221,7 @@ def test_redis_restarted_empty_resume_finishes_from_the_database(
 
 
 def test_a_poison_batch_ends_in_the_dead_letters_and_the_run_completes(
-    chaos: ChaosFleet, tmp_path: Path
+    chaos: Fleet, tmp_path: Path
 ) -> None:
     ids = _claims(tmp_path / "claims.jsonl", "X", 100, poison_at=40)
     out = tmp_path / "out.jsonl"
@@ -363,7 +239,7 @@ def test_a_poison_batch_ends_in_the_dead_letters_and_the_run_completes(
     assert log.count("exited with 'exitcode 70'") >= 3  # killed on each delivery
 
 
-def test_two_runs_of_the_same_input_at_once_send_once(chaos: ChaosFleet, tmp_path: Path) -> None:
+def test_two_runs_of_the_same_input_at_once_send_once(chaos: Fleet, tmp_path: Path) -> None:
     ids = _claims(tmp_path / "claims.jsonl", "T", 200)
     outs = [tmp_path / "one.jsonl", tmp_path / "two.jsonl"]
     runs = [chaos.popen("run", str(tmp_path / "claims.jsonl"), "-o", str(o)) for o in outs]
@@ -378,6 +254,11 @@ def test_two_runs_of_the_same_input_at_once_send_once(chaos: ChaosFleet, tmp_pat
         _exactly_once(chaos, out, ids)
 
 
+def _failed_tasks(flower: str) -> list[dict[str, Any]]:
+    tasks = requests.get(f"{flower}/api/tasks", auth=FLOWER_AUTH, timeout=30).json()
+    return [t for t in tasks.values() if t.get("state") == "FAILURE"]
+
+
 def _exit_after_interrupt(run: subprocess.Popen[str]) -> str:
     """The stderr of a process that should end within 10 s of its SIGINT; if it does not,
     the test fails with the stack of each of its threads (faulthandler on SIGABRT)."""
@@ -389,7 +270,7 @@ def _exit_after_interrupt(run: subprocess.Popen[str]) -> str:
         pytest.fail(f"no exit within 10 s of SIGINT; its threads:\n{dump}")
 
 
-def test_no_worker_is_named_and_ctrl_c_exits_fast(chaos: ChaosFleet, tmp_path: Path) -> None:
+def test_no_worker_is_named_and_ctrl_c_exits_fast(chaos: Fleet, tmp_path: Path) -> None:
     _claims(tmp_path / "claims.jsonl", "N", 50)
     chaos.stop("cpu")
     chaos.env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps every thread, should it hang
@@ -414,11 +295,11 @@ def test_no_worker_is_named_and_ctrl_c_exits_fast(chaos: ChaosFleet, tmp_path: P
             run.kill()
         run.communicate()
         chaos.start("cpu")
-        _wait_workers(chaos.redis.url, chaos.env, 2)
+        wait_for(lambda: workers_answer(chaos.env, 2), 60, "the workers")
 
 
 def test_a_link_failing_with_text_that_quotes_phi_leaks_it_nowhere(
-    chaos: ChaosFleet, tmp_path: Path
+    chaos: Fleet, tmp_path: Path
 ) -> None:
     """The failure's text never reaches the result backend, Flower's task page or the
     worker's log: what crosses Celery is LinkFailed, a code and the batch's ids."""
@@ -429,10 +310,11 @@ def test_a_link_failing_with_text_that_quotes_phi_leaks_it_nowhere(
     source.write_text("".join(json.dumps(line) + "\n" for line in lines))
     run = chaos.popen("run", str(source), "--timeout", "8")
     run_id = _started(run)
-    run.communicate(timeout=60)  # the batch cannot pass validate: the run times out
     flower = f"http://127.0.0.1:{chaos.env['RXFLEET_FLOWER_PORT']}"
-    user, password = FLOWER_AUTH.split(":")
-    auth = (user, password)
+    auth = FLOWER_AUTH
+    wait_for(lambda: run_id in json.dumps(_failed_tasks(flower)), 60, "a failed task in Flower")
+    run.send_signal(signal.SIGINT)  # the batch cannot pass validate: the run cannot finish
+    _exit_after_interrupt(run)
     tasks = requests.get(f"{flower}/api/tasks", auth=auth, timeout=30).json()
     failed = [t for t in tasks.values() if t.get("state") == "FAILURE"]
     assert failed, "no failed task in Flower: the scan below would prove nothing"

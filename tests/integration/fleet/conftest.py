@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
+from bench.harness import PHI_KEY, VAULT_KEY
 from config import configure
 from rxfleet import context
 from rxfleet.embedded.postgres_server import LocalPostgres
@@ -16,7 +17,7 @@ from rxfleet.embedded.redis_server import LocalRedis
 from rxfleet.gateway.sandbox.server import SandboxGateway
 from rxfleet.stores.connection import forget_clients
 from tests.integration.conftest import new_database
-from tests.integration.fleet.fleet_support import PHI_KEY, VAULT_KEY, Fleet
+from tests.integration.fleet.fleet_support import Fleet
 from workers import app as app_module
 from workers.inprocess import worker_thread
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 
+from bench.harness import PHI_KEY, ROOT
 from config import Settings
 from rxfleet import context
 from rxfleet.claims.phi import PhiTokenizer, parse_key
@@ -23,9 +24,6 @@ from rxfleet.stores.database import Database
 from rxfleet.stores.runs import RunStore
 from workers.pipeline import send_batch
 
-PHI_KEY = "Ez534Ppe_EH8r2znqocUiZlX6oFcbOUltJ7nbtkNu8Y="
-VAULT_KEY = "LF0KGcb_Y2PQF3OV5jMhozMRdhtUcmJjHfTJ-4qmo_Y="
-ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "samples" / "claims.jsonl"
 
 

@@ -16,11 +16,12 @@ import requests
 from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.harness import PHI_KEY, VAULT_KEY
 from rxfleet import api
 from rxfleet.embedded.redis_server import free_port
 from rxfleet.errors import ConfigError, InputError
 from rxfleet.metrics import registry
-from tests.integration.fleet.fleet_support import PHI_KEY, SAMPLE, VAULT_KEY, Fleet
+from tests.integration.fleet.fleet_support import SAMPLE, Fleet
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.fleet.fleet_support import ROOT, Fleet
+from bench.harness import ROOT
+from tests.integration.fleet.fleet_support import Fleet
 
 pytestmark = pytest.mark.integration
 

@@ -3,8 +3,6 @@ at CI scale; bench/chaos.py runs them at 10k claims on separate processes)."""
 
 from __future__ import annotations
 
-import json
-import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,20 +19,12 @@ from rxfleet.stores.tokens import TokenStore
 from tests.integration.fleet.fleet_support import Fleet
 from workers.pipeline import send_batch
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 
 def clean_claims(path: Path, n: int, seed: int = 7) -> list[str]:
     """``n`` payable claims with distinct ids; returns the ids."""
-    rng = random.Random(seed)
-    ids = []
-    with path.open("w") as handle:
-        for index in range(n):
-            claim = synth._base(rng, index)
-            claim["claim_id"] = f"F{seed}-{index:06d}"
-            ids.append(claim["claim_id"])
-            handle.write(json.dumps(claim) + "\n")
-    return ids
+    return synth.write_claims(path, n, seed=seed, claim_id=lambda i: f"F{seed}-{i:06d}")
 
 
 @pytest.fixture
