@@ -52,6 +52,10 @@ SETTINGS = {
     "RXFLEET_TOKEN_CHECK_INTERVAL": "1",
     "RXFLEET_SUBMIT_CONCURRENCY": "4",
     "RXFLEET_CPU_CONCURRENCY": "2",
+    # A killed submit worker's claims stay leased for 4 x (connect + read timeout): the
+    # defaults (3.05 + 15 s) made every kill wait 72 s; the sandbox answers in 15 ms.
+    "RXFLEET_CONNECT_TIMEOUT": "1",
+    "RXFLEET_READ_TIMEOUT": "3",
 }
 
 
