@@ -13,9 +13,12 @@ The tables (``rxfleet/stores/migrations/*.sql`` says it column by column):
 - ``schema_migrations``: which migrations this database has.
 
 One connection per process and thread (made on first use, remade after a fork
-or a failure); streaming reads use a connection of their own. Every psycopg
-error becomes an ``InfrastructureError`` naming the operation and the SQLSTATE,
-never a value (messages reach logs and Sentry; a value could be PHI).
+or a failure); streaming reads use a connection of their own. A psycopg error
+that says a value is refused (SQLSTATE class 22 data exception, class 23
+integrity other than the unique conflict, 54000 index row too large) becomes
+``ValueRefused``: a deterministic result, never retried. Every other psycopg
+error becomes an ``InfrastructureError``. Both name the operation and the
+SQLSTATE, never a value (messages reach logs and Sentry; a value could be PHI).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
 from rxfleet.claims.work import WorkRecord
-from rxfleet.errors import InfrastructureError
+from rxfleet.errors import InfrastructureError, ValueRefused
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: pg_advisory_xact_lock key held while migrating ("rxfleet" in ASCII, as an int).
@@ -212,10 +215,13 @@ class Database:
 
     @contextlib.contextmanager
     def _guard(self, operation: str) -> Iterator[None]:
-        """Translate psycopg errors into InfrastructureError (no values in the message)."""
+        """Translate psycopg errors into ValueRefused or InfrastructureError (no values
+        in the message)."""
         try:
             yield
         except psycopg.Error as exc:
+            if refuses_value(exc):
+                raise ValueRefused(operation, exc.sqlstate or type(exc).__name__) from None
             reason = exc.sqlstate or type(exc).__name__
             raise InfrastructureError(f"database: {operation} failed ({reason})") from None
 
@@ -529,6 +535,25 @@ class Database:
             total += count
             if count < batch:
                 return total
+
+
+#: The unique conflict: what ``ON CONFLICT DO NOTHING`` makes idempotent, not a bad value.
+_UNIQUE_VIOLATION = "23505"
+_INDEX_ROW_TOO_LARGE = "54000"
+
+
+def refuses_value(exc: psycopg.Error) -> bool:
+    """True when ``exc`` says the database refuses a value (the same write fails
+    every time): SQLSTATE class 22 (data exception), class 23 (integrity) other
+    than the unique conflict, 54000 (program limit: index row too large); or
+    psycopg's own ``DataError`` without a SQLSTATE (it refuses a NUL in text
+    before the server sees it)."""
+    sqlstate = exc.sqlstate
+    if not sqlstate:
+        return isinstance(exc, psycopg.DataError)
+    if sqlstate.startswith("23"):
+        return sqlstate != _UNIQUE_VIOLATION
+    return sqlstate.startswith("22") or sqlstate == _INDEX_ROW_TOO_LARGE
 
 
 def _copy(conn: Conn, statement: LiteralString, rows: Iterable[tuple[Any, ...]]) -> None:
