@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import islice
+from pathlib import PurePath
 from typing import Any
 
 from rxfleet.claims.fields import CANONICAL_FIELDS, PHI_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.claims.rules import RULES
+from rxfleet.claims.text import derived_id, escaped, has_control, holds_control
 from rxfleet.claims.validation import Issue, check_phi, split_phi
 from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import InfrastructureError, InputError
@@ -53,18 +55,22 @@ class Ingest:
     def __call__(
         self, record: Record, seq: int, fmt: str = "jsonl"
     ) -> tuple[WorkRecord, str | None]:
+        controls = control_issues(record)
         rest, phi = split_phi(record.fields)
         work = WorkRecord(
             seq=seq,
             source=record.source,
             line=record.number,
             fmt=fmt,
-            claim_id=_claim_id(record.fields.get("claim_id")),
+            claim_id=_named(record),
             fields=_safe_fields(rest),
             patient_token=self._token(phi.get("cardholder_id")),
         )
         if record.problem is not None:  # the reader's word is the one that matters
-            work.add_issues([_problem_issue(record)])
+            work.add_issues([_problem_issue(record), *controls])
+            work.quarantine()
+        elif controls:
+            work.add_issues(controls)
             work.quarantine()
         else:
             work.add_issues(check_phi(record.fields))
@@ -82,6 +88,28 @@ def _claim_id(value: Any) -> str | None:
     return None if value is None or str(value).strip() == "" else str(value).strip()
 
 
+def _named(record: Record) -> str | None:
+    """The record's claim id; one derived from file and line when its own holds a
+    control character (the raw value never travels)."""
+    value = record.fields.get("claim_id")
+    if holds_control(value):
+        return derived_id(record.source, record.number)
+    return _claim_id(value)
+
+
+def control_issues(record: Record) -> list[Issue]:
+    """``CONTROL_CHARACTER`` for each field (PHI or not) whose text holds NUL, DEL or a
+    C0 control other than tab; the message names file, line and field, never a value."""
+    where = f"{PurePath(record.source).name}:{record.number}"
+    issues = []
+    for name, value in record.fields.items():
+        if holds_control(value) or has_control(str(name)):
+            field = escaped(str(name), 64)
+            message = f"{where}: field {field} holds a control character"
+            issues.append(Issue.of("CONTROL_CHARACTER", field, message))
+    return issues
+
+
 def _safe_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Canonical non-PHI values as JSON primitives; unknown fields by name only.
 
@@ -91,9 +119,9 @@ def _safe_fields(fields: dict[str, Any]) -> dict[str, Any]:
     safe: dict[str, Any] = {}
     for name, value in fields.items():
         if name in CANONICAL_FIELDS and name not in PHI_FIELDS:
-            safe[name] = _primitive(value)
+            safe[name] = "" if holds_control(value) else _primitive(value)
         elif name not in PHI_FIELDS:
-            safe[str(name)[:64]] = ""
+            safe[escaped(str(name), 64)] = ""
     return safe
 
 

@@ -100,3 +100,20 @@ def test_jsonl_csv_parquet_hold_the_same_rows(tmp_path: Path) -> None:
 def test_unknown_output_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\.jsonl, \.csv or \.parquet"):
         write_results(str(tmp_path / "r.xlsx"), iter(_rows()))
+
+
+@pytest.mark.parametrize("field", ["claim_id", "pcn", "patient_last_name", "group_id"])
+def test_a_control_character_quarantines_its_field_by_name(field: str) -> None:
+    fields = {**CLAIM, field: "QZX\x00QZX"}
+    work, _ = _ingest()(Record("/in/claims.jsonl", 9, fields), 0)
+    assert work.quarantined and [i.code for i in work.issues] == ["CONTROL_CHARACTER"]
+    issue = work.issues[0]
+    assert issue.field == field and issue.message.startswith("claims.jsonl:9: field " + field)
+    assert "QZX" not in work.model_dump_json()
+    assert work.claim_id == ("claims:9" if field == "claim_id" else "C1")
+
+
+def test_a_control_character_in_a_field_name_is_escaped() -> None:
+    work, _ = _ingest()(Record("f.jsonl", 2, {**CLAIM, "x\x1b": "1"}), 0)
+    assert work.quarantined and work.issues[0].field == "x\\x1b"
+    assert "\x1b" not in work.model_dump_json()
