@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 import tempfile
 import time
@@ -111,11 +112,10 @@ def mutate(seed: bytes, tokens: list[bytes], rng: random.Random) -> bytes:
 
 def _expected(fmt: Format, data: bytes) -> tuple[str, int] | None:
     """(comparison, count) of records for formats where it is countable."""
-    lines = [line for line in data.split(b"\n") if line.strip(b" \t\r")]
-    if fmt is Format.JSONL:
-        return ("==", len(lines))
+    if fmt is Format.JSONL:  # CR, LF and CRLF each end a line
+        return ("==", len([line for line in re.split(rb"\r\n|\r|\n", data) if line.strip()]))
     if fmt is Format.NCPDP:
-        return (">=", len(lines))
+        return (">=", len([line for line in data.split(b"\n") if line.strip(b" \t\r")]))
     return None
 
 
