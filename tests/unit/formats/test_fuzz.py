@@ -27,3 +27,11 @@ def test_small_fuzz_has_no_crash_and_loses_nothing(fmt: Format) -> None:
     assert figures.crashes == 0, figures.first_crash
     assert figures.lost == 0
     assert figures.slowest < 1.0
+
+
+@pytest.mark.parametrize("shape", list(fuzz.EDGE_SHAPES))
+def test_edge_shapes_have_no_crash_and_lose_nothing(shape: str) -> None:
+    figures = fuzz.fuzz_edges(shape, n=150, seconds=2.5, seed=5)
+    assert figures.inputs >= 30
+    assert figures.crashes == 0, figures.first_crash
+    assert figures.lost == 0
