@@ -18,7 +18,9 @@ Every exception the project raises on purpose derives from ``RxFleetError``::
     └── FatalError                  will fail the same way every time
         ├── ClaimValidationError    a claim breaks a rule; carries the rule's code
         ├── RoutingMiss             404: the gateway does not know the BIN/PCN
-        └── GatewayRejectedRequest  any other 4xx: our request is wrong, not the claim
+        ├── GatewayRejectedRequest  any other 4xx: our request is wrong, not the claim
+        └── ValueRefused            the database refuses a value (SQLSTATE class 22, 23,
+                                    54000): the same write fails every time
 
 Errors carry the claim id and the request (method and URL), never PHI: their
 messages end up in logs, broker messages and Sentry events.
@@ -173,3 +175,14 @@ class GatewayRejectedRequest(FatalError):
     ) -> None:
         super().__init__(message, claim_id=claim_id, request=request)
         self.status = status
+
+
+class ValueRefused(FatalError):
+    """The database refuses a value it was given (a NUL in text, an index row too
+    large, a constraint): writing it again fails the same way, so it is never retried.
+    Carries the operation and the SQLSTATE, never the value."""
+
+    def __init__(self, operation: str, sqlstate: str) -> None:
+        super().__init__(f"database: {operation} refused a value ({sqlstate})")
+        self.operation = operation
+        self.sqlstate = sqlstate

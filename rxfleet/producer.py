@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import islice
+from pathlib import PurePath
 from typing import Any
 
 from rxfleet.claims.dates import parse_date
 from rxfleet.claims.fields import CANONICAL_FIELDS, PHI_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.claims.rules import RULES
+from rxfleet.claims.text import derived_id, escaped, has_control, holds_control
 from rxfleet.claims.validation import Issue, check_phi, split_phi
 from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import InfrastructureError, InputError
@@ -59,6 +61,7 @@ class Ingest:
     def __call__(
         self, record: Record, seq: int, fmt: str = "jsonl"
     ) -> tuple[WorkRecord, str | None]:
+        controls = control_issues(record)
         rest, phi = split_phi(record.fields)
         claim_id = self._claim_id(record)
         if record.keyed_id is not None:  # the keyed id is the record's claim_id field
@@ -73,7 +76,10 @@ class Ingest:
             patient_token=self._token(record.fields, phi),
         )
         if record.problem is not None:  # the reader's word is the one that matters
-            work.add_issues([_problem_issue(record)])
+            work.add_issues([_problem_issue(record), *controls])
+            work.quarantine()
+        elif controls:
+            work.add_issues(controls)
             work.quarantine()
         else:
             work.add_issues(check_phi(record.fields))
@@ -87,7 +93,7 @@ class Ingest:
         keyed = record.keyed_id
         if keyed is not None:
             return self.tokenizer.claim_id(keyed.prefix, keyed.parts)
-        return _claim_id(record.fields.get("claim_id"))
+        return _named(record)
 
     def _token(self, fields: dict[str, Any], phi: dict[str, str | None]) -> str | None:
         """The person's token: cardholder id and person code, else relationship and
@@ -119,6 +125,28 @@ def _text_or_none(value: Any) -> str | None:
     return None if value is None or str(value).strip() == "" else str(value).strip()
 
 
+def _named(record: Record) -> str | None:
+    """The record's claim id; one derived from file and line when its own holds a
+    control character (the raw value never travels)."""
+    value = record.fields.get("claim_id")
+    if holds_control(value):
+        return derived_id(record.source, record.number)
+    return _claim_id(value)
+
+
+def control_issues(record: Record) -> list[Issue]:
+    """``CONTROL_CHARACTER`` for each field (PHI or not) whose text holds NUL, DEL or a
+    C0 control other than tab; the message names file, line and field, never a value."""
+    where = f"{PurePath(record.source).name}:{record.number}"
+    issues = []
+    for name, value in record.fields.items():
+        if holds_control(value) or has_control(str(name)):
+            field = escaped(str(name), 64)
+            message = f"{where}: field {field} holds a control character"
+            issues.append(Issue.of("CONTROL_CHARACTER", field, message))
+    return issues
+
+
 def _safe_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Canonical non-PHI values as JSON primitives; unknown fields by name only.
 
@@ -128,9 +156,9 @@ def _safe_fields(fields: dict[str, Any]) -> dict[str, Any]:
     safe: dict[str, Any] = {}
     for name, value in fields.items():
         if name in CANONICAL_FIELDS and name not in PHI_FIELDS:
-            safe[name] = _primitive(value)
+            safe[name] = "" if holds_control(value) else _primitive(value)
         elif name not in PHI_FIELDS:
-            safe[str(name)[:64]] = ""
+            safe[escaped(str(name), 64)] = ""
     return safe
 
 

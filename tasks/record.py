@@ -1,5 +1,6 @@
 """Link 5: record. Each result and audit trail into the database exactly once; then
-the claims leave Redis. Retries when Redis or the database is away."""
+the claims leave Redis. Retries when Redis or the database is away; never for a value
+the database refuses (``ValueRefused``: the link ends that claim UNRECORDABLE instead)."""
 
 from __future__ import annotations
 

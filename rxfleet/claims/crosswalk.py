@@ -65,7 +65,8 @@ def read_crosswalk(path: Path) -> Iterator[CrosswalkEntry]:
 
     Every column is checked when the file is loaded (ndc11, gpi14, replaced_by an
     NDC-11, quantity_limit a number above zero, flags Y/N), so a bad row stops the
-    load instead of raising ``decimal.InvalidOperation`` per claim downstream."""
+    load instead of raising ``decimal.InvalidOperation`` per claim downstream. An NDC
+    listed twice is refused too, naming both lines (the last row used to win, silently)."""
     try:
         handle = path.open(newline="", encoding="utf-8")
     except OSError as exc:
@@ -74,8 +75,14 @@ def read_crosswalk(path: Path) -> Iterator[CrosswalkEntry]:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"ndc11", "gpi14"} <= set(reader.fieldnames):
             raise InputError(str(path), "crosswalk header must name ndc11 and gpi14", 1)
+        first_at: dict[str, int] = {}
         for row in reader:
-            yield _entry(row, str(path), reader.line_num)
+            entry = _entry(row, str(path), reader.line_num)
+            seen = first_at.setdefault(entry.ndc11, reader.line_num)
+            if seen != reader.line_num:
+                reason = f"field ndc11: the NDC is listed twice (first at line {seen})"
+                raise InputError(str(path), reason, reader.line_num)
+            yield entry
 
 
 def _entry(row: dict[str, str], path: str, line: int) -> CrosswalkEntry:

@@ -73,6 +73,7 @@ class Reason(StrEnum):
     ABORTED = "ABORTED"  # the run was aborted before the claim was sent
     VALIDATION = "VALIDATION"  # quarantined by the fleet's validation
     POISON = "POISON"  # its link kept killing its worker: a person looks
+    UNRECORDABLE = "UNRECORDABLE"  # the database refused a value of it: recorded escaped
 
 
 #: Reasons that are the fleet's own transport failure (or a transient host reject

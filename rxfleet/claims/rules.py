@@ -59,6 +59,9 @@ RULES: dict[str, Rule] = {
         Rule("CONTROL_NUMBER_MISMATCH", _F, None, "X12 trailer control number != its header's"),
         Rule("GROUP_COUNT_MISMATCH", _F, None, "X12 GE01/IEA01 disagrees with the sets/groups"),
         Rule("MISSING_TRAILER", _F, None, "X12 SE, GE or IEA trailer missing"),
+        Rule("CONTROL_CHARACTER", _F, None, "a field holds NUL, DEL or a C0 control but tab"),
+        Rule("FIELD_COUNT_MISMATCH", _F, None, "a CSV record's field count is not the header's"),
+        Rule("UNRECORDABLE_VALUE", _F, None, "the system of record refuses a value of the claim"),
         # Identity and routing.
         Rule("MISSING_CLAIM_ID", _F, "claim_id", "claim_id is required"),
         Rule("INVALID_CLAIM_ID", _F, "claim_id", "claim_id: 1-64 of A-Z a-z 0-9 . _ : -"),

@@ -10,7 +10,7 @@ from typing import Any
 from rxfleet.claims.fields import CLAIM_ID_CHARS, CLAIM_ID_MAX
 from rxfleet.errors import InputError
 from rxfleet.formats.base import Problem, Record
-from rxfleet.formats.textio import EMPTY_FILE, NOT_UTF8, open_binary
+from rxfleet.formats.textio import EMPTY_FILE, NOT_UTF8, open_binary, physical_lines
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -25,6 +25,9 @@ MAX_DEPTH = 32
 def read_jsonl(path: str) -> Iterator[Record]:
     """One Record per non-blank line; a line that is not a JSON object is a Problem.
 
+    CR, LF and CRLF each end a line (:func:`~rxfleet.formats.textio.physical_lines`):
+    a file written with CR-only line ends is as many claims as it has lines.
+
     Every way a line can fail is one bad record (``MALFORMED_RECORD``), never a
     traceback: not UTF-8, not JSON, nested deeper than ``MAX_DEPTH``, an integer
     beyond Python's digit limit, a lone surrogate (``"\\ud800"``) in a string.
@@ -32,7 +35,7 @@ def read_jsonl(path: str) -> Iterator[Record]:
     """
     emitted = False
     with open_binary(path) as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw, _ in physical_lines(handle):
             if raw.strip():
                 emitted = True
                 yield _record(path, number, raw)

@@ -6,6 +6,9 @@ What can go wrong inside a readable file, and what becomes of it:
   OverflowError; a string column holding invalid UTF-8: UnicodeDecodeError) spoils
   its row only: the batch is converted row by row and the row is a record
   quarantined ``MALFORMED_RECORD`` (message names the column, never the value);
+* a float32 (or float16) column is read at its own precision: each value is the
+  shortest decimal that round-trips at that precision (10.10 stored as float32
+  reads 10.1, not 10.100000381469727, which validation would refuse as too precise);
 * a row group that cannot be decoded at all (a corrupt data page under an intact
   footer: OSError / ArrowInvalid) leaves the rows after the last good one unknown:
   the reader raises :class:`~rxfleet.errors.InputCutShort` carrying the number of
@@ -14,6 +17,8 @@ What can go wrong inside a readable file, and what becomes of it:
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,11 +40,12 @@ def read_parquet(path: str) -> Iterator[Record]:
     extra = [name for name in parquet.schema_arrow.names if name not in CANONICAL_FIELDS]
     if extra:
         raise InputError(path, f"unknown columns: {', '.join(extra)}")
+    narrow = _narrow_floats(parquet.schema_arrow, wanted)
     read = [0]  # rows read so far: the last good position if a row group fails
     for batch in _batches(path, parquet, wanted, read):
         for row in _rows(batch, wanted):
             read[0] += 1
-            yield _record(path, read[0], row)
+            yield _record(path, read[0], row, narrow)
     if read[0] == 0:
         raise InputError(path, EMPTY_FILE)
 
@@ -79,13 +85,56 @@ def _rows(batch: Any, wanted: list[str]) -> Iterator[dict[str, Any] | str]:
         yield row if bad is None else bad + "\x00" + str(row.get("claim_id") or "")
 
 
-def _record(path: str, number: int, row: dict[str, Any] | str) -> Record:
+def _narrow_floats(schema: Any, wanted: list[str]) -> dict[str, str]:
+    """The float columns narrower than a Python float, each with its ``struct`` format
+    (``f`` float32, ``e`` float16): their values are read at their own precision."""
+    import pyarrow as pa
+
+    kinds = {}
+    for name in wanted:
+        kind = schema.field(name).type
+        if pa.types.is_float32(kind):
+            kinds[name] = "f"
+        elif pa.types.is_float16(kind):
+            kinds[name] = "e"
+    return kinds
+
+
+def at_precision(value: float, kind: str) -> float:
+    """``value`` of a narrow float column (``struct`` format ``kind``) as the shortest
+    decimal that round-trips at that precision: 10.10 stored as float32 reads 10.1,
+    not 10.100000381469727."""
+    if not math.isfinite(value):
+        return value
+    stored = struct.pack(kind, value)
+    for digits in range(1, 18):
+        shortest = float(f"{value:.{digits}g}")
+        if _packed(kind, shortest) == stored:
+            return shortest
+    return value
+
+
+def _packed(kind: str, value: float) -> bytes | None:
+    try:
+        return struct.pack(kind, value)
+    except OverflowError:  # rounded past the type's largest value: not this one
+        return None
+
+
+def _record(
+    path: str, number: int, row: dict[str, Any] | str, narrow: dict[str, Any] | None = None
+) -> Record:
     if isinstance(row, str):
         column, _, claim_id = row.partition("\x00")
         fields = {"claim_id": claim_id} if claim_id else {}
         message = f"column {column}: the value cannot be read (out of range or not UTF-8)"
         return Record(path, number, fields, Problem("MALFORMED_RECORD", message, column))
-    return Record(path, number, _fields(row))
+    read = _fields(row)
+    for name, kind in (narrow or {}).items():
+        value = read.get(name)
+        if isinstance(value, float):
+            read[name] = at_precision(value, kind)
+    return Record(path, number, read)
 
 
 def _open(path: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from rxfleet.errors import InputError
@@ -41,3 +42,31 @@ def has_escaped(text: str) -> bool:
 def scrub(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD (safe to encode)."""
     return _SURROGATE.sub("\ufffd", text)
+
+
+#: Bytes read at a time when splitting a file into physical lines.
+CHUNK = 1 << 16
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+def physical_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes, bytes]]:
+    """``(number, line, ending)`` for each physical line of ``handle``, streamed.
+
+    CR, LF and CRLF each end a line (a CR at the end of one chunk waits for the
+    next, so a CRLF split across chunks is one ending); ``ending`` is ``b""`` for
+    a last line without one. Numbers start at 1.
+    """
+    number, pending = 0, b""
+    while chunk := handle.read(CHUNK):
+        pending += chunk
+        start = 0
+        for match in _EOL.finditer(pending):
+            if match.end() == len(pending) and match.group() == b"\r":
+                break  # maybe the first half of a CRLF: decide with the next chunk
+            number += 1
+            yield number, pending[start : match.start()], match.group()
+            start = match.end()
+        pending = pending[start:]
+    if pending:
+        ending = b"\r" if pending.endswith(b"\r") else b""
+        yield number + 1, pending[: len(pending) - len(ending)], ending

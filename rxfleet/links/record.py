@@ -24,6 +24,7 @@ from rxfleet.claims.rejects import replayable as replayable_by_reason
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.lifecycle import finish_if_complete
 from rxfleet.links import LinkReport, codes
+from rxfleet.links.unrecordable import Origin, Rows, record_isolating
 from rxfleet.stores.database import AuditEvent, Database, DeadLetter, ResultRow
 from rxfleet.stores.metrics import claim_fields
 from rxfleet.stores.runs import RunStore
@@ -54,20 +55,29 @@ def record_batch(
     if len(ready) < len(records):
         log.error("run %s: %d claims of batch %d not routed", run_id, len(records) - len(ready),
                   batch.start)  # fmt: skip
-    sealed = _sealed_for_replay(runs, run_id, ready)
-    report.done = db.record(
-        run_id,
-        [ResultRow.of(r, reason=r.reason) for r in ready],
-        [event for r in ready for event in audit_events(r, trace)],
-        [dead_letter(r, sealed.get(r.seq)) for r in ready if r.route in DEAD_LETTER_ROUTES],
-    )
+    report.done, recorded = _record_rows(runs, db, run_id, ready, trace)
     report.skipped = len(batch) - report.done
     whole = len(ready) == len(records)
-    tallies = [claim_fields(str(r.status), str(r.route), r.reject_codes) for r in ready]
+    tallies = [claim_fields(str(r.status), str(r.route), r.reject_codes) for r in recorded]
     _, done = runs.retire(run_id, batch.start if whole else -1, [r.seq for r in ready],
                           tallies, metrics_key)  # fmt: skip
     finish_if_complete(runs, db, run_id, done)
     return report
+
+
+def _record_rows(
+    runs: RunStore, db: Database, run_id: str, ready: Sequence[WorkRecord], trace: str
+) -> tuple[int, list[ResultRow]]:
+    """Record the claims' rows; a claim whose values the database refuses ends
+    ``UNRECORDABLE`` and is recorded escaped (:mod:`rxfleet.links.unrecordable`)."""
+    sealed = _sealed_for_replay(runs, run_id, ready)
+    rows = Rows(
+        [ResultRow.of(r, reason=r.reason) for r in ready],
+        [event for r in ready for event in audit_events(r, trace)],
+        [dead_letter(r, sealed.get(r.seq)) for r in ready if r.route in DEAD_LETTER_ROUTES],
+    )
+    origins = {r.seq: Origin(r.source, r.line) for r in ready}
+    return record_isolating(db, run_id, rows, origins)
 
 
 def replayable(record: WorkRecord) -> bool:

@@ -14,8 +14,10 @@ The tables (``rxfleet/stores/migrations/*.sql`` says it column by column):
 
 ``Database`` is the one handle, built in parts: the connections and the psycopg
 error translation (``rxfleet.stores.pg``: one connection per process and thread;
-every psycopg error becomes an ``InfrastructureError`` naming the operation and
-the SQLSTATE, never a value, since messages reach logs and Sentry and a value
+a psycopg error that says a value is refused — SQLSTATE class 22, class 23 other
+than the unique conflict, 54000 — becomes ``ValueRefused``, a deterministic result
+never retried; every other one an ``InfrastructureError``; both name the operation
+and the SQLSTATE, never a value, since messages reach logs and Sentry and a value
 could be PHI), the ``runs`` table, the reads of results and audit trail, and
 here the schema, the exactly-once write, the dead letters and retention.
 """

@@ -1,7 +1,8 @@
 """PostgreSQL connections for the system of record: one per process and thread
 (made on first use, remade after a fork or a failure), a connection of its own
-for each streaming read, and the one translation of psycopg errors into
-``InfrastructureError`` (the operation and the SQLSTATE, never a value).
+for each streaming read, and the one translation of psycopg errors: a refused
+value into ``ValueRefused`` (a result, never retried), anything else into
+``InfrastructureError`` (both name the operation and the SQLSTATE, never a value).
 ``rxfleet.stores.database`` builds its tables on ``Connections``.
 """
 
@@ -16,7 +17,7 @@ from typing import Any, LiteralString, Self, TypeVar
 import psycopg
 from psycopg.rows import DictRow, dict_row
 
-from rxfleet.errors import InfrastructureError
+from rxfleet.errors import InfrastructureError, ValueRefused
 
 Row = dict[str, Any]
 Conn = psycopg.Connection[DictRow]
@@ -59,10 +60,13 @@ class Connections:
 
     @contextlib.contextmanager
     def _guard(self, operation: str) -> Iterator[None]:
-        """Translate psycopg errors into InfrastructureError (no values in the message)."""
+        """Translate psycopg errors into ValueRefused or InfrastructureError (no values
+        in the message)."""
         try:
             yield
         except psycopg.Error as exc:
+            if refuses_value(exc):
+                raise ValueRefused(operation, exc.sqlstate or type(exc).__name__) from None
             reason = exc.sqlstate or type(exc).__name__
             raise InfrastructureError(f"database: {operation} failed ({reason})") from None
 
@@ -106,3 +110,22 @@ class Connections:
             cursor.itersize = chunk
             cursor.execute(query, params)
             yield from cursor
+
+
+#: The unique conflict: what ``ON CONFLICT DO NOTHING`` makes idempotent, not a bad value.
+_UNIQUE_VIOLATION = "23505"
+_INDEX_ROW_TOO_LARGE = "54000"
+
+
+def refuses_value(exc: psycopg.Error) -> bool:
+    """True when ``exc`` says the database refuses a value (the same write fails
+    every time): SQLSTATE class 22 (data exception), class 23 (integrity) other
+    than the unique conflict, 54000 (program limit: index row too large); or
+    psycopg's own ``DataError`` without a SQLSTATE (it refuses a NUL in text
+    before the server sees it)."""
+    sqlstate = exc.sqlstate
+    if not sqlstate:
+        return isinstance(exc, psycopg.DataError)
+    if sqlstate.startswith("23"):
+        return sqlstate != _UNIQUE_VIOLATION
+    return sqlstate.startswith("22") or sqlstate == _INDEX_ROW_TOO_LARGE

@@ -17,7 +17,7 @@ import pytest
 from rxfleet.claims.rejects import Route, Status
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.embedded.postgres_server import LocalPostgres
-from rxfleet.errors import InfrastructureError
+from rxfleet.errors import InfrastructureError, ValueRefused
 from rxfleet.stores.database import AuditEvent, Database, DeadLetter, ResultRow
 from tests.db_scan import phi_in_database
 
@@ -256,14 +256,16 @@ def test_audit_events_are_append_only(db: Database) -> None:
     assert scalar(db, "SELECT count(*) FROM audit_events") == 3 * len(STAGES)
 
 
-def test_errors_become_infrastructure_errors_without_values(
-    db: Database, pg_server: LocalPostgres
-) -> None:
+def test_errors_become_our_errors_without_values(db: Database, pg_server: LocalPostgres) -> None:
     db.create_run("r1", inputs="claims.jsonl")
     secret = "JANE-DOE-1980"
-    with pytest.raises(InfrastructureError) as caught:
+    # A NOT NULL violation (SQLSTATE 23502) is a refused value (issue 16): ValueRefused,
+    # never retried; an unreachable database stays an InfrastructureError.
+    with pytest.raises(ValueRefused) as caught:
         db.record("r1", [ResultRow(seq=0, status=None, claim_id=secret)])  # type: ignore[arg-type]
-    assert "record" in str(caught.value) and secret not in str(caught.value)
+    assert not isinstance(caught.value, InfrastructureError)
+    assert "record" in str(caught.value) and "23502" in str(caught.value)
+    assert secret not in str(caught.value)
     assert caught.value.__suppress_context__
     assert db.record("r1", [ResultRow(seq=0, status="PAID")]) == 1  # the connection still works
     down = Database(pg_server.url_for("no_such_database"), connect_timeout=1)

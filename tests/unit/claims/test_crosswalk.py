@@ -96,8 +96,8 @@ def test_minimal_header(tmp_path: Path) -> None:
     ],
 )
 def test_bad_line_names_file_and_line(tmp_path: Path, line: str, field: str) -> None:
-    good = "00071015623,39400010100320\n"
-    path = _write(tmp_path, "ndc11,gpi14\n" + good + good + line + "\n" + good)
+    good, other = "00071015623,39400010100320\n", "00071015624,39400010100320\n"
+    path = _write(tmp_path, "ndc11,gpi14\n" + good + other + line + "\n" + good)
     with pytest.raises(InputError) as caught:
         list(read_crosswalk(path))
     assert caught.value.path == str(path)
@@ -167,3 +167,19 @@ def test_bad_crosswalk_row_is_an_input_error_naming_line_and_column(
         list(read_crosswalk(path))
     assert caught.value.line == 3 and column in caught.value.reason
     assert str(path) in str(caught.value)
+
+
+def test_an_ndc_listed_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    # Before: the last row silently won. A crosswalk is reference data: a person decides.
+    rows = ["00071015523,39400010100310", "00071015623,39400010100320",
+            "00071015523,39400010100399"]  # fmt: skip
+    path = _write(tmp_path, "ndc11,gpi14\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError) as caught:
+        list(read_crosswalk(path))
+    assert (caught.value.path, caught.value.line) == (str(path), 4)
+    assert "listed twice" in caught.value.reason and "line 2" in caught.value.reason
+
+
+def test_the_bundled_sample_lists_each_ndc_once() -> None:
+    entries = list(read_crosswalk(SAMPLE_CROSSWALK))
+    assert len({e.ndc11 for e in entries}) == len(entries)

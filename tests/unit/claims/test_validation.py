@@ -207,6 +207,9 @@ ELSEWHERE = {
     "CONTROL_NUMBER_MISMATCH",
     "GROUP_COUNT_MISMATCH",
     "MISSING_TRAILER",
+    "CONTROL_CHARACTER",  # intake (rxfleet/producer.py)
+    "FIELD_COUNT_MISMATCH",  # the CSV reader
+    "UNRECORDABLE_VALUE",  # the record link
     "MISSING_GPI_MAPPING",
     "OBSOLETE_NDC",
     "PRIOR_AUTH_FLAG",

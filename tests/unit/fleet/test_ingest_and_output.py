@@ -132,3 +132,20 @@ def test_keyed_claim_id_is_the_records_claim_id_field() -> None:
         == PhiTokenizer(b"k" * 32).claim_id("X12", keyed.parts)
     )
     assert "ACCT-1" not in work.model_dump_json()
+
+
+@pytest.mark.parametrize("field", ["claim_id", "pcn", "patient_last_name", "group_id"])
+def test_a_control_character_quarantines_its_field_by_name(field: str) -> None:
+    fields = {**CLAIM, field: "QZX\x00QZX"}
+    work, _ = _ingest()(Record("/in/claims.jsonl", 9, fields), 0)
+    assert work.quarantined and [i.code for i in work.issues] == ["CONTROL_CHARACTER"]
+    issue = work.issues[0]
+    assert issue.field == field and issue.message.startswith("claims.jsonl:9: field " + field)
+    assert "QZX" not in work.model_dump_json()
+    assert work.claim_id == ("claims:9" if field == "claim_id" else "C1")
+
+
+def test_a_control_character_in_a_field_name_is_escaped() -> None:
+    work, _ = _ingest()(Record("f.jsonl", 2, {**CLAIM, "x\x1b": "1"}), 0)
+    assert work.quarantined and work.issues[0].field == "x\\x1b"
+    assert "\x1b" not in work.model_dump_json()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.fuzz import fuzz_format
+from bench.fuzz import EDGE_SHAPES, fuzz_edges, fuzz_format
 from rxfleet.formats import Format
 
 
@@ -17,3 +17,11 @@ def test_small_fuzz_has_no_crash_and_loses_nothing(fmt: Format) -> None:
     assert figures.crashes == 0, figures.first_crash
     assert figures.lost == 0
     assert figures.slowest < 1.0
+
+
+@pytest.mark.parametrize("shape", list(EDGE_SHAPES))
+def test_edge_shapes_have_no_crash_and_lose_nothing(shape: str) -> None:
+    figures = fuzz_edges(shape, n=150, seconds=2.5, seed=5)
+    assert figures.inputs >= 30
+    assert figures.crashes == 0, figures.first_crash
+    assert figures.lost == 0

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import struct
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rxfleet.claims.fields import CANONICAL_FIELDS
 from rxfleet.errors import InputError
 from rxfleet.formats.base import Problem, Record
 from rxfleet.formats.csvfile import read_csv
 from rxfleet.formats.jsonl import read_jsonl
-from rxfleet.formats.parquet import read_parquet
+from rxfleet.formats.parquet import at_precision, read_parquet
 
 CLAIM: dict[str, Any] = {
     "claim_id": "RX00000001",
@@ -166,14 +169,16 @@ def test_csv_bad_header_is_an_input_error(tmp_path: Path, text: str, reason: str
     assert caught.value.path == path and caught.value.line == 1
 
 
-def test_csv_short_and_long_rows_are_problems_keeping_the_claim_id(tmp_path: Path) -> None:
+def test_csv_short_and_long_rows_are_named_by_file_and_line_only(tmp_path: Path) -> None:
+    # Issue 16: a misaligned record's columns cannot be trusted (the cell under
+    # claim_id may hold a name), so it is named <file-stem>:<line>, nothing else kept.
     text = HEADER + "\nA,610014\n" + _row("B") + ",extra\n" + _row("C") + "\n"
     records = list(read_csv(_write(tmp_path, "c.csv", text)))
     assert [r.number for r in records] == [2, 3, 4]
     short, long, good = records
-    assert short.fields == {"claim_id": "A"} and long.fields == {"claim_id": "B"}
+    assert short.fields == {"claim_id": "c:2"} and long.fields == {"claim_id": "c:3"}
     for record in (short, long):
-        assert record.problem is not None and record.problem.code == "MALFORMED_RECORD"
+        assert record.problem is not None and record.problem.code == "FIELD_COUNT_MISMATCH"
         assert "fields, header has" in record.problem.message
     assert good.problem is None
 
@@ -181,31 +186,69 @@ def test_csv_short_and_long_rows_are_problems_keeping_the_claim_id(tmp_path: Pat
 def test_csv_short_row_without_the_claim_id_column(tmp_path: Path) -> None:
     text = "bin,pcn,claim_id\n610014\n"
     (record,) = read_csv(_write(tmp_path, "c.csv", text))
-    assert record.fields == {} and record.problem is not None
+    assert record.fields == {"claim_id": "c:2"} and record.problem is not None
 
 
-def test_csv_one_physical_line_is_one_claim(tmp_path: Path) -> None:
-    # Issue 11: claims files have no multi-line fields. A quote left open spoils its
-    # own line only (before: it swallowed the following lines into one record).
+def test_csv_one_record_is_one_claim_and_a_stray_quote_spoils_its_line_only(
+    tmp_path: Path,
+) -> None:
+    # Issue 11: a quote left open spoils its own line only (before: it swallowed the
+    # following lines into one record). Issue 16: a quoted field that holds line ends
+    # is one claim, numbered by its first line (intake then refuses the line end in
+    # its value: CONTROL_CHARACTER), and the claims after it stay aligned.
     text = (
         "claim_id,pcn,bin\n"
-        'A,"RX\nSAND\nBX",610014\n'  # lines 2-4: an open quote on 2, stray quote on 4
+        'A,"RX\nSAND\r\nBX",610014\n'  # lines 2-4: one record, a quoted field
         "B,RXSANDBX,610014\n"  # line 5
         'C,"a ""quoted"" pcn",610014\n'  # line 6: balanced quotes are fine
         'D,"RXSAND,610014\n'  # line 7: unbalanced quote
         "E,RXSANDBX,610014\n"  # line 8
+        'F,"RX\nBX,610014\n'  # lines 9-11: a stray quote that a later one closes,
+        'G,RX",6100,14\n'  # with the wrong field count: each line on its own
+        "H,RXSANDBX,610014\n"  # line 12
     )
     records = list(read_csv(_write(tmp_path, "c.csv", text)))
     assert [(r.number, r.problem.code if r.problem else None) for r in records] == [
-        (2, "MALFORMED_RECORD"),
-        (3, "MALFORMED_RECORD"),
-        (4, "MALFORMED_RECORD"),
+        (2, None),
         (5, None),
         (6, None),
         (7, "MALFORMED_RECORD"),
         (8, None),
+        (9, "MALFORMED_RECORD"),
+        (10, "FIELD_COUNT_MISMATCH"),
+        (11, "FIELD_COUNT_MISMATCH"),
+        (12, None),
     ]
-    assert records[4].fields["pcn"] == 'a "quoted" pcn'
+    assert records[0].fields == {"claim_id": "A", "pcn": "RX\nSAND\r\nBX", "bin": "610014"}
+    assert records[2].fields["pcn"] == 'a "quoted" pcn'
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+def test_csv_and_jsonl_lines_end_at_cr_lf_or_crlf(tmp_path: Path, ending: str) -> None:
+    text = ending.join([HEADER, _row("A"), _row("B"), _row("C")]) + ending
+    assert [r.fields["claim_id"] for r in read_csv(_write(tmp_path, "c.csv", text))] == [
+        "A",
+        "B",
+        "C",
+    ]
+    lines = ending.join(_line(c) for c in "ABC")
+    records = list(read_jsonl(_write(tmp_path, "c.jsonl", lines)))
+    assert [(r.number, r.fields["claim_id"], r.problem) for r in records] == [
+        (1, "A", None),
+        (2, "B", None),
+        (3, "C", None),
+    ]
+
+
+def test_csv_unquoted_comma_in_a_name_keeps_no_value(tmp_path: Path) -> None:
+    row = _row("A", pcn="GARCIA, JR")
+    text = "\n".join([HEADER, _row("Z"), row, _row("B")]) + "\n"
+    records = list(read_csv(_write(tmp_path, "claims.csv", text)))
+    assert [r.fields.get("claim_id") for r in records] == ["Z", "claims:3", "B"]
+    bad = records[1]
+    assert bad.problem is not None and bad.problem.code == "FIELD_COUNT_MISMATCH"
+    assert bad.fields == {"claim_id": "claims:3"}
+    assert "GARCIA" not in bad.problem.message and " JR" not in bad.problem.message
 
 
 def test_csv_bad_utf8_line_is_quarantined(tmp_path: Path) -> None:
@@ -391,3 +434,42 @@ def test_parquet_corrupt_page_raises_input_cut_short(tmp_path: Path) -> None:
             got.append(record)
     assert isinstance(caught.value, InputError)
     assert caught.value.position == len(got) and len(got) % 1000 == 0
+
+
+@pytest.mark.parametrize(("kind", "fmt"), [("float32", "f"), ("float16", "e"), ("float64", "d")])
+def test_parquet_floats_read_at_their_columns_precision(
+    tmp_path: Path, kind: str, fmt: str
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rxfleet.claims.validation import validate
+
+    values = [10.10, 0.1, 30.0, 123.45]
+    table = pa.table(
+        {
+            "claim_id": [f"F{i}" for i in range(len(values))],
+            "quantity_dispensed": pa.array(values, type=getattr(pa, kind)()),
+            "ingredient_cost_submitted": pa.array(values, type=getattr(pa, kind)()),
+        }
+    )
+    path = tmp_path / "f.parquet"
+    pq.write_table(table, path)
+    records = list(read_parquet(str(path)))
+    for value, record in zip(values, records, strict=True):
+        # what the column stores, read back as the shortest decimal of that precision
+        stored = struct.unpack(fmt, struct.pack(fmt, value))[0]
+        assert record.fields["quantity_dispensed"] == at_precision(stored, fmt)
+        assert struct.pack(fmt, record.fields["quantity_dispensed"]) == struct.pack(fmt, value)
+    if kind == "float32":
+        assert [r.fields["quantity_dispensed"] for r in records] == values
+        fields = {**{k: v for k, v in CLAIM.items() if k != "cardholder_id"}, **records[0].fields}
+        codes = {issue.code for issue in validate(fields, today=date(2026, 11, 20)).issues}
+        assert not codes & {"QUANTITY_TOO_PRECISE", "INVALID_AMOUNT"}, codes
+
+
+@given(st.floats(width=32, allow_nan=False))
+def test_at_precision_is_the_shortest_round_trip(value: float) -> None:
+    got = at_precision(value, "f")
+    assert struct.pack("f", got) == struct.pack("f", value)
+    assert len(repr(got).replace("-", "").replace(".", "").split("e")[0].strip("0")) <= 9
