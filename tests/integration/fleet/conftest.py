@@ -38,6 +38,7 @@ def fleet(pg_server: LocalPostgres) -> Iterator[Fleet]:
         backoff_base=0.2,
         backoff_cap=1.0,
         submit_max_retries=4,
+        breaker_cooldown=2.0,  # short timeouts for fault tests: an open breaker waits 2 s, not 15
     )
     app = app_module.configure(settings)
     try:
