@@ -114,6 +114,10 @@ class Settings(BaseSettings):
         default=CONFIG_DIR / "payer_routes.json",
         description="X12 payer id to BIN/PCN routes (JSON)",
     )
+    payer_sheet: Path = Field(
+        default=CONFIG_DIR / "payer_sheet.csv",
+        description="NCPDP BIN, PCN and group to plan id (CSV), for plan-level reject routing",
+    )
     sandbox_plans: Path = Field(
         default=CONFIG_DIR / "sandbox_plans.json",
         description="plans the sandbox gateway adjudicates",

@@ -41,6 +41,7 @@ from rxfleet.claims.validation import Issue
 from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import ConfigError, RunTimeout
 from rxfleet.formats import preflight as preflight_file
+from rxfleet.formats.payer_sheet import load_payer_sheet
 from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.guards import check_fleet
 from rxfleet.lifecycle import Progress, RunPlan, Say, Waiter
@@ -315,7 +316,9 @@ def dry_run(inputs: PathLike | Sequence[PathLike], *, keep: int = 10) -> DryRun:
     seen: dict[str, int] = {}
     out = DryRun()
     for seq, (fmt, record) in enumerate(
-        input_records(paths, load_payer_routes(settings.payer_routes))
+        input_records(
+            paths, load_payer_routes(settings.payer_routes), load_payer_sheet(settings.payer_sheet)
+        )
     ):
         work, _ = ingest(record, seq, fmt)
         _check(work, crosswalk, seen)
@@ -382,8 +385,11 @@ def batch_size_of(value: int | None) -> int:
 
 
 def check_inputs(inputs: Sequence[str]) -> None:
-    """Raise ``InputError`` before anything starts when an input cannot be read."""
-    routes = load_payer_routes(get_settings().payer_routes)
+    """Raise ``InputError`` before anything starts when an input (or the payer
+    sheet the NCPDP inputs are read with) cannot be read."""
+    settings = get_settings()
+    routes = load_payer_routes(settings.payer_routes)
+    load_payer_sheet(settings.payer_sheet)
     for path in inputs:
         preflight_file(path, routes)
 
@@ -413,6 +419,7 @@ def produce(plan: RunPlan, inputs: Sequence[str], *, say: Say) -> ProduceResult 
         ingest=Ingest(plan.run_id, tokenizer(settings), vault(settings)),
         send=send_batch,
         payer_routes=load_payer_routes(settings.payer_routes),
+        payer_sheet=load_payer_sheet(settings.payer_sheet),
         batch_size=plan.batch_size,
         max_inflight=settings.max_inflight,
         holder=holder,

@@ -60,6 +60,7 @@ def outcome_options(settings: Settings, crosswalk: str) -> dict[str, str]:
         "crosswalk": crosswalk,
         "reject_matrix": matrix(settings.reject_matrix).version,
         "payer_routes": file_digest(settings.payer_routes),
+        "payer_sheet": file_digest(settings.payer_sheet),
     }
 
 

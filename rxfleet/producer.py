@@ -42,6 +42,7 @@ from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import InfrastructureError, InputError
 from rxfleet.formats import detect_format, reader_for
 from rxfleet.formats.base import Record
+from rxfleet.formats.payer_sheet import PayerSheet
 from rxfleet.formats.x12 import Routes
 from rxfleet.lifecycle import RunPlan, Say, finish_if_complete
 from rxfleet.stores.database import Database
@@ -203,6 +204,7 @@ class Producer:
     ingest: Ingest
     send: SendBatch
     payer_routes: Routes
+    payer_sheet: PayerSheet
     batch_size: int
     max_inflight: int
     holder: str  # this producer's lease on the run
@@ -218,7 +220,9 @@ class Producer:
         """Every claim of ``inputs`` into the run, one chain per batch, in input order."""
         result = ProduceResult(self.run_id)
         try:
-            for first, batch in _batches(_records(inputs, self.payer_routes), self.batch_size):
+            for first, batch in _batches(
+                _records(inputs, self.payer_routes, self.payer_sheet), self.batch_size
+            ):
                 self._batch(first, batch, result)
         except InputError as exc:
             if result.total == 0:
@@ -322,15 +326,19 @@ def _await_producer(
         return int(row["produced"] or 0)
 
 
-def input_records(inputs: Iterable[str], payer_routes: Routes) -> Iterator[tuple[str, Record]]:
+def input_records(
+    inputs: Iterable[str], payer_routes: Routes, payer_sheet: PayerSheet
+) -> Iterator[tuple[str, Record]]:
     """Every record of ``inputs`` in order, with its format's name (a dry run reads these)."""
-    return _records(inputs, payer_routes)
+    return _records(inputs, payer_routes, payer_sheet)
 
 
-def _records(inputs: Iterable[str], payer_routes: Routes) -> Iterator[tuple[str, Record]]:
+def _records(
+    inputs: Iterable[str], payer_routes: Routes, payer_sheet: PayerSheet
+) -> Iterator[tuple[str, Record]]:
     for path in inputs:
         fmt = detect_format(path)
-        for record in reader_for(fmt, payer_routes)(path):
+        for record in reader_for(fmt, payer_routes, payer_sheet)(path):
             yield fmt.value, record
 
 

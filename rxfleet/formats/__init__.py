@@ -18,6 +18,7 @@ from rxfleet.formats.csvfile import read_csv
 from rxfleet.formats.jsonl import read_jsonl
 from rxfleet.formats.ncpdp import read_ncpdp, sniff_ncpdp
 from rxfleet.formats.parquet import read_parquet
+from rxfleet.formats.payer_sheet import NO_SHEET, PayerSheet
 from rxfleet.formats.textio import open_binary
 from rxfleet.formats.x12 import NO_ROUTES, Routes, read_x12, sniff_x12
 
@@ -75,20 +76,26 @@ _READERS: dict[Format, Callable[[str], Iterator[Record]]] = {
     Format.JSONL: read_jsonl,
     Format.CSV: read_csv,
     Format.PARQUET: read_parquet,
-    Format.NCPDP: read_ncpdp,
 }
 
 
-def reader_for(fmt: Format, payer_routes: Routes = NO_ROUTES) -> Callable[[str], Iterator[Record]]:
-    """The reading function of ``fmt``; X12 reads BIN/PCN from ``payer_routes``."""
+def reader_for(
+    fmt: Format, payer_routes: Routes = NO_ROUTES, payer_sheet: PayerSheet = NO_SHEET
+) -> Callable[[str], Iterator[Record]]:
+    """The reading function of ``fmt``; X12 reads BIN/PCN from ``payer_routes``, NCPDP
+    its plan ids from ``payer_sheet``."""
     if fmt is Format.X12:
         return partial(read_x12, routes=payer_routes)
+    if fmt is Format.NCPDP:
+        return partial(read_ncpdp, sheet=payer_sheet)
     return _READERS[fmt]
 
 
-def read_claims(path: str, payer_routes: Routes = NO_ROUTES) -> Iterator[Record]:
+def read_claims(
+    path: str, payer_routes: Routes = NO_ROUTES, payer_sheet: PayerSheet = NO_SHEET
+) -> Iterator[Record]:
     """Every record of ``path``, whatever its format."""
-    return reader_for(detect_format(path), payer_routes)(path)
+    return reader_for(detect_format(path), payer_routes, payer_sheet)(path)
 
 
 def preflight(path: str, payer_routes: Routes = NO_ROUTES) -> Format:

@@ -16,8 +16,10 @@ raises :class:`~rxfleet.errors.InputError`.
 
 Derived fields (NCPDP has neither):
 
-- ``plan_id`` = ``f"{bin}-{pcn}-{group_id}"`` (101-A1, 104-A4 and 301-C1 as sent,
-  trailing blanks removed; an absent part is empty).
+- ``plan_id`` = the plan the payer sheet (:mod:`rxfleet.formats.payer_sheet`) names
+  for 101-A1, 104-A4 and 301-C1, else ``f"{bin}-{pcn}-{group_id}"`` (as sent,
+  trailing blanks removed; an absent part is empty). The claim id never depends on
+  the sheet: a claim keeps its id when the sheet changes.
 - ``claim_id`` = ``"NCPDP-"`` + the first 20 hex digits of the SHA-256 of BIN, PCN,
   service provider id (201-B1), date of service (401-D1), rx number (402-D2) and
   fill number (403-D3): the claim's identity, never its position, so a
@@ -76,6 +78,7 @@ from rxfleet.formats.ncpdp_fields import (
     as_count,
     as_quantity,
 )
+from rxfleet.formats.payer_sheet import NO_SHEET, PayerSheet
 from rxfleet.formats.textio import EMPTY_FILE, NOT_UTF8, decode_marked, open_binary
 
 __all__ = ["NcpdpResponse", "parse_response", "parse_transmission", "read_ncpdp", "sniff_ncpdp"]
@@ -133,10 +136,22 @@ def sniff_ncpdp(head: bytes) -> bool:
     )
 
 
-def read_ncpdp(path: str) -> Iterator[Record]:
-    """Stream the transactions of an NCPDP D.0 file, one record each, in input order."""
+def read_ncpdp(path: str, sheet: PayerSheet = NO_SHEET) -> Iterator[Record]:
+    """Stream the transactions of an NCPDP D.0 file, one record each, in input order;
+    ``sheet`` names the plan of a BIN, PCN and group (else the derived plan id)."""
     with open_binary(path) as handle:
-        yield from _read_lines(path, handle)
+        for record in _read_lines(path, handle):
+            yield with_sheet_plan(record, sheet)
+
+
+def with_sheet_plan(record: Record, sheet: PayerSheet) -> Record:
+    """``record`` with the plan id ``sheet`` names for its BIN, PCN and group, if any."""
+    fields = record.fields
+    if not sheet or "plan_id" not in fields:
+        return record
+    bin_, pcn, group = (str(fields.get(name, "")) for name in ("bin", "pcn", "group_id"))
+    plan = sheet.plan_for(bin_, pcn, group)
+    return record if plan is None else replace(record, fields={**fields, "plan_id": plan})
 
 
 def _read_lines(path: str, lines: Iterable[bytes]) -> Iterator[Record]:

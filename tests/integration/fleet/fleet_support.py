@@ -13,6 +13,7 @@ from config import Settings
 from rxfleet import context
 from rxfleet.claims.phi import PhiTokenizer, parse_key
 from rxfleet.embedded.redis_server import LocalRedis
+from rxfleet.formats.payer_sheet import load_payer_sheet
 from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.gateway.sandbox.scenario import Scenario
 from rxfleet.gateway.sandbox.server import SandboxGateway
@@ -65,6 +66,7 @@ class Fleet:
             ingest=Ingest(run_id, tokenizer(self.settings), vault(self.settings)),
             send=send_batch,
             payer_routes=load_payer_routes(self.settings.payer_routes),
+            payer_sheet=load_payer_sheet(self.settings.payer_sheet),
             batch_size=batch_size,
             max_inflight=self.settings.max_inflight,
             holder=holder,
