@@ -2,7 +2,7 @@
 (``LocalPostgres``: a free loopback port, never the machine's own server).
 
 Every test under this folder carries the ``integration`` marker, and those of the
-fault-test files (``CHAOS_FILES``) also ``chaos``: ``-m "not chaos"`` skips the
+fault-test files (``CHAOS_FILES``, and every file under ``survive/``) also ``chaos``: ``-m "not chaos"`` skips the
 long ones, ``-m "not integration"`` all that start servers.
 """
 
@@ -20,7 +20,8 @@ from psycopg import sql
 from rxfleet.embedded.postgres_server import LocalPostgres, local_postgres, memory_dir
 
 HERE = Path(__file__).resolve().parent
-CHAOS_FILES = frozenset({HERE / "test_survive.py", HERE / "fleet" / "test_gateway_faults.py"})
+CHAOS_DIRS = frozenset({HERE / "survive"})
+CHAOS_FILES = frozenset({HERE / "fleet" / "test_gateway_faults.py"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,7 +29,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path = Path(item.path).resolve()
         if HERE in path.parents:
             item.add_marker(pytest.mark.integration)
-        if path in CHAOS_FILES:
+        if path in CHAOS_FILES or path.parent in CHAOS_DIRS:
             item.add_marker(pytest.mark.chaos)
 
 

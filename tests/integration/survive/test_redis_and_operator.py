@@ -1,0 +1,134 @@
+"""Redis killed (AOF) and restarted empty, two runs of one input, no worker and Ctrl-C, a
+failure text quoting PHI: every claim once, none adjudicated twice, nothing leaked."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from bench.harness import FLOWER_AUTH, Fleet, wait_for, workers_answer
+from tests.integration.chaos_app import LEAKED_VALUE
+from tests.integration.survive.support import (
+    claims,
+    exactly_once,
+    exit_after_interrupt,
+    failed_tasks,
+    run_id_of,
+    run_started,
+    start_run,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+
+def test_redis_killed_and_restarted_with_aof_the_one_run_goes_on(
+    chaos: Fleet, tmp_path: Path
+) -> None:
+    ids, out, run, run_id = start_run(chaos, tmp_path, "A", 300)
+    wait_for(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
+    chaos.server.kill()
+    time.sleep(3)
+    chaos.server.restart()
+    _, stderr = run.communicate(timeout=150)
+    assert run.returncode == 0, stderr
+    assert "Redis is away" in stderr and "Redis is back" in stderr
+    exactly_once(chaos, out, ids)
+
+
+def test_redis_restarted_empty_resume_finishes_from_the_database(
+    chaos: Fleet, tmp_path: Path
+) -> None:
+    ids, out, run, run_id = start_run(chaos, tmp_path, "E", 300, "--timeout", "20")
+    wait_for(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
+    chaos.server.kill()
+    chaos.server.restart(empty=True)
+    run.send_signal(signal.SIGINT)  # it cannot finish: the claims in flight are gone
+    exit_after_interrupt(run)
+    resumed = chaos.cli("resume", run_id, "-o", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    found = re.search(r"(\d+) claims needed enqueueing again", resumed.stderr)
+    assert found and int(found.group(1)) > 0, resumed.stderr
+    exactly_once(chaos, out, ids)
+    print(f"\nRedis restarted empty: {found.group(1)} claims re-produced by resume")
+
+
+def test_two_runs_of_the_same_input_at_once_send_once(chaos: Fleet, tmp_path: Path) -> None:
+    ids = claims(tmp_path / "claims.jsonl", "T", 200)
+    outs = [tmp_path / "one.jsonl", tmp_path / "two.jsonl"]
+    runs = [chaos.popen("run", str(tmp_path / "claims.jsonl"), "-o", str(o)) for o in outs]
+    finished = [run.communicate(timeout=150) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], finished
+    stderr = "".join(err for _, err in finished)
+    # The second joins the first's run: it follows the producer, or (the first already
+    # done producing) picks the run up and finds nothing to enqueue again.
+    assert "following it" in stderr or "0 claims needed enqueueing again" in stderr
+    assert len({run_id_of(err) for _, err in finished}) == 1
+    for out in outs:
+        exactly_once(chaos, out, ids)
+
+
+def test_no_worker_is_named_and_ctrl_c_exits_fast(chaos: Fleet, tmp_path: Path) -> None:
+    claims(tmp_path / "claims.jsonl", "N", 50)
+    chaos.stop("cpu")
+    chaos.env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps every thread, should it hang
+    run = chaos.popen("run", str(tmp_path / "claims.jsonl"))
+    try:
+        started = time.monotonic()
+        assert run.stderr is not None
+        lines: list[str] = []
+        while "no worker consumes queue" not in "".join(lines):
+            lines.append(run.stderr.readline())
+        assert time.monotonic() - started < 10.5  # said within ~10 s of the command starting
+        assert "no worker consumes queue rxfleet.cpu" in lines[-1]
+        run.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        rest = exit_after_interrupt(run)
+        assert time.monotonic() - sent < 5
+        assert run.returncode == 1 and "Traceback" not in rest
+        assert len(rest.strip().splitlines()) == 1 and "interrupted" in rest
+    finally:
+        chaos.env.pop("PYTHONFAULTHANDLER")
+        if run.poll() is None:
+            run.kill()
+        run.communicate()
+        chaos.start("cpu")
+        wait_for(lambda: workers_answer(chaos.env, 2), 60, "the workers")
+
+
+def test_a_link_failing_with_text_that_quotes_phi_leaks_it_nowhere(
+    chaos: Fleet, tmp_path: Path
+) -> None:
+    """The failure's text never reaches the result backend, Flower's task page or the
+    worker's log: what crosses Celery is LinkFailed, a code and the batch's ids."""
+    source = tmp_path / "claims.jsonl"
+    ids = claims(source, "LEAK", 5)
+    lines = [json.loads(line) for line in source.read_text().splitlines()]
+    lines[0]["cardholder_id"] = LEAKED_VALUE
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    run = chaos.popen("run", str(source), "--timeout", "8")
+    run_id = run_started(run)
+    flower = f"http://127.0.0.1:{chaos.env['RXFLEET_FLOWER_PORT']}"
+    auth = FLOWER_AUTH
+    wait_for(lambda: run_id in json.dumps(failed_tasks(flower)), 60, "a failed task in Flower")
+    run.send_signal(signal.SIGINT)  # the batch cannot pass validate: the run cannot finish
+    exit_after_interrupt(run)
+    tasks = requests.get(f"{flower}/api/tasks", auth=auth, timeout=30).json()
+    failed = [t for t in tasks.values() if t.get("state") == "FAILURE"]
+    assert failed, "no failed task in Flower: the scan below would prove nothing"
+    assert any("LinkFailed" in str(t.get("exception")) and run_id in str(t.get("exception"))
+               for t in failed)  # fmt: skip
+    pages = [requests.get(f"{flower}/task/{t['uuid']}", auth=auth, timeout=30).text
+             for t in failed]  # fmt: skip
+    client = chaos.redis_client()
+    backend = [str(client.get(k)) for k in client.scan_iter("celery-task-meta-*")]
+    logs = [p.read_text(errors="replace") for p in chaos.tmp.glob("*.log")]
+    assert any("LinkFailed" in text for text in logs)
+    for haystack in (pages, backend, logs, [json.dumps(tasks)]):
+        assert not any(LEAKED_VALUE in text for text in haystack)
+    assert ids
