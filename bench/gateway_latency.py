@@ -4,11 +4,11 @@ Run from the repository root::
 
     python -m bench.gateway_latency [-n 500]
 
-Each round starts a ``SandboxGateway`` on a free port and sends N claims through
-one ``GatewayClient`` (one ``requests.Session``, so one kept-alive connection),
-timing each ``submit`` end to end. Without TCP_NODELAY on the server's socket,
-the body write that follows the header write waits for the client's delayed ACK
-(Nagle): expect tens of milliseconds a request instead of well under one.
+Each round starts a ``SandboxGateway`` on a free port and sends N claims, one
+after the other, through the fleet's claim transport (``AioSender``, aiohttp, a
+window of one: one kept-alive connection), timing each request end to end. Without TCP_NODELAY on
+the server's socket, the body write that follows the header write waits for the
+client's delayed ACK (Nagle): expect tens of milliseconds a request instead of well under one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from config.settings import Settings
+from rxfleet.gateway.aio import AioSender, Job
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.gateway.sandbox.server import SandboxGateway
 
@@ -40,21 +41,33 @@ def measure(tcp_nodelay: bool, n: int, warmup: int = 20) -> list[float]:
     """Milliseconds for each of ``n`` claim submissions over one kept-alive connection."""
     timings: list[float] = []
     with SandboxGateway(tcp_nodelay=tcp_nodelay) as gateway:
-        values: dict[str, Any] = {"gateway_url": gateway.url, "token_url": gateway.token_url}
+        values: dict[str, Any] = {
+            "gateway_url": gateway.url,
+            "token_url": gateway.token_url,
+            "sandbox": True,  # its credentials
+        }
         with GatewayClient(Settings(**values)) as client:
-            token = client.fetch_token().access_token
-            for i in range(warmup + n):
-                claim_id = f"BENCH-{tcp_nodelay:d}-{i}"
-                started = time.perf_counter()
-                client.submit(
-                    {**CLAIM, "claim_id": claim_id},
-                    token=token,
-                    session_ttl=3600,
-                    idempotency_key=claim_id,
-                )
-                if i >= warmup:
-                    timings.append((time.perf_counter() - started) * 1000)
+            sender = AioSender(client)
+            try:
+                token = client.fetch_token().access_token
+                for i in range(warmup + n):
+                    ms = _one(sender, token, f"BENCH-{tcp_nodelay:d}-{i}")
+                    if i >= warmup:
+                        timings.append(ms)
+            finally:
+                sender.close()
     return timings
+
+
+def _one(sender: AioSender, token: str, claim_id: str) -> float:
+    """Milliseconds for one claim, sent alone; an error answer stops the benchmark."""
+    job = Job({**CLAIM, "claim_id": claim_id}, token, 3600, claim_id)
+    started = time.perf_counter()
+    (timed,) = sender.send([job], lambda: True, lambda _: None)
+    ms = (time.perf_counter() - started) * 1000
+    if timed is None or isinstance(timed[0], Exception):
+        raise SystemExit(f"claim {claim_id}: {timed and timed[0]}")
+    return ms
 
 
 def summary(label: str, timings: list[float]) -> str:

@@ -493,11 +493,8 @@ class _Walker:
         problems: Mapping[tuple[str, int], Problem] | None = None,
     ) -> None:
         self.delimiters = delimiters
-        self.routes = routes
-        self.source = source
-        self.problems = problems or {}
+        self.emitter = _Emitter(routes, source, problems or {})
         self.loops = _Loops()
-        self.envelope = {"ISA": 0, "GS": 0, "ST": 0}
         self.level = ""
         self.set_bad_text = False
         self.handlers = {
@@ -521,8 +518,7 @@ class _Walker:
         tag = elements[0].strip()
         if tag in LINE_CLOSERS or tag == ISA:
             yield from self.close_line()
-        if tag in self.envelope:
-            self.envelope[tag] += 1
+        self.emitter.count(tag)
         if text and has_escaped(text):
             self._mark_bad_text()
         handler = self.handlers.get(tag)
@@ -546,7 +542,7 @@ class _Walker:
             return
         line, claim.line = claim.line, None
         if line.lin_segment:  # a drug line (2410 LIN): a claim or a quarantined record
-            yield self._record(claim, line)
+            yield self.emitter.record(self.loops, claim, line, self.set_bad_text)
 
     # -- handlers (one per segment) --
 
@@ -663,30 +659,44 @@ class _Walker:
         ):
             line.rx_number = _el(elements, REF_VALUE)
 
-    # -- records --
 
-    def _record(self, claim: _Claim, line: _Line) -> Record:
-        builder = _RecordBuilder(self.loops, claim, line)
+class _Emitter:
+    """Makes the record of a closed drug line: the problems of its envelope (ISA, GS
+    and ST counted as they pass), its text, its product, its route, its claim id."""
+
+    def __init__(
+        self, routes: Routes, source: str, problems: Mapping[tuple[str, int], Problem]
+    ) -> None:
+        self.routes = routes
+        self.source = source
+        self.problems = problems
+        self.envelope = {"ISA": 0, "GS": 0, "ST": 0}
+
+    def count(self, tag: str) -> None:
+        if tag in self.envelope:
+            self.envelope[tag] += 1
+
+    def record(self, loops: _Loops, claim: _Claim, line: _Line, set_bad_text: bool) -> Record:
+        builder = _RecordBuilder(loops, claim, line)
         for level in ("ISA", "GS", "ST"):  # a broken envelope quarantines its claims
             problem = self.problems.get((level, self.envelope[level]))
             if problem is not None:
                 builder.fail(problem.code, problem.message, problem.field or "envelope")
-        if self.set_bad_text or self.loops.bad_text or claim.bad_text:
+        if set_bad_text or loops.bad_text or claim.bad_text:
             builder.fail("MALFORMED_RECORD", f"a segment of this claim is {NOT_UTF8}", "segment")
         if line.lin_qualifier != ProductQualifier.NDC:
             builder.fail("PRODUCT_NOT_NDC", "LIN02 product qualifier is not N4 (NDC)", "ndc")
         builder.route(self.routes)
         builder.convert()
-        keyed = self._claim_id(claim, line, builder)
+        keyed = _claim_id(loops, claim, line, builder)
         return Record(self.source, line.lin_segment, builder.fields(), builder.problem, keyed)
 
-    def _claim_id(self, claim: _Claim, line: _Line, builder: _RecordBuilder) -> KeyedId:
-        if not claim.claim_id:
-            builder.fail("MISSING_FIELD", "CLM01 patient control number is empty", "claim_id")
-        service = line.service_date or claim.service_date
-        return claim_identity(
-            self.loops.billing_npi, claim.claim_id, line.number, service, line.rx_number
-        )
+
+def _claim_id(loops: _Loops, claim: _Claim, line: _Line, builder: _RecordBuilder) -> KeyedId:
+    if not claim.claim_id:
+        builder.fail("MISSING_FIELD", "CLM01 patient control number is empty", "claim_id")
+    service = line.service_date or claim.service_date
+    return claim_identity(loops.billing_npi, claim.claim_id, line.number, service, line.rx_number)
 
 
 def claim_identity(

@@ -2,10 +2,9 @@
 
 Celery-free and Redis-free: it fetches a token, builds claim requests
 (``claim_request``) and maps every answer (``answer_of``) and every transport
-failure of either transport (``transport_error``) into ``rxfleet.errors``. The
-fleet's claims go out through ``rxfleet.gateway.aio.AioSender`` (aiohttp) with
-these requests and this mapping; ``submit`` (one claim over the Session) is kept
-for the HTTP tests and the latency benchmark:
+failure of either transport (``transport_error``) into ``rxfleet.errors``. Every
+claim goes out through ``rxfleet.gateway.aio.AioSender`` (aiohttp) with these
+requests and this mapping; the Session here carries the token endpoint only:
 
 ========================================  ===========================================
 what happened                             raised
@@ -73,8 +72,10 @@ REJ_SESSION_EXPIRED = "REJ_004"
 CLAIMS_PATH = "/v1/claims"
 
 #: What a transport failure means, for both transports (requests: the token
-#: endpoint; aiohttp: the claim endpoint). The first row that matches decides.
-_TRANSPORT_FAILURES: tuple[tuple[tuple[type[Exception], ...], str], ...] = (
+#: endpoint; aiohttp: the claim endpoint), and the name a message gives it: requests'
+#: name for either transport's exception, so a user reads the same word whichever
+#: sent the request (None: the exception's own name). The first row that matches decides.
+_TRANSPORT_FAILURES: tuple[tuple[tuple[type[Exception], ...], str, str | None], ...] = (
     (
         (
             requests.exceptions.MissingSchema,
@@ -83,21 +84,27 @@ _TRANSPORT_FAILURES: tuple[tuple[tuple[type[Exception], ...], str], ...] = (
             aiohttp.InvalidURL,
         ),
         "not a usable URL",
+        None,
     ),
+    ((aiohttp.ConnectionTimeoutError,), "no answer", "ConnectTimeout"),
+    ((aiohttp.ServerTimeoutError,), "no answer", "ReadTimeout"),  # sock_read: SocketTimeoutError
+    ((aiohttp.ClientSSLError,), "no answer", "SSLError"),
+    ((aiohttp.ClientOSError, aiohttp.ServerDisconnectedError), "no answer", "ConnectionError"),
+    ((aiohttp.ClientPayloadError,), "no answer", "ChunkedEncodingError"),
     (
         (
             requests.Timeout,
             requests.ConnectionError,
             requests.exceptions.ChunkedEncodingError,
             aiohttp.ClientConnectionError,
-            aiohttp.ClientPayloadError,
             TimeoutError,
         ),
         "no answer",
+        None,
     ),
-    ((requests.RequestException, aiohttp.ClientError), "transport failure"),
+    ((requests.RequestException, aiohttp.ClientError), "transport failure", None),
 )
-TRANSPORT_ERRORS = tuple(kind for kinds, _ in _TRANSPORT_FAILURES for kind in kinds)
+TRANSPORT_ERRORS = tuple(kind for kinds, _, _ in _TRANSPORT_FAILURES for kind in kinds)
 #: Error codes are machine tokens; anything else in a body is not repeated.
 _ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _DELTA = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?$")
@@ -172,7 +179,8 @@ def build_session(settings: Settings) -> requests.Session:
 
 
 class GatewayClient:
-    """Token grants and claim submissions over one Session (one client per process).
+    """Token grants over one Session, and the claim requests ``AioSender`` sends (one
+    client per process).
 
     ``session`` is the transport seam: pass any ``requests.Session`` (tests,
     a custom adapter); the client then leaves its configuration and closing to you.
@@ -197,7 +205,7 @@ class GatewayClient:
         }
         if self.settings.scope:
             form["scope"] = self.settings.scope
-        with self._post(url, None, data=form) as response:
+        with self._post(url, data=form) as response:
             if response.status_code == 200:
                 return self._grant(response, url)
             raise _token_error(response, f"POST {url}")
@@ -239,24 +247,13 @@ class GatewayClient:
         url = base.rstrip("/") + CLAIMS_PATH
         return ClaimRequest(url, headers, _encode(body, claim_id), claim_id)
 
-    def submit(
-        self, body: Mapping[str, Any], *, token: str, session_ttl: int, idempotency_key: str
-    ) -> Adjudication:
-        """POST one claim; the Adjudication, or an ``rxfleet.errors`` error."""
-        request = self.claim_request(
-            body, token=token, session_ttl=session_ttl, idempotency_key=idempotency_key
-        )
-        kwargs = {"data": request.data, "headers": request.headers}
-        with self._post(request.url, request.claim_id, **kwargs) as response:
-            return answer_of(response, request)
-
     # -- transport -------------------------------------------------------
 
-    def _post(self, url: str, claim_id: str | None, **kwargs: Any) -> requests.Response:
+    def _post(self, url: str, **kwargs: Any) -> requests.Response:
         try:
             return self.session.post(url, timeout=self._timeout, allow_redirects=False, **kwargs)
         except TRANSPORT_ERRORS as exc:
-            raise transport_error(exc, f"POST {url}", claim_id) from None
+            raise transport_error(exc, f"POST {url}", None) from None
 
     def close(self) -> None:
         """Close the Session (when the client made it)."""
@@ -304,10 +301,10 @@ class ClaimRequest:
 def transport_error(exc: Exception, where: str, claim_id: str | None) -> RxFleetError:
     """Our error for a transport failure of either transport (never chained: the
     transport's exception holds the request, whose body is PHI)."""
-    meaning = next(m for kinds, m in _TRANSPORT_FAILURES if isinstance(exc, kinds))
+    meaning, name = next((m, n) for kinds, m, n in _TRANSPORT_FAILURES if isinstance(exc, kinds))
     if meaning == "not a usable URL":
         return ConfigError(f"{where}: {meaning}")
-    message = f"{where}: {meaning} ({type(exc).__name__})"
+    message = f"{where}: {meaning} ({name or type(exc).__name__})"
     kind = GatewayTimeout if meaning == "no answer" else GatewayUnavailable
     return kind(message, claim_id=claim_id, request=where)
 

@@ -21,6 +21,12 @@ Keys, per run (expiring ``ttl`` seconds after the run is finished):
   (``task id:retries`` → count; a message that keeps killing its worker is poison);
 * ``{p}:run:{id}:producer``: the producer's lease; ``{p}:run:{id}:abort``: the stop flag;
 * fleet-wide ``{p}:runs``: the active runs by creation time.
+
+``RunStore`` is put together from its parts, one concern each, over the same keys:
+``_Batches`` (the sweeper's heartbeats), ``_Ledger`` (work records and vault),
+``_Producing`` (the claim ids seen, the producer's lease), ``_Sending`` (send
+leases, the stop flag, deliveries); the run itself (meta, lifetime, done count)
+is ``RunStore``'s own.
 """
 
 from __future__ import annotations
@@ -52,7 +58,10 @@ _SCRIPTS = (
 
 
 @dataclass
-class RunStore:
+class _RunKeys:
+    """The keys of a run, the client they live on and the store's scripts: what the
+    parts of ``RunStore`` below share."""
+
     client: redis.Redis
     prefix: str = "rx"
     ttl: int = 3600
@@ -60,8 +69,6 @@ class RunStore:
 
     def __post_init__(self) -> None:
         self._scripts = lua.register(self.client, "runs", _SCRIPTS)
-
-    # -- keys ----------------------------------------------------------------
 
     def _run(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}"
@@ -76,62 +83,33 @@ class RunStore:
     def _index(self) -> str:
         return f"{self.prefix}:runs"
 
-    # -- the run -------------------------------------------------------------
+    def pipeline(self) -> Pipeline:
+        """A non-transactional pipeline, for reads that several stores queue together."""
+        return self.client.pipeline(transaction=False)
 
-    def open(self, run_id: str, meta: dict[str, str]) -> None:
-        """Make the run known to the fleet (idempotent: a resume calls it again)."""
-        pipe = self.client.pipeline()
-        pipe.hset(self._run(run_id), mapping=fields(meta))
-        pipe.persist(self._run(run_id))
-        pipe.zadd(self._index, {run_id: time.time()}, nx=True)
-        pipe.execute()
 
-    def meta(self, run_id: str) -> dict[str, str]:
-        return as_dict(self.client.hgetall(self._run(run_id)))
+class _Batches(_RunKeys):
+    """The open batches and their heartbeats (what the sweeper watches)."""
 
-    def set_meta(self, run_id: str, **values: str | int) -> None:
-        self.client.hset(self._run(run_id), mapping=fields(values))
+    def register_batch(self, run_id: str, first: int, count: int) -> None:
+        self.client.hset(self._part(run_id, "batches"), str(first), f"{count}|{time.time():.3f}")
 
-    def exists(self, run_id: str) -> bool:
-        return bool(self.client.exists(self._run(run_id)))
+    def touch_batch(self, pipe: Pipeline, run_id: str, first: int, count: int) -> None:
+        """Queue a batch's heartbeat on ``pipe``: a link made progress on it."""
+        pipe.hset(self._part(run_id, "batches"), str(first), f"{count}|{time.time():.3f}")
 
-    def active(self) -> list[str]:
-        """Runs not yet finished, oldest first."""
-        return [str(as_text(r)) for r in self.client.zrange(self._index, 0, -1)]
+    def batches(self, run_id: str) -> dict[int, tuple[int, float]]:
+        """Open batches: first seq → (count, time of last progress)."""
+        raw = as_dict(self.client.hgetall(self._part(run_id, "batches")))
+        out = {}
+        for first, value in raw.items():
+            count, at = value.split("|")
+            out[int(first)] = (int(count), float(at))
+        return out
 
-    def finish(self, run_id: str) -> None:
-        """The run is over: its working memory goes at once (the claim ids seen, leases,
-        batches: what grows with the run); its meta and done count, which a late
-        ``wait`` reads, expire after ``ttl``; the sweeper forgets it."""
-        pipe = self.client.pipeline()
-        working = ("work", "ids", "leases", "batches", "producer", "abort", "deliveries")
-        pipe.delete(self._vault(run_id), *(self._part(run_id, part) for part in working))
-        pipe.expire(self._run(run_id), self.ttl)
-        pipe.expire(self._part(run_id, "done"), self.ttl)
-        pipe.zrem(self._index, run_id)
-        pipe.execute()
 
-    # -- producing -----------------------------------------------------------
-
-    def first_seen(self, run_id: str, claims: Sequence[tuple[str, int]]) -> list[int]:
-        """For each (claim id, seq), the first seq that carried that claim id.
-
-        Two commands a batch: the run has one producer at a time (its lease), and
-        a producer reads the input in order, so a resumed one gets the same answers.
-        """
-        if not claims:
-            return []
-        key = self._part(run_id, "ids")
-        ids = list(dict.fromkeys(claim_id for claim_id, _ in claims))
-        known = dict(zip(ids, self.client.hmget(key, ids), strict=True))
-        first = {c: int(s) for c, s in known.items() if s is not None}
-        fresh: dict[str, int] = {}
-        for claim_id, seq in claims:
-            if claim_id not in first:
-                first[claim_id] = fresh[claim_id] = seq
-        if fresh:
-            self.client.hset(key, mapping=fields(fresh))
-        return [first[claim_id] for claim_id, _ in claims]
+class _Ledger(_Batches):
+    """The claims in flight: their work records and sealed vault blobs."""
 
     def add(
         self,
@@ -170,45 +148,6 @@ class RunStore:
         reply = self._scripts["existing"](keys=[self._part(run_id, "work")], args=list(seqs))
         return {seq for seq, hit in zip(seqs, reply, strict=True) if int(hit)}
 
-    def register_batch(self, run_id: str, first: int, count: int) -> None:
-        self.client.hset(self._part(run_id, "batches"), str(first), f"{count}|{time.time():.3f}")
-
-    def touch_batch(self, pipe: Pipeline, run_id: str, first: int, count: int) -> None:
-        """Queue a batch's heartbeat on ``pipe``: a link made progress on it."""
-        pipe.hset(self._part(run_id, "batches"), str(first), f"{count}|{time.time():.3f}")
-
-    def batches(self, run_id: str) -> dict[int, tuple[int, float]]:
-        """Open batches: first seq → (count, time of last progress)."""
-        raw = as_dict(self.client.hgetall(self._part(run_id, "batches")))
-        out = {}
-        for first, value in raw.items():
-            count, at = value.split("|")
-            out[int(first)] = (int(count), float(at))
-        return out
-
-    def claim_producer(self, run_id: str, holder: str, seconds: float) -> bool:
-        """Take (or renew) the run's producer lease; False when another holds it."""
-        key = self._part(run_id, "producer")
-        if self.client.set(key, holder, nx=True, px=int(seconds * 1000)):
-            return True
-        if int(self._scripts["holds_producer"](keys=[key], args=[holder])):
-            self.client.pexpire(key, int(seconds * 1000))
-            return True
-        return False
-
-    def release_producer(self, run_id: str, holder: str) -> None:
-        self._scripts["release_producer"](keys=[self._part(run_id, "producer")], args=[holder])
-
-    def producing(self, run_id: str) -> bool:
-        """Whether a live producer holds the run."""
-        return bool(self.client.exists(self._part(run_id, "producer")))
-
-    # -- the links -----------------------------------------------------------
-
-    def pipeline(self) -> Pipeline:
-        """A non-transactional pipeline, for reads that several stores queue together."""
-        return self.client.pipeline(transaction=False)
-
     def load(self, run_id: str, seqs: Sequence[int]) -> list[WorkRecord]:
         if not seqs:
             return []
@@ -234,6 +173,55 @@ class RunStore:
         at = len(pipe)
         pipe.hmget(self._vault(run_id), [str(s) for s in seqs])
         return lambda replies: [as_text(blob) for blob in replies[at]]
+
+    def in_flight(self, run_id: str) -> int:
+        """Claims held in Redis right now."""
+        return int(self.client.hlen(self._part(run_id, "work")))
+
+
+class _Producing(_RunKeys):
+    """What the producer keeps: the claim ids seen and its lease."""
+
+    def first_seen(self, run_id: str, claims: Sequence[tuple[str, int]]) -> list[int]:
+        """For each (claim id, seq), the first seq that carried that claim id.
+
+        Two commands a batch: the run has one producer at a time (its lease), and
+        a producer reads the input in order, so a resumed one gets the same answers.
+        """
+        if not claims:
+            return []
+        key = self._part(run_id, "ids")
+        ids = list(dict.fromkeys(claim_id for claim_id, _ in claims))
+        known = dict(zip(ids, self.client.hmget(key, ids), strict=True))
+        first = {c: int(s) for c, s in known.items() if s is not None}
+        fresh: dict[str, int] = {}
+        for claim_id, seq in claims:
+            if claim_id not in first:
+                first[claim_id] = fresh[claim_id] = seq
+        if fresh:
+            self.client.hset(key, mapping=fields(fresh))
+        return [first[claim_id] for claim_id, _ in claims]
+
+    def claim_producer(self, run_id: str, holder: str, seconds: float) -> bool:
+        """Take (or renew) the run's producer lease; False when another holds it."""
+        key = self._part(run_id, "producer")
+        if self.client.set(key, holder, nx=True, px=int(seconds * 1000)):
+            return True
+        if int(self._scripts["holds_producer"](keys=[key], args=[holder])):
+            self.client.pexpire(key, int(seconds * 1000))
+            return True
+        return False
+
+    def release_producer(self, run_id: str, holder: str) -> None:
+        self._scripts["release_producer"](keys=[self._part(run_id, "producer")], args=[holder])
+
+    def producing(self, run_id: str) -> bool:
+        """Whether a live producer holds the run."""
+        return bool(self.client.exists(self._part(run_id, "producer")))
+
+
+class _Sending(_RunKeys):
+    """What the links keep while they send: the send leases, the stop flag, deliveries."""
 
     def lease(
         self, pipe: Pipeline, run_id: str, seqs: Sequence[int], owner: str, ms: int
@@ -267,6 +255,44 @@ class RunStore:
     def delivered(self, run_id: str, message: str) -> int:
         """Count one more delivery of a link's ``message``; how many so far."""
         return int(self.client.hincrby(self._part(run_id, "deliveries"), message, 1))
+
+
+class RunStore(_Ledger, _Producing, _Sending):
+    """A run in Redis: its meta and lifetime, its done count, and (from its parts) its
+    ledger, its producer's keys and its send leases."""
+
+    def open(self, run_id: str, meta: dict[str, str]) -> None:
+        """Make the run known to the fleet (idempotent: a resume calls it again)."""
+        pipe = self.client.pipeline()
+        pipe.hset(self._run(run_id), mapping=fields(meta))
+        pipe.persist(self._run(run_id))
+        pipe.zadd(self._index, {run_id: time.time()}, nx=True)
+        pipe.execute()
+
+    def meta(self, run_id: str) -> dict[str, str]:
+        return as_dict(self.client.hgetall(self._run(run_id)))
+
+    def set_meta(self, run_id: str, **values: str | int) -> None:
+        self.client.hset(self._run(run_id), mapping=fields(values))
+
+    def exists(self, run_id: str) -> bool:
+        return bool(self.client.exists(self._run(run_id)))
+
+    def active(self) -> list[str]:
+        """Runs not yet finished, oldest first."""
+        return [str(as_text(r)) for r in self.client.zrange(self._index, 0, -1)]
+
+    def finish(self, run_id: str) -> None:
+        """The run is over: its working memory goes at once (the claim ids seen, leases,
+        batches: what grows with the run); its meta and done count, which a late
+        ``wait`` reads, expire after ``ttl``; the sweeper forgets it."""
+        pipe = self.client.pipeline()
+        working = ("work", "ids", "leases", "batches", "producer", "abort", "deliveries")
+        pipe.delete(self._vault(run_id), *(self._part(run_id, part) for part in working))
+        pipe.expire(self._run(run_id), self.ttl)
+        pipe.expire(self._part(run_id, "done"), self.ttl)
+        pipe.zrem(self._index, run_id)
+        pipe.execute()
 
     def retire(
         self,
@@ -313,10 +339,6 @@ class RunStore:
             int(done) if done is not None else None,
             int(total) if total is not None else None,
         )
-
-    def in_flight(self, run_id: str) -> int:
-        """Claims held in Redis right now."""
-        return int(self.client.hlen(self._part(run_id, "work")))
 
     def seed_done(self, run_id: str, done: int) -> None:
         """Set the done count where Redis lost it (from the database, on resume)."""

@@ -67,7 +67,8 @@ class Planner:
         plan.sealed = dict(zip(seqs, sealed(replies), strict=True))
         states = {route: memo(replies) for route, memo in memos.items()}
         self.known.update(route for route, state in states.items() if state is RouteState.KNOWN)
-        self._choose(plan, window, leases(replies), states)
+        if plan.wait <= 0 and not plan.aborted:  # a window that sends nothing takes no probe
+            self._choose(plan, window, leases(replies), states)
         return plan
 
     def _gate(self, plan: Plan, paused: float, gates: Sequence[tuple[str, Gate]]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
+from rxfleet.gateway.aio import AioSender
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.gateway.sandbox.server import SandboxGateway
 from tests.integration.gateway.gateway_support import PHI_VALUES, ClaimFactory, make_settings
@@ -29,6 +30,14 @@ def settings(gateway: SandboxGateway) -> Settings:
 def client(settings: Settings) -> Iterator[GatewayClient]:
     with GatewayClient(settings) as c:
         yield c
+
+
+@pytest.fixture
+def sender(client: GatewayClient) -> Iterator[AioSender]:
+    """The claim transport: the aiohttp sender over ``client``'s requests."""
+    aio = AioSender(client)
+    yield aio
+    aio.close()
 
 
 @pytest.fixture

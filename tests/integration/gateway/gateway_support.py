@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
 from typing import Any
 
 from config.settings import Settings
@@ -41,3 +45,47 @@ def make_settings(gateway: SandboxGateway, **overrides: Any) -> Settings:
 def assert_no_phi(text: str) -> None:
     for name, value in PHI_VALUES.items():
         assert value not in text, f"{name} leaked"
+
+
+class CannedServer:
+    """A tiny local HTTP server: every POST gets one canned answer; it records what
+    was sent (headers, body). A real socket, so the real transport is what talks to it."""
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.status, self.body, self.headers = status, body, headers or {}
+        self.sent: list[tuple[Message, bytes]] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> CannedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def _handler(canned: CannedServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            canned.sent.append((self.headers, self.rfile.read(length)))
+            self.send_response(canned.status)
+            for name, value in canned.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(canned.body)))
+            self.end_headers()
+            self.wfile.write(canned.body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: the tests read ``sent``."""
+
+    return Handler

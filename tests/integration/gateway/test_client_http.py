@@ -1,10 +1,14 @@
-"""The real GatewayClient against a real SandboxGateway over real HTTP (no mocks)."""
+"""The real gateway client against a real SandboxGateway over real HTTP (no mocks).
+
+The token endpoint goes over the client's ``requests.Session``; claims go over the
+aiohttp sender (``AioSender``), one claim a window here, as the fleet sends them."""
 
 from __future__ import annotations
 
 import socket
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
@@ -26,16 +30,40 @@ from rxfleet.errors import (
     RoutingMiss,
     RxFleetError,
 )
+from rxfleet.gateway.aio import AioSender, Job
 from rxfleet.gateway.client import Adjudication, GatewayClient
 from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Throttle
 from rxfleet.gateway.sandbox.server import SandboxGateway
-from tests.integration.gateway.gateway_support import ClaimFactory, assert_no_phi, make_settings
+from tests.integration.gateway.gateway_support import (
+    CannedServer,
+    ClaimFactory,
+    assert_no_phi,
+    make_settings,
+)
 
 
-def submit(client: GatewayClient, claim: dict[str, Any], token: str) -> Adjudication:
-    return client.submit(
-        claim, token=token, session_ttl=3599, idempotency_key=str(claim["claim_id"])
-    )
+def submit(
+    sender: AioSender, claim: dict[str, Any], token: str, *, session_ttl: int = 3599
+) -> Adjudication:
+    """One claim through the aiohttp sender (a window of one); its error raised."""
+    job = Job(claim, token, session_ttl, str(claim["claim_id"]))
+    (timed,) = sender.send([job], lambda: True, lambda _: None)
+    assert timed is not None, "the sender held the claim back"
+    result = timed[0]
+    if isinstance(result, RxFleetError):
+        raise result
+    return result
+
+
+@contextmanager
+def claims_over(settings: Settings) -> Iterator[tuple[GatewayClient, AioSender]]:
+    """A client and its aiohttp sender for ``settings``, both closed after."""
+    with GatewayClient(settings) as client:
+        sender = AioSender(client)
+        try:
+            yield client, sender
+        finally:
+            sender.close()
 
 
 # -- token ------------------------------------------------------------------
@@ -77,9 +105,9 @@ def test_token_endpoint_down_is_a_timeout(gateway: SandboxGateway) -> None:
 # -- claims: answers --------------------------------------------------------
 
 
-def test_paid_claim(client: GatewayClient, token: str, make_claim: ClaimFactory) -> None:
+def test_paid_claim(sender: AioSender, token: str, make_claim: ClaimFactory) -> None:
     claim = make_claim()
-    result = submit(client, claim, token)
+    result = submit(sender, claim, token)
     assert (result.claim_id, result.status, result.reject_codes) == (claim["claim_id"], "P", ())
     assert result.raw["authorization_number"].startswith("SBX")
     assert result.raw["pricing"] == {
@@ -105,67 +133,69 @@ def test_paid_claim(client: GatewayClient, token: str, make_claim: ClaimFactory)
     ],
 )
 def test_rejected_claims(
-    client: GatewayClient,
+    sender: AioSender,
     token: str,
     make_claim: ClaimFactory,
     overrides: dict[str, Any],
     code: str,
 ) -> None:
-    result = submit(client, make_claim(**overrides), token)
+    result = submit(sender, make_claim(**overrides), token)
     assert (result.status, result.reject_codes) == ("R", (code,))
     assert "pricing" not in result.raw
 
 
 def test_quantity_limit_scales_with_days_supply(
-    client: GatewayClient, token: str, make_claim: ClaimFactory
+    sender: AioSender, token: str, make_claim: ClaimFactory
 ) -> None:
     limited = {"gpi": "65100075100305"}  # 120 per 30 days
     assert (
-        submit(client, make_claim(**limited, quantity_dispensed=240, days_supply=60), token).status
+        submit(sender, make_claim(**limited, quantity_dispensed=240, days_supply=60), token).status
         == "P"
     )
     assert (
-        submit(client, make_claim(**limited, quantity_dispensed=241, days_supply=60), token).status
+        submit(sender, make_claim(**limited, quantity_dispensed=241, days_supply=60), token).status
         == "R"
     )
 
 
-def test_routing_miss(client: GatewayClient, token: str, make_claim: ClaimFactory) -> None:
+def test_routing_miss(
+    client: GatewayClient, sender: AioSender, token: str, make_claim: ClaimFactory
+) -> None:
     claim = make_claim(bin="999999")
     with pytest.raises(RoutingMiss) as caught:
-        submit(client, claim, token)
+        submit(sender, claim, token)
     assert caught.value.claim_id == claim["claim_id"]
     assert caught.value.request == f"POST {client.settings.gateway_url}/v1/claims"
 
 
 def test_bad_request_is_rejected_request(
-    client: GatewayClient, token: str, make_claim: ClaimFactory
+    sender: AioSender, token: str, make_claim: ClaimFactory
 ) -> None:
     with pytest.raises(GatewayRejectedRequest) as caught:
-        submit(client, make_claim(ndc="0093-7214-01"), token)
+        submit(sender, make_claim(ndc="0093-7214-01"), token)
     assert caught.value.status == 400
 
 
 # -- claims: 401 ------------------------------------------------------------
 
 
-def test_invalid_token_is_rej_001(client: GatewayClient, make_claim: ClaimFactory) -> None:
+def test_invalid_token_is_rej_001(sender: AioSender, make_claim: ClaimFactory) -> None:
     with pytest.raises(AuthenticationFailed) as caught:
-        submit(client, make_claim(), "not-a-token")
+        submit(sender, make_claim(), "not-a-token")
     assert caught.value.reason == "REJ_001"
     assert isinstance(caught.value, RetryableError)
 
 
 def test_expired_session_is_rej_004(
-    client: GatewayClient, gateway: SandboxGateway, make_claim: ClaimFactory
+    client: GatewayClient, sender: AioSender, gateway: SandboxGateway, make_claim: ClaimFactory
 ) -> None:
     gateway.scenario = Scenario(token_lifetime=0.2)
     grant = client.fetch_token()
     assert grant.expires_in == 0.2
-    assert submit(client, make_claim(), grant.access_token).status == "P"
+    assert submit(sender, make_claim(), grant.access_token).status == "P"
     time.sleep(0.25)
     with pytest.raises(AuthenticationFailed) as caught:
-        submit(client, make_claim(), grant.access_token)
+        submit(sender, make_claim(), grant.access_token)
     assert caught.value.reason == "REJ_004"
 
 
@@ -174,7 +204,7 @@ def test_expired_session_is_rej_004(
 
 @pytest.mark.parametrize(("status", "error_class"), [(429, RateLimited), (503, GatewayUnavailable)])
 def test_throttled_with_delta_retry_after(
-    client: GatewayClient,
+    sender: AioSender,
     gateway: SandboxGateway,
     token: str,
     make_claim: ClaimFactory,
@@ -188,15 +218,15 @@ def test_throttled_with_delta_retry_after(
     )
     for _ in range(2):
         with pytest.raises(error_class) as caught:
-            submit(client, claim, token)
+            submit(sender, claim, token)
         assert caught.value.retry_after == 7.0
         assert caught.value.claim_id == claim["claim_id"]
-    assert submit(client, claim, token).status == "P"
+    assert submit(sender, claim, token).status == "P"
     assert gateway.stats()["keys"][claim["claim_id"]] == {"requests": 3, "adjudications": 1}
 
 
 def test_throttled_with_http_date_retry_after(
-    client: GatewayClient, gateway: SandboxGateway, token: str, make_claim: ClaimFactory
+    sender: AioSender, gateway: SandboxGateway, token: str, make_claim: ClaimFactory
 ) -> None:
     claim = make_claim()
     throttle = Throttle(
@@ -204,7 +234,7 @@ def test_throttled_with_http_date_retry_after(
     )
     gateway.scenario = Scenario(throttles=(throttle,))
     with pytest.raises(GatewayUnavailable) as caught:
-        submit(client, claim, token)
+        submit(sender, claim, token)
     entry = gateway.stats()["log"][-1]
     assert entry["retry_after"].endswith(" GMT")
     assert caught.value.retry_after is not None
@@ -213,88 +243,87 @@ def test_throttled_with_http_date_retry_after(
 
 
 def test_503_without_retry_after(
-    client: GatewayClient, gateway: SandboxGateway, token: str, make_claim: ClaimFactory
+    sender: AioSender, gateway: SandboxGateway, token: str, make_claim: ClaimFactory
 ) -> None:
     claim = make_claim()
     throttle = Throttle(claim_ids=frozenset({claim["claim_id"]}), retry_after=None)
     gateway.scenario = Scenario(throttles=(throttle,))
     with pytest.raises(GatewayUnavailable) as caught:
-        submit(client, claim, token)
+        submit(sender, claim, token)
     assert caught.value.retry_after is None
 
 
 def test_dropped_connection_is_a_timeout(
-    client: GatewayClient, gateway: SandboxGateway, token: str, make_claim: ClaimFactory
+    sender: AioSender, gateway: SandboxGateway, token: str, make_claim: ClaimFactory
 ) -> None:
     claim = make_claim()
     gateway.scenario = Scenario(drops=(Drop(claim_ids=frozenset({claim["claim_id"]})),))
     with pytest.raises(GatewayTimeout) as caught:
-        submit(client, claim, token)
+        submit(sender, claim, token)
     assert caught.value.claim_id == claim["claim_id"]
-    assert submit(client, claim, token).status == "P"
+    assert submit(sender, claim, token).status == "P"
     assert gateway.stats()["by_status"] == {"200": 2, "dropped": 1}  # token + claim
 
 
 def test_lost_response_is_replayed_not_readjudicated(
-    client: GatewayClient, gateway: SandboxGateway, token: str, make_claim: ClaimFactory
+    sender: AioSender, gateway: SandboxGateway, token: str, make_claim: ClaimFactory
 ) -> None:
     claim = make_claim()
     drop = Drop(claim_ids=frozenset({claim["claim_id"]}), after_adjudication=True)
     gateway.scenario = Scenario(drops=(drop,))
     with pytest.raises(GatewayTimeout):
-        submit(client, claim, token)
-    again = submit(client, claim, token)
+        submit(sender, claim, token)
+    again = submit(sender, claim, token)
     assert (again.status, again.replayed) == ("P", True)
     assert gateway.stats()["keys"][claim["claim_id"]] == {"requests": 2, "adjudications": 1}
 
 
 def test_slow_gateway_is_a_timeout(gateway: SandboxGateway, make_claim: ClaimFactory) -> None:
     gateway.scenario = Scenario(latency_ms=300)
-    with GatewayClient(make_settings(gateway, read_timeout=0.1)) as client:
+    with claims_over(make_settings(gateway, read_timeout=0.1)) as (client, sender):
         token = client.fetch_token().access_token
         with pytest.raises(GatewayTimeout, match="ReadTimeout"):
-            submit(client, make_claim(), token)
+            submit(sender, make_claim(), token)
 
 
 def test_refused_connection_is_a_timeout(gateway: SandboxGateway, make_claim: ClaimFactory) -> None:
     settings = make_settings(gateway, gateway_url=f"http://127.0.0.1:{free_port()}")
-    with GatewayClient(settings) as client, pytest.raises(GatewayTimeout):
-        submit(client, make_claim(), "token")
+    with claims_over(settings) as (_, sender), pytest.raises(GatewayTimeout, match="Connection"):
+        submit(sender, make_claim(), "token")
 
 
 # -- idempotency, headers, PHI ------------------------------------------------
 
 
 def test_idempotent_replay(
-    client: GatewayClient, gateway: SandboxGateway, token: str, make_claim: ClaimFactory
+    sender: AioSender, gateway: SandboxGateway, token: str, make_claim: ClaimFactory
 ) -> None:
     claim = make_claim()
-    first, second = submit(client, claim, token), submit(client, claim, token)
+    first, second = submit(sender, claim, token), submit(sender, claim, token)
     assert (first.replayed, second.replayed) == (False, True)
     assert first.raw == second.raw
     assert gateway.stats()["keys"][claim["claim_id"]] == {"requests": 2, "adjudications": 1}
 
 
 def test_session_ttl_is_whole_non_negative_seconds(
-    client: GatewayClient, token: str, make_claim: ClaimFactory
+    sender: AioSender, token: str, make_claim: ClaimFactory
 ) -> None:
-    claim = make_claim()
-    result = client.submit(claim, token=token, session_ttl=-5, idempotency_key=claim["claim_id"])
+    result = submit(sender, make_claim(), token, session_ttl=-5)
     assert result.status == "P"  # the sandbox 400s anything but whole seconds >= 0
 
 
 def test_dates_and_decimals_are_sent_as_json(
-    client: GatewayClient, token: str, make_claim: ClaimFactory
+    sender: AioSender, token: str, make_claim: ClaimFactory
 ) -> None:
     claim = make_claim(date_of_service=date(2026, 3, 2), usual_and_customary=Decimal("8.50"))
-    assert submit(client, claim, token).raw["pricing"]["ingredient_cost_paid"] == 8.5
+    assert submit(sender, claim, token).raw["pricing"]["ingredient_cost_paid"] == 8.5
     with pytest.raises(ClaimValidationError) as caught:
-        submit(client, make_claim(quantity_dispensed=float("nan")), token)
+        submit(sender, make_claim(quantity_dispensed=float("nan")), token)
     assert caught.value.code == "GATEWAY_BODY_NOT_JSON"
 
 
 def test_errors_carry_no_phi_and_no_token(
-    client: GatewayClient, gateway: SandboxGateway, token: str, make_claim: ClaimFactory
+    sender: AioSender, gateway: SandboxGateway, token: str, make_claim: ClaimFactory
 ) -> None:
     throttled, dropped = make_claim(), make_claim()
     gateway.scenario = Scenario(
@@ -310,7 +339,7 @@ def test_errors_carry_no_phi_and_no_token(
     ]
     for claim, used in attempts:
         with pytest.raises(RxFleetError) as caught:
-            submit(client, claim, used)
+            submit(sender, claim, used)
         text = f"{caught.value} {caught.value!r} {vars(caught.value)}"
         assert_no_phi(text)
         assert used not in text
@@ -320,10 +349,10 @@ def test_errors_carry_no_phi_and_no_token(
 def test_gateway_url_must_be_set(gateway: SandboxGateway, make_claim: ClaimFactory) -> None:
     settings = make_settings(gateway, gateway_url=None)
     with (
-        GatewayClient(settings) as client,
+        claims_over(settings) as (_, sender),
         pytest.raises(ConfigError, match="RXFLEET_GATEWAY_URL"),
     ):
-        submit(client, make_claim(), "token")
+        submit(sender, make_claim(), "token")
 
 
 # -- the transport seam -------------------------------------------------------
@@ -378,6 +407,19 @@ def client_answering(
     return GatewayClient(settings, session=session), adapter
 
 
+@contextmanager
+def sender_answering(
+    gateway: SandboxGateway, status: int, body: bytes, **headers: str
+) -> Iterator[tuple[AioSender, CannedServer]]:
+    """The aiohttp sender pointed at a canned local HTTP server (claims only)."""
+    named = {k.replace("_", "-"): v for k, v in headers.items()}
+    with (
+        CannedServer(status, body, named) as canned,
+        claims_over(make_settings(gateway, gateway_url=canned.url)) as (_, sender),
+    ):
+        yield sender, canned
+
+
 @pytest.mark.parametrize(
     ("status", "error_class"),
     [
@@ -403,13 +445,12 @@ def test_token_endpoint_statuses(
     assert "grant_type=client_credentials" in str(sent.body)
 
 
-def test_claim_headers_sent(
-    canned_session: requests.Session, seam_settings: Settings, make_claim: ClaimFactory
-) -> None:
+def test_claim_headers_sent(gateway: SandboxGateway, make_claim: ClaimFactory) -> None:
     answer = b'{"claim_id": "X", "transaction_response_status": "P", "reject_codes": []}'
-    client, adapter = client_answering(canned_session, seam_settings, 200, answer)
-    client.submit(make_claim(), token="tkn", session_ttl=41.9, idempotency_key="KEY-1")  # type: ignore[arg-type]
-    headers = adapter.sent[0].headers
+    with sender_answering(gateway, 200, answer) as (sender, canned):
+        job = Job(make_claim(), "tkn", 41.9, "KEY-1")  # type: ignore[arg-type]
+        sender.send([job], lambda: True, lambda _: None)
+    headers = canned.sent[0][0]
     assert headers["Authorization"] == "Bearer tkn"
     assert headers["X-PBM-Client-ID"] == "rxfleet-sandbox"
     assert headers["X-Adjudication-Session-TTL"] == "41"
@@ -418,24 +459,28 @@ def test_claim_headers_sent(
 
 
 def test_garbage_200_is_unavailable(
-    canned_session: requests.Session, seam_settings: Settings, make_claim: ClaimFactory
+    gateway: SandboxGateway,
+    canned_session: requests.Session,
+    seam_settings: Settings,
+    make_claim: ClaimFactory,
 ) -> None:
+    with (
+        sender_answering(gateway, 200, b"<html>oops</html>") as (sender, _),
+        pytest.raises(GatewayUnavailable),
+    ):
+        submit(sender, make_claim(), "tkn")
     client, _ = client_answering(canned_session, seam_settings, 200, b"<html>oops</html>")
-    with pytest.raises(GatewayUnavailable):
-        submit(client, make_claim(), "tkn")
     with pytest.raises(GatewayUnavailable):
         client.fetch_token()
 
 
-def test_raw_answer_is_scrubbed_of_phi(
-    canned_session: requests.Session, seam_settings: Settings, make_claim: ClaimFactory
-) -> None:
+def test_raw_answer_is_scrubbed_of_phi(gateway: SandboxGateway, make_claim: ClaimFactory) -> None:
     echo = (
         b'{"claim_id": "E1", "transaction_response_status": "R", "reject_codes": ["65"],'
         b' "cardholder_id": "ZPHI4417X9", "patient": {"date_of_birth": "1961-07-04"}}'
     )
-    client, _ = client_answering(canned_session, seam_settings, 200, echo)
-    result = submit(client, make_claim(), "tkn")
+    with sender_answering(gateway, 200, echo) as (sender, _):
+        result = submit(sender, make_claim(), "tkn")
     assert result.raw == {
         "claim_id": "E1",
         "transaction_response_status": "R",
@@ -445,16 +490,14 @@ def test_raw_answer_is_scrubbed_of_phi(
     assert_no_phi(repr(result))
 
 
-def test_redirect_is_not_followed(
-    canned_session: requests.Session, seam_settings: Settings, make_claim: ClaimFactory
-) -> None:
-    client, adapter = client_answering(
-        canned_session, seam_settings, 302, b"", Location="http://elsewhere/"
-    )
-    with pytest.raises(GatewayRejectedRequest) as caught:
-        submit(client, make_claim(), "tkn")
+def test_redirect_is_not_followed(gateway: SandboxGateway, make_claim: ClaimFactory) -> None:
+    with (
+        sender_answering(gateway, 302, b"", Location="http://elsewhere/") as (sender, canned),
+        pytest.raises(GatewayRejectedRequest) as caught,
+    ):
+        submit(sender, make_claim(), "tkn")
     assert caught.value.status == 302
-    assert len(adapter.sent) == 1
+    assert len(canned.sent) == 1
 
 
 def test_a_given_session_is_left_open(

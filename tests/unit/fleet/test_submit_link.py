@@ -297,6 +297,24 @@ def test_an_unknown_route_is_found_out_by_one_request_at_a_time(
     assert routes.probe("610014", "RXSANDBX", patience=0) is RouteState.KNOWN
 
 
+@pytest.mark.parametrize("stop", ["fleet pause", "run aborted"])
+def test_a_window_that_waits_or_is_aborted_takes_no_route_probe(
+    runs: RunStore, tokens: TokenStore, routes: RouteMemo, stop: str
+) -> None:
+    """A window that sends nothing must not hold the probe of its unknown route:
+    otherwise nobody could find that route out until the probe's lease expired."""
+    gateway = ScriptedGateway()
+    ctx = _ctx(runs, tokens, gateway, 2)
+    if stop == "fleet pause":
+        ctx.pause.lengthen(5)
+    else:
+        runs.abort("R")
+    report = submit_batch(ctx, "R", range(2))
+    assert report.reason == stop and gateway.sent == []
+    assert not routes.client.exists("t:gateway:probe:610014:RXSANDBX")
+    assert routes.probe("610014", "RXSANDBX", patience=0) is RouteState.PROBE  # free to probe
+
+
 def test_a_probe_taken_just_after_the_answer_gets_the_answer_not_a_second_request(
     routes: RouteMemo,
 ) -> None:
