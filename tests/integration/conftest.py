@@ -2,8 +2,8 @@
 (``LocalPostgres``: a free loopback port, never the machine's own server).
 
 Every test under this folder carries the ``integration`` marker, and those of the
-fault-test files (``CHAOS_FILES``, and every file under ``survive/``) also ``chaos``: ``-m "not chaos"`` skips the
-long ones, ``-m "not integration"`` all that start servers.
+fault-test files (``CHAOS_FILES``, and every file under ``survive/``) also ``chaos``:
+``-m "not chaos"`` skips the long ones, ``-m "not integration"`` all that start servers.
 """
 
 from __future__ import annotations
