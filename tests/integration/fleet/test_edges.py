@@ -105,7 +105,8 @@ def _unquoted(claim: dict[str, Any]) -> str:
 
 def misaligned(tmp: Path) -> tuple[Path, list[str], str, list[str]]:
     claims = _claims(tmp / "seed.jsonl", 12, seed=51)
-    bad = {**claims[5], "claim_id": "ZZMISALIGNED1", "patient_last_name": "QUIXOTEVA, JR"}
+    bad = {**claims[5], "claim_id": "ZZMISALIGNED1", "patient_last_name": "QUIXOTEVA, JR",
+           "patient_first_name": "ZELDAQUORRA"}  # fmt: skip
     claims[5] = bad
     path = tmp / "misaligned.csv"
     path.write_text(_csv(claims, {5: _unquoted(bad)}))
@@ -117,7 +118,13 @@ def misaligned(tmp: Path) -> tuple[Path, list[str], str, list[str]]:
 
 def quoted_newline(tmp: Path) -> tuple[Path, list[str], str, list[str]]:
     claims = _claims(tmp / "seed.jsonl", 12, seed=52)
-    claims[4] = {**claims[4], "patient_last_name": "QUIXOTEVA\nJR"}
+    # Names no other test's data holds by chance (a 3-letter synth name such as IVY
+    # turns up inside the base64 vault blobs of other runs' dead letters).
+    claims[4] = {
+        **claims[4],
+        "patient_last_name": "QUIXOTEVA\nJR",
+        "patient_first_name": "IVYQUORRA",
+    }
     path = tmp / "multiline.csv"
     path.write_text(_csv(claims, {}))
     phi = [claims[4][k] for k in ("patient_first_name", "cardholder_id")]

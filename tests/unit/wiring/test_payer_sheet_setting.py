@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,13 @@ from tests.unit.formats import ncpdp_build as b
 
 
 @pytest.fixture
-def claims(tmp_path: Path) -> Iterator[str]:
+def claims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An NCPDP file; the process's settings as they were come back after the test (a
+    fleet test in the same worker process keeps its own)."""
+    monkeypatch.setattr(config.settings, "_current", config.settings.get_settings())
     path = tmp_path / "claims.ncpdp"
     path.write_text(b.transmission(1) + "\n", encoding="utf-8")
-    yield str(path)
-    config.settings.reset()
+    return str(path)
 
 
 def test_the_bundled_sheet_passes_the_preflight(claims: str) -> None:
