@@ -65,7 +65,13 @@ def run_cli(
     env: dict[str, str], *args: str, timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
     """``rxfleet ARGS`` with exactly ``env``, from the repository root, to its end."""
-    command = [sys.executable, "-m", "rxfleet.cli", *args]
+    return run_command(env, [sys.executable, "-m", "rxfleet.cli", *args], timeout)
+
+
+def run_command(
+    env: dict[str, str], command: list[str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``command`` with exactly ``env``, from the repository root, to its end (text)."""
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
-from bench.harness import KEYS, ROOT, run_cli, stop_all
+from bench.harness import KEYS, ROOT, run_cli, run_command, stop_all
 from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis
 from tests.integration.conftest import new_database
@@ -252,13 +252,7 @@ def test_a_worker_without_phi_keys_refuses_to_start(server: LocalRedis) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RXFLEET_")}
     env["RXFLEET_REDIS_URL"] = server.url
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    done = subprocess.run(
-        ["celery", "-A", "workers.app", "worker", "--pool", "solo", "-n", "nokeys@%h"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    worker = ["celery", "-A", "workers.app", "worker", "--pool", "solo", "-n", "nokeys@%h"]
+    done = run_command(env, worker, timeout=60)
     assert done.returncode != 0
     assert "RXFLEET_PHI_KEY" in done.stdout + done.stderr

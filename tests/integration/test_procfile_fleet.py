@@ -5,7 +5,6 @@ produces and waits. Same results as the embedded run; no raw PHI in any key or l
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from bench.harness import (
     procfile,
     procfile_fleet,
     run_cli,
+    run_command,
 )
 from rxfleet.claims.fields import PHI_FIELDS
 from rxfleet.embedded.postgres_server import LocalPostgres
@@ -108,14 +108,7 @@ def test_procfile_fleet_matches_embedded_and_leaks_no_phi(fleet: Fleet, tmp_path
 def test_flower_line_refuses_to_start_without_auth(tmp_path: Path) -> None:
     env = base_env(RXFLEET_BEAT_SCHEDULE=str(tmp_path / "beat"))
     env.pop("RXFLEET_FLOWER_AUTH")
-    done = subprocess.run(
-        ["bash", "-c", f"exec {procfile()['flower']}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = run_command(env, ["bash", "-c", f"exec {procfile()['flower']}"], timeout=30)
     assert done.returncode != 0
     assert "RXFLEET_FLOWER_AUTH=user:password" in done.stderr
 
