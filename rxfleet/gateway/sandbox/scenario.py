@@ -34,6 +34,11 @@ one-hour tokens. Every knob, with the JSON key that sets it:
     other. With ``after_adjudication: true`` the claim is adjudicated (and stored
     for idempotent replay) first and only the response is lost: the nastiest
     case for exactly-once.
+``answers`` (list of objects)
+    Each claim in ``claim_ids`` that the plans would answer (200) gets
+    ``status`` (``P``, ``R`` or ``D``) and ``reject_codes`` exactly as given, the
+    rest of the answer unchanged: a payer's odd answers, such as a ``P`` that
+    carries reject codes or a code padded with spaces (``" 75"``).
 ``latency_ms`` / ``jitter_ms`` (float, 0)
     Every claim request waits ``latency_ms`` plus a seeded uniform
     ``[0, jitter_ms)`` before it is answered.
@@ -50,7 +55,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
@@ -93,6 +98,15 @@ class Drop:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class Override:
+    """The answer's status letter and reject codes, as given, for chosen claims."""
+
+    claim_ids: frozenset[str] = frozenset()
+    status: Literal["P", "R", "D"] = "P"
+    reject_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, config=_STRICT)
 class Scenario:
     """Every fault knob of the sandbox gateway (see the module docstring)."""
 
@@ -103,6 +117,7 @@ class Scenario:
     unknown_routes: frozenset[str] = frozenset()
     throttles: tuple[Throttle, ...] = ()
     drops: tuple[Drop, ...] = ()
+    answers: tuple[Override, ...] = ()
     latency_ms: Annotated[float, Field(ge=0)] = 0.0
     jitter_ms: Annotated[float, Field(ge=0)] = 0.0
 
@@ -122,6 +137,14 @@ class Scenario:
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read scenario ({exc.strerror})") from None
         return cls.from_json(text)
+
+    def override(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with the status and codes an ``answers`` entry gives its claim."""
+        for answer in self.answers:
+            if body.get("claim_id") in answer.claim_ids:
+                codes = list(answer.reject_codes)
+                return {**body, "transaction_response_status": answer.status, "reject_codes": codes}
+        return body
 
     def roll(self, salt: str, key: str, attempt: int) -> float:
         """A deterministic uniform number in [0, 1) for this seed, fault, key and attempt."""

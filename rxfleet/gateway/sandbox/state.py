@@ -194,6 +194,7 @@ class GatewayState:
                 return Answer(200, stored.body), True
             answer = self.adjudicator.adjudicate(claim, self._scenario.unknown_routes)
             if answer.status == 200:
+                answer = Answer(200, self._scenario.override(answer.body))
                 self._stored[key] = _Stored(fingerprint, answer.body)
                 self._counts.adjudications += 1
                 self._counts.keys.setdefault(key, _KeyCount()).adjudications += 1

@@ -6,8 +6,8 @@ routes) and two X12 files (an F2 unit line, an alphanumeric rx number): exit 0,
 one row per input claim in input order, the stated code or PAID, and nothing
 printed or written that is not an id (no PHI, no CLM01, no rx number).
 
-The sandbox never answers ``P`` with reject codes (adjudicator: paid is ``P``
-with none), so that case is covered by the route link's unit tests only.
+A ``P`` answer that carries reject codes, and padded codes, are in
+``test_odd_answers.py`` (the sandbox's ``answers`` knob).
 """
 
 from __future__ import annotations
