@@ -69,5 +69,28 @@ RESULT_FIELDS: tuple[str, ...] = (
     "patient_token",
     "attempts",
 )
+#: Each result field's type and meaning (the docs' result table is generated from this).
+RESULT_FIELD_MEANINGS: dict[str, tuple[str, str]] = {
+    "claim_id": ("text", "the input's claim id (derived for NCPDP and X12)"),
+    "status": ("status", "the terminal status"),
+    "severity": ("severity", "the worst validation finding"),
+    "errors": (
+        "list",
+        "validation codes ([formats.md](formats.md#validation-codes)), in the order found",
+    ),
+    "ndc11": ("text", "the normalized NDC (null when it could not be)"),
+    "gpi": ("text", "GPI-14 from the crosswalk"),
+    "reject_codes": (
+        "list",
+        "NCPDP reject codes from the gateway (511-FB), or the fleet's own `04` / `99`",
+    ),
+    "route": ("route", "what happens next ([routes](#routes))"),
+    "patient_token": (
+        "text",
+        "keyed HMAC of the person (cardholder id and person code or"
+        " relationship and date of birth); never the PHI itself",
+    ),
+    "attempts": ("int", "requests made to the gateway for this claim"),
+}
 #: Result fields that hold lists (joined with ``;`` in CSV).
 LIST_FIELDS: tuple[str, ...] = ("errors", "reject_codes")

@@ -36,6 +36,16 @@ class Status(StrEnum):
     QUARANTINED = "QUARANTINED"
 
 
+#: What each status means (the docs' status list is generated from this table).
+STATUS_MEANINGS: dict[Status, str] = {
+    Status.PAID: "the payer paid or accepted it (112-AN `P`, `D`, `C`, `Q`, `A` or `S`, no"
+    " reject code); route `CLEAN`",
+    Status.REJECTED: "the payer rejected it (112-AN `R` or `F`, or any reject code), or the"
+    " fleet did (`04` for a BIN/PCN the gateway does not know, `99` when it gave up)",
+    Status.QUARANTINED: "a FATAL validation or crosswalk finding; never sent; route `DEAD_LETTER`",
+}
+
+
 class Route(StrEnum):
     """Routing states: what happens next to a claim (meanings in the matrix file)."""
 
@@ -74,6 +84,28 @@ class Reason(StrEnum):
     VALIDATION = "VALIDATION"  # quarantined by the fleet's validation
     POISON = "POISON"  # its link kept killing its worker: a person looks
     UNRECORDABLE = "UNRECORDABLE"  # the database refused a value of it: recorded escaped
+
+
+#: What each reason means, one line each (the docs' reason list is generated from this).
+REASON_MEANINGS: dict[Reason, str] = {
+    Reason.PAYER: "the payer adjudicated: its reject codes stand (its own `99` included)",
+    Reason.TRANSIENT_EXHAUSTED: "the payer's transient host rejects (90-98) outlived the"
+    " fleet's retries: its codes stand, route `RETRY_LATER`",
+    Reason.RETRIES_EXHAUSTED: "the fleet's transport retries were used up: `REJECTED` `99`,"
+    " route `HOST_ERROR`",
+    Reason.GATEWAY_REFUSED: "the gateway refused the request itself (4xx other than"
+    " 401/404/429): `REJECTED` `99`",
+    Reason.ROUTING_MISS: "the gateway does not know the BIN/PCN (404): `REJECTED` `04`,"
+    " route `ROUTING_ERROR`",
+    Reason.ABORTED: "the run was aborted (`rxfleet abort`) before the claim was sent:"
+    " `REJECTED` `99`, route `HOST_ERROR`",
+    Reason.VALIDATION: "reserved for a validation quarantine; a quarantined claim is"
+    " recorded with reason null today",
+    Reason.POISON: "its link kept killing its worker: route `REVIEW_REQUIRED` when the"
+    " gateway had answered, else `REJECTED` `99`, route `HOST_ERROR`; a person looks",
+    Reason.UNRECORDABLE: "the database refused a value of the claim: `QUARANTINED`, route"
+    " `DEAD_LETTER`, error `UNRECORDABLE_VALUE`; recorded escaped",
+}
 
 
 #: Reasons that are the fleet's own transport failure (or a transient host reject
@@ -137,6 +169,7 @@ class RejectMatrix:
     default_route: Route = REVIEW_REQUIRED
     precedence: tuple[Route, ...] = ()
     response_statuses: dict[str, ResponseOutcome] = field(default_factory=dict)
+    route_meanings: dict[Route, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> RejectMatrix:
@@ -176,6 +209,7 @@ class RejectMatrix:
             default_route=Route(data.get("default_route", REVIEW_REQUIRED)),
             precedence=precedence,
             response_statuses=statuses,
+            route_meanings={Route(r): str(m) for r, m in data.get("routes", {}).items()},
         )
 
     def route_for(self, reject_codes: list[str], plan_id: str | None = None) -> Route:

@@ -21,6 +21,14 @@ class Severity(StrEnum):
     FATAL = "FATAL"
 
 
+#: What each severity does (the docs' severity list is generated from this table).
+SEVERITY_MEANINGS: dict[Severity, str] = {
+    Severity.PASS: "nothing to say",
+    Severity.WARN: "sent, and the flag is carried to the results",
+    Severity.TRANSIENT: "an outside dependency failed; the link retries",
+    Severity.FATAL: "quarantined, never sent; dead-lettered with its codes",
+}
+
 SEVERITY_RANK = {Severity.PASS: 0, Severity.WARN: 1, Severity.TRANSIENT: 2, Severity.FATAL: 3}
 
 
