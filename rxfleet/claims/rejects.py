@@ -82,7 +82,7 @@ class Reason(StrEnum):
     ROUTING_MISS = "ROUTING_MISS"  # the gateway does not know the BIN/PCN (404)
     ABORTED = "ABORTED"  # the run was aborted before the claim was sent
     VALIDATION = "VALIDATION"  # quarantined by the fleet's validation
-    POISON = "POISON"  # its link kept killing its worker: a person looks
+    POISON = "POISON"  # its link kept killing its worker, or kept failing on it: a person looks
     UNRECORDABLE = "UNRECORDABLE"  # the database refused a value of it: recorded escaped
 
 
@@ -101,7 +101,9 @@ REASON_MEANINGS: dict[Reason, str] = {
     " `REJECTED` `99`, route `HOST_ERROR`",
     Reason.VALIDATION: "reserved for a validation quarantine; a quarantined claim is"
     " recorded with reason null today",
-    Reason.POISON: "its link kept killing its worker: route `REVIEW_REQUIRED` when the"
+    Reason.POISON: "its link kept killing its worker (past `RXFLEET_MAX_DELIVERIES`"
+    " deliveries), or kept failing on its batch (past as many re-drives by the sweeper):"
+    " route `REVIEW_REQUIRED` when the"
     " gateway had answered, else `REJECTED` `99`, route `HOST_ERROR`; a person looks",
     Reason.UNRECORDABLE: "the database refused a value of the claim: `QUARANTINED`, route"
     " `DEAD_LETTER`, error `UNRECORDABLE_VALUE`; recorded escaped",

@@ -256,6 +256,11 @@ class _Sending(_RunKeys):
         """Count one more delivery of a link's ``message``; how many so far."""
         return int(self.client.hincrby(self._part(run_id, "deliveries"), message, 1))
 
+    def redriven(self, run_id: str, first: int) -> int:
+        """Count one more re-drive of the batch at ``first`` by the sweeper; how many so far
+        (a new chain is a new message: ``delivered`` cannot see a batch re-driven anew)."""
+        return self.delivered(run_id, f"redrive:{first}")
+
 
 class RunStore(_Ledger, _Producing, _Sending):
     """A run in Redis: its meta and lifetime, its done count, and (from its parts) its
