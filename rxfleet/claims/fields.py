@@ -37,7 +37,17 @@ CANONICAL_FIELDS: tuple[str, ...] = (
     "person_code",  # 303-C3: the payer's number of the person on the card, x(3)
     "patient_relationship_code",  # 306-C6: 1 cardholder, 2 spouse, 3 child, 4 other
     "compound_ingredients",  # segment 10: [{ndc, quantity, cost}], a compound claim only
+    # Added by issue 17: what the record asks for (103-A3; X12 CLM05-3). Absent: B1.
+    "transaction_code",
 )
+
+#: 103-A3 transaction codes a claim record may carry: billing, reversal, rebill.
+TRANSACTION_CODES: tuple[str, ...] = ("B1", "B2", "B3")
+#: The transaction code of a record that names none: a billing.
+DEFAULT_TRANSACTION = "B1"
+#: A reversal: it carries the paid claim's identity, not a dispensing (no quantity,
+#: days supply or patient segment is required of it).
+REVERSAL = "B2"
 
 #: Fields that are PHI: split off into the vault at ingestion.
 PHI_FIELDS: tuple[str, ...] = (
