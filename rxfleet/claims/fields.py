@@ -78,6 +78,13 @@ RESULT_FIELDS: tuple[str, ...] = (
     "route",
     "patient_token",
     "attempts",
+    # Added by issue 17: the transaction, the why, the money, the origin.
+    "transaction_code",
+    "reason",
+    "amount_paid",
+    "patient_pay",
+    "authorization_number",
+    "source",
 )
 #: Each result field's type and meaning (the docs' result table is generated from this).
 RESULT_FIELD_MEANINGS: dict[str, tuple[str, str]] = {
@@ -101,6 +108,14 @@ RESULT_FIELD_MEANINGS: dict[str, tuple[str, str]] = {
         " relationship and date of birth); never the PHI itself",
     ),
     "attempts": ("int", "requests made to the gateway for this claim"),
+    "transaction_code": ("text", "`B1`, `B2` or `B3` as submitted (absent in the input: `B1`)"),
+    "reason": ("reason", "why it ended so ([reasons](#reasons)); `PAYER` for the payer's answer"),
+    "amount_paid": ("decimal", "the payer's `pricing.total_amount_paid` (null when not paid)"),
+    "patient_pay": ("decimal", "the payer's `pricing.patient_pay_amount` (null when not paid)"),
+    "authorization_number": ("text", "the payer's authorization number (null when not paid)"),
+    "source": ("text", "where it came from: `file:line` (NCPDP `file:line:transaction`)"),
 }
+#: Result fields that hold amounts (Decimal to the cent; JSON numbers in JSON Lines).
+MONEY_FIELDS: tuple[str, ...] = ("amount_paid", "patient_pay")
 #: Result fields that hold lists (joined with ``;`` in CSV).
 LIST_FIELDS: tuple[str, ...] = ("errors", "reject_codes")

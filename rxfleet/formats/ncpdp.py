@@ -196,7 +196,10 @@ def parse_transmission(line: str, source: str = "", number: int = 0) -> list[Rec
         empty = _Claim(dict(shared.values), shared.problem)
         empty.fail(Problem("MISSING_SEGMENT", "no transaction after the header", "claim_segment"))
         claims = [empty]
-    return [_record(claim, source, number) for claim in claims]
+    return [
+        replace(_record(claim, source, number), transaction=index)
+        for index, claim in enumerate(claims, start=1)
+    ]
 
 
 def _truncated(line: str, source: str, number: int) -> Record:
