@@ -51,6 +51,7 @@ class WorkRecord(BaseModel):
     fmt: str = "jsonl"
     transaction: int | None = None  # NCPDP: the transaction's place in its transmission
     claim_id: str | None = None
+    key: str | None = None  # the submission's Idempotency-Key (made at ingestion)
     fields: dict[str, Any] = Field(default_factory=dict)
     patient_token: str | None = None
     stage: Stage = Stage.INGESTED

@@ -191,3 +191,20 @@ def test_a_control_character_in_a_field_name_is_escaped() -> None:
     work, _ = _ingest()(Record("f.jsonl", 2, {**CLAIM, "x\x1b": "1"}), 0)
     assert work.quarantined and work.issues[0].field == "x\\x1b"
     assert "\x1b" not in work.model_dump_json()
+
+
+def test_a_submission_key_begins_with_the_claim_id_and_follows_the_content() -> None:
+    """Issue 17: the same content (re-read, another format's types) keeps its key; a
+    corrected value, PHI included, or another transaction code gets a new one."""
+    ingest = _ingest()
+    billed = dict(CLAIM, quantity_dispensed="30", days_supply=30)
+    key = ingest(Record("f.jsonl", 1, billed), 0)[0].key
+    assert key is not None and key.startswith("C1~") and len(key) == len("C1~") + 16
+    same = dict(billed, quantity_dispensed=30.0, days_supply="30", transaction_code="B1")
+    assert ingest(Record("g.csv", 9, same), 5)[0].key == key
+    for change in ({"quantity_dispensed": "60"}, {"date_of_birth": "1961-07-05"},
+                   {"transaction_code": "B2"}, {"ndc": "0071-0155-24"}):  # fmt: skip
+        assert ingest(Record("f.jsonl", 1, {**billed, **change}), 0)[0].key != key
+    assert "1961-07-04" not in (key or "") and "ZH123456789" not in (key or "")
+    other = Ingest("R", PhiTokenizer(b"j" * 32), VaultCipher(b"v" * 32))
+    assert other(Record("f.jsonl", 1, billed), 0)[0].key != key  # keyed: no key, no guess
