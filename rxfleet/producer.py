@@ -21,6 +21,7 @@ same.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import time
@@ -33,7 +34,7 @@ from pathlib import PurePath
 from typing import Any
 
 from rxfleet.claims.dates import parse_date
-from rxfleet.claims.fields import CANONICAL_FIELDS, PHI_FIELDS
+from rxfleet.claims.fields import CANONICAL_FIELDS, DEFAULT_TRANSACTION, PHI_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.claims.rules import RULES
 from rxfleet.claims.text import derived_id, escaped, has_control, holds_control
@@ -71,8 +72,10 @@ class Ingest:
             seq=seq,
             source=record.source,
             line=record.number,
+            transaction=record.transaction,
             fmt=fmt,
             claim_id=claim_id,
+            key=self._key(claim_id, record.fields),
             fields=_safe_fields(rest),
             patient_token=self._token(record.fields, phi),
         )
@@ -89,6 +92,12 @@ class Ingest:
         if any(value is not None for value in phi.values()):
             sealed = self.vault.seal(phi, context=f"{self.run_id}:{seq}")
         return work, sealed
+
+    def _key(self, claim_id: str | None, fields: dict[str, Any]) -> str | None:
+        """The submission's Idempotency-Key, from the raw content (PHI included)."""
+        if claim_id is None:
+            return None
+        return self.tokenizer.submission_key(claim_id, submission_content(fields))
 
     def _claim_id(self, record: Record) -> str | None:
         keyed = record.keyed_id
@@ -108,6 +117,42 @@ class Ingest:
             relationship=_text_or_none(fields.get("patient_relationship_code")),
             date_of_birth=_iso_or_raw(phi.get("date_of_birth")),
         )
+
+
+def submission_content(fields: dict[str, Any]) -> dict[str, str]:
+    """A submission's canonical content: each canonical field (PHI included) as
+    trimmed text (dates ISO, numbers without trailing zeros), blanks left out, the
+    transaction code defaulted to B1: a re-read of the same input, in any format,
+    gives the same content; a corrected value gives another."""
+    content = {"transaction_code": DEFAULT_TRANSACTION}
+    for name, value in fields.items():
+        if name in CANONICAL_FIELDS and name != "claim_id":
+            text = _content_text(name, _primitive(value))
+            if text:
+                content[name] = text
+    return content
+
+
+#: Fields whose value is a number: 30, "30.0" and "030" are one content.
+_NUMBER_FIELDS = frozenset(
+    {"quantity_dispensed", "days_supply", "fill_number", "ingredient_cost_submitted",
+     "usual_and_customary", "gross_amount_due"}
+)  # fmt: skip
+
+
+def _content_text(name: str, value: Any) -> str:
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    text = "" if value is None else str(value).strip()
+    if name not in _NUMBER_FIELDS or not text.isascii():
+        return text
+    try:
+        number = Decimal(text)
+    except ArithmeticError:
+        return text
+    if not number.is_finite() or abs(number.adjusted()) > 12:  # out of every range: as read
+        return text
+    return format(number.normalize(), "f")
 
 
 def _claim_id(value: Any) -> str | None:

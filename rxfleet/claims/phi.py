@@ -133,6 +133,22 @@ class PhiTokenizer:
         digest = hmac.new(self._key, b"claim-id\x1f" + message, hashlib.sha256).hexdigest()
         return f"{prefix}-{digest[:32]}"
 
+    def submission_key(self, claim_id: str, content: Mapping[str, str]) -> str:
+        """The Idempotency-Key of one submission: ``{claim_id}~`` and 16 hex digits of
+        the HMAC of its canonical content (every field, PHI included, and the
+        transaction code; docs/protocol.md). Keyed, since the content holds PHI: a
+        plain hash would let anyone confirm a guessed value. The same content gives
+        the same key on every try and every run; any change gives another."""
+        canonical = "\x1e".join(f"{name}\x1f{content[name]}" for name in sorted(content))
+        message = canonical.encode("utf-8", errors="surrogateescape")
+        digest = hmac.new(self._key, b"submission\x1f" + message, hashlib.sha256).hexdigest()
+        return f"{claim_id}{SUBMISSION_KEY_SEPARATOR}{digest[:16]}"
+
+
+#: Between the claim id and the content digest of a submission's Idempotency-Key
+#: (not a claim-id character, so the claim id is everything before it).
+SUBMISSION_KEY_SEPARATOR = "~"
+
 
 class VaultCipher:
     """AES-256-GCM sealing of a claim's PHI fields, under a current and retired keys."""
