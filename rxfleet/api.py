@@ -130,9 +130,12 @@ class Run:
     def results(self) -> Iterator[dict[str, Any]]:
         """The run's results in input order, streamed from the database (constant memory).
 
-        Each: ``seq, claim_id, status, severity, errors, ndc11, gpi, reject_codes,
-        route, patient_token, attempts, reason`` (docs/results.md). Only recorded
-        claims appear: call after ``wait`` for all of them.
+        Each: ``seq`` and the result fields of docs/results.md (``claim_id, status,
+        severity, errors, ndc11, gpi, reject_codes, route, patient_token, attempts,
+        transaction_code, reason, amount_paid, patient_pay, authorization_number,
+        source``); amounts are ``Decimal`` to the cent (``json.dumps(row,
+        default=float)`` writes them as numbers). Only recorded claims appear: call
+        after ``wait`` for all of them.
         """
         _fleet()
         for row in context.database().results(self.id):

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in run.results():  # input order, streamed
             statuses[row["status"]] += 1
             if out is not None:
-                out.write(json.dumps(row) + "\n")
+                out.write(json.dumps(row, default=float) + "\n")  # amounts: Decimal
     finally:
         if out is not None:
             out.close()
