@@ -152,6 +152,9 @@ def _follow_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="write the JSON lines here (default: stdout)",
     )
+    claim = _sub(sub, "claim", "one claim's every submission across runs: answers, reasons, stages")
+    claim.add_argument("claim_id", metavar="CLAIM_ID")
+    claim.add_argument("--json", action="store_true", help="one JSON object, even on a terminal")
 
 
 def _dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -252,6 +255,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "resume": commands.resume,
         "abort": commands.abort,
         "audit": commands.audit,
+        "claim": commands.claim,
         "dlq": commands.dlq,
         "gateway": commands.gateway,
         "token": commands.token,

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from config import Settings, get_settings
-from rxfleet import api, context, lifecycle
+from rxfleet import api, context, history, lifecycle
 from rxfleet import dlq as dead_letters
 from rxfleet.embedded import embedded_services
 from rxfleet.errors import ConfigError, RunTimeout
@@ -324,6 +324,24 @@ def audit(args: argparse.Namespace) -> int:
     finally:
         if args.output:
             handle.close()
+    return EXIT_OK
+
+
+def claim(args: argparse.Namespace) -> int:
+    """Every submission of one claim across runs, from the system of record."""
+    get_settings().database_url_or_raise()
+    submissions = history.history(context.database(), args.claim_id)
+    if not submissions:
+        say(f"no claim {args.claim_id} in the system of record")
+        return EXIT_FAILED
+    console = Console()
+    if args.json:
+        print(json.dumps({"claim_id": args.claim_id, "submissions": submissions}))
+    elif console.is_terminal:
+        history.table(console, args.claim_id, submissions)
+    else:
+        for line in history.tsv(submissions):
+            print(line)
     return EXIT_OK
 
 
