@@ -118,6 +118,25 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
+class LetterFilter:
+    """Which dead letters: each field given must match (none given: every one)."""
+
+    run_id: str | None = None
+    claim_id: str | None = None
+    code: str | None = None  # one of the letter's codes (reject or validation code)
+    reason: str | None = None  # the letter's reason, in any case
+
+    @classmethod
+    def of(cls, which: LetterFilter | str | None) -> LetterFilter:
+        """``which`` as a filter: a bare run id (or None) filters by run only."""
+        return which if isinstance(which, LetterFilter) else cls(run_id=which)
+
+    def params(self) -> dict[str, Any]:
+        return {"run": self.run_id, "claim": self.claim_id, "code": self.code,
+                "reason": self.reason}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Migration:
     version: int
     name: str
@@ -154,9 +173,11 @@ _COPY_EVENTS = """COPY audit_events (run_id, seq, claim_id, stage, outcome, code
     trace_id, payload_hash, schema_version, matrix_version, at, detail) FROM STDIN"""
 _COPY_DEAD = """COPY dead_letters (run_id, seq, claim_id, source, line, field, status, route,
     codes, reason, record, sealed) FROM STDIN"""
-_DEAD_FILTER = (
-    "WHERE (%(run)s::text IS NULL OR run_id = %(run)s) AND (%(all)s OR replayed_at IS NULL)"
-)
+_DEAD_FILTER = """WHERE (%(run)s::text IS NULL OR run_id = %(run)s)
+    AND (%(claim)s::text IS NULL OR claim_id = %(claim)s)
+    AND (%(code)s::text IS NULL OR %(code)s = ANY (codes))
+    AND (%(reason)s::text IS NULL OR upper(reason) = upper(%(reason)s))
+    AND (%(all)s OR replayed_at IS NULL)"""
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY, name text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now())"""
@@ -398,13 +419,15 @@ class Database(_Runs, _ResultReads):
 
     def dead_letters(
         self,
-        run_id: str | None = None,
+        which: LetterFilter | str | None = None,
         limit: int = 100,
         offset: int = 0,
         include_replayed: bool = False,
     ) -> tuple[list[Row], int]:
-        """A page of dead letters (newest first) and how many there are in all."""
-        params = {"run": run_id, "all": include_replayed, "limit": limit, "offset": offset}
+        """A page of dead letters (newest first) and how many there are in all; ``which``:
+        a :class:`LetterFilter`, or a run id."""
+        params = LetterFilter.of(which).params()
+        params |= {"all": include_replayed, "limit": limit, "offset": offset}
         with self._guard("dead_letters"):
             conn = self._conn()
             with conn.transaction():
