@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import Settings
+from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.phi import VaultCipher
 from rxfleet.claims.work import WorkRecord
 from rxfleet.lifecycle import RunPlan, new_run_id
@@ -122,5 +123,5 @@ def _enqueue(
 def _fresh(row: dict[str, Any], seq: int) -> WorkRecord:
     saved = row["record"] if isinstance(row["record"], dict) else json.loads(str(row["record"]))
     record = WorkRecord(seq=seq, **saved)
-    record.trail("ingested", codes=[], replay_of=f"{row['run_id']}/{row['seq']}")
+    record.trail(AuditStage.INGESTED, codes=[], replay_of=f"{row['run_id']}/{row['seq']}")
     return record

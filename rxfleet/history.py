@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from rxfleet.claims.audit import AuditStage
 from rxfleet.stores.database import Database
 from rxfleet.stores.pg import Row
 
@@ -75,7 +76,7 @@ def _of_trail(run_id: str, seq: int, events: Sequence[Row]) -> dict[str, Any]:
 
 
 def _recorded(events: Sequence[Row]) -> Row:
-    return next((e for e in reversed(events) if e["stage"] == "recorded"), {})
+    return next((e for e in reversed(events) if e["stage"] == AuditStage.RECORDED), {})
 
 
 def _stage(event: Row) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.harness import base_env, run_cli
 from rxfleet import history
+from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.rejects import Reason, Route, Status
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links.record import audit_events
@@ -20,15 +21,15 @@ def submitted(seq: int, claim_id: str, quantity: int, codes: list[str]) -> WorkR
     record = WorkRecord(seq=seq, source="claims.jsonl", line=seq + 1, claim_id=claim_id,
                         patient_token="tok_1", claim={"claim_id": claim_id, "qty": quantity},
                         attempts=1)  # fmt: skip
-    record.trail("ingested", codes=[])
-    record.trail("validated", codes=[], outcome="PASS")
+    record.trail(AuditStage.INGESTED, codes=[])
+    record.trail(AuditStage.VALIDATED, codes=[], outcome="PASS")
     record.response_status = "R" if codes else "P"
     record.reject_codes = codes
     record.sent()
     record.route = Route.PRIOR_AUTH if codes else Route.CLEAN
     record.status = Status.REJECTED if codes else Status.PAID
     record.reason = Reason.PAYER
-    record.trail("routed", outcome=record.route)
+    record.trail(AuditStage.ROUTED, outcome=record.route)
     record.stage = Stage.ROUTED
     return record
 
