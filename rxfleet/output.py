@@ -1,18 +1,21 @@
 """Results files: ``.jsonl``, ``.csv`` or ``.parquet``, chosen by extension.
 
 One row per input claim, in input order, with the fields of docs/results.md.
-In CSV, list fields (``errors``, ``reject_codes``) are joined with ``;``.
+In CSV, list fields (``errors``, ``reject_codes``) are joined with ``;``. Amounts
+(``amount_paid``, ``patient_pay``) are JSON numbers in JSON Lines, text to the cent
+in CSV and ``decimal(8, 2)`` in Parquet.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from rxfleet.claims.fields import LIST_FIELDS, RESULT_FIELDS
+from rxfleet.claims.fields import LIST_FIELDS, MONEY_FIELDS, RESULT_FIELDS
 from rxfleet.errors import ConfigError
 
 SUFFIXES = (".jsonl", ".csv", ".parquet")
@@ -39,7 +42,7 @@ def _jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     count = 0
     with path.open("w", encoding="utf-8") as handle:
         for row in rows:
-            handle.write(json.dumps({k: row.get(k) for k in RESULT_FIELDS}) + "\n")
+            handle.write(json.dumps(_shaped(row, _number)) + "\n")
             count += 1
     return count
 
@@ -53,6 +56,23 @@ def _csv(path: Path, rows: Iterable[dict[str, Any]]) -> int:
             writer.writerow({k: _cell(k, row.get(k)) for k in RESULT_FIELDS})
             count += 1
     return count
+
+
+def _shaped(row: dict[str, Any], money: Callable[[Any], Any]) -> dict[str, Any]:
+    """The row's result fields, in order, its amounts through ``money``."""
+    shaped = {k: row.get(k) for k in RESULT_FIELDS}
+    for name in MONEY_FIELDS:
+        shaped[name] = money(shaped[name])
+    return shaped
+
+
+def _number(value: Any) -> float | None:
+    """An amount as a JSON number (a Decimal to the cent prints exactly)."""
+    return None if value is None else float(value)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
 
 
 def _cell(name: str, value: Any) -> Any:
@@ -77,6 +97,12 @@ def _parquet(path: Path, rows: Iterable[dict[str, Any]], chunk: int = 50_000) ->
             ("route", pa.string()),
             ("patient_token", pa.string()),
             ("attempts", pa.int32()),
+            ("transaction_code", pa.string()),
+            ("reason", pa.string()),
+            ("amount_paid", pa.decimal128(8, 2)),
+            ("patient_pay", pa.decimal128(8, 2)),
+            ("authorization_number", pa.string()),
+            ("source", pa.string()),
         ]
     )
     count = 0
@@ -90,7 +116,7 @@ def _parquet(path: Path, rows: Iterable[dict[str, Any]], chunk: int = 50_000) ->
 def _blocks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     block: list[dict[str, Any]] = []
     for row in rows:
-        block.append({k: row.get(k) for k in RESULT_FIELDS})
+        block.append(_shaped(row, _decimal))
         if len(block) == size:
             yield block
             block = []

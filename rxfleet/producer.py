@@ -72,6 +72,7 @@ class Ingest:
             seq=seq,
             source=record.source,
             line=record.number,
+            transaction=record.transaction,
             fmt=fmt,
             claim_id=claim_id,
             fields=_safe_fields(rest),

@@ -37,7 +37,17 @@ CANONICAL_FIELDS: tuple[str, ...] = (
     "person_code",  # 303-C3: the payer's number of the person on the card, x(3)
     "patient_relationship_code",  # 306-C6: 1 cardholder, 2 spouse, 3 child, 4 other
     "compound_ingredients",  # segment 10: [{ndc, quantity, cost}], a compound claim only
+    # Added by issue 17: what the record asks for (103-A3; X12 CLM05-3). Absent: B1.
+    "transaction_code",
 )
+
+#: 103-A3 transaction codes a claim record may carry: billing, reversal, rebill.
+TRANSACTION_CODES: tuple[str, ...] = ("B1", "B2", "B3")
+#: The transaction code of a record that names none: a billing.
+DEFAULT_TRANSACTION = "B1"
+#: A reversal: it carries the paid claim's identity, not a dispensing (no quantity,
+#: days supply or patient segment is required of it).
+REVERSAL = "B2"
 
 #: Fields that are PHI: split off into the vault at ingestion.
 PHI_FIELDS: tuple[str, ...] = (
@@ -68,6 +78,13 @@ RESULT_FIELDS: tuple[str, ...] = (
     "route",
     "patient_token",
     "attempts",
+    # Added by issue 17: the transaction, the why, the money, the origin.
+    "transaction_code",
+    "reason",
+    "amount_paid",
+    "patient_pay",
+    "authorization_number",
+    "source",
 )
 #: Each result field's type and meaning (the docs' result table is generated from this).
 RESULT_FIELD_MEANINGS: dict[str, tuple[str, str]] = {
@@ -91,6 +108,14 @@ RESULT_FIELD_MEANINGS: dict[str, tuple[str, str]] = {
         " relationship and date of birth); never the PHI itself",
     ),
     "attempts": ("int", "requests made to the gateway for this claim"),
+    "transaction_code": ("text", "`B1`, `B2` or `B3` as submitted (absent in the input: `B1`)"),
+    "reason": ("reason", "why it ended so ([reasons](#reasons)); `PAYER` for the payer's answer"),
+    "amount_paid": ("decimal", "the payer's `pricing.total_amount_paid` (null when not paid)"),
+    "patient_pay": ("decimal", "the payer's `pricing.patient_pay_amount` (null when not paid)"),
+    "authorization_number": ("text", "the payer's authorization number (null when not paid)"),
+    "source": ("text", "where it came from: `file:line` (NCPDP `file:line:transaction`)"),
 }
+#: Result fields that hold amounts (Decimal to the cent; JSON numbers in JSON Lines).
+MONEY_FIELDS: tuple[str, ...] = ("amount_paid", "patient_pay")
 #: Result fields that hold lists (joined with ``;`` in CSV).
 LIST_FIELDS: tuple[str, ...] = ("errors", "reject_codes")

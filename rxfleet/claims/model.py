@@ -50,7 +50,7 @@ class Claim(BaseModel):
     fill_number: Annotated[int, Field(ge=0, le=99)] | None = None
     ndc: str
     ndc11: Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")]
-    quantity_dispensed: Annotated[Decimal, Field(gt=0)]
+    quantity_dispensed: Annotated[Decimal, Field(gt=0)] | None = None  # a B2 has none
     days_supply: Annotated[int, Field(ge=1, le=365)] | None = None
     prescriber_id: str | None = None
     prescriber_id_qualifier: Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")] | None = None
@@ -64,6 +64,7 @@ class Claim(BaseModel):
     patient_relationship_code: Annotated[str, StringConstraints(pattern=r"^[0-4]$")] | None = None
     compound_ingredients: list[Ingredient] | None = None
     patient_token: str | None = None
+    transaction_code: Literal["B1", "B2", "B3"] = "B1"
 
     def gateway_fields(self) -> dict[str, Any]:
         """Canonical fields for the gateway body: NDC-11, JSON numbers, ISO dates."""

@@ -27,6 +27,7 @@ from rxfleet.claims.fields import (
     CLAIM_ID_PATTERN,
     PHI_FIELDS,
     PLAN_ID_MAX,
+    REVERSAL,
 )
 from rxfleet.claims.model import Claim
 from rxfleet.claims.ndc import NdcError, normalize_ndc
@@ -215,6 +216,7 @@ _FIELDS: dict[str, tuple[str | None, str, Callable[[Any, str], Any]]] = {
     "pos": (None, "INVALID_POS", _text(2, r"[0-9]{2}")),
     "person_code": (None, "INVALID_PERSON_CODE", _text(3, r"[A-Za-z0-9]+")),
     "patient_relationship_code": (None, "INVALID_RELATIONSHIP_CODE", _text(1, r"[0-4]")),
+    "transaction_code": (None, "INVALID_TRANSACTION_CODE", _text(2, r"B[1-3]")),
 }
 
 #: Rules that differ by format. X12 REF*XZ REF02 (the prescription number of
@@ -234,6 +236,22 @@ NOT_CARRIED: dict[str, frozenset[str]] = {
     "x12": frozenset({"days_supply"}),
     "ncpdp": frozenset({"pcn"}),
 }
+
+
+#: What a reversal (B2) need not carry: it names the paid claim (BIN, PCN, provider,
+#: Rx, fill, date of service), it dispenses nothing (NCPDP D.0 B2: no pricing, no
+#: quantity or days supply; the patient and insurance segments are situational).
+REVERSAL_NOT_REQUIRED = frozenset({"quantity_dispensed", "days_supply", "cardholder_id"})
+
+
+def is_reversal(fields: Mapping[str, Any]) -> bool:
+    """Whether the record asks for a reversal (``transaction_code`` B2)."""
+    return str(fields.get("transaction_code") or "").strip() == REVERSAL
+
+
+def _not_required(fields: Mapping[str, Any], fmt: str) -> frozenset[str]:
+    carried = NOT_CARRIED.get(fmt, frozenset())
+    return carried | REVERSAL_NOT_REQUIRED if is_reversal(fields) else carried
 
 
 def _coerce(
@@ -336,7 +354,7 @@ def validate(
     fields: Mapping[str, Any], *, today: date | None = None, fmt: str | None = None
 ) -> Outcome:
     """Validate the non-PHI fields of a record (read from format ``fmt``) into a ``Claim``."""
-    values, issues = _coerce(fields, NOT_CARRIED.get(fmt or "", frozenset()), fmt or "")
+    values, issues = _coerce(fields, _not_required(fields, fmt or ""), fmt or "")
     issues += _prescriber(fields, values) + _compound(fields.get("compound_ingredients"), values)
     issues += _ndc(fields, values) + _ranges(values, today or date.today()) + _unexpected(fields)
     if fields.get("patient_token"):
@@ -355,7 +373,8 @@ def check_phi(fields: Mapping[str, Any], *, today: date | None = None) -> list[I
     issues: list[Issue] = []
     cardholder = fields.get("cardholder_id")
     if _blank(cardholder):
-        issues.append(Issue.of("MISSING_CARDHOLDER_ID"))
+        if not is_reversal(fields):
+            issues.append(Issue.of("MISSING_CARDHOLDER_ID"))
     elif len(str(cardholder).strip()) > 20:
         issues.append(Issue.of("INVALID_CARDHOLDER_ID"))
     issues += _check_birth(fields.get("date_of_birth"), fields, today or date.today())

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rxfleet.claims.audit import AuditStage
-from rxfleet.claims.fields import RESULT_FIELDS
+from rxfleet.claims.fields import DEFAULT_TRANSACTION, RESULT_FIELDS, TRANSACTION_CODES
 from rxfleet.claims.rejects import HOST_ERROR_REJECT, Reason, Route, Status
 from rxfleet.claims.rules import Severity, rule, worst
 from rxfleet.claims.validation import Issue
@@ -50,6 +50,7 @@ class WorkRecord(BaseModel):
     source: str
     line: int
     fmt: str = "jsonl"
+    transaction: int | None = None  # NCPDP: the transaction's place in its transmission
     claim_id: str | None = None
     fields: dict[str, Any] = Field(default_factory=dict)
     patient_token: str | None = None
@@ -66,11 +67,27 @@ class WorkRecord(BaseModel):
     route: Route | None = None
     status: Status | None = None
     reason: str | None = None
+    #: The payer's paid answer: 503-F3 and the pricing (Decimal text, to the cent).
+    authorization_number: str | None = None
+    amount_paid: str | None = None
+    patient_pay: str | None = None
+    ingredient_cost_paid: str | None = None
     events: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
     def where(self) -> str:
         return f"{self.source}:{self.line}"
+
+    @property
+    def origin(self) -> str:
+        """The result's ``source``: ``file:line``, NCPDP ``file:line:transaction``."""
+        return self.where if self.transaction is None else f"{self.where}:{self.transaction}"
+
+    @property
+    def transaction_code(self) -> str | None:
+        """B1, B2 or B3 as submitted (absent: B1); None for a code that is none of them."""
+        code = self.fields.get("transaction_code") or DEFAULT_TRANSACTION
+        return code if code in TRANSACTION_CODES else None
 
     @property
     def severity(self) -> Severity:
@@ -121,6 +138,12 @@ class WorkRecord(BaseModel):
             "route": self.route,
             "patient_token": self.patient_token,
             "attempts": self.attempts,
+            "transaction_code": self.transaction_code,
+            "reason": self.reason,
+            "amount_paid": self.amount_paid,
+            "patient_pay": self.patient_pay,
+            "authorization_number": self.authorization_number,
+            "source": self.origin,
         }
         assert tuple(row) == RESULT_FIELDS
         return row

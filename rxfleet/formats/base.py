@@ -33,7 +33,8 @@ class Record:
     row for Parquet, the segment of the ``LIN`` for X12. A record the reader could
     not make sense of carries a ``problem`` and whatever fields it could read
     (at least ``claim_id`` when known), so it is quarantined, never dropped.
-    A record with a ``keyed_id`` gets its ``claim_id`` from it at ingestion.
+    A record with a ``keyed_id`` gets its ``claim_id`` from it at ingestion. An NCPDP
+    record names its ``transaction`` (its results ``source`` is ``file:line:transaction``).
     """
 
     source: str
@@ -41,3 +42,4 @@ class Record:
     fields: dict[str, Any] = field(default_factory=dict)
     problem: Problem | None = None
     keyed_id: KeyedId | None = None
+    transaction: int | None = None  # NCPDP: 1-based place in the transmission

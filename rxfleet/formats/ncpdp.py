@@ -1,4 +1,4 @@
-"""NCPDP Telecommunication Standard D.0: B1 billing requests in, responses parsed.
+"""NCPDP Telecommunication Standard D.0: B1, B2 and B3 requests in, responses parsed.
 
 Input is one transmission a line (``\\n`` or ``\\r\\n``): the fixed 56-byte request
 transaction header, then segments (separator 0x1E), each a run of fields (separator
@@ -196,7 +196,10 @@ def parse_transmission(line: str, source: str = "", number: int = 0) -> list[Rec
         empty = _Claim(dict(shared.values), shared.problem)
         empty.fail(Problem("MISSING_SEGMENT", "no transaction after the header", "claim_segment"))
         claims = [empty]
-    return [_record(claim, source, number) for claim in claims]
+    return [
+        replace(_record(claim, source, number), transaction=index)
+        for index, claim in enumerate(claims, start=1)
+    ]
 
 
 def _truncated(line: str, source: str, number: int) -> Record:
@@ -217,14 +220,19 @@ def _read_header(claim: _Claim, text: str) -> None:
     version = claim.values.get("_version")
     if version != VERSION_D0:
         claim.fail(Problem("UNSUPPORTED_VERSION", "102-A2 version is not D0", "version"))
-    if claim.values.get("_transaction_code") != TransactionCode.BILLING:
-        problem = Problem(
-            "UNSUPPORTED_TRANSACTION", "103-A3 transaction code is not B1", "transaction_code"
-        )
-        claim.fail(problem)
+    if claim.values.get("transaction_code") not in CLAIM_TRANSACTIONS:
+        message = "103-A3 transaction code is not B1, B2 or B3"
+        claim.fail(Problem("UNSUPPORTED_TRANSACTION", message, "transaction_code"))
 
 
 _Items = list[Segment | Problem]
+
+
+#: 103-A3 codes read as claims: billing, reversal (a B2 carries the claim segment's
+#: identity and no pricing) and rebill.
+CLAIM_TRANSACTIONS = frozenset(
+    {TransactionCode.BILLING, TransactionCode.REVERSAL, TransactionCode.REBILL}
+)
 
 
 def _split_groups(body: str) -> tuple[_Items, list[_Items], _Items]:

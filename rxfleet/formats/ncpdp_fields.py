@@ -219,7 +219,7 @@ class FieldSpec:
 REQUEST_HEADER: tuple[HeaderField, ...] = (
     HeaderField("bin", "101-A1", 6),
     HeaderField("_version", "102-A2", 2),
-    HeaderField("_transaction_code", "103-A3", 2),
+    HeaderField("transaction_code", "103-A3", 2),  # canonical: B1, B2 or B3
     HeaderField("pcn", "104-A4", 10),
     HeaderField("_transaction_count", "109-A9", 1, as_count),
     HeaderField("_service_provider_id_qualifier", "202-B2", 2),

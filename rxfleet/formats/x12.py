@@ -27,7 +27,9 @@ UN->EA, ML->ML, GR->GM, ME->GM / 1000, F2 (international units) -> EA, the count
 and ``unit_of_measure`` (600-28), ``prescriber_id``, ``service_provider_id``
 (billing provider NM109), ``rx_number`` (``REF*XZ``), ``gross_amount_due`` (SV102
 / SV203 line charge = 430-DU), ``pos`` (837P only: SV105, else CLM05-1),
-``group_id`` (SBR03 of loop 2000B, else the payer table) and
+``group_id`` (SBR03 of loop 2000B, else the payer table), ``transaction_code``
+(CLM05-3: 1 -> B1, 7 -> B3, 8 -> B2; blank: absent; anything else is
+``INVALID_TRANSACTION_CODE``) and
 ``bin``/``pcn``/``plan_id`` from the payer routing table keyed by the payer id.
 ``days_supply`` is left absent: the 837 has no standard element for it.
 
@@ -61,6 +63,7 @@ from rxfleet.formats.base import KeyedId, Problem, Record
 from rxfleet.formats.textio import EMPTY_FILE, NOT_UTF8, has_escaped, open_binary, scrub
 from rxfleet.formats.x12_segments import (
     CLM_FACILITY,
+    CLM_FREQUENCY,
     CLM_ID,
     CTP_QUANTITY,
     CTP_UNIT,
@@ -69,6 +72,7 @@ from rxfleet.formats.x12_segments import (
     DTP_FORMAT,
     DTP_QUALIFIER,
     DTP_VALUE,
+    FREQUENCY_TO_TRANSACTION,
     HL_LEVEL,
     ISA,
     ISA_ELEMENTS,
@@ -459,6 +463,7 @@ class _Line:
 class _Claim:
     claim_id: str
     place: str = ""
+    frequency: str = ""  # CLM05-3
     service_date: str = ""
     providers: dict[str, str] = field(default_factory=dict)
     line: _Line | None = None
@@ -606,8 +611,10 @@ class _Walker:
             loops.patient.dob = _el(elements, DMG_DATE)
 
     def _on_clm(self, elements: list[str], number: int) -> None:
-        place = _el(elements, CLM_FACILITY).split(self.delimiters.component)[0]
-        self.loops.claim = _Claim(_el(elements, CLM_ID), place=place)
+        composite = _el(elements, CLM_FACILITY).split(self.delimiters.component)
+        frequency = composite[CLM_FREQUENCY] if len(composite) > CLM_FREQUENCY else ""
+        claim = _Claim(_el(elements, CLM_ID), place=composite[0], frequency=frequency.strip())
+        self.loops.claim = claim
 
     def _on_dtp(self, elements: list[str], number: int) -> None:
         claim = self.loops.claim
@@ -805,8 +812,20 @@ class _RecordBuilder:
         )
         self._convert("quantity_dispensed", _decimal, line.quantity, "CTP04")
         self._unit(line.unit)
+        self._transaction(claim.frequency)
         # SV102 / SV203 is the line charge: NCPDP 430-DU gross amount due, not 409-D9.
         self._convert("gross_amount_due", _decimal, line.charge, "SV1/SV2 charge")
+
+    def _transaction(self, frequency: str) -> None:
+        """CLM05-3 as a transaction code; blank is an original claim (B1 by default)."""
+        if not frequency:
+            return
+        code = FREQUENCY_TO_TRANSACTION.get(frequency)
+        if code is None:
+            message = "CLM05-3 claim frequency code is not 1, 7 or 8"
+            self.fail("INVALID_TRANSACTION_CODE", message, "transaction_code")
+        else:
+            self.values["transaction_code"] = code
 
     def _unit(self, unit: str) -> None:
         quantity = self.values.get("quantity_dispensed")

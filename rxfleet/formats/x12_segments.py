@@ -92,6 +92,7 @@ NM1_ENTITY, NM1_LAST, NM1_FIRST, NM1_ID = 1, 3, 4, 9
 HL_LEVEL = 3
 DMG_FORMAT, DMG_DATE = 1, 2
 CLM_ID, CLM_FACILITY = 1, 5
+CLM_FREQUENCY = 2  # CLM05-3 claim frequency type code: the third component of CLM05
 DTP_QUALIFIER, DTP_FORMAT, DTP_VALUE = 1, 2, 3
 LX_NUMBER = 1
 SV1_CHARGE, SV1_PLACE = 2, 5
@@ -101,6 +102,11 @@ CTP_QUANTITY, CTP_UNIT = 4, 5
 REF_QUALIFIER, REF_VALUE = 1, 2
 SBR_GROUP = 3  # SBR03 Reference Identification: subscriber group or policy number (2000B)
 PAT_RELATIONSHIP = 1  # PAT01 Individual Relationship Code (2000C): 01 spouse, 19 child, ...
+
+#: CLM05-3 claim frequency type code to the NCPDP transaction code (103-A3): 1
+#: original claim = B1 billing, 7 replacement of a prior claim = B3 rebill, 8 void
+#: of a prior claim = B2 reversal. Any other code has no drug-claim meaning here.
+FREQUENCY_TO_TRANSACTION = {"1": "B1", "7": "B3", "8": "B2"}
 
 #: PAT01 (2000C patient loop) to NCPDP 306-C6 Patient Relationship Code (1
 #: cardholder, 2 spouse, 3 child, 4 other). Without a patient loop the patient

@@ -122,6 +122,16 @@ class TokenGrant:
 
 
 @dataclass(frozen=True, slots=True)
+class Pricing:
+    """The money of a paid answer (``pricing``): NCPDP 506-F6 ingredient cost paid,
+    505-F5 patient pay amount, 509-F9 total amount paid; each a Decimal or None."""
+
+    ingredient_cost_paid: Decimal | None = None
+    patient_pay_amount: Decimal | None = None
+    total_amount_paid: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Adjudication:
     """The gateway's answer to one claim.
 
@@ -135,6 +145,8 @@ class Adjudication:
     reject_codes: tuple[str, ...]
     raw: dict[str, Any]
     replayed: bool = False
+    authorization_number: str | None = None  # 503-F3, on a paid answer
+    pricing: Pricing | None = None  # on a paid answer
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -393,7 +405,39 @@ def _adjudication(response: HttpAnswer, claim_id: str, where: str) -> Adjudicati
         reject_codes=tuple(str(c) for c in codes),
         raw=_scrub(data),
         replayed=response.headers.get("Idempotent-Replayed", "").lower() == "true",
+        authorization_number=_authorization(data.get("authorization_number")),
+        pricing=_pricing(data.get("pricing")),
     )
+
+
+#: An authorization number (503-F3 x(20)) is kept only when it is a plain token.
+_AUTHORIZATION = re.compile(r"^[A-Za-z0-9._:\-]{1,20}$")
+
+
+def _authorization(value: Any) -> str | None:
+    return value if isinstance(value, str) and _AUTHORIZATION.match(value) else None
+
+
+def _pricing(value: Any) -> Pricing | None:
+    if not isinstance(value, dict):
+        return None
+    names = ("ingredient_cost_paid", "patient_pay_amount", "total_amount_paid")
+    return Pricing(*(_money(value.get(name)) for name in names))
+
+
+def _money(value: Any) -> Decimal | None:
+    """An amount as a Decimal to the cent (s9(6)v99), or None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        amount = Decimal(str(value)).quantize(Decimal("0.01"))
+    except (ArithmeticError, ValueError):
+        return None
+    return amount if amount.is_finite() and abs(amount) <= MAX_MONEY else None
+
+
+#: s9(6)v99: the largest amount NCPDP can carry.
+MAX_MONEY = Decimal("999999.99")
 
 
 def _retry_after(response: HttpAnswer) -> float | None:

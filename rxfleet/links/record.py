@@ -73,7 +73,7 @@ def _record_rows(
     ``UNRECORDABLE`` and is recorded escaped (:mod:`rxfleet.links.unrecordable`)."""
     sealed = _sealed_for_replay(runs, run_id, ready)
     rows = Rows(
-        [ResultRow.of(r, reason=r.reason) for r in ready],
+        [ResultRow.of(r) for r in ready],
         [event for r in ready for event in audit_events(r, trace)],
         [dead_letter(r, sealed.get(r.seq)) for r in ready if r.route in DEAD_LETTER_ROUTES],
     )

@@ -38,5 +38,5 @@ def route_record(record: WorkRecord, rejects: RejectMatrix) -> None:
         record.status = Status.REJECTED
         by_codes = rejects.route_for(record.reject_codes, plan) if record.reject_codes else None
         record.route = by_codes or outcome.route or rejects.default_route
-    record.reason = record.reason or (Reason.PAYER if record.status is Status.REJECTED else None)
+    record.reason = record.reason or Reason.PAYER  # the payer's own answer, paid or not
     record.stage = Stage.ROUTED

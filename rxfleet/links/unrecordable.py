@@ -121,6 +121,8 @@ def ended_result(row: ResultRow, name: str) -> ResultRow:
         patient_token=_escaped(row.patient_token),
         attempts=row.attempts,
         reason=Reason.UNRECORDABLE,
+        transaction_code=_escaped(row.transaction_code),
+        source=_escaped(row.source),
     )
 
 

@@ -6,7 +6,8 @@ The tables (``rxfleet/stores/migrations/*.sql`` says it column by column):
 - ``runs``: one row per run: what went in (description, input hash, options),
   its state, the claim total and the final counts per status;
 - ``results``: one row per claim per run, keyed by ``(run_id, seq)``: the
-  docs/results.md fields, plus ``reason`` and ``recorded_at``;
+  docs/results.md fields (``reason`` and the payer's money among them), plus
+  ``recorded_at``;
 - ``audit_events``: the append-only trail of every stage of every claim (codes,
   hashes, versions: never PHI); UPDATE/DELETE are refused except by retention;
 - ``dead_letters``: claims a person must look at or that can be replayed;
@@ -29,6 +30,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, LiteralString
 
@@ -59,15 +61,21 @@ class ResultRow:
     patient_token: str | None = None
     attempts: int = 0
     reason: str | None = None
+    transaction_code: str | None = None
+    amount_paid: Decimal | str | None = None
+    patient_pay: Decimal | str | None = None
+    authorization_number: str | None = None
+    source: str | None = None
 
     @classmethod
-    def of(cls, record: WorkRecord, reason: str | None = None) -> ResultRow:
-        return cls(seq=record.seq, reason=reason, **record.result())
+    def of(cls, record: WorkRecord) -> ResultRow:
+        return cls(seq=record.seq, **record.result())
 
     def values(self) -> tuple[Any, ...]:
         return (self.seq, self.claim_id, self.status, self.severity, self.errors, self.ndc11,
                 self.gpi, self.reject_codes, self.route, self.patient_token, self.attempts,
-                self.reason)  # fmt: skip
+                self.reason, self.transaction_code, self.amount_paid, self.patient_pay,
+                self.authorization_number, self.source)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -155,13 +163,15 @@ def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 _RESULT_COLUMNS: LiteralString = (
     "seq, claim_id, status, severity, errors, ndc11, gpi, reject_codes, route, "
-    "patient_token, attempts, reason"
+    "patient_token, attempts, reason, transaction_code, amount_paid, patient_pay, "
+    "authorization_number, source"
 )
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS rx_results_in (
     seq integer, claim_id text, status text, severity text, errors text[], ndc11 text,
     gpi text, reject_codes text[], route text, patient_token text, attempts integer,
-    reason text
+    reason text, transaction_code text, amount_paid numeric, patient_pay numeric,
+    authorization_number text, source text
 ) ON COMMIT DELETE ROWS"""
 _COPY_RESULTS_IN = "COPY rx_results_in (" + _RESULT_COLUMNS + ") FROM STDIN"
 _INSERT_RESULTS = (

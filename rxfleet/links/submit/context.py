@@ -22,6 +22,7 @@ from rxfleet.claims.rejects import RejectMatrix
 from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import ConfigError, GatewayUnavailable, RxFleetError
 from rxfleet.gateway.aio import Job
+from rxfleet.gateway.client import Pricing
 from rxfleet.links import LinkReport
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.metrics import MetricsStore
@@ -64,6 +65,12 @@ class Adjudicated(Protocol):
 
     @property
     def reject_codes(self) -> Sequence[str]: ...
+
+    @property
+    def authorization_number(self) -> str | None: ...
+
+    @property
+    def pricing(self) -> Pricing | None: ...
 
 
 Heard = Adjudicated | RxFleetError

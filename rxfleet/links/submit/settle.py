@@ -24,7 +24,7 @@ from rxfleet.errors import (
     RxFleetError,
 )
 from rxfleet.links.submit.breakers import RoundBreakers
-from rxfleet.links.submit.context import SubmitContext, SubmitReport, route_of
+from rxfleet.links.submit.context import Adjudicated, SubmitContext, SubmitReport, route_of
 from rxfleet.links.submit.send import Outcome
 from rxfleet.stores.metrics import RequestTally
 
@@ -74,6 +74,7 @@ class Settler:
         self._learn(record, ok=True)
         record.response_status = answer.status
         record.reject_codes = list(answer.reject_codes)
+        _money(record, answer)
         record.sent()
         if self._transient(record):
             self._count_failure(record, retry, Reason.TRANSIENT_EXHAUSTED)
@@ -138,3 +139,17 @@ class Settler:
         elif route not in self.known:
             self.ctx.routes.remember_ok(*route)
             self.known.add(route)
+
+
+def _money(record: WorkRecord, answer: Adjudicated) -> None:
+    """The paid answer's authorization number and pricing onto the record (None otherwise)."""
+    pricing = answer.pricing
+    record.authorization_number = answer.authorization_number
+    amounts = (
+        (pricing.total_amount_paid, pricing.patient_pay_amount, pricing.ingredient_cost_paid)
+        if pricing is not None
+        else (None, None, None)
+    )
+    record.amount_paid, record.patient_pay, record.ingredient_cost_paid = (
+        None if amount is None else str(amount) for amount in amounts
+    )

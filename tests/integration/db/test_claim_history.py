@@ -29,6 +29,8 @@ def submitted(seq: int, claim_id: str, quantity: int, codes: list[str]) -> WorkR
     record.route = Route.PRIOR_AUTH if codes else Route.CLEAN
     record.status = Status.REJECTED if codes else Status.PAID
     record.reason = Reason.PAYER
+    if not codes:
+        record.amount_paid, record.patient_pay, record.authorization_number = "12.50", "5.00", "A1"
     record.trail(AuditStage.ROUTED, outcome=record.route)
     record.stage = Stage.ROUTED
     return record
@@ -36,7 +38,7 @@ def submitted(seq: int, claim_id: str, quantity: int, codes: list[str]) -> WorkR
 
 def store(db: Database, run_id: str, *records: WorkRecord) -> None:
     db.create_run(run_id, inputs=f"{run_id}.jsonl")
-    rows = [ResultRow.of(r, reason=r.reason) for r in records]
+    rows = [ResultRow.of(r) for r in records]
     db.record(run_id, rows, [e for r in records for e in audit_events(r, "t1")])
     time.sleep(0.01)  # the next run is created later: the order is the runs' order
 
@@ -55,6 +57,9 @@ def test_every_submission_in_order_with_its_kind_and_stages(db: Database) -> Non
     stages = [e["stage"] for e in found[2]["stages"]]
     assert stages == ["ingested", "validated", "sent", "routed", "recorded"]
     assert found[2]["stages"][-1]["outcome"] == "PAID"
+    assert found[2]["source"] == "claims.jsonl:3" and found[2]["authorization_number"] == "A1"
+    assert (found[2]["amount_paid"], found[2]["patient_pay"]) == (12.5, 5.0)
+    assert found[0]["amount_paid"] is None
     assert found[0]["payload_hash"] == found[1]["payload_hash"] != found[2]["payload_hash"]
     json.dumps(found)  # JSON primitives only
     assert history.history(db, "NOPE") == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -44,7 +45,7 @@ def routed(seq: int) -> WorkRecord:
 
 def batch(seqs: range) -> tuple[list[ResultRow], list[AuditEvent], list[DeadLetter]]:
     records = [routed(seq) for seq in seqs]
-    results = [ResultRow.of(r, reason="payer") for r in records]
+    results = [replace(ResultRow.of(r), reason="payer") for r in records]
     events = [
         AuditEvent(seq=r.seq, stage=s, claim_id=r.claim_id, codes=r.reject_codes, trace_id="t1")
         for r in records
@@ -112,16 +113,16 @@ def test_stopped_server_leaves_nothing() -> None:
 def test_upgrade_is_idempotent(blank_url: str) -> None:
     with Database(blank_url) as db:
         assert db.schema_version() == 0
-        assert db.upgrade() == [1, 2, 3]
+        assert db.upgrade() == [1, 2, 3, 4]
         assert db.upgrade() == []
-        assert db.schema_version() == 3
+        assert db.schema_version() == 4
 
 
 def test_upgrade_from_two_workers_at_once(blank_url: str) -> None:
     with Database(blank_url) as db:
         applied = at_once(2, db.upgrade)  # two threads: two connections
-        assert sorted(applied) == [[], [1, 2, 3]]
-        assert db.schema_version() == 3
+        assert sorted(applied) == [[], [1, 2, 3, 4]]
+        assert db.schema_version() == 4
 
 
 def test_record_is_exactly_once(db: Database) -> None:

@@ -34,7 +34,7 @@ def _rows(seqs: range, bad: dict[int, str]) -> tuple[Rows, dict[int, Origin]]:
     records = [routed(seq) for seq in seqs]
     records = [r.model_copy(update={"claim_id": bad.get(r.seq, r.claim_id)}) for r in records]
     rows = Rows(
-        [ResultRow.of(r, reason="PAYER") for r in records],
+        [dataclasses.replace(ResultRow.of(r), reason="PAYER") for r in records],
         [e for r in records for e in audit_events(r, "t1")],
         [dead_letter(r, None) for r in records],
     )

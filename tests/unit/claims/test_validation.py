@@ -108,6 +108,9 @@ CASES: list[Case] = [
     _c("INVALID_COMPOUND", compound_ingredients="00071015523"),
     _c("INVALID_POS", pos="1A"),
     _c("INVALID_POS", pos="1"),
+    _c("INVALID_TRANSACTION_CODE", transaction_code="B4"),
+    _c("INVALID_TRANSACTION_CODE", transaction_code="E1"),
+    _c("INVALID_TRANSACTION_CODE", transaction_code="b1"),
     _c("MISSING_CARDHOLDER_ID", cardholder_id=_DROP),
     _c("MISSING_CARDHOLDER_ID", cardholder_id=" "),
     _c("INVALID_CARDHOLDER_ID", cardholder_id="ZH" + "9" * 19),
@@ -586,3 +589,33 @@ def test_huge_exponents_are_cheap() -> None:
     for value in ("1e999999", "9e99999999", "-1e999999999"):
         validate({**MINIMAL, "days_supply": value, "fill_number": value}, today=TODAY)
     assert time.monotonic() - start < 1.0
+
+
+@pytest.mark.parametrize("code", ["B1", "B2", "B3"])
+def test_transaction_code_is_carried_and_sent(code: str) -> None:
+    rest, _ = split_phi({**FULL, "transaction_code": code})
+    outcome = validate(rest, today=TODAY)
+    assert outcome.issues == ()
+    assert outcome.claim is not None and outcome.claim.transaction_code == code
+    assert outcome.claim.gateway_fields()["transaction_code"] == code
+
+
+def test_absent_transaction_code_is_a_billing() -> None:
+    rest, _ = split_phi(FULL)
+    outcome = validate(rest, today=TODAY)
+    assert outcome.claim is not None
+    assert outcome.claim.model_dump(mode="json")["transaction_code"] == "B1"
+
+
+def test_a_reversal_needs_no_dispensing_or_patient_fields() -> None:
+    """A B2 names the paid claim; quantity, days supply and cardholder are not required."""
+    dropped = ("quantity_dispensed", "days_supply", "cardholder_id")
+    reversal = {k: v for k, v in FULL.items() if k not in dropped} | {"transaction_code": "B2"}
+    assert _all_issues(reversal) == []
+    rest, _ = split_phi(reversal)
+    claim = validate(rest, today=TODAY).claim
+    assert claim is not None and claim.quantity_dispensed is None
+    assert "quantity_dispensed" not in claim.gateway_fields()
+    billing = {**reversal, "transaction_code": "B3"}
+    codes = {issue.code for issue in _all_issues(billing)}
+    assert codes == {"MISSING_QUANTITY", "MISSING_DAYS_SUPPLY", "MISSING_CARDHOLDER_ID"}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -85,6 +86,12 @@ def _rows() -> list[dict[str, object]]:
             "route": "CLEAN",
             "patient_token": "pt_x",
             "attempts": 1,
+            "transaction_code": "B1",
+            "reason": "PAYER",
+            "amount_paid": Decimal("21.37"),
+            "patient_pay": Decimal("10.00"),
+            "authorization_number": "SBX0A1B2C3D4E5F",
+            "source": "claims.jsonl:1",
         },
         {
             "claim_id": "B",
@@ -97,6 +104,12 @@ def _rows() -> list[dict[str, object]]:
             "route": "PRIOR_AUTH",
             "patient_token": None,
             "attempts": 2,
+            "transaction_code": "B3",
+            "reason": "PAYER",
+            "amount_paid": None,
+            "patient_pay": None,
+            "authorization_number": None,
+            "source": "claims.ncpdp:4:2",
         },
     ]
 
@@ -105,7 +118,7 @@ def test_jsonl_csv_parquet_hold_the_same_rows(tmp_path: Path) -> None:
     for suffix in (".jsonl", ".csv", ".parquet"):
         assert write_results(str(tmp_path / f"r{suffix}"), iter(_rows())) == 2
     jsonl = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
-    assert jsonl == _rows()
+    assert jsonl == [_money_as(row, float) for row in _rows()]
     with (tmp_path / "r.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert (
@@ -114,6 +127,35 @@ def test_jsonl_csv_parquet_hold_the_same_rows(tmp_path: Path) -> None:
         and rows[1]["gpi"] == ""
     )
     assert pq.read_table(tmp_path / "r.parquet").to_pylist() == _rows()
+
+
+def _money_as(row: dict[str, object], kind: type) -> dict[str, object]:
+    money = ("amount_paid", "patient_pay")
+    return {k: (kind(v) if k in money and v is not None else v) for k, v in row.items()}
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_the_money_the_why_and_the_source_round_trip(tmp_path: Path, suffix: str) -> None:
+    """Issue 17's fields, read back from each format exactly as written."""
+    path = tmp_path / f"r{suffix}"
+    write_results(str(path), iter(_rows()))
+    new = ("transaction_code", "reason", "amount_paid", "patient_pay",
+           "authorization_number", "source")  # fmt: skip
+    if suffix == ".jsonl":
+        back = [json.loads(line) for line in path.read_text().splitlines()]
+        expected = [_money_as(row, float) for row in _rows()]
+        assert json.loads(path.read_text().splitlines()[0])["amount_paid"] == 21.37
+    elif suffix == ".csv":
+        with path.open() as handle:
+            back = list(csv.DictReader(handle))
+        expected = [{k: "" if v is None else str(v) for k, v in row.items()} for row in _rows()]
+    else:
+        back = pq.read_table(path).to_pylist()
+        expected = _rows()
+        assert str(pq.read_schema(path).field("amount_paid").type) == "decimal128(8, 2)"
+    assert [{k: row[k] for k in new} for row in back] == [
+        {k: row[k] for k in new} for row in expected
+    ]
 
 
 def test_unknown_output_format_is_refused(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def test_codes_route_whatever_the_status_letter(status: str) -> None:
 def test_paid_without_codes_is_clean() -> None:
     record = _answered("P", [])
     route_record(record, MATRIX)
-    assert (record.status, record.route, record.reason) == (Status.PAID, CLEAN, None)
+    assert (record.status, record.route, record.reason) == (Status.PAID, CLEAN, "PAYER")
 
 
 def test_blank_codes_are_no_codes() -> None:

@@ -21,6 +21,7 @@ from rxfleet.errors import (
     RxFleetError,
 )
 from rxfleet.gateway.aio import Job
+from rxfleet.gateway.client import Pricing
 from rxfleet.links.submit import SubmitContext, backoff, submit_batch
 from rxfleet.links.submit.context import Heard, Timed
 from rxfleet.stores.breaker import Breaker
@@ -36,6 +37,8 @@ CIPHER = VaultCipher(bytes(range(32)))
 class Answer:
     status: str
     reject_codes: tuple[str, ...] = ()
+    authorization_number: str | None = None
+    pricing: Pricing | None = None
 
 
 @dataclass

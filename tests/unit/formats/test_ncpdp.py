@@ -108,6 +108,7 @@ def test_single_transaction_maps_to_canonical_fields() -> None:
         "usual_and_customary": Decimal("10.00"),
         "gross_amount_due": Decimal("21.87"),  # 430-DU, kept since issue 11
         "plan_id": "610014-RXSANDBX-GRP100",
+        "transaction_code": "B1",  # 103-A3, read since issue 17
     }
 
 
@@ -178,7 +179,7 @@ BAD_RECORDS = [
      "MISSING_SEGMENT", "claim_segment"),
     ("count mismatch", b.header(count=3) + b.transaction() + b.transaction("7"),
      "TRANSACTION_COUNT_MISMATCH", "transaction_count"),
-    ("reversal", b.transmission(1, code="B2"), "UNSUPPORTED_TRANSACTION", "transaction_code"),
+    ("eligibility", b.transmission(1, code="E1"), "UNSUPPORTED_TRANSACTION", "transaction_code"),
 ]  # fmt: skip
 
 
@@ -196,6 +197,29 @@ def test_bad_record_is_a_record_with_a_problem(line: str, code: str, field: str)
         assert has_claim_id(record)
         for secret in ("3O.5", "19801345", "2026AB05", "00X0057A", "MBR123456", "JANE"):
             assert secret not in record.problem.message
+
+
+@pytest.mark.parametrize("code", ["B1", "B2", "B3"])
+def test_billing_reversal_and_rebill_are_read_with_their_transaction_code(code: str) -> None:
+    (record,) = parse_transmission(b.transmission(1, code=code), "x.ncpdp", 3)
+    assert record.problem is None
+    assert record.fields["transaction_code"] == code
+
+
+def test_reversal_with_only_the_claim_segment_is_read() -> None:
+    """A D.0 B2 carries the claim segment's identity (402-D2, 403-D3, 407-D7): no
+    pricing, prescriber, quantity or days supply, no patient segment."""
+    reversal = b.claim(E7="", D5="")
+    del reversal["E7"], reversal["D5"]
+    line = b.header(code="B2") + b.segment("04", {"C1": "GRP100"}) + b.GS
+    line += b.segment("07", reversal)
+    (record,) = parse_transmission(line, "x.ncpdp", 1)
+    assert record.problem is None
+    assert record.fields["transaction_code"] == "B2"
+    assert "quantity_dispensed" not in record.fields
+    billing = b.header() + b.segment("04", b.INSURANCE) + b.transaction()
+    (paid,) = parse_transmission(billing, "x.ncpdp", 1)
+    assert record.fields["claim_id"] == paid.fields["claim_id"]  # the same claim's identity
 
 
 def test_bad_record_keeps_what_it_could_read() -> None:

@@ -130,6 +130,7 @@ def test_drug_line_maps_to_canonical_fields() -> None:
         "unit_of_measure": "ML",  # CTP05 ML -> NCPDP 600-28 ML
         "pos": "11",
         "patient_relationship_code": "1",  # no patient loop: the subscriber (306-C6 1)
+        "transaction_code": "B1",  # CLM05-3 1: an original claim
     }
 
 
@@ -385,6 +386,33 @@ def test_one_claim_cases(tmp_path: Path, old: str, new: str, codes: list[str]) -
     records = _records(tmp_path, text.replace(old, new, 1))
     assert _codes(records) == codes
     assert all(has_claim_id(r) for r in records)
+
+
+@pytest.mark.parametrize(
+    ("frequency", "code"),
+    [("1", "B1"), ("7", "B3"), ("8", "B2")],
+    ids=["original", "replace", "void"],
+)
+def test_claim_frequency_code_is_the_transaction_code(
+    tmp_path: Path, frequency: str, code: str
+) -> None:
+    text = EXAMPLE10_1.read_text().replace("*11:B:1*", f"*11:B:{frequency}*", 1)
+    (record,) = _records(tmp_path, text)
+    assert record.problem is None
+    assert record.fields["transaction_code"] == code
+    assert claim_id_of(record) == EXAMPLE10_1_ID  # a void or replacement names the same claim
+
+
+def test_blank_frequency_code_leaves_the_default_and_another_is_refused(tmp_path: Path) -> None:
+    text = EXAMPLE10_1.read_text()
+    (blank,) = _records(tmp_path, text.replace("*11:B:1*", "*11:B*", 1))
+    assert blank.problem is None and "transaction_code" not in blank.fields
+    (other,) = _records(tmp_path, text.replace("*11:B:1*", "*11:B:5*", 1))
+    assert other.problem is not None
+    assert (other.problem.code, other.problem.field) == (
+        "INVALID_TRANSACTION_CODE",
+        "transaction_code",
+    )
 
 
 def test_missing_iea_and_ge_quarantine(tmp_path: Path) -> None:
