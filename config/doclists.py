@@ -9,9 +9,10 @@
 from the table it mirrors: the validation rules (``rxfleet.claims.rules``), the
 severities, the result fields (``rxfleet.claims.fields``), the statuses, routes,
 reject codes and reasons (``rxfleet.claims.rejects`` and the bundled, versioned
-reject matrix). The prose around the sections stays hand-written. ``--check``
-exits 1 when a section is stale or missing; a test runs it, so a code added
-without regenerating the docs fails CI.
+reject matrix), the audit trail's stages (``rxfleet.claims.audit``). The prose
+around the sections stays hand-written. ``--check`` exits 1 when a section is
+stale or missing; a test runs it, so a code added without regenerating the docs
+fails CI.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from config.settings import CONFIG_DIR
+from rxfleet.claims.audit import STAGE_MEANINGS
 from rxfleet.claims.fields import RESULT_FIELD_MEANINGS, RESULT_FIELDS
 from rxfleet.claims.rejects import (
     REASON_MEANINGS,
@@ -103,6 +105,11 @@ def reasons() -> str:
     return _table(("reason", "meaning", "replayable"), rows)
 
 
+def audit_stages() -> str:
+    rows = [(f"`{s.value}`", meaning) for s, meaning in STAGE_MEANINGS.items()]
+    return _table(("stage", "meaning"), rows)
+
+
 #: Each doc and the sections it holds, by name.
 SECTIONS: dict[str, dict[str, Callable[[], str]]] = {
     "formats.md": {"rule-codes": rule_codes, "severities": severities},
@@ -112,6 +119,7 @@ SECTIONS: dict[str, dict[str, Callable[[], str]]] = {
         "routes": routes,
         "reject-codes": reject_codes,
         "reasons": reasons,
+        "audit-stages": audit_stages,
     },
 }
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from config import get_settings
 from rxfleet import __version__, commands, logs
+from rxfleet.claims.rejects import Reason
 from rxfleet.errors import ConfigError, InfrastructureError, InputError, RxFleetError
 from rxfleet.guards import check_fleet
 
@@ -152,17 +153,45 @@ def _follow_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="write the JSON lines here (default: stdout)",
     )
+    claim = _sub(sub, "claim", "one claim's every submission across runs: answers, reasons, stages")
+    claim.add_argument("claim_id", metavar="CLAIM_ID")
+    claim.add_argument("--json", action="store_true", help="one JSON object, even on a terminal")
 
 
 def _dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dlq = _sub(sub, "dlq", "dead-lettered claims: list them, replay what a replay can fix")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     listing = _sub(dlq_sub, "list", "a page of dead letters, newest first")
-    listing.add_argument("--run", default=None, metavar="RUN_ID", help="one run (default: all)")
+    _letter_filters(listing)
     listing.add_argument("--limit", type=int, default=50, help="dead letters on this page")
     listing.add_argument("--offset", type=int, default=0, help="dead letters to skip")
     replay = _sub(dlq_sub, "replay", "send the replayable dead letters again, as a new run")
-    replay.add_argument("--run", default=None, metavar="RUN_ID", help="one run (default: all)")
+    _letter_filters(replay)
+    replay.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be replayed; replay nothing",
+    )
+
+
+def _letter_filters(parser: argparse.ArgumentParser) -> None:
+    """Which dead letters: by run, claim, code, reason; combined, every one must match."""
+    parser.add_argument("--run", default=None, metavar="RUN_ID", help="one run (default: all)")
+    parser.add_argument("--claim", default=None, metavar="ID", help="one claim id (default: all)")
+    parser.add_argument(
+        "--code",
+        default=None,
+        metavar="CODE",
+        help="letters with this reject or validation code (default: all)",
+    )
+    parser.add_argument(
+        "--reason",
+        default=None,
+        type=str.upper,
+        metavar="REASON",
+        choices=[r.value for r in Reason],
+        help="letters ended for this reason (docs/results.md; default: all)",
+    )
 
 
 def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -252,6 +281,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "resume": commands.resume,
         "abort": commands.abort,
         "audit": commands.audit,
+        "claim": commands.claim,
         "dlq": commands.dlq,
         "gateway": commands.gateway,
         "token": commands.token,

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from config import Settings, get_settings
-from rxfleet import api, context, lifecycle
+from rxfleet import api, context, history, lifecycle
 from rxfleet import dlq as dead_letters
 from rxfleet.embedded import embedded_services
 from rxfleet.errors import ConfigError, RunTimeout
@@ -41,6 +41,7 @@ from rxfleet.report import (
     summary_dict,
     summary_tsv,
 )
+from rxfleet.stores.database import LetterFilter
 from workers import app as app_module
 from workers.inprocess import beat_thread, worker_thread
 from workers.pipeline import send_batch
@@ -327,6 +328,24 @@ def audit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def claim(args: argparse.Namespace) -> int:
+    """Every submission of one claim across runs, from the system of record."""
+    get_settings().database_url_or_raise()
+    submissions = history.history(context.database(), args.claim_id)
+    if not submissions:
+        say(f"no claim {args.claim_id} in the system of record")
+        return EXIT_FAILED
+    console = Console()
+    if args.json:
+        print(json.dumps({"claim_id": args.claim_id, "submissions": submissions}))
+    elif console.is_terminal:
+        history.table(console, args.claim_id, submissions)
+    else:
+        for line in history.tsv(submissions):
+            print(line)
+    return EXIT_OK
+
+
 def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
@@ -338,13 +357,17 @@ def _require_fleet() -> None:
 
 
 def dlq(args: argparse.Namespace) -> int:
+    get_settings().database_url_or_raise()
+    which = _letter_filter(args)
+    if args.dlq_command == "replay" and args.dry_run:
+        return _dlq_preview(which)
     _require_fleet()
     if args.dlq_command == "list":
-        return _dlq_list(args)
+        return _dlq_list(args, which)
     settings = get_settings()
     stores = dead_letters.ReplayStores(context.runs(), context.database(), context.crosswalk(),
                                        vault(settings), settings)  # fmt: skip
-    new_id, count = dead_letters.replay(stores, args.run, send_batch)
+    new_id, count = dead_letters.replay(stores, which, send_batch)
     if new_id is None:
         print("nothing replayable in the dead letters")
     else:
@@ -352,28 +375,50 @@ def dlq(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _dlq_list(args: argparse.Namespace) -> int:
-    rows, total = dead_letters.listing(context.database(), args.run, args.limit, args.offset)
-    console = Console()
-    if console.is_terminal:
-        table = Table(show_edge=False)
-        for column in ("run", "where", "claim", "field", "route", "codes", "reason", "at"):
-            table.add_column(column, no_wrap=True, overflow="ignore")
-        for row in rows:
-            table.add_row(row["run_id"], f"{row['source']}:{row['line']}",
-                          str(row["claim_id"] or "?"), row["field"] or "(the record)",
-                          row["route"], " ".join(row["codes"] or []), row["reason"] or "",
-                          str(row["created_at"]))  # fmt: skip
-        console.print(table)
-    else:
-        for row in rows:
-            print(json.dumps(row))
+def _letter_filter(args: argparse.Namespace) -> LetterFilter:
+    """The dead letters ``--run``, ``--claim``, ``--code``, ``--reason`` name; a run that
+    is not in the database is an error (exit 2), not an empty answer."""
+    if args.run is not None and context.database().get_run(args.run) is None:
+        raise ConfigError(f"no run {args.run} in the database")
+    return LetterFilter(run_id=args.run, claim_id=args.claim, code=args.code, reason=args.reason)
+
+
+def _dlq_preview(which: LetterFilter) -> int:
+    """``dlq replay --dry-run``: the letters a replay would send; nothing is changed."""
+    rows, others = dead_letters.preview(context.database(), which)
+    _letters(rows)
+    unfit = f"; {others} more match but cannot be replayed" if others else ""
+    say(f"dry run: {len(rows)} claims would be replayed{unfit}; nothing was replayed")
+    return EXIT_OK
+
+
+def _dlq_list(args: argparse.Namespace, which: LetterFilter) -> int:
+    rows, total = dead_letters.listing(context.database(), which, args.limit, args.offset)
+    _letters(rows)
     shown = args.offset + len(rows)
     if shown < total:
         say(f"{total - shown} more; `--offset {shown}` shows the next")
     else:
         say(f"{total} in all")
     return EXIT_OK
+
+
+def _letters(rows: list[dict[str, Any]]) -> None:
+    """Dead letters: a table on a terminal, JSON lines in a pipe."""
+    console = Console()
+    if not console.is_terminal:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    table = Table(show_edge=False)
+    for column in ("run", "where", "claim", "field", "route", "codes", "reason", "at"):
+        table.add_column(column, no_wrap=True, overflow="ignore")
+    for row in rows:
+        table.add_row(row["run_id"], f"{row['source']}:{row['line']}",
+                      str(row["claim_id"] or "?"), row["field"] or "(the record)",
+                      row["route"], " ".join(row["codes"] or []), row["reason"] or "",
+                      str(row["created_at"]))  # fmt: skip
+    console.print(table)
 
 
 def db(args: argparse.Namespace) -> int:

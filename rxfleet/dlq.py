@@ -9,6 +9,10 @@ reached, an aborted run) and quarantines whose only fatal code is
 ``MISSING_GPI_MAPPING`` (fixed by a crosswalk update). A payer's own reject
 99 is not replayed. The claim keeps its claim id, so the gateway's idempotency
 keeps it adjudicated once.
+
+Both take a :class:`~rxfleet.stores.database.LetterFilter` (run, claim, code,
+reason, combined) or a bare run id; :func:`preview` says what a replay with that
+filter would send (``--dry-run``), and sends nothing.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import Settings
+from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.phi import VaultCipher
 from rxfleet.claims.work import WorkRecord
 from rxfleet.lifecycle import RunPlan, new_run_id
 from rxfleet.stores.crosswalk import CrosswalkCache
-from rxfleet.stores.database import Database
+from rxfleet.stores.database import Database, LetterFilter
 from rxfleet.stores.runs import RunStore
 
 SendBatch = Callable[[str, int, int], object]
@@ -43,21 +48,36 @@ class ReplayStores:
     settings: Settings
 
 
+Which = LetterFilter | str | None
+
+
 def listing(
-    db: Database, run_id: str | None, limit: int, offset: int
+    db: Database, which: Which, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of dead letters (newest first), only the listed fields; and how many in all."""
-    rows, total = db.dead_letters(run_id, limit=limit, offset=offset)
-    return [{k: _plain(row.get(k)) for k in LISTED} for row in rows], total
+    rows, total = db.dead_letters(which, limit=limit, offset=offset)
+    return [_listed(row) for row in rows], total
+
+
+def _listed(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(row.get(k)) for k in LISTED}
+
+
+def preview(db: Database, which: Which) -> tuple[list[dict[str, Any]], int]:
+    """What a replay with ``which`` would send (listed fields, in replay order), and how
+    many other letters match but cannot be replayed. Nothing is changed."""
+    rows, others = _matching(db, which)
+    return [_listed(row) for row in rows], others
 
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def replay(stores: ReplayStores, run_id: str | None, send: SendBatch) -> tuple[str | None, int]:
-    """Copy the replayable dead letters into a new run and send it; (new run id, claims)."""
-    rows = _replayable(stores.db, run_id)
+def replay(stores: ReplayStores, which: Which, send: SendBatch) -> tuple[str | None, int]:
+    """Copy the replayable dead letters that ``which`` matches into a new run and send
+    it; (new run id, claims)."""
+    rows, _ = _matching(stores.db, which)
     if not rows:
         return None, 0
     plan = RunPlan(new_run_id(), stores.settings.batch_size)
@@ -72,15 +92,17 @@ def replay(stores: ReplayStores, run_id: str | None, send: SendBatch) -> tuple[s
     return plan.run_id, len(rows)
 
 
-def _replayable(db: Database, run_id: str | None) -> list[dict[str, Any]]:
+def _matching(db: Database, which: Which) -> tuple[list[dict[str, Any]], int]:
+    """The replayable letters ``which`` matches, in (run, seq) order; and how many others."""
     rows: list[dict[str, Any]] = []
-    offset = 0
+    offset = others = 0
     while True:
-        page, total = db.dead_letters(run_id, limit=1000, offset=offset)
-        rows += [r for r in page if r.get("record") is not None]
+        page, total = db.dead_letters(which, limit=1000, offset=offset)
+        keep = [r for r in page if r.get("record") is not None]
+        rows, others = rows + keep, others + len(page) - len(keep)
         offset += len(page)
         if not page or offset >= total:
-            return sorted(rows, key=lambda r: (str(r["run_id"]), int(r["seq"])))
+            return sorted(rows, key=lambda r: (str(r["run_id"]), int(r["seq"]))), others
 
 
 def _enqueue(
@@ -101,5 +123,5 @@ def _enqueue(
 def _fresh(row: dict[str, Any], seq: int) -> WorkRecord:
     saved = row["record"] if isinstance(row["record"], dict) else json.loads(str(row["record"]))
     record = WorkRecord(seq=seq, **saved)
-    record.trail("ingested", codes=[], replay_of=f"{row['run_id']}/{row['seq']}")
+    record.trail(AuditStage.INGESTED, codes=[], replay_of=f"{row['run_id']}/{row['seq']}")
     return record

@@ -33,6 +33,7 @@ from itertools import islice
 from pathlib import PurePath
 from typing import Any
 
+from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.dates import parse_date
 from rxfleet.claims.fields import CANONICAL_FIELDS, DEFAULT_TRANSACTION, PHI_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
@@ -87,7 +88,7 @@ class Ingest:
             work.quarantine()
         else:
             work.add_issues(check_phi(record.fields))
-        work.trail("ingested", codes=[issue.code for issue in work.issues])
+        work.trail(AuditStage.INGESTED, codes=[issue.code for issue in work.issues])
         sealed = None
         if any(value is not None for value in phi.values()):
             sealed = self.vault.seal(phi, context=f"{self.run_id}:{seq}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.fields import DEFAULT_TRANSACTION, RESULT_FIELDS, TRANSACTION_CODES
 from rxfleet.claims.rejects import HOST_ERROR_REJECT, Reason, Route, Status
 from rxfleet.claims.rules import Severity, rule, worst
@@ -93,7 +94,7 @@ class WorkRecord(BaseModel):
     def severity(self) -> Severity:
         return worst([rule(issue.code).severity for issue in self.issues])
 
-    def trail(self, stage: str, **detail: Any) -> None:
+    def trail(self, stage: AuditStage, **detail: Any) -> None:
         """Add a step to the claim's audit trail (ids, codes, outcomes: never a value)."""
         self.events.append({"stage": stage, "at": time.time(), **detail})
 
@@ -110,7 +111,7 @@ class WorkRecord(BaseModel):
     def sent(self) -> None:
         """The gateway answered (``response_status``, ``reject_codes``): on to routing."""
         self.stage = Stage.SENT
-        self.trail("sent", outcome=self.response_status, codes=list(self.reject_codes),
+        self.trail(AuditStage.SENT, outcome=self.response_status, codes=list(self.reject_codes),
                    attempt=self.attempts)  # fmt: skip
 
     def reject(self, code: str, reason: str | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.crosswalk import CrosswalkEntry
 from rxfleet.claims.validation import Issue
 from rxfleet.claims.work import Stage, WorkRecord
@@ -19,7 +20,7 @@ def crosswalk_batch(runs: RunStore, cache: CrosswalkCache, run_id: str, batch: r
     entries = _lookup(runs, cache, run_id, [r.ndc11 or "" for r in todo])
     for record, entry in zip(todo, entries, strict=True):
         map_record(record, entry)
-        record.trail("mapped", codes=codes(record), gpi=record.gpi)
+        record.trail(AuditStage.MAPPED, codes=codes(record), gpi=record.gpi)
         report.quarantined += record.quarantined
     runs.save(run_id, todo, batch)
     report.done = len(todo)

@@ -12,6 +12,7 @@ as ever: the record link's transaction writes nothing twice.
 
 from __future__ import annotations
 
+from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.rejects import HOST_ERROR_REJECT, Reason, Route, Status
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport
@@ -32,7 +33,7 @@ def end_poisoned(record: WorkRecord, link: str) -> None:
         record.reject(HOST_ERROR_REJECT, POISON)
         record.status, record.route = Status.REJECTED, Route.HOST_ERROR
     record.stage = Stage.ROUTED
-    record.trail(POISON, outcome=record.route, link=link)
+    record.trail(AuditStage.POISON, outcome=record.route, link=link)
 
 
 def dead_letter_batch(

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.rejects import Route
 from rxfleet.claims.rejects import replayable as replayable_by_reason
 from rxfleet.claims.work import Stage, WorkRecord
@@ -116,7 +117,7 @@ def audit_events(record: WorkRecord, trace: str) -> Iterator[AuditEvent]:
         )
     yield AuditEvent(
         seq=record.seq,
-        stage="recorded",
+        stage=AuditStage.RECORDED,
         claim_id=record.claim_id,
         outcome=record.status,
         codes=codes(record) + list(record.reject_codes),

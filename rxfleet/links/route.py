@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.rejects import CLEAN, Reason, RejectMatrix, Status, normalize_codes
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport, open_records
@@ -13,7 +14,7 @@ def route_batch(runs: RunStore, run_id: str, batch: range, rejects: RejectMatrix
     todo = open_records(runs, run_id, batch, Stage.SENT, report)
     for record in todo:
         route_record(record, rejects)
-        record.trail("routed", outcome=record.route, matrix=rejects.version)
+        record.trail(AuditStage.ROUTED, outcome=record.route, matrix=rejects.version)
     runs.save(run_id, todo, batch)
     report.done = len(todo)
     return report

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.fields import CLAIM_ID_PATTERN
 from rxfleet.claims.rejects import Reason, Route, Status
 from rxfleet.claims.rules import Severity
@@ -135,7 +136,7 @@ def ended_event(event: AuditEvent, name: str) -> AuditEvent:
         codes=escaped_deep(event.codes),
         detail=escaped_deep(dict(event.detail)),
     )
-    if event.stage != "recorded":
+    if event.stage != AuditStage.RECORDED:
         return safe
     detail = {"route": Route.DEAD_LETTER, "reason": Reason.UNRECORDABLE}
     return dataclasses.replace(safe, outcome=Status.QUARANTINED, codes=[*safe.codes, CODE],

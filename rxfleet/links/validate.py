@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.ndc import NdcError, normalize_ndc
 from rxfleet.claims.rules import Severity
 from rxfleet.claims.validation import validate
@@ -19,7 +20,7 @@ def validate_batch(
     todo = open_records(runs, run_id, batch, Stage.INGESTED, report)
     for record in todo:
         validate_record(record, today)
-        record.trail("validated", codes=codes(record), outcome=record.severity.value)
+        record.trail(AuditStage.VALIDATED, codes=codes(record), outcome=record.severity.value)
         report.quarantined += record.quarantined
     runs.save(run_id, todo, batch)
     report.done = len(todo)

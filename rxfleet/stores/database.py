@@ -126,6 +126,25 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
+class LetterFilter:
+    """Which dead letters: each field given must match (none given: every one)."""
+
+    run_id: str | None = None
+    claim_id: str | None = None
+    code: str | None = None  # one of the letter's codes (reject or validation code)
+    reason: str | None = None  # the letter's reason, in any case
+
+    @classmethod
+    def of(cls, which: LetterFilter | str | None) -> LetterFilter:
+        """``which`` as a filter: a bare run id (or None) filters by run only."""
+        return which if isinstance(which, LetterFilter) else cls(run_id=which)
+
+    def params(self) -> dict[str, Any]:
+        return {"run": self.run_id, "claim": self.claim_id, "code": self.code,
+                "reason": self.reason}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Migration:
     version: int
     name: str
@@ -164,9 +183,11 @@ _COPY_EVENTS = """COPY audit_events (run_id, seq, claim_id, stage, outcome, code
     trace_id, payload_hash, schema_version, matrix_version, at, detail) FROM STDIN"""
 _COPY_DEAD = """COPY dead_letters (run_id, seq, claim_id, source, line, field, status, route,
     codes, reason, record, sealed) FROM STDIN"""
-_DEAD_FILTER = (
-    "WHERE (%(run)s::text IS NULL OR run_id = %(run)s) AND (%(all)s OR replayed_at IS NULL)"
-)
+_DEAD_FILTER = """WHERE (%(run)s::text IS NULL OR run_id = %(run)s)
+    AND (%(claim)s::text IS NULL OR claim_id = %(claim)s)
+    AND (%(code)s::text IS NULL OR %(code)s = ANY (codes))
+    AND (%(reason)s::text IS NULL OR upper(reason) = upper(%(reason)s))
+    AND (%(all)s OR replayed_at IS NULL)"""
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY, name text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now())"""
@@ -307,6 +328,26 @@ class _ResultReads(Connections):
             AND (%(claim)s::text IS NULL OR claim_id = %(claim)s) ORDER BY seq, at, id"""
         yield from self._stream("audit", query, {"run": run_id, "claim": claim_id}, chunk)
 
+    def claim_results(self, claim_id: str) -> list[Row]:
+        """Every result of ``claim_id`` across runs: oldest run first, then input order;
+        each with its run's ``inputs`` and ``created_at`` (as ``run_inputs``,
+        ``run_created_at``)."""
+        return self._all(
+            "claim_results",
+            """SELECT r.*, runs.inputs AS run_inputs, runs.created_at AS run_created_at
+            FROM results r LEFT JOIN runs USING (run_id) WHERE r.claim_id = %s
+            ORDER BY runs.created_at NULLS FIRST, r.run_id, r.seq""",
+            (claim_id,),
+        )
+
+    def claim_audit(self, claim_id: str) -> list[Row]:
+        """Every audit event of ``claim_id`` across runs, by run and seq, then time."""
+        return self._all(
+            "claim_audit",
+            "SELECT * FROM audit_events WHERE claim_id = %s ORDER BY run_id, seq, at, id",
+            (claim_id,),
+        )
+
 
 class Database(_Runs, _ResultReads):
     """The system of record at ``url``: its schema, results written exactly once, the
@@ -388,13 +429,15 @@ class Database(_Runs, _ResultReads):
 
     def dead_letters(
         self,
-        run_id: str | None = None,
+        which: LetterFilter | str | None = None,
         limit: int = 100,
         offset: int = 0,
         include_replayed: bool = False,
     ) -> tuple[list[Row], int]:
-        """A page of dead letters (newest first) and how many there are in all."""
-        params = {"run": run_id, "all": include_replayed, "limit": limit, "offset": offset}
+        """A page of dead letters (newest first) and how many there are in all; ``which``:
+        a :class:`LetterFilter`, or a run id."""
+        params = LetterFilter.of(which).params()
+        params |= {"all": include_replayed, "limit": limit, "offset": offset}
         with self._guard("dead_letters"):
             conn = self._conn()
             with conn.transaction():

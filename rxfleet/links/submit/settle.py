@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.rejects import HOST_ERROR_REJECT, ROUTING_REJECT, Reason
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.errors import (
@@ -60,14 +61,14 @@ class Settler:
             return False
         error = outcome.error
         assert error is not None
-        record.trail("attempt", attempt=record.attempts, gate_at=outcome.gate_at,
+        record.trail(AuditStage.ATTEMPT, attempt=record.attempts, gate_at=outcome.gate_at,
                      outcome=type(error).__name__)  # fmt: skip
         return self._failed(record, outcome.token.value, error, retry, last=last)
 
     def _answered(self, record: WorkRecord, outcome: Outcome, retry: list[WorkRecord]) -> None:
         answer = outcome.answer
         assert answer is not None
-        record.trail("attempt", attempt=record.attempts, gate_at=outcome.gate_at,
+        record.trail(AuditStage.ATTEMPT, attempt=record.attempts, gate_at=outcome.gate_at,
                      outcome=answer.status)  # fmt: skip
         self.breakers.observe(ok=True)
         self._learn(record, ok=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from config import doclists
+from rxfleet.claims.audit import STAGE_MEANINGS, AuditStage
 from rxfleet.claims.fields import RESULT_FIELD_MEANINGS, RESULT_FIELDS
 from rxfleet.claims.rejects import REASON_MEANINGS, STATUS_MEANINGS, Reason, Route, Status, matrix
 from rxfleet.claims.rules import RULES, SEVERITY_MEANINGS, Severity
@@ -25,6 +26,7 @@ def test_every_vocabulary_has_a_meaning() -> None:
     assert list(SEVERITY_MEANINGS) == list(Severity)
     assert list(STATUS_MEANINGS) == list(Status)
     assert list(REASON_MEANINGS) == list(Reason)
+    assert list(STAGE_MEANINGS) == list(AuditStage)
     assert tuple(RESULT_FIELD_MEANINGS) == RESULT_FIELDS
     rejects = matrix(doclists.MATRIX)
     assert set(rejects.route_meanings) == set(Route), "give each route a meaning in the matrix"
@@ -89,3 +91,10 @@ def test_render_refuses_a_section_it_cannot_write() -> None:
     text = f"<!-- BEGIN GENERATED: nonesuch -->\n{doclists.END}"
     with pytest.raises(KeyError, match="nonesuch"):
         doclists.render("results.md", text)
+
+
+@pytest.mark.parametrize("stage", list(AuditStage))
+def test_every_audit_stage_is_in_the_results_doc(stage: AuditStage) -> None:
+    assert f"| `{stage.value}` | {STAGE_MEANINGS[stage]} |" in _section(
+        "results.md", "audit-stages"
+    )
