@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -236,13 +236,42 @@ NOT_CARRIED: dict[str, frozenset[str]] = {
 }
 
 
+class TransactionNeeds(NamedTuple):
+    """What a transaction code (103-A3) requires beyond, or instead of, the format's rules."""
+
+    required: dict[str, str]  # field -> the code when it is missing
+    not_required: frozenset[str]  # fields the transaction does not carry
+
+
+#: A reversal (B2) identifies the paid claim (docs/protocol.md, "Reversal and rebill"):
+#: provider, Rx and fill are required; the drug, quantity and days supply are not.
+BY_TRANSACTION: dict[str, TransactionNeeds] = {
+    "B2": TransactionNeeds(
+        required={
+            "service_provider_id": "MISSING_SERVICE_PROVIDER_ID",
+            "rx_number": "MISSING_RX_NUMBER",
+            "fill_number": "MISSING_FILL_NUMBER",
+        },
+        not_required=frozenset({"ndc", "quantity_dispensed", "days_supply"}),
+    ),
+}
+_NO_NEEDS = TransactionNeeds({}, frozenset())
+
+
+def _needs(fields: Mapping[str, Any]) -> TransactionNeeds:
+    return BY_TRANSACTION.get(str(fields.get("transaction_code") or "B1"), _NO_NEEDS)
+
+
 def _coerce(
     fields: Mapping[str, Any], optional: frozenset[str], fmt: str = ""
 ) -> tuple[dict[str, Any], list[Issue]]:
     values: dict[str, Any] = {}
     issues: list[Issue] = []
+    needs = _needs(fields)
+    optional |= needs.not_required
     for name, (missing, invalid, convert) in (_FIELDS | _BY_FORMAT.get(fmt, {})).items():
         raw = fields.get(name)
+        missing = needs.required.get(name, missing)
         if _blank(raw):
             if missing and name not in optional:
                 issues.append(Issue.of(missing, name))
@@ -279,7 +308,7 @@ def _ingredient(item: Mapping[str, Any]) -> dict[str, Any]:
 def _ndc(fields: Mapping[str, Any], values: dict[str, Any]) -> list[Issue]:
     raw = fields.get("ndc")
     if _blank(raw):
-        return [Issue.of("MISSING_NDC")]
+        return [] if "ndc" in _needs(fields).not_required else [Issue.of("MISSING_NDC")]
     values["ndc"] = str(raw).strip()
     try:
         values["ndc11"] = normalize_ndc(values["ndc"])
