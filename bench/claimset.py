@@ -64,7 +64,7 @@ def gateway_body(record: dict[str, Any], entries: dict[str, CrosswalkEntry]) -> 
     claim = outcome.claim
     if claim is None or outcome.issues or check_phi(record):
         return None
-    entry = entries.get(claim.ndc11)
+    entry = entries.get(claim.ndc11 or "")  # None only for a reversal (B2)
     if entry is None or entry.flags(claim.quantity_dispensed):
         return None
     body = claim.gateway_fields()

@@ -48,9 +48,10 @@ class Claim(BaseModel):
     date_of_service: date
     rx_number: str | None = None
     fill_number: Annotated[int, Field(ge=0, le=99)] | None = None
-    ndc: str
-    ndc11: Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")]
-    quantity_dispensed: Annotated[Decimal, Field(gt=0)] | None = None  # a B2 has none
+    # None only for a reversal (B2): it carries no drug (validation's BY_TRANSACTION).
+    ndc: str | None = None
+    ndc11: Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")] | None = None
+    quantity_dispensed: Annotated[Decimal, Field(gt=0)] | None = None
     days_supply: Annotated[int, Field(ge=1, le=365)] | None = None
     prescriber_id: str | None = None
     prescriber_id_qualifier: Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")] | None = None
@@ -75,11 +76,33 @@ class Claim(BaseModel):
 _NOT_SENT = frozenset({"ndc11", "patient_token"})
 
 
+#: The identifying fields of a paid claim: all a reversal (``B2``) body carries.
+REVERSAL_FIELDS = (
+    "claim_id",
+    "bin",
+    "pcn",
+    "service_provider_id",
+    "rx_number",
+    "fill_number",
+    "date_of_service",
+)
+
+
+def is_reversal(claim: Mapping[str, Any]) -> bool:
+    """True for a claim whose ``transaction_code`` is ``B2`` (absent means ``B1``)."""
+    return claim.get("transaction_code") == "B2"
+
+
 def gateway_body(claim: Mapping[str, Any]) -> dict[str, Any]:
     """The gateway body of a validated claim in its JSON form (``model_dump(mode="json")``).
 
-    No model is rebuilt: the submit link calls this for every claim it sends.
+    A reversal's body is its identifying fields and ``transaction_code`` only
+    (docs/protocol.md, "Reversal and rebill"). No model is rebuilt: the submit link calls this for
+    every claim it sends.
     """
+    if is_reversal(claim):
+        body = {k: claim[k] for k in REVERSAL_FIELDS if claim.get(k) is not None}
+        return {**body, "transaction_code": "B2"}
     body = {k: v for k, v in claim.items() if v is not None and k not in _NOT_SENT}
     body["ndc"] = claim["ndc11"]
     for name in _NUMBERS:

@@ -34,6 +34,7 @@ class Status(StrEnum):
     PAID = "PAID"
     REJECTED = "REJECTED"
     QUARANTINED = "QUARANTINED"
+    REVERSED = "REVERSED"
 
 
 #: What each status means (the docs' status list is generated from this table).
@@ -43,6 +44,8 @@ STATUS_MEANINGS: dict[Status, str] = {
     Status.REJECTED: "the payer rejected it (112-AN `R` or `F`, or any reject code), or the"
     " fleet did (`04` for a BIN/PCN the gateway does not know, `99` when it gave up)",
     Status.QUARANTINED: "a FATAL validation or crosswalk finding; never sent; route `DEAD_LETTER`",
+    Status.REVERSED: "the payer accepted a reversal (`B2` answered 112-AN `A`, no reject code):"
+    " the paid claim is off its books; route `CLEAN`, reason `PAYER`",
 }
 
 

@@ -49,12 +49,19 @@ def payable_claim(rng: random.Random, index: int) -> dict[str, Any]:
         "date_of_birth": born.isoformat(),
         "service_provider_id": rng.choice(PHARMACIES),
         "date_of_service": (TODAY - timedelta(days=rng.randrange(0, 60))).isoformat(),
-        "rx_number": str(rng.randrange(10**6, 10**7)), "fill_number": rng.randrange(0, 6),
+        "rx_number": _rx_number(rng, index), "fill_number": rng.randrange(0, 6),
         "ndc": ndc, "quantity_dispensed": quantity, "days_supply": days,
         "prescriber_id": rng.choice(PRESCRIBERS),
         "ingredient_cost_submitted": round(rng.uniform(4, 120), 2),
         "usual_and_customary": round(rng.uniform(10, 160), 2), "plan_id": plan, "pos": "01",
     }  # fmt: skip
+
+
+def _rx_number(rng: random.Random, index: int) -> str:
+    """One prescription a claim (seven digits, unique below ten million claims), so that the
+    sandbox never takes two synthetic claims for a second billing (83); draws as before."""
+    rng.randrange(10**6, 10**7)
+    return str(10**6 + index % (9 * 10**6))
 
 
 def write_claims(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -238,10 +238,31 @@ NOT_CARRIED: dict[str, frozenset[str]] = {
 }
 
 
-#: What a reversal (B2) need not carry: it names the paid claim (BIN, PCN, provider,
-#: Rx, fill, date of service), it dispenses nothing (NCPDP D.0 B2: no pricing, no
+class TransactionNeeds(NamedTuple):
+    """What a transaction code (103-A3) requires beyond, or instead of, the format's rules."""
+
+    required: dict[str, str]  # field -> the code when it is missing
+    not_required: frozenset[str]  # fields the transaction does not carry
+
+
+#: A reversal (B2) identifies the paid claim (docs/protocol.md, "Reversal and rebill"):
+#: provider, Rx and fill are required; it dispenses nothing (NCPDP D.0 B2: no drug,
 #: quantity or days supply; the patient and insurance segments are situational).
-REVERSAL_NOT_REQUIRED = frozenset({"quantity_dispensed", "days_supply", "cardholder_id"})
+BY_TRANSACTION: dict[str, TransactionNeeds] = {
+    "B2": TransactionNeeds(
+        required={
+            "service_provider_id": "MISSING_SERVICE_PROVIDER_ID",
+            "rx_number": "MISSING_RX_NUMBER",
+            "fill_number": "MISSING_FILL_NUMBER",
+        },
+        not_required=frozenset({"ndc", "quantity_dispensed", "days_supply", "cardholder_id"}),
+    ),
+}
+_NO_NEEDS = TransactionNeeds({}, frozenset())
+
+
+def _needs(fields: Mapping[str, Any]) -> TransactionNeeds:
+    return BY_TRANSACTION.get(str(fields.get("transaction_code") or "B1"), _NO_NEEDS)
 
 
 def is_reversal(fields: Mapping[str, Any]) -> bool:
@@ -250,8 +271,8 @@ def is_reversal(fields: Mapping[str, Any]) -> bool:
 
 
 def _not_required(fields: Mapping[str, Any], fmt: str) -> frozenset[str]:
-    carried = NOT_CARRIED.get(fmt, frozenset())
-    return carried | REVERSAL_NOT_REQUIRED if is_reversal(fields) else carried
+    """What the format does not carry and the transaction does not need."""
+    return NOT_CARRIED.get(fmt, frozenset()) | _needs(fields).not_required
 
 
 def _coerce(
@@ -259,8 +280,11 @@ def _coerce(
 ) -> tuple[dict[str, Any], list[Issue]]:
     values: dict[str, Any] = {}
     issues: list[Issue] = []
+    needs = _needs(fields)
+    optional |= needs.not_required
     for name, (missing, invalid, convert) in (_FIELDS | _BY_FORMAT.get(fmt, {})).items():
         raw = fields.get(name)
+        missing = needs.required.get(name, missing)
         if _blank(raw):
             if missing and name not in optional:
                 issues.append(Issue.of(missing, name))
@@ -297,7 +321,7 @@ def _ingredient(item: Mapping[str, Any]) -> dict[str, Any]:
 def _ndc(fields: Mapping[str, Any], values: dict[str, Any]) -> list[Issue]:
     raw = fields.get("ndc")
     if _blank(raw):
-        return [Issue.of("MISSING_NDC")]
+        return [] if "ndc" in _needs(fields).not_required else [Issue.of("MISSING_NDC")]
     values["ndc"] = str(raw).strip()
     try:
         values["ndc11"] = normalize_ndc(values["ndc"])

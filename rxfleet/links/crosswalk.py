@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.crosswalk import CrosswalkEntry
+from rxfleet.claims.model import is_reversal
 from rxfleet.claims.validation import Issue
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.errors import InfrastructureError
@@ -39,7 +40,12 @@ def _lookup(
 
 
 def map_record(record: WorkRecord, entry: CrosswalkEntry | None) -> None:
-    """Attach the GPI and the formulary pre-check flags; quarantine on a miss."""
+    """Attach the GPI and the formulary pre-check flags; quarantine on a miss.
+
+    A reversal (``B2``) passes through: it carries no drug to check."""
+    if is_reversal(record.claim or {}):
+        record.stage = Stage.MAPPED
+        return
     if entry is None:
         record.add_issues([Issue.of("MISSING_GPI_MAPPING")])
         record.quarantine()

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from rxfleet.claims.audit import AuditStage
-from rxfleet.claims.rejects import CLEAN, Reason, RejectMatrix, Status, normalize_codes
+from rxfleet.claims.fields import REVERSAL
+from rxfleet.claims.rejects import (
+    CLEAN,
+    Reason,
+    RejectMatrix,
+    Status,
+    normalize_codes,
+)
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links import LinkReport, open_records
 from rxfleet.stores.runs import RunStore
@@ -27,14 +34,19 @@ def route_record(record: WorkRecord, rejects: RejectMatrix) -> None:
     routed by its codes whatever its status letter (a ``P`` with codes is worked,
     never ``CLEAN``). Without codes the matrix's 112-AN table decides: a ``D``
     (duplicate of paid) is the payer saying it already paid this claim: PAID, the
-    exactly-once answer. The fleet's own rejects keep their reason.
+    exactly-once answer. A reversal (``B2``) accepted (``A``, no codes) is REVERSED,
+    reason PAYER; refused (``R 87``) it is routed by its codes like any reject. The
+    fleet's own rejects keep their reason.
     """
     record.reject_codes = normalize_codes(record.reject_codes)
     outcome = rejects.outcome_for(record.response_status or "R")
+    claim = record.claim or {}
     if outcome.status is Status.PAID and not record.reject_codes:
-        record.status, record.route = Status.PAID, CLEAN
+        reversal = claim.get("transaction_code") == REVERSAL and record.response_status == "A"
+        record.status, record.route = Status.REVERSED if reversal else Status.PAID, CLEAN
+        record.reason = Reason.PAYER if reversal else record.reason
     else:
-        plan = (record.claim or {}).get("plan_id")
+        plan = claim.get("plan_id")
         record.status = Status.REJECTED
         by_codes = rejects.route_for(record.reject_codes, plan) if record.reject_codes else None
         record.route = by_codes or outcome.route or rejects.default_route

@@ -13,6 +13,10 @@ the order a processor runs them and the first failing one decides:
    ``quantity_limit_per_30_days * days_supply / 30``     else R ``76`` (Plan Limitations Exceeded)
 8. paid: ``P`` with an authorization number and pricing.
 
+A reversal (``transaction_code: "B2"``) carries only the identifying fields of
+the paid claim: ``check_reversal`` runs steps 1 and 2 on them (no eligibility,
+no formulary); the books (``books``, kept by ``state``) decide ``A`` or ``R 87``.
+
 Answers never echo PHI: only the claim id, the status, reject codes, an
 authorization number and amounts.
 """
@@ -24,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -152,6 +156,20 @@ class ClaimRequest(BaseModel):
     compound_ingredients: tuple[IngredientRequest, ...] | None = None
 
 
+class ReversalRequest(BaseModel):
+    """A reversal body (``B2``): the identifying fields of the paid claim."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    claim_id: str = Field(min_length=1, max_length=64)
+    transaction_code: Literal["B2"]
+    bin: str = Field(pattern=r"^[0-9]{6}$")
+    pcn: str = Field(min_length=1, max_length=10)
+    service_provider_id: str = Field(min_length=1, max_length=15)
+    rx_number: str = Field(min_length=1, max_length=12)
+    fill_number: Annotated[int, BeforeValidator(_whole_number)] = Field(ge=0, le=99, strict=True)
+    date_of_service: date
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """An HTTP status and the JSON body that goes with it."""
@@ -195,6 +213,18 @@ class Adjudicator:
             return _rejected(req, code or "70")
         return Answer(200, self._paid(req, plan, drug))
 
+    def check_reversal(
+        self, claim: Mapping[str, Any], unknown_routes: frozenset[str] = frozenset()
+    ) -> Answer | None:
+        """None when a reversal body is well formed and routed; else its 400 or 404."""
+        try:
+            req = ReversalRequest.model_validate(claim)
+        except ValidationError as exc:
+            return invalid_request(_first_field(exc))
+        if (req.bin, req.pcn) not in self._routes or f"{req.bin}/{req.pcn}" in unknown_routes:
+            return Answer(404, {"error": "unknown_route"})
+        return None
+
     def _paid(self, req: ClaimRequest, plan: Plan, drug: Drug) -> dict[str, Any]:
         submitted = [
             v for v in (req.ingredient_cost_submitted, req.usual_and_customary) if v is not None
@@ -235,7 +265,18 @@ def _coverage_reject(req: ClaimRequest, plan: Plan, drug: Drug | None) -> str | 
 
 
 def _rejected(req: ClaimRequest, code: str) -> Answer:
-    body = {"claim_id": req.claim_id, "transaction_response_status": "R", "reject_codes": [code]}
+    return rejected(req.claim_id, code)
+
+
+def rejected(claim_id: str, code: str) -> Answer:
+    """200 ``R`` with one reject code."""
+    body = {"claim_id": claim_id, "transaction_response_status": "R", "reject_codes": [code]}
+    return Answer(200, body)
+
+
+def reversed_answer(claim_id: str) -> Answer:
+    """200 ``A``: the reversal was accepted."""
+    body = {"claim_id": claim_id, "transaction_response_status": "A", "reject_codes": []}
     return Answer(200, body)
 
 

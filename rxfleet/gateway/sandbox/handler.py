@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 TOKEN_PATH = "/oauth2/token"
 CLAIMS_PATH = "/v1/claims"
 STATS_PATH = "/v1/_sandbox/stats"
+BOOKS_PATH = "/v1/books"
 RESET_PATH = "/v1/_sandbox/reset"
 
 MAX_BODY = 1 << 20
@@ -68,8 +69,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._started, self._key = time.time(), None
-        if self.path.split("?", 1)[0] == STATS_PATH:
+        path = self.path.split("?", 1)[0]
+        if path == STATS_PATH:
             self._send(200, self.server.state.stats(), record=False)
+        elif path == BOOKS_PATH:
+            self._send(200, self.server.state.books(), record=False)
         else:
             self._send(404, {"error": "not_found"})
 

@@ -17,8 +17,16 @@ Endpoints (JSON bodies unless said otherwise):
     ``unknown_route``. The first 200 of an Idempotency-Key is stored: a repeat
     returns it (200, same body, ``Idempotent-Replayed: true``) without a new
     adjudication; a repeat with a different body is 422 ``idempotency_key_reused``.
+    A body with ``transaction_code`` ``B2`` (reversal) or ``B3`` (rebill) is
+    a transaction against the books (``rxfleet.gateway.sandbox.state``): a
+    reversal is answered ``A`` or ``R 87``; a second billing of a paid Rx ``R 83``.
+``GET /v1/books``
+    The paid claims not reversed: ``{"claims": [{"claim_id", "key",
+    "authorization_number", "amount_paid", "patient_pay"}], "count",
+    "total_paid", "total_paid_cents"}`` (see ``Books.report``).
 ``GET /v1/_sandbox/stats`` / ``POST /v1/_sandbox/reset``
-    What the gateway received (see ``GatewayState.stats``) / forget it all.
+    What the gateway received (see ``GatewayState.stats``) / forget it all
+    (the books too).
 
 Faults come from a ``rxfleet.gateway.sandbox.scenario.Scenario`` (every knob documented there).
 They hit a claim request in this order: latency, dropped connection, 429/503,
@@ -141,6 +149,10 @@ class SandboxGateway:
     def stats(self) -> dict[str, Any]:
         """Same as ``GET /v1/_sandbox/stats``."""
         return self.state.stats()
+
+    def books(self) -> dict[str, Any]:
+        """Same as ``GET /v1/books``."""
+        return self.state.books()
 
     def reset(self) -> None:
         """Same as ``POST /v1/_sandbox/reset``."""

@@ -1,7 +1,18 @@
 """The sandbox gateway's state: issued tokens, the idempotency store (one
-adjudication per Idempotency-Key, a repeat replays the stored answer), per-key
-counts, the request log, and the scenario's decisions for each request. All
-behind one lock; the HTTP side is ``handler``."""
+adjudication per Idempotency-Key, a repeat replays the stored answer), the books
+of paid claims, per-key counts, the request log, and the scenario's decisions for
+each request. All behind one lock; the HTTP side is ``handler``.
+
+Transactions against the books (``books``), each decided once per key:
+
+- ``B1`` billing: adjudicated; a ``P`` for a prescription the books already hold
+  paid becomes ``R 83`` (duplicate paid claim); a ``P`` is filed.
+- ``B2`` reversal: ``A`` and the paid claim leaves the books, or ``R 87`` when
+  none matches (no eligibility or formulary check).
+- ``B3`` rebill: ``R 87`` when nothing is paid to reverse; else the corrected claim
+  is adjudicated and, only when it is paid, replaces the original (both or
+  neither: a refused rebill leaves the original paid).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.settings import SANDBOX_SCOPE
-from rxfleet.gateway.sandbox.adjudicator import Adjudicator, Answer, invalid_request
+from rxfleet.gateway.sandbox.adjudicator import (
+    Adjudicator,
+    Answer,
+    invalid_request,
+    rejected,
+    reversed_answer,
+)
+from rxfleet.gateway.sandbox.books import Books, PaidClaim, book_key
 from rxfleet.gateway.sandbox.scenario import Scenario, Throttle, matches
 
 LOG_LIMIT = 50_000
@@ -79,6 +97,7 @@ class GatewayState:
         self._scenario = scenario
         self._tokens: dict[str, float] = {}
         self._stored: dict[str, _Stored] = {}
+        self._books = Books()
         self._storm = _Storm()
         self._counts = _Counters()
 
@@ -94,10 +113,11 @@ class GatewayState:
             self._storm = _Storm()
 
     def reset(self) -> None:
-        """Forget tokens, stored answers, counters and the log (the scenario stays)."""
+        """Forget tokens, stored answers, books, counters and the log (the scenario stays)."""
         with self._lock:
             self._tokens.clear()
             self._stored.clear()
+            self._books.clear()
             self._storm = _Storm()
             self._counts = _Counters()
 
@@ -192,13 +212,43 @@ class GatewayState:
                 if stored.fingerprint != fingerprint:
                     return Answer(422, {"error": "idempotency_key_reused"}), False
                 return Answer(200, stored.body), True
-            answer = self.adjudicator.adjudicate(claim, self._scenario.unknown_routes)
+            answer = self._transact(key, claim)
             if answer.status == 200:
-                answer = Answer(200, self._scenario.override(answer.body))
                 self._stored[key] = _Stored(fingerprint, answer.body)
                 self._counts.adjudications += 1
                 self._counts.keys.setdefault(key, _KeyCount()).adjudications += 1
         return answer, False
+
+    def _transact(self, key: str, claim: dict[str, Any]) -> Answer:
+        """One transaction against the books (under the lock); see the module docstring."""
+        code = claim.get("transaction_code") or "B1"
+        if code not in ("B1", "B2", "B3"):
+            return invalid_request("transaction_code")
+        filed = book_key(claim)
+        if code == "B2":
+            refused = self.adjudicator.check_reversal(claim, self._scenario.unknown_routes)
+            if refused is not None:
+                return refused
+            gone = self._books.reverse(filed)
+            return reversed_answer(claim["claim_id"]) if gone else rejected(claim["claim_id"], "87")
+        answer = self.adjudicator.adjudicate(claim, self._scenario.unknown_routes)
+        if answer.status != 200:
+            return answer
+        answer = Answer(200, self._scenario.override(answer.body))
+        paid = answer.body.get("transaction_response_status") == "P"
+        prior = self._books.paid(filed)
+        if code == "B3" and prior is None:
+            return rejected(claim["claim_id"], "87")
+        if code == "B1" and prior is not None and paid:
+            return rejected(claim["claim_id"], "83")
+        if paid:
+            self._books.file(filed, PaidClaim.from_answer(key, answer.body))
+        return answer
+
+    def books(self) -> dict[str, Any]:
+        """The paid claims and the total paid (``GET /v1/books``); see ``Books.report``."""
+        with self._lock:
+            return self._books.report()
 
     # -- bookkeeping -----------------------------------------------------
 

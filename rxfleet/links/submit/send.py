@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rxfleet.claims.model import gateway_body
+from rxfleet.claims.model import gateway_body, is_reversal
 from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import GatewayUnavailable, RateLimited, RxFleetError
 from rxfleet.gateway.aio import Job
@@ -62,8 +62,11 @@ class Dispatch:
             self.ctx.local_pause.note(result.retry_after)
 
     def _body(self, record: WorkRecord) -> dict[str, Any]:
-        """The HTTP body: the claim's fields and, for this one hop, its PHI from the vault."""
+        """The HTTP body: the claim's fields and, for this one hop, its PHI from the vault
+        (a reversal's identifying fields only: no PHI, no GPI)."""
         body = gateway_body(record.claim or {})
+        if is_reversal(record.claim or {}):
+            return body
         sealed = self.sealed.get(record.seq)
         if sealed is not None:
             phi = self.ctx.vault.open(sealed, context=f"{self.run_id}:{record.seq}")

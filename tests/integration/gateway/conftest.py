@@ -51,15 +51,16 @@ def make_claim() -> ClaimFactory:
     ids = itertools.count(1)
 
     def factory(**overrides: Any) -> dict[str, Any]:
+        n = next(ids)
         claim: dict[str, Any] = {
-            "claim_id": f"CLM-{next(ids):05d}",
+            "claim_id": f"CLM-{n:05d}",
             "bin": "610014",
             "pcn": "RXSANDBX",
             "group_id": "GRP100",
             **PHI_VALUES,
             "service_provider_id": "1234567893",
             "date_of_service": "2026-03-02",
-            "rx_number": "RX000123",
+            "rx_number": f"RX{n:06d}",  # one prescription a claim: no duplicate (83)
             "fill_number": 0,
             "ndc": "00093721401",
             "gpi": "39400010100310",

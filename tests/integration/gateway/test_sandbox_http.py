@@ -426,3 +426,32 @@ def test_a_claim_without_days_supply_is_adjudicated(
     answer = post_claim(http, gateway, claim, token)
     assert answer.status_code == 200
     assert answer.json()["transaction_response_status"] in {"P", "R"}
+
+
+# -- books ------------------------------------------------------------------
+
+
+def test_books_endpoint_reports_paid_claims_and_the_total(
+    http: requests.Session, gateway: SandboxGateway, make_claim: ClaimFactory
+) -> None:
+    token = grant(http, gateway)
+    first, second = make_claim(), make_claim()
+    for claim in (first, second):
+        assert post_claim(http, gateway, claim, token).json()["transaction_response_status"] == "P"
+    reversal = {
+        **{k: first[k] for k in ("claim_id", "bin", "pcn", "service_provider_id", "rx_number")},
+        "fill_number": first["fill_number"],
+        "date_of_service": first["date_of_service"],
+        "transaction_code": "B2",
+    }
+    answer = post_claim(http, gateway, reversal, token, Idempotency_Key=first["claim_id"] + ":B2")
+    assert answer.json()["transaction_response_status"] == "A"
+    response = http.get(gateway.url + "/v1/books", timeout=5)
+    assert response.status_code == 200
+    books = response.json()
+    assert books == gateway.books()
+    assert [(c["claim_id"], c["key"]) for c in books["claims"]] == [
+        (second["claim_id"], second["claim_id"])
+    ]
+    assert books["total_paid"] == books["claims"][0]["amount_paid"]
+    assert_no_phi(response.text)

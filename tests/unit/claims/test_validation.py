@@ -218,6 +218,11 @@ ELSEWHERE = {
     "PRIOR_AUTH_FLAG",
     "QUANTITY_LIMIT_FLAG",
     "STEP_THERAPY_FLAG",
+    # validate makes these for a reversal (B2): tested in tests/unit/fleet/test_reversal_links.py
+    # until transaction_code is a canonical intake field (then: cases here).
+    "MISSING_SERVICE_PROVIDER_ID",
+    "MISSING_RX_NUMBER",
+    "MISSING_FILL_NUMBER",
 }
 
 
