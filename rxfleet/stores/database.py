@@ -347,18 +347,6 @@ class _ResultReads(Connections):
             AND (%(claim)s::text IS NULL OR claim_id = %(claim)s) ORDER BY seq, at, id"""
         yield from self._stream("audit", query, {"run": run_id, "claim": claim_id}, chunk)
 
-    def claim_results(self, claim_id: str) -> list[Row]:
-        """Every result of ``claim_id`` across runs: oldest run first, then input order;
-        each with its run's ``inputs`` and ``created_at`` (as ``run_inputs``,
-        ``run_created_at``)."""
-        return self._all(
-            "claim_results",
-            """SELECT r.*, runs.inputs AS run_inputs, runs.created_at AS run_created_at
-            FROM results r LEFT JOIN runs USING (run_id) WHERE r.claim_id = %s
-            ORDER BY runs.created_at NULLS FIRST, r.run_id, r.seq""",
-            (claim_id,),
-        )
-
     def claim_submissions(self, claim_id: str) -> list[Row]:
         """Every submission of ``claim_id`` across runs, by ``recorded_at``, then run and
         seq; each with its run's ``inputs`` and ``created_at`` (as ``run_inputs``,
