@@ -1,11 +1,12 @@
 """One claim's history across runs, from the system of record (``rxfleet claim``).
 
-Every submission of a claim id (each result row: a billing, a correction, a
-reversal, a rebill, or the same claim sent again by a re-run or a replay) with its
-answer, money, reason and audit stages, oldest first. Nothing is read from Redis:
-what is in flight has no result yet and is not shown. A submission whose result
-retention already deleted while its audit trail remains is still listed, from its
-``recorded`` audit event. No PHI: ids, codes, amounts, tokens never leave here.
+Every submission of a claim id (each row of the ``submissions`` table: a billing,
+a correction, a reversal, a rebill, or the same claim sent again by a re-run or a
+replay) with its answer, money, reason and audit stages, by the time it was
+recorded. Nothing is read from Redis: what is in flight has no result yet and is
+not shown. A submission whose row retention already deleted while its audit trail
+remains is still listed, from its ``recorded`` audit event. No PHI: ids, keys (a
+keyed digest), codes, amounts, tokens never leave here.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from rxfleet.stores.pg import Row
 SUBMISSION_FIELDS = (
     "run_id", "seq", "run_created_at", "recorded_at", "source", "transaction_code", "kind",
     "status", "reject_codes", "reason", "route", "amount_paid", "patient_pay",
-    "authorization_number", "attempts", "errors", "payload_hash",
+    "authorization_number", "attempts", "errors", "idempotency_key", "payload_hash",
 )  # fmt: skip
 #: What each audit stage of a submission shows.
 STAGE_FIELDS = ("stage", "outcome", "codes", "attempt", "at")
@@ -37,12 +38,13 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 def history(db: Database, claim_id: str) -> list[dict[str, Any]]:
-    """Every submission of ``claim_id``, oldest first, each with its ``stages``."""
+    """Every submission of ``claim_id``, by ``recorded_at`` then run and seq, each with
+    its ``stages``."""
     trails: dict[tuple[str, int], list[Row]] = defaultdict(list)
     for event in db.claim_audit(claim_id):
         trails[(str(event["run_id"]), int(event["seq"]))].append(event)
     found = [_of_result(row, trails.pop((str(row["run_id"]), int(row["seq"])), []))
-             for row in db.claim_results(claim_id)]  # fmt: skip
+             for row in db.claim_submissions(claim_id)]  # fmt: skip
     found += [_of_trail(run_id, seq, events) for (run_id, seq), events in trails.items()]
     found.sort(key=_when)
     _name_kinds(found)
@@ -71,7 +73,6 @@ def _of_trail(run_id: str, seq: int, events: Sequence[Row]) -> dict[str, Any]:
         "attempts": recorded.get("attempt"),
         "payload_hash": recorded.get("payload_hash"),
         "stages": [_stage(e) for e in events],
-        "first_at": events[0]["at"] if events else None,
     }
 
 
@@ -84,25 +85,33 @@ def _stage(event: Row) -> dict[str, Any]:
 
 
 def _when(submission: dict[str, Any]) -> tuple[datetime, str, int]:
-    at = submission.get("run_created_at") or submission.get("first_at") or _EPOCH
+    at = submission.get("recorded_at") or _EPOCH
     return at, str(submission["run_id"]), int(submission["seq"])
 
 
 def _name_kinds(submissions: Sequence[dict[str, Any]]) -> None:
-    """``billing`` (the first), ``correction`` (other content than the billing before it),
-    ``resend`` (the same content again: a re-run or a replay), ``reversal``, ``rebill``."""
-    last: str | None = None
+    """``billing`` (the first), ``correction`` (another submission than the billing before
+    it: a new Idempotency-Key), ``resend`` (the same key again: a re-run or a replay),
+    ``reversal``, ``rebill``."""
+    last: dict[str, Any] | None = None
     for submission in submissions:
         code = submission.get("transaction_code") or "B1"
-        digest = submission.get("payload_hash")
         if code in KIND_OF:
             submission["kind"] = KIND_OF[code]
         elif last is None:
             submission["kind"] = "billing"
         else:
-            submission["kind"] = "resend" if digest == last else "correction"
-        last = digest if code == "B1" else last
+            submission["kind"] = "resend" if _same(submission, last) else "correction"
+        last = submission if code == "B1" else last
         submission["transaction_code"] = code
+
+
+def _same(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """The same submission: the same Idempotency-Key; where either has none (recorded
+    before keys, or known by its trail only), the same tokenized content."""
+    if one.get("idempotency_key") and other.get("idempotency_key"):
+        return bool(one["idempotency_key"] == other["idempotency_key"])
+    return bool(one.get("payload_hash") == other.get("payload_hash"))
 
 
 def _plain(value: Any) -> Any:

@@ -8,6 +8,9 @@ The tables (``rxfleet/stores/migrations/*.sql`` says it column by column):
 - ``results``: one row per claim per run, keyed by ``(run_id, seq)``: the
   docs/results.md fields (``reason`` and the payer's money among them), plus
   ``recorded_at``;
+- ``submissions``: one row per recorded claim with a claim id, keyed by
+  ``(run_id, seq)`` like its result and written with it: the claim's history
+  across runs (its Idempotency-Key and digest, transaction, answer, money);
 - ``audit_events``: the append-only trail of every stage of every claim (codes,
   hashes, versions: never PHI); UPDATE/DELETE are refused except by retention;
 - ``dead_letters``: claims a person must look at or that can be replayed;
@@ -66,16 +69,18 @@ class ResultRow:
     patient_pay: Decimal | str | None = None
     authorization_number: str | None = None
     source: str | None = None
+    #: The submission's Idempotency-Key: not a result field, it goes to ``submissions``.
+    key: str | None = None
 
     @classmethod
     def of(cls, record: WorkRecord) -> ResultRow:
-        return cls(seq=record.seq, **record.result())
+        return cls(seq=record.seq, key=record.key, **record.result())
 
     def values(self) -> tuple[Any, ...]:
         return (self.seq, self.claim_id, self.status, self.severity, self.errors, self.ndc11,
                 self.gpi, self.reject_codes, self.route, self.patient_token, self.attempts,
                 self.reason, self.transaction_code, self.amount_paid, self.patient_pay,
-                self.authorization_number, self.source)  # fmt: skip
+                self.authorization_number, self.source, self.key)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -171,13 +176,24 @@ CREATE TEMP TABLE IF NOT EXISTS rx_results_in (
     seq integer, claim_id text, status text, severity text, errors text[], ndc11 text,
     gpi text, reject_codes text[], route text, patient_token text, attempts integer,
     reason text, transaction_code text, amount_paid numeric, patient_pay numeric,
-    authorization_number text, source text
+    authorization_number text, source text, idempotency_key text
 ) ON COMMIT DELETE ROWS"""
-_COPY_RESULTS_IN = "COPY rx_results_in (" + _RESULT_COLUMNS + ") FROM STDIN"
+_COPY_RESULTS_IN = "COPY rx_results_in (" + _RESULT_COLUMNS + ", idempotency_key) FROM STDIN"
 _INSERT_RESULTS = (
     "INSERT INTO results (run_id, " + _RESULT_COLUMNS + ") "
     "SELECT DISTINCT ON (seq) %s, " + _RESULT_COLUMNS + " FROM rx_results_in ORDER BY seq "
     "ON CONFLICT (run_id, seq) DO NOTHING RETURNING seq"
+)
+_SUBMISSION_COLUMNS: LiteralString = (
+    "seq, claim_id, idempotency_key, transaction_code, source, status, route, reason, "
+    "reject_codes, errors, attempts, amount_paid, patient_pay, authorization_number"
+)
+_INSERT_SUBMISSIONS = (
+    "INSERT INTO submissions (run_id, digest, " + _SUBMISSION_COLUMNS + ") "
+    "SELECT DISTINCT ON (seq) %s, nullif(split_part(idempotency_key, '~', 2), ''), "
+    + _SUBMISSION_COLUMNS
+    + " FROM rx_results_in WHERE claim_id IS NOT NULL AND seq = ANY (%s) ORDER BY seq "
+    "ON CONFLICT (run_id, seq) DO NOTHING"
 )
 _COPY_EVENTS = """COPY audit_events (run_id, seq, claim_id, stage, outcome, codes, attempt,
     trace_id, payload_hash, schema_version, matrix_version, at, detail) FROM STDIN"""
@@ -194,10 +210,13 @@ _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
 _PRUNE: dict[str, LiteralString] = {
     "results": """DELETE FROM results WHERE (run_id, seq) IN (SELECT run_id, seq FROM results
         WHERE recorded_at < %s LIMIT %s)""",
+    "submissions": """DELETE FROM submissions WHERE (run_id, seq) IN (SELECT run_id, seq
+        FROM submissions WHERE recorded_at < %s LIMIT %s)""",
     "dead_letters": """DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters
         WHERE created_at < %s LIMIT %s)""",
     "runs": """DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs r WHERE created_at < %s
-        AND NOT EXISTS (SELECT 1 FROM results x WHERE x.run_id = r.run_id) LIMIT %s)""",
+        AND NOT EXISTS (SELECT 1 FROM results x WHERE x.run_id = r.run_id)
+        AND NOT EXISTS (SELECT 1 FROM submissions s WHERE s.run_id = r.run_id) LIMIT %s)""",
     "audit_events": "SELECT rx_prune_audit(%s, %s)",
 }
 
@@ -328,15 +347,15 @@ class _ResultReads(Connections):
             AND (%(claim)s::text IS NULL OR claim_id = %(claim)s) ORDER BY seq, at, id"""
         yield from self._stream("audit", query, {"run": run_id, "claim": claim_id}, chunk)
 
-    def claim_results(self, claim_id: str) -> list[Row]:
-        """Every result of ``claim_id`` across runs: oldest run first, then input order;
-        each with its run's ``inputs`` and ``created_at`` (as ``run_inputs``,
+    def claim_submissions(self, claim_id: str) -> list[Row]:
+        """Every submission of ``claim_id`` across runs, by ``recorded_at``, then run and
+        seq; each with its run's ``inputs`` and ``created_at`` (as ``run_inputs``,
         ``run_created_at``)."""
         return self._all(
-            "claim_results",
-            """SELECT r.*, runs.inputs AS run_inputs, runs.created_at AS run_created_at
-            FROM results r LEFT JOIN runs USING (run_id) WHERE r.claim_id = %s
-            ORDER BY runs.created_at NULLS FIRST, r.run_id, r.seq""",
+            "claim_submissions",
+            """SELECT s.*, runs.inputs AS run_inputs, runs.created_at AS run_created_at
+            FROM submissions s LEFT JOIN runs USING (run_id) WHERE s.claim_id = %s
+            ORDER BY s.recorded_at, s.run_id, s.seq""",
             (claim_id,),
         )
 
@@ -396,8 +415,9 @@ class Database(_Runs, _ResultReads):
         """Record a batch in one transaction; the number of results newly recorded.
 
         Results go through COPY into a staging table, then INSERT ... ON CONFLICT
-        DO NOTHING: the first writer of a (run_id, seq) wins, and only the events
-        and dead letters of the seqs this call inserted are written. A redelivered
+        DO NOTHING: the first writer of a (run_id, seq) wins, and only the
+        submissions, events and dead letters of the seqs this call inserted are
+        written (each result with a claim id is a submission, from the same rows). A redelivered
         batch, or two workers recording it at once, writes nothing twice.
         """
         if not results:
@@ -421,6 +441,7 @@ class Database(_Runs, _ResultReads):
         with conn.transaction():
             _copy(conn, _COPY_RESULTS_IN, (r.values() for r in results))
             new = {row["seq"] for row in conn.execute(_INSERT_RESULTS, (run_id,))}
+            conn.execute(_INSERT_SUBMISSIONS, (run_id, sorted(new)))
             _copy(conn, _COPY_EVENTS, (e.values(run_id) for e in events if e.seq in new))
             _copy(conn, _COPY_DEAD, (d.values(run_id) for d in dead_letters if d.seq in new))
         return new
@@ -471,8 +492,8 @@ class Database(_Runs, _ResultReads):
     ) -> dict[str, int]:
         """Delete what is past retention, in batches (one short transaction each).
 
-        Results and dead letters older than ``older_than_days_results``, then runs
-        of that age with no result left; audit events older than
+        Results, submissions and dead letters older than ``older_than_days_results``,
+        then runs of that age with no result or submission left; audit events older than
         ``older_than_days_audit``. Returns the rows deleted per table.
         """
         now = datetime.now(UTC)
@@ -480,7 +501,8 @@ class Database(_Runs, _ResultReads):
         audit_cutoff = now - timedelta(days=older_than_days_audit)
         with self._guard("prune"):
             deleted = {
-                t: self._drain(t, cutoff, batch) for t in ("results", "dead_letters", "runs")
+                t: self._drain(t, cutoff, batch)
+                for t in ("results", "submissions", "dead_letters", "runs")
             }
             deleted["audit_events"] = self._drain("audit_events", audit_cutoff, batch)
         return deleted

@@ -16,11 +16,19 @@ from rxfleet.links.record import audit_events
 from rxfleet.stores.database import Database, ResultRow
 
 
-def submitted(seq: int, claim_id: str, quantity: int, codes: list[str]) -> WorkRecord:
+def submitted(
+    seq: int,
+    claim_id: str,
+    quantity: int,
+    codes: list[str],
+    key: str | None = None,
+    transaction: str = "B1",
+) -> WorkRecord:
     """A routed claim with its trail, as the record link sees it."""
     record = WorkRecord(seq=seq, source="claims.jsonl", line=seq + 1, claim_id=claim_id,
-                        patient_token="tok_1", claim={"claim_id": claim_id, "qty": quantity},
-                        attempts=1)  # fmt: skip
+                        key=key, patient_token="tok_1", attempts=1,
+                        fields={"transaction_code": transaction},
+                        claim={"claim_id": claim_id, "qty": quantity})  # fmt: skip
     record.trail(AuditStage.INGESTED, codes=[])
     record.trail(AuditStage.VALIDATED, codes=[], outcome="PASS")
     record.response_status = "R" if codes else "P"
@@ -36,8 +44,9 @@ def submitted(seq: int, claim_id: str, quantity: int, codes: list[str]) -> WorkR
     return record
 
 
-def store(db: Database, run_id: str, *records: WorkRecord) -> None:
-    db.create_run(run_id, inputs=f"{run_id}.jsonl")
+def store(db: Database, run_id: str, *records: WorkRecord, create: bool = True) -> None:
+    if create:
+        db.create_run(run_id, inputs=f"{run_id}.jsonl")
     rows = [ResultRow.of(r) for r in records]
     db.record(run_id, rows, [e for r in records for e in audit_events(r, "t1")])
     time.sleep(0.01)  # the next run is created later: the order is the runs' order
@@ -71,11 +80,37 @@ def test_a_submission_whose_result_was_pruned_is_told_by_its_trail(db: Database)
     db.create_run("r0", inputs="old.jsonl")
     with db._guard("test"):  # the result of r1 gone (retention), its trail kept
         db._conn().execute("DELETE FROM results WHERE run_id = 'r1'")
+        db._conn().execute("DELETE FROM submissions WHERE run_id = 'r1'")
     found = history.history(db, "C1")
     assert [(s["run_id"], s["status"], s["route"]) for s in found] == [
         ("r1", "REJECTED", "PRIOR_AUTH"), ("r2", "PAID", "CLEAN"),
     ]  # fmt: skip
     assert found[1]["kind"] == "correction"
+
+
+def test_the_key_tells_a_resend_from_a_correction(db: Database) -> None:
+    store(db, "r1", submitted(0, "C1", 30, ["75"], key="C1~00000000000000aa"))
+    store(db, "r2", submitted(0, "C1", 30, ["75"], key="C1~00000000000000aa"))  # a re-run
+    store(db, "r3", submitted(0, "C1", 30, [], key="C1~00000000000000bb"))  # a new submission
+    store(db, "r4", submitted(0, "C1", 30, [], key="C1~00000000000000bb"))  # its replay
+    found = history.history(db, "C1")
+    assert [s["kind"] for s in found] == ["billing", "resend", "correction", "resend"]
+    assert found[2]["idempotency_key"] == "C1~00000000000000bb"
+
+
+def test_reversal_and_rebill_in_the_order_recorded(db: Database) -> None:
+    db.create_run("late", inputs="late.jsonl")  # created first, recorded last
+    store(db, "r1", submitted(0, "C1", 30, [], key="C1~00000000000000aa"))
+    store(db, "r2", submitted(0, "C1", 30, [], key="C1~00000000000000cc", transaction="B2"))
+    store(db, "r3", submitted(0, "C1", 20, [], key="C1~00000000000000dd", transaction="B3"))
+    store(db, "late", submitted(7, "C1", 30, [], key="C1~00000000000000aa"), create=False)
+    found = history.history(db, "C1")
+    assert [(s["run_id"], s["kind"], s["transaction_code"]) for s in found] == [
+        ("r1", "billing", "B1"), ("r2", "reversal", "B2"), ("r3", "rebill", "B3"),
+        ("late", "resend", "B1"),
+    ]  # fmt: skip
+    recorded = [s["recorded_at"] for s in found]
+    assert recorded == sorted(recorded)
 
 
 def _cli(db: Database, *args: str) -> Any:

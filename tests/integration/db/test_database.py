@@ -113,16 +113,16 @@ def test_stopped_server_leaves_nothing() -> None:
 def test_upgrade_is_idempotent(blank_url: str) -> None:
     with Database(blank_url) as db:
         assert db.schema_version() == 0
-        assert db.upgrade() == [1, 2, 3, 4]
+        assert db.upgrade() == [1, 2, 3, 4, 5]
         assert db.upgrade() == []
-        assert db.schema_version() == 4
+        assert db.schema_version() == 5
 
 
 def test_upgrade_from_two_workers_at_once(blank_url: str) -> None:
     with Database(blank_url) as db:
         applied = at_once(2, db.upgrade)  # two threads: two connections
-        assert sorted(applied) == [[], [1, 2, 3, 4]]
-        assert db.schema_version() == 4
+        assert sorted(applied) == [[], [1, 2, 3, 4, 5]]
+        assert db.schema_version() == 5
 
 
 def test_record_is_exactly_once(db: Database) -> None:
@@ -235,10 +235,17 @@ def test_prune_keeps_what_is_in_retention(db: Database) -> None:
         db.record(run_id, results, events, dead)
     with psycopg.connect(db.url) as conn:
         conn.execute("UPDATE results SET recorded_at = %s WHERE run_id = 'old'", (old,))
+        conn.execute("UPDATE submissions SET recorded_at = %s WHERE run_id = 'old'", (old,))
         conn.execute("UPDATE dead_letters SET created_at = %s WHERE run_id = 'old'", (old,))
         conn.execute("UPDATE runs SET created_at = %s WHERE run_id = 'old'", (old,))
     deleted = db.prune(30, 90, batch=7)
-    assert deleted == {"results": 50, "dead_letters": 17, "runs": 1, "audit_events": 300}
+    assert deleted == {
+        "results": 50,
+        "submissions": 50,
+        "dead_letters": 17,
+        "runs": 1,
+        "audit_events": 300,
+    }
     assert db.get_run("old") is None and db.result_count("new") == 50
     assert scalar(db, "SELECT count(*) FROM audit_events") == 300
 

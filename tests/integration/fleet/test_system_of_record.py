@@ -131,14 +131,19 @@ def test_a_record_link_that_dies_after_its_commit_is_finished_once_by_its_redeli
     while fleet.runs.progress(result.run_id)[0] != len(ids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert fleet.runs.progress(result.run_id)[0] == len(ids)  # counted once
+    submissions = [fleet.db.claim_submissions(claim_id) for claim_id in ids]
+    assert all(len(found) == 1 for found in submissions)  # one each, none twice
+    assert all(f[0]["idempotency_key"].startswith(f[0]["claim_id"] + "~") for f in submissions)
 
 
 def test_db_upgrade_and_prune_from_the_command_line(
     fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["db", "upgrade"]) == 0
-    assert "schema version 4" in capsys.readouterr().out
+    assert "schema version 5" in capsys.readouterr().out
     assert cli.main(["db", "prune"]) == 0
     pruned = json.loads(capsys.readouterr().out)
     assert pruned["retention_days"] == 2190
-    assert set(pruned["deleted"]) == {"results", "dead_letters", "runs", "audit_events"}
+    assert set(pruned["deleted"]) == {
+        "results", "submissions", "dead_letters", "runs", "audit_events"
+    }  # fmt: skip
