@@ -281,22 +281,25 @@ class GatewayState:
         "not_before", "replayed"}]}``; times are epoch seconds.
         """
         with self._lock:
-            c = self._counts
-            return {
-                "requests": c.requests,
-                "by_status": dict(c.by_status),
-                "token_fetches": c.token_fetches,
-                "tokens_issued": c.tokens_issued,
-                "claim_requests": c.claim_requests,
-                "adjudications": c.adjudications,
-                "same_content": c.same_content,
-                "keys": {
-                    k: {"requests": v.requests, "adjudications": v.adjudications}
-                    for k, v in c.keys.items()
-                },
-                "claims": _by_claim(c.keys),
-                "log": list(c.log),
-            }
+            return _report(self._counts)
+
+
+def _report(c: _Counters) -> dict[str, Any]:
+    """The counters as ``GatewayState.stats`` answers them (under its lock)."""
+    return {
+        "requests": c.requests,
+        "by_status": dict(c.by_status),
+        "token_fetches": c.token_fetches,
+        "tokens_issued": c.tokens_issued,
+        "claim_requests": c.claim_requests,
+        "adjudications": c.adjudications,
+        "same_content": c.same_content,
+        "keys": {
+            k: {"requests": v.requests, "adjudications": v.adjudications} for k, v in c.keys.items()
+        },
+        "claims": _by_claim(c.keys),
+        "log": list(c.log),
+    }
 
 
 def _by_claim(keys: dict[str, _KeyCount]) -> dict[str, dict[str, int]]:
