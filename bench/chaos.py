@@ -68,9 +68,10 @@ from typing import IO, Any, cast
 import redis
 import requests
 
-from bench.harness import ROOT, AofRedis, Fleet, procfile_fleet
+from bench.harness import ROOT, AofRedis, Fleet, adjudicated_twice, procfile_fleet
 from bench.rabbitmq import private_rabbitmq
 from rxfleet.claims import synth
+from rxfleet.gateway.sandbox.scenario import claim_of
 
 OUT = ROOT / "bench" / "out"
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -129,7 +130,6 @@ def _common(
     statuses: dict[str, int] = {}
     for row in rows:
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
-    keys = stats["keys"]
     misses = [r for r in rows if r["reject_codes"] == ["04"]]
     return {
         "claims": len(rows),
@@ -138,7 +138,7 @@ def _common(
         "wall_s": round(wall, 1),
         "claims_per_s": round(len(rows) / wall, 1),
         "gateway_requests": stats["requests"],
-        "adjudicated_twice": sum(1 for v in keys.values() if v["adjudications"] > 1),
+        "adjudicated_twice": adjudicated_twice(stats),
         "route_miss_claims": len(misses),
         "route_miss_requests": stats["by_status"].get("404", 0),
         "rejected_99": sum(1 for r in rows if r["reject_codes"] == ["99"]),
@@ -189,7 +189,7 @@ def _throttle(
     for a in attempts:
         gates.setdefault(a["claim_id"], []).append(a["gate_at"])
     not_in_flight = sum(
-        1 for p, e in inside if not any(g <= p["set_at"] for g in gates.get(e["key"], []))
+        1 for p, e in inside if not any(g <= p["set_at"] for g in gates.get(claim_of(e["key"]), []))
     )
     return {
         "told_to_wait": len(told),

@@ -222,11 +222,12 @@ class Fleet:
     def redis_client(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, decode_responses=True)
 
-    def gateway_keys(self) -> dict[str, dict[str, int]]:
-        """The sandbox's per-Idempotency-Key counts (requests, adjudications)."""
+    def gateway_claims(self) -> dict[str, dict[str, int]]:
+        """The sandbox's counts by claim id (``keys``, ``requests``, ``adjudications``:
+        each Idempotency-Key's counted under its claim, the part before ``~``)."""
         stats = requests.get(self.gateway + "/v1/_sandbox/stats", timeout=60).json()
-        keys: dict[str, dict[str, int]] = stats["keys"]
-        return keys
+        claims: dict[str, dict[str, int]] = stats["claims"]
+        return claims
 
     def results_count(self, run_id: str | None = None) -> int:
         """Results in the database (of ``run_id``, else all; 0 before the tables exist)."""
@@ -358,3 +359,10 @@ def stop_all(procs: Sequence[subprocess.Popen[Any]]) -> None:
             os.killpg(proc.pid, signal.SIGTERM)
     for proc in procs:
         stop_process(proc, grace=30)
+
+
+def adjudicated_twice(stats: dict[str, Any]) -> int:
+    """Claims the sandbox adjudicated more than once, from its stats: for a run of
+    one submission per claim, any claim whose keys were adjudicated twice in all
+    (one key twice, or two keys: a submission must keep one key)."""
+    return sum(1 for v in stats["claims"].values() if v["adjudications"] > 1)

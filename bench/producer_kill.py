@@ -28,7 +28,7 @@ import psycopg
 import requests
 
 from bench.chaos import Lines, write_claims
-from bench.harness import ROOT, Fleet, procfile_fleet
+from bench.harness import ROOT, Fleet, adjudicated_twice, procfile_fleet
 
 OUT = ROOT / "bench" / "out"
 GATEWAY = {"seed": 11, "latency_ms": 15}
@@ -100,7 +100,7 @@ def trial(count: int, kill_at: int, max_inflight: int | None) -> dict[str, Any]:
             "second_run_says": again.stderr.splitlines()[:4],
             "result_rows": len(rows),
             "each_claim_once": sorted(r["claim_id"] for r in rows) == sorted(ids),
-            "adjudicated_twice": sum(1 for v in stats["keys"].values() if v["adjudications"] > 1),
+            "adjudicated_twice": adjudicated_twice(stats),
             **_ledger(fleet.database_url, run_id),
         }
     return figures

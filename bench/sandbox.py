@@ -53,12 +53,13 @@ class Sandbox:
 def check_exactly_once(
     stats: dict[str, Any], keys: list[str], ignore: str = "warm-"
 ) -> dict[str, Any]:
-    """Whether every key was adjudicated exactly once and nothing else was; the counts.
+    """Whether every claim (``keys``: claim ids, or keys without a ``~``) was
+    adjudicated exactly once, by one Idempotency-Key, and nothing else was; the counts.
 
     ``problems`` lists what failed (empty when all is well): the caller asserts on it.
-    Keys starting with ``ignore`` (a warm-up before the timed run) are left out.
+    Claims starting with ``ignore`` (a warm-up before the timed run) are left out.
     """
-    seen = {k: v for k, v in stats["keys"].items() if not k.startswith(ignore)}
+    seen = {k: v for k, v in stats["claims"].items() if not k.startswith(ignore)}
     once = sum(1 for key in keys if seen.get(key, {}).get("adjudications") == 1)
     extra = set(seen) - set(keys)
     requests_per_key = Counter(seen[key]["requests"] for key in keys if key in seen)
@@ -67,6 +68,8 @@ def check_exactly_once(
         problems.append(f"{len(keys) - once} of {len(keys)} keys not adjudicated exactly once")
     if extra:
         problems.append(f"{len(extra)} unexpected keys at the gateway")
+    if stats["same_content"]:
+        problems.append(f"{stats['same_content']} bodies adjudicated under a second key")
     return {
         "problems": problems,
         "adjudicated_once": once,

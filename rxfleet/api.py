@@ -336,7 +336,8 @@ def dry_run(inputs: PathLike | Sequence[PathLike], *, keep: int = 10) -> DryRun:
 
 
 def _check(work: WorkRecord, crosswalk: Mapping[str, CrosswalkEntry], seen: dict[str, int]) -> None:
-    duplicate = bool(work.claim_id) and seen.setdefault(str(work.claim_id), work.seq) != work.seq
+    key = work.duplicate_id
+    duplicate = key is not None and seen.setdefault(key, work.seq) != work.seq
     if duplicate and not work.quarantined:
         work.add_issues([Issue.of("DUPLICATE_CLAIM_ID")])
         work.quarantine()

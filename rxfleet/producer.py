@@ -399,11 +399,12 @@ def _batches(records: Iterator[Tagged], size: int) -> Iterator[tuple[int, list[T
 
 
 def _mark_duplicates(runs: RunStore, run_id: str, works: list[WorkRecord]) -> None:
-    """A claim id carried by an earlier sequence number of the run is quarantined here."""
-    keyed = [(w.claim_id, w.seq) for w in works if w.claim_id]
+    """A claim id and transaction (``WorkRecord.duplicate_id``) carried by an earlier
+    sequence number of the run is quarantined here."""
+    keyed = [(w.duplicate_id, w.seq) for w in works if w.duplicate_id]
     firsts = dict(zip((seq for _, seq in keyed), runs.first_seen(run_id, keyed), strict=True))
     for work in works:
-        if work.claim_id and firsts[work.seq] != work.seq and not work.quarantined:
+        if work.duplicate_id and firsts[work.seq] != work.seq and not work.quarantined:
             work.add_issues([Issue.of("DUPLICATE_CLAIM_ID")])
             work.quarantine()
             work.events[-1]["codes"] = [issue.code for issue in work.issues]

@@ -57,7 +57,7 @@ PHI_FIELDS: tuple[str, ...] = (
     "date_of_birth",
 )
 
-#: A claim id: 1-64 of A-Z a-z 0-9 . _ : - (it is the gateway's Idempotency-Key).
+#: A claim id: 1-64 of A-Z a-z 0-9 . _ : - (it prefixes the gateway's Idempotency-Key).
 CLAIM_ID_CHARS = r"[A-Za-z0-9._:\-]"
 CLAIM_ID_MAX = 64
 CLAIM_ID_PATTERN = rf"^{CLAIM_ID_CHARS}{{1,{CLAIM_ID_MAX}}}$"

@@ -91,6 +91,16 @@ class WorkRecord(BaseModel):
         return code if code in TRANSACTION_CODES else None
 
     @property
+    def duplicate_id(self) -> str | None:
+        """What a run carries at most once (``DUPLICATE_CLAIM_ID``): a claim's billing
+        is its claim id, its reversal or rebill ``{claim_id}/B2`` or ``/B3``, so a
+        B2 after its B1 in one file is no duplicate, a second B1 is (docs/formats.md)."""
+        if not self.claim_id:
+            return None
+        code = str(self.fields.get("transaction_code") or DEFAULT_TRANSACTION)
+        return self.claim_id if code == DEFAULT_TRANSACTION else f"{self.claim_id}/{code}"
+
+    @property
     def severity(self) -> Severity:
         return worst([rule(issue.code).severity for issue in self.issues])
 

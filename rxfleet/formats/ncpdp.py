@@ -23,7 +23,7 @@ Derived fields (NCPDP has neither):
 - ``claim_id`` = ``"NCPDP-"`` + the first 20 hex digits of the SHA-256 of BIN, PCN,
   service provider id (201-B1), date of service (401-D1), rx number (402-D2) and
   fill number (403-D3): the claim's identity, never its position, so a
-  resubmission anywhere gets the same id (the gateway Idempotency-Key) and two
+  resubmission anywhere gets the same id (the Idempotency-Key's prefix) and two
   identical transactions are caught as ``DUPLICATE_CLAIM_ID``. A line whose header
   cannot be read gets an id from its line number and content instead.
 
@@ -420,7 +420,7 @@ CLAIM_IDENTITY = (
 def derive_claim_id(values: Mapping[str, Any]) -> str:
     """A stable id from the claim's identity, not its position (see the module docstring).
 
-    It is the gateway Idempotency-Key: the same claim resubmitted anywhere (another
+    It prefixes the gateway Idempotency-Key: the same claim resubmitted anywhere (another
     transmission, another position) gets the same id and is caught as a duplicate.
     """
     parts = [str(values.get(name, "")) for name in CLAIM_IDENTITY]

@@ -24,14 +24,15 @@ one-hour tokens. Every knob, with the JSON key that sets it:
     knows them. (Pairs the plan file does not know are 404 anyway.)
 ``throttles`` (list of objects)
     Each answers ``status`` (429 or 503) before the claim is looked at, to the
-    first ``attempts`` requests of each Idempotency-Key in ``claim_ids``, and to
-    any other request with probability ``rate``. ``retry_after`` (seconds, or
+    first ``attempts`` requests of each Idempotency-Key of a claim in
+    ``claim_ids`` (a key's claim is its part before ``~``), and to any other
+    request with probability ``rate``. ``retry_after`` (seconds, or
     null for no header) is sent as delta-seconds or, with ``retry_after_format:
     "http-date"``, as an IMF-fixdate rounded up to the next whole second.
 ``drops`` (list of objects)
     Each closes the connection without any response, for the first ``attempts``
-    requests of each key in ``claim_ids`` and with probability ``rate`` for any
-    other. With ``after_adjudication: true`` the claim is adjudicated (and stored
+    requests of each key of a claim in ``claim_ids`` and with probability
+    ``rate`` for any other. With ``after_adjudication: true`` the claim is adjudicated (and stored
     for idempotent replay) first and only the response is lost: the nastiest
     case for exactly-once.
 ``answers`` (list of objects)
@@ -164,8 +165,14 @@ def _summary(exc: ValidationError) -> str:
 _ADAPTER: TypeAdapter[Scenario] = TypeAdapter(Scenario)
 
 
+def claim_of(key: str) -> str:
+    """The claim id an Idempotency-Key belongs to: the part before ``~``
+    (``{claim_id}~{16 hex}``); a key without one is the claim id itself."""
+    return key.split("~", 1)[0]
+
+
 def matches(scenario: Scenario, fault: Throttle | Drop, salt: str, key: str, attempt: int) -> bool:
-    """Whether ``fault`` applies to this attempt of this key."""
-    if key in fault.claim_ids:
+    """Whether ``fault`` applies to this attempt of this key (chosen by its claim id)."""
+    if claim_of(key) in fault.claim_ids:
         return attempt <= fault.attempts
     return fault.rate > 0 and scenario.roll(salt, key, attempt) < fault.rate

@@ -37,7 +37,7 @@ from rxfleet.gateway.sandbox.adjudicator import (
     reversed_answer,
 )
 from rxfleet.gateway.sandbox.books import Books, PaidClaim, book_key
-from rxfleet.gateway.sandbox.scenario import Scenario, Throttle, matches
+from rxfleet.gateway.sandbox.scenario import Scenario, Throttle, claim_of, matches
 
 LOG_LIMIT = 50_000
 
@@ -77,6 +77,7 @@ class _Counters:
     requests: int = 0
     claim_requests: int = 0
     adjudications: int = 0
+    same_content: int = 0  # adjudications of a body already adjudicated under another key
     token_fetches: int = 0
     tokens_issued: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
@@ -97,6 +98,7 @@ class GatewayState:
         self._scenario = scenario
         self._tokens: dict[str, float] = {}
         self._stored: dict[str, _Stored] = {}
+        self._contents: set[str] = set()  # fingerprints of the bodies adjudicated
         self._books = Books()
         self._storm = _Storm()
         self._counts = _Counters()
@@ -117,6 +119,7 @@ class GatewayState:
         with self._lock:
             self._tokens.clear()
             self._stored.clear()
+            self._contents.clear()
             self._books.clear()
             self._storm = _Storm()
             self._counts = _Counters()
@@ -214,10 +217,17 @@ class GatewayState:
                 return Answer(200, stored.body), True
             answer = self._transact(key, claim)
             if answer.status == 200:
-                self._stored[key] = _Stored(fingerprint, answer.body)
-                self._counts.adjudications += 1
-                self._counts.keys.setdefault(key, _KeyCount()).adjudications += 1
+                self._adjudicated(key, fingerprint, answer)
         return answer, False
+
+    def _adjudicated(self, key: str, fingerprint: str, answer: Answer) -> None:
+        """Store the answer for replay and count it (under the lock)."""
+        self._stored[key] = _Stored(fingerprint, answer.body)
+        self._counts.adjudications += 1
+        self._counts.keys.setdefault(key, _KeyCount()).adjudications += 1
+        if fingerprint in self._contents:
+            self._counts.same_content += 1
+        self._contents.add(fingerprint)
 
     def _transact(self, key: str, claim: dict[str, Any]) -> Answer:
         """One transaction against the books (under the lock); see the module docstring."""
@@ -260,29 +270,49 @@ class GatewayState:
             self._counts.log.append(entry)
 
     def stats(self) -> dict[str, Any]:
-        """Everything counted since start or the last reset; no PHI (keys are claim ids).
+        """Everything counted since start or the last reset; no PHI (a key is its
+        claim id and an HMAC).
 
         ``{"requests", "by_status": {"200": n, "dropped": n, ...}, "token_fetches",
-        "tokens_issued", "claim_requests", "adjudications",
+        "tokens_issued", "claim_requests", "adjudications", "same_content",
         "keys": {key: {"requests", "adjudications"}},
+        "claims": {claim_id: {"keys", "requests", "adjudications"}},
         "log": [{"path", "key", "status", "started", "finished", "retry_after",
         "not_before", "replayed"}]}``; times are epoch seconds.
         """
         with self._lock:
-            c = self._counts
-            return {
-                "requests": c.requests,
-                "by_status": dict(c.by_status),
-                "token_fetches": c.token_fetches,
-                "tokens_issued": c.tokens_issued,
-                "claim_requests": c.claim_requests,
-                "adjudications": c.adjudications,
-                "keys": {
-                    k: {"requests": v.requests, "adjudications": v.adjudications}
-                    for k, v in c.keys.items()
-                },
-                "log": list(c.log),
-            }
+            return _report(self._counts)
+
+
+def _report(c: _Counters) -> dict[str, Any]:
+    """The counters as ``GatewayState.stats`` answers them (under its lock)."""
+    return {
+        "requests": c.requests,
+        "by_status": dict(c.by_status),
+        "token_fetches": c.token_fetches,
+        "tokens_issued": c.tokens_issued,
+        "claim_requests": c.claim_requests,
+        "adjudications": c.adjudications,
+        "same_content": c.same_content,
+        "keys": {
+            k: {"requests": v.requests, "adjudications": v.adjudications} for k, v in c.keys.items()
+        },
+        "claims": _by_claim(c.keys),
+        "log": list(c.log),
+    }
+
+
+def _by_claim(keys: dict[str, _KeyCount]) -> dict[str, dict[str, int]]:
+    """Per-key counts summed by the keys' claim id (the part before ``~``), with
+    how many keys each claim had: one submission's claim with ``adjudications``
+    over 1 was adjudicated twice, whichever key did it."""
+    claims: dict[str, dict[str, int]] = {}
+    for key, count in keys.items():
+        claim = claims.setdefault(claim_of(key), {"keys": 0, "requests": 0, "adjudications": 0})
+        claim["keys"] += 1
+        claim["requests"] += count.requests
+        claim["adjudications"] += count.adjudications
+    return claims
 
 
 def _same(given: str, expected: str) -> bool:

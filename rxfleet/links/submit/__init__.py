@@ -10,7 +10,8 @@ window (the ledger, the audit trail and the batch's heartbeat).
 
 Every promise holds inside the window:
 
-* each claim keeps its ``Idempotency-Key`` (its claim id) on every try;
+* each claim keeps its ``Idempotency-Key`` (its submission's key, made at
+  ingestion: ``WorkRecord.key``) on every try;
 * a claim is leased before it is sent: a second delivery of the batch (an early
   redelivery, a re-driven chain) cannot send it while the lease holds;
 * a 401 invalidates exactly the token used, the fleet rotates once

@@ -44,7 +44,7 @@ class Dispatch:
     def post(self, records: Sequence[WorkRecord], token: Token, gate_at: float) -> list[Outcome]:
         """Send ``records`` with ``token``; one outcome per record, in order."""
         ttl = max(0, int(token.ttl()))
-        jobs = [Job(self._body(r), token.value, ttl, str(r.claim_id)) for r in records]
+        jobs = [Job(self._body(r), token.value, ttl, idempotency_key(r)) for r in records]
         results = self.ctx.sender.send(jobs, self._may_send, self._heard)
         return [
             _outcome(record, token, gate_at, result)
@@ -73,6 +73,12 @@ class Dispatch:
             body.update({name: value for name, value in phi.items() if value is not None})
         body["gpi"] = record.gpi
         return body
+
+
+def idempotency_key(record: WorkRecord) -> str:
+    """The submission's Idempotency-Key: the one made at ingestion (the claim id
+    only for a record queued before keys were made, which carries none)."""
+    return record.key or str(record.claim_id)
 
 
 def _outcome(record: WorkRecord, token: Token, gate_at: float, timed: Timed | None) -> Outcome:

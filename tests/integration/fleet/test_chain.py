@@ -37,8 +37,9 @@ def test_every_claim_ends_exactly_once_in_input_order(sample_run: SampleRun, fle
 
 def test_no_claim_is_adjudicated_twice(sample_run: SampleRun) -> None:
     _, results, stats = sample_run
-    per_key = stats["keys"]
-    assert all(v["adjudications"] <= 1 for v in per_key.values())
+    per_claim = stats["claims"]  # one submission per claim: one key, adjudicated once
+    assert all(v["adjudications"] <= 1 and v["keys"] == 1 for v in per_claim.values())
+    assert stats["same_content"] == 0
     sent = [r for r in results if r["status"] != "QUARANTINED" and r["reject_codes"] != ["04"]]
     assert stats["adjudications"] == len({r["claim_id"] for r in sent})
 

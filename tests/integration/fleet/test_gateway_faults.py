@@ -12,7 +12,7 @@ from config import configure
 from rxfleet import context
 from rxfleet.claims import synth
 from rxfleet.dlq import ReplayStores, replay
-from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Storm, Throttle
+from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Storm, Throttle, claim_of
 from rxfleet.lifecycle import Waiter, progress
 from rxfleet.phikeys import vault
 from rxfleet.stores.tokens import TokenStore
@@ -84,7 +84,7 @@ def test_retry_after_is_honoured_per_claim_and_fleet_wide(fleet: Fleet, tmp_path
         gated = [a for a in attempts if pause["set_at"] < a["gate_at"] < pause["until"]]
         assert gated == [], f"the fleet started requests during a pause: {gated[:3]}"
         for entry in (e for e in log if pause["set_at"] < e["started"] < pause["until"]):
-            mine = [a for a in attempts if a["claim_id"] == entry["key"]]
+            mine = [a for a in attempts if a["claim_id"] == claim_of(entry["key"])]
             assert any(a["gate_at"] <= pause["set_at"] for a in mine), "not in flight"
 
 
@@ -94,11 +94,11 @@ def test_a_lost_response_is_replayed_not_readjudicated(fleet: Fleet, tmp_path: P
     fleet.reset(Scenario(drops=(Drop(claim_ids=lost, attempts=1, after_adjudication=True),)))
     result = fleet.run(tmp_path / "c.jsonl", batch_size=30)
     rows = {r["claim_id"]: r for r in fleet.results(result.run_id)}
-    keys = fleet.gateway.stats()["keys"]
+    claims = fleet.gateway.stats()["claims"]
     for claim_id in lost:
         assert rows[claim_id]["status"] == "PAID" and rows[claim_id]["attempts"] == 2
-        assert keys[claim_id] == {"requests": 2, "adjudications": 1}
-    assert all(v["adjudications"] == 1 for v in keys.values())
+        assert claims[claim_id] == {"keys": 1, "requests": 2, "adjudications": 1}
+    assert all(v["adjudications"] == 1 and v["keys"] == 1 for v in claims.values())
 
 
 def test_exhausted_retries_end_99_then_dlq_replay_pays(fleet: Fleet, tmp_path: Path) -> None:

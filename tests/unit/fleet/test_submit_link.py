@@ -101,11 +101,13 @@ def _ctx(
     runs: RunStore, tokens: TokenStore, gateway: ScriptedGateway, n: int, **over: Any
 ) -> SubmitContext:
     records = []
+    keyed = over.pop("keyed", False)  # records made at ingestion carry their submission key
     for seq in range(n):
         record = WorkRecord(
             seq=seq, source="f", line=seq + 1, claim_id=f"C{seq}", stage=Stage.MAPPED
         )
         record.claim, record.gpi = _claim(seq, over.pop(f"bin{seq}", "610014")), "39400010100310"
+        record.key = f"C{seq}~{seq:016x}" if keyed else None
         records.append(record)
     sealed = {
         r.seq: CIPHER.seal({"cardholder_id": f"ZH{r.seq:09d}"}, context=f"R:{r.seq}")
@@ -136,6 +138,17 @@ def test_all_paid_and_phi_only_in_the_http_body(runs: RunStore, tokens: TokenSto
     ]
     assert all(r.stage == Stage.SENT and r.attempts == 1 for r in runs.load("R", range(3)))
     assert "ZH000000000" not in str([r.model_dump() for r in runs.load("R", range(3))])
+
+
+def test_the_submission_key_is_sent_on_every_try(runs: RunStore, tokens: TokenStore) -> None:
+    key = f"C1~{1:016x}"
+    gateway = ScriptedGateway({key: [AuthenticationFailed("x", reason="REJ_004")]})
+    submit_batch(_ctx(runs, tokens, gateway, 2, keyed=True), "R", range(2))
+    assert [(k, t) for k, t, _ in gateway.sent] == [
+        (f"C0~{0:016x}", "tok-1"),
+        (key, "tok-1"),
+        (key, "tok-2"),  # the replay keeps the submission's key, not the claim id
+    ]
 
 
 def test_a_rerun_link_never_resends_finished_claims(runs: RunStore, tokens: TokenStore) -> None:

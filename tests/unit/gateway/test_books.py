@@ -174,3 +174,14 @@ def test_the_total_is_exact_to_the_cent() -> None:
     books = state.books()
     assert books["total_paid_cents"] == sum(round(c["amount_paid"] * 100) for c in books["claims"])
     assert books["total_paid"] == books["total_paid_cents"] / 100
+
+
+def test_stats_group_keys_by_claim_and_count_a_body_adjudicated_under_two_keys() -> None:
+    state = gateway()
+    send(state, "B-1~aaaaaaaaaaaaaaaa", CLAIM)
+    send(state, "B-1~aaaaaaaaaaaaaaaa", CLAIM)  # a replay: not adjudicated again
+    assert state.stats()["same_content"] == 0
+    send(state, "B-1~bbbbbbbbbbbbbbbb", CLAIM)  # the same body under a second key
+    stats = state.stats()
+    assert stats["claims"] == {"B-1": {"keys": 2, "requests": 0, "adjudications": 2}}
+    assert stats["same_content"] == 1

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from rxfleet.errors import ConfigError
-from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Storm, Throttle, matches
+from rxfleet.gateway.sandbox.scenario import (
+    Drop,
+    Scenario,
+    Storm,
+    Throttle,
+    claim_of,
+    matches,
+)
 
 
 def test_from_json_reads_every_knob(tmp_path: Path) -> None:
@@ -75,3 +82,12 @@ def test_chosen_keys_fail_their_first_attempts_only() -> None:
     fault = Drop(claim_ids=frozenset({"K"}), attempts=2)
     assert [matches(scenario, fault, "d", "K", n) for n in (1, 2, 3)] == [True, True, False]
     assert not matches(scenario, fault, "d", "other", 1)
+
+
+def test_a_submission_key_is_chosen_by_its_claim_id() -> None:
+    scenario = Scenario()
+    fault = Throttle(claim_ids=frozenset({"K"}), attempts=1)
+    assert matches(scenario, fault, "t", "K~0123456789abcdef", 1)
+    assert not matches(scenario, fault, "t", "K~0123456789abcdef", 2)
+    assert not matches(scenario, fault, "t", "KX~0123456789abcdef", 1)
+    assert claim_of("K~0123456789abcdef") == "K" and claim_of("K") == "K"
