@@ -11,17 +11,10 @@ from rxfleet.claims.rejects import CLEAN, Reason, RejectMatrix, Route, Status
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links.crosswalk import map_record
 from rxfleet.links.route import route_record
+from tests.unit.gateway.sandbox_claims import IDENTIFYING as SANDBOX_IDENTIFYING
 
 MATRIX = RejectMatrix.load(CONFIG_DIR / "reject_codes.json")
-IDENTIFYING: dict[str, Any] = {
-    "claim_id": "R-1",
-    "bin": "610014",
-    "pcn": "RXSANDBX",
-    "service_provider_id": "1234567893",
-    "rx_number": "7000001",
-    "fill_number": 0,
-    "date_of_service": "2026-03-02",
-}
+IDENTIFYING: dict[str, Any] = {"claim_id": "R-1", **SANDBOX_IDENTIFYING}
 
 
 def _record(transaction_code: str, **claim: Any) -> WorkRecord:

@@ -10,21 +10,10 @@ import pytest
 from config.settings import CONFIG_DIR
 from rxfleet.errors import ConfigError
 from rxfleet.gateway.sandbox.adjudicator import Adjudicator, PlanBook
+from tests.unit.gateway.sandbox_claims import PAYABLE
 
 PLANS = PlanBook.load(CONFIG_DIR / "sandbox_plans.json")
-CLAIM: dict[str, Any] = {
-    "claim_id": "U-1",
-    "bin": "610014",
-    "pcn": "RXSANDBX",
-    "group_id": "GRP200",
-    "cardholder_id": "M000000001",
-    "date_of_service": "2026-03-02",
-    "ndc": "00093721401",
-    "gpi": "49270060006520",
-    "quantity_dispensed": 30,
-    "days_supply": 30,
-    "ingredient_cost_submitted": 80.0,
-}
+CLAIM: dict[str, Any] = {**PAYABLE, "claim_id": "U-1"}
 
 
 def decide(**overrides: Any) -> tuple[int, dict[str, Any]]:

@@ -10,24 +10,10 @@ from rxfleet.gateway.sandbox.adjudicator import Adjudicator, PlanBook
 from rxfleet.gateway.sandbox.books import book_key
 from rxfleet.gateway.sandbox.scenario import Override, Scenario
 from rxfleet.gateway.sandbox.state import GatewayState
+from tests.unit.gateway.sandbox_claims import PAYABLE
 
 PLANS = PlanBook.load(CONFIG_DIR / "sandbox_plans.json")
-CLAIM: dict[str, Any] = {
-    "claim_id": "B-1",
-    "bin": "610014",
-    "pcn": "RXSANDBX",
-    "group_id": "GRP200",
-    "cardholder_id": "M000000001",
-    "service_provider_id": "1234567893",
-    "rx_number": "7000001",
-    "fill_number": 0,
-    "date_of_service": "2026-03-02",
-    "ndc": "00093721401",
-    "gpi": "49270060006520",
-    "quantity_dispensed": 30,
-    "days_supply": 30,
-    "ingredient_cost_submitted": 80.0,
-}
+CLAIM: dict[str, Any] = {**PAYABLE, "claim_id": "B-1"}
 IDENTIFYING = ("claim_id", "bin", "pcn", "service_provider_id", "rx_number", "fill_number")
 REVERSAL: dict[str, Any] = {
     **{k: CLAIM[k] for k in IDENTIFYING},
