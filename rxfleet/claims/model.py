@@ -57,7 +57,7 @@ class Claim(BaseModel):
     prescriber_id_qualifier: Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")] | None = None
     ingredient_cost_submitted: Annotated[Decimal, Field(ge=0)] | None = None
     usual_and_customary: Annotated[Decimal, Field(ge=0)] | None = None
-    plan_id: Annotated[str, StringConstraints(min_length=1)]
+    plan_id: Annotated[str, StringConstraints(min_length=1)] | None = None  # a B2 needs none
     pos: Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")] | None = None
     gross_amount_due: Annotated[Decimal, Field(ge=0)] | None = None
     unit_of_measure: Literal["EA", "GM", "ML"] | None = None

@@ -247,7 +247,8 @@ class TransactionNeeds(NamedTuple):
 
 #: A reversal (B2) identifies the paid claim (docs/protocol.md, "Reversal and rebill"):
 #: provider, Rx and fill are required; it dispenses nothing (NCPDP D.0 B2: no drug,
-#: quantity or days supply; the patient and insurance segments are situational).
+#: quantity or days supply; the patient and insurance segments are situational), and
+#: the payer finds the paid claim by its identity, not its plan (no plan id needed).
 BY_TRANSACTION: dict[str, TransactionNeeds] = {
     "B2": TransactionNeeds(
         required={
@@ -255,7 +256,9 @@ BY_TRANSACTION: dict[str, TransactionNeeds] = {
             "rx_number": "MISSING_RX_NUMBER",
             "fill_number": "MISSING_FILL_NUMBER",
         },
-        not_required=frozenset({"ndc", "quantity_dispensed", "days_supply", "cardholder_id"}),
+        not_required=frozenset(
+            {"ndc", "quantity_dispensed", "days_supply", "cardholder_id", "plan_id"}
+        ),
     ),
 }
 _NO_NEEDS = TransactionNeeds({}, frozenset())

@@ -613,8 +613,9 @@ def test_absent_transaction_code_is_a_billing() -> None:
 
 
 def test_a_reversal_needs_no_dispensing_or_patient_fields() -> None:
-    """A B2 names the paid claim; quantity, days supply and cardholder are not required."""
-    dropped = ("quantity_dispensed", "days_supply", "cardholder_id")
+    """A B2 names the paid claim; quantity, days supply, cardholder and plan id are not
+    required."""
+    dropped = ("quantity_dispensed", "days_supply", "cardholder_id", "plan_id")
     reversal = {k: v for k, v in FULL.items() if k not in dropped} | {"transaction_code": "B2"}
     assert _all_issues(reversal) == []
     rest, _ = split_phi(reversal)
@@ -623,4 +624,9 @@ def test_a_reversal_needs_no_dispensing_or_patient_fields() -> None:
     assert "quantity_dispensed" not in claim.gateway_fields()
     billing = {**reversal, "transaction_code": "B3"}
     codes = {issue.code for issue in _all_issues(billing)}
-    assert codes == {"MISSING_QUANTITY", "MISSING_DAYS_SUPPLY", "MISSING_CARDHOLDER_ID"}
+    assert codes == {
+        "MISSING_QUANTITY",
+        "MISSING_DAYS_SUPPLY",
+        "MISSING_CARDHOLDER_ID",
+        "MISSING_PLAN_ID",
+    }
