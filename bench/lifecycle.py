@@ -14,8 +14,8 @@ expected; no Idempotency-Key adjudicated twice and no content under two keys; th
 fleet's books (last state PAID: claim and ``amount_paid``) equal the sandbox's
 ``GET /v1/books`` per claim and in total to the cent; day 1 again with ``--new``: no
 new adjudication and the same results rows (``attempts`` aside: per run). Figures
-go to bench/out/lifecycle.json (``plain`` and ``faults``). The lifecycle integration test proves the same at 40
-claims on the in-process fleet (tests/integration/fleet/test_lifecycle.py).
+go to bench/out/lifecycle.json (``plain`` and ``faults``). The lifecycle integration
+test proves the same at 40 claims on the in-process fleet (tests/integration/fleet/test_lifecycle.py).
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ def _brief(row: Row | None) -> str:
     """A row's status, transaction, reject codes and reason (no PHI in a row)."""
     if row is None:
         return "no row"
-    return f"{row['status']} {row['transaction_code']} {row['reject_codes']} {row['reason']} {row['errors']}"
+    fields = ("status", "transaction_code", "reject_codes", "reason", "errors")
+    return " ".join(str(row[k]) for k in fields)
 
 
 def _books(fleet: Fleet, last: dict[str, Row]) -> dict[str, Any]:
@@ -188,7 +189,7 @@ def _day2(fleet: Fleet, plan: Plan, tmp: Path, faults: bool) -> tuple[int, float
     restarted (AOF) while it runs."""
     chaos = None
     if faults:
-        chaos = Chaos(fleet, 0, [(1.5, "submit1"), (4.0, "redis")], time.monotonic())
+        chaos = Chaos(fleet, 0, [(0.8, "submit1"), (1.2, "redis")], time.monotonic())
     code, seconds, rows = _run(fleet, plan.day2, tmp / "day2.out.jsonl")
     events = []
     if chaos is not None:
@@ -245,7 +246,8 @@ def table(f: dict[str, Any]) -> str:
         ("seconds (day 1 / day 2 / re-run)", f"{f['day1_s']} / {f['day2_s']} / {f['rerun_s']}"),
         ("final: paid / rejected / reversed", f"{f['paid']} / {f['rejected']} / {f['reversed']}"),
         ("final state not as expected", f["final_state_wrong"]),
-        ("books claims fleet / sandbox", f"{f['books_claims_fleet']} / {f['books_claims_sandbox']}"),
+        ("books claims fleet / sandbox", f"{f['books_claims_fleet']} / "
+                                         f"{f['books_claims_sandbox']}"),
         ("books total fleet / sandbox", f"{f['books_total_fleet']} / {f['books_total_sandbox']}"),
         ("books equal per claim / total", f"{f['books_per_claim_equal']} / "
                                           f"{f['books_total_equal']}"),
