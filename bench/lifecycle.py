@@ -15,7 +15,8 @@ fleet's books (last state PAID: claim and ``amount_paid``) equal the sandbox's
 ``GET /v1/books`` per claim and in total to the cent; day 1 again with ``--new``: no
 new adjudication and the same results rows (``attempts`` aside: per run). Figures
 go to bench/out/lifecycle.json (``plain`` and ``faults``). The lifecycle integration
-test proves the same at 40 claims on the in-process fleet (tests/integration/fleet/test_lifecycle.py).
+test proves the same at 40 claims on the in-process fleet
+(tests/integration/fleet/test_lifecycle.py).
 """
 
 from __future__ import annotations
