@@ -7,7 +7,9 @@ warnings (obsolete NDC, step therapy), and malformed claims of many kinds.
 
 ``payable_claim(rng, index)`` is one clean claim the sandbox pays;
 ``write_claims(path, n, ...)`` writes ``n`` of them as JSON Lines under ids of the
-caller's choosing (the fault tests and benchmarks: every claim sent exactly once).
+caller's choosing (the fault tests and benchmarks: every claim sent exactly once);
+``reversal(claim)`` is the B2 line of a claim (the lifecycle test and bench), and
+``recount_se(text)`` an X12 file's SE01 after segments were added.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+from rxfleet.claims.model import REVERSAL_FIELDS
 
 FIRST = ["AVA", "NOAH", "MIA", "LIAM", "ZOE", "ELI", "IVY", "OWEN", "RUBY", "JUDE", "NORA", "EZRA"]
 LAST = ["QUILLFEATHER", "BRAMBLEWOOD", "ASHCROFT", "MARLOWE", "TEMPLETON", "WINTERBOURNE",
@@ -87,6 +91,23 @@ def write_claims(
             ids.append(claim["claim_id"])
             handle.write(json.dumps(claim) + "\n")
     return ids
+
+
+def reversal(claim: dict[str, Any]) -> dict[str, Any]:
+    """A B2 line: the identifying fields, and the plan (a flat format's B2 needs it)."""
+    fields = {k: claim[k] for k in (*REVERSAL_FIELDS, "plan_id") if k in claim}
+    return {**fields, "transaction_code": "B2"}
+
+
+def recount_se(text: str) -> str:
+    """An X12 file's ``text`` with its (first) SE01 recounted (segments were added)."""
+    segments = text.split("~")
+    start = next(i for i, s in enumerate(segments) if s.strip().startswith("ST*"))
+    end = next(i for i, s in enumerate(segments) if s.strip().startswith("SE*"))
+    parts = segments[end].split("*")
+    parts[1] = str(end - start + 1)
+    segments[end] = "*".join(parts)
+    return "~".join(segments)
 
 
 Mutation = Callable[[dict[str, Any], random.Random], None]

@@ -20,6 +20,7 @@ import pytest
 
 from bench.harness import ROOT
 from rxfleet import cli
+from rxfleet.claims import synth
 from tests.integration.fleet.fleet_support import Fleet
 from tests.unit.formats import ncpdp_build as b
 
@@ -85,19 +86,8 @@ def _x12(tmp_path: Path, name: str, clm01: str, old: str, new: str) -> Path:
     text = text.replace("CLM*CLMNO12345*", f"CLM*{clm01}*").replace(old, new)
     text = text.replace("SBR*P*18*GRP01020102*", "SBR*P*18*GRP100*")  # a group the sandbox has
     path = tmp_path / name
-    path.write_text(_fix_se(text), encoding="utf-8")
+    path.write_text(synth.recount_se(text), encoding="utf-8")
     return path
-
-
-def _fix_se(text: str) -> str:
-    """``text`` with SE01 recounted (a segment was added)."""
-    segments = text.split("~")
-    start = next(i for i, s in enumerate(segments) if s.strip().startswith("ST*"))
-    end = next(i for i, s in enumerate(segments) if s.strip().startswith("SE*"))
-    parts = segments[end].split("*")
-    parts[1] = str(end - start + 1)
-    segments[end] = "*".join(parts)
-    return "~".join(segments)
 
 
 def test_every_new_claim_type_in_one_run(

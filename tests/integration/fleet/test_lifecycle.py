@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from rxfleet.claims import synth
-from rxfleet.claims.model import REVERSAL_FIELDS
 from tests.integration.fleet.fleet_support import Fleet
 
 pytestmark = pytest.mark.integration
@@ -47,17 +46,11 @@ def _day1(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
 
 def _day2(path: Path, claims: dict[str, dict[str, Any]], right: dict[str, str]) -> None:
     lines = [{**claims[cid], "group_id": group} for cid, group in right.items()]
-    lines += [_reversal(claims[_cid(i)]) for i in REVERSE]
+    lines += [synth.reversal(claims[_cid(i)]) for i in REVERSE]
     lines += [{**claims[_cid(i)], "transaction_code": "B3"} for i in REBILL]
     never = {**claims[_cid(39)], "claim_id": NEVER_BILLED, "rx_number": "7999999"}
-    lines.append(_reversal(never))
+    lines.append(synth.reversal(never))
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-
-
-def _reversal(claim: dict[str, Any]) -> dict[str, Any]:
-    """A B2 line: the identifying fields, and the plan (a flat format's B2 needs it)."""
-    fields = {k: claim[k] for k in (*REVERSAL_FIELDS, "plan_id") if k in claim}
-    return {**fields, "transaction_code": "B2"}
 
 
 def _by_claim(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
