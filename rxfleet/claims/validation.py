@@ -233,7 +233,9 @@ _BY_FORMAT: dict[str, dict[str, tuple[str | None, str, Callable[[Any, str], Any]
 #: many say "PCN: not required" (e.g. the Express Scripts, Caremark and state
 #: Medicaid D.0 payer sheets), so a blank PCN in the header is no fault.
 NOT_CARRIED: dict[str, frozenset[str]] = {
-    "x12": frozenset({"days_supply"}),
+    # An 837 carries no fill number, and the Rx number (REF*XZ) only when the pharmacy
+    # gave one: a void (CLM05-3 8) names its claim by the claim's own identity.
+    "x12": frozenset({"days_supply", "fill_number", "rx_number"}),
     "ncpdp": frozenset({"pcn"}),
 }
 

@@ -157,7 +157,9 @@ class ClaimRequest(BaseModel):
 
 
 class ReversalRequest(BaseModel):
-    """A reversal body (``B2``): the identifying fields of the paid claim."""
+    """A reversal body (``B2``): the identifying fields of the paid claim. An X12 void
+    carries no fill number (an 837 has none) and an Rx number only when REF*XZ gave
+    one: the books then find the claim as they filed it (``books.book_key``)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     claim_id: str = Field(min_length=1, max_length=64)
@@ -165,8 +167,10 @@ class ReversalRequest(BaseModel):
     bin: str = Field(pattern=r"^[0-9]{6}$")
     pcn: str = Field(min_length=1, max_length=10)
     service_provider_id: str = Field(min_length=1, max_length=15)
-    rx_number: str = Field(min_length=1, max_length=12)
-    fill_number: Annotated[int, BeforeValidator(_whole_number)] = Field(ge=0, le=99, strict=True)
+    rx_number: str | None = Field(default=None, min_length=1, max_length=50)
+    fill_number: Annotated[int, BeforeValidator(_whole_number)] | None = Field(
+        default=None, ge=0, le=99, strict=True
+    )
     date_of_service: date
 
 

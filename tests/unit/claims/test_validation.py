@@ -630,3 +630,14 @@ def test_a_reversal_needs_no_dispensing_or_patient_fields() -> None:
         "MISSING_CARDHOLDER_ID",
         "MISSING_PLAN_ID",
     }
+
+
+def test_an_x12_void_needs_no_fill_or_rx_number() -> None:
+    """An 837 carries no fill number and REF*XZ only when given: an X12 reversal (CLM05-3
+    8) names its claim by the claim's identity; a flat-file reversal must name both."""
+    void = {k: v for k, v in FULL.items() if k not in ("fill_number", "rx_number")}
+    rest, _ = split_phi({**void, "transaction_code": "B2"})
+    codes = {issue.code for issue in validate(rest, today=TODAY, fmt="x12").issues}
+    assert not codes & {"MISSING_FILL_NUMBER", "MISSING_RX_NUMBER"}, codes
+    flat = {issue.code for issue in validate(rest, today=TODAY, fmt="jsonl").issues}
+    assert {"MISSING_FILL_NUMBER", "MISSING_RX_NUMBER"} <= flat, flat

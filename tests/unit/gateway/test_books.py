@@ -100,11 +100,15 @@ def test_a_reversal_of_nothing_is_87() -> None:
 def test_a_reversal_needs_only_identifying_fields_and_no_formulary() -> None:
     state = gateway(Scenario(answers=(Override(claim_ids=frozenset({"B-1"}), status="R"),)))
     assert status_and_codes(state, "B-1:r1", REVERSAL) == ("R", ["87"])  # no override applied
-    missing = {k: v for k, v in REVERSAL.items() if k != "rx_number"}
+    missing = {k: v for k, v in REVERSAL.items() if k != "service_provider_id"}
     assert send(state, "B-1:r2", missing) == (
         400,
-        {"error": "invalid_request", "field": "rx_number"},
+        {"error": "invalid_request", "field": "service_provider_id"},
     )
+    # An X12 void carries no fill number and maybe no Rx number: not refused, it is
+    # looked up where such a claim is filed (by its claim id): nothing paid there, 87.
+    void = {k: v for k, v in REVERSAL.items() if k not in ("rx_number", "fill_number")}
+    assert status_and_codes(state, "B-1:r4", void) == ("R", ["87"])
     assert send(state, "B-1:r3", {**REVERSAL, "pcn": "NOPE"})[0] == 404
 
 
