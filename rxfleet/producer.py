@@ -156,10 +156,6 @@ def _content_text(name: str, value: Any) -> str:
     return format(number.normalize(), "f")
 
 
-def _claim_id(value: Any) -> str | None:
-    return None if value is None or str(value).strip() == "" else str(value).strip()
-
-
 def _iso_or_raw(value: str | None) -> str | None:
     """A date of birth as ISO (one person, one token, whatever the file's date form)."""
     try:
@@ -169,6 +165,7 @@ def _iso_or_raw(value: str | None) -> str | None:
 
 
 def _text_or_none(value: Any) -> str | None:
+    """The value as trimmed text; None when absent or blank."""
     return None if value is None or str(value).strip() == "" else str(value).strip()
 
 
@@ -178,7 +175,7 @@ def _named(record: Record) -> str | None:
     value = record.fields.get("claim_id")
     if holds_control(value):
         return derived_id(record.source, record.number)
-    return _claim_id(value)
+    return _text_or_none(value)
 
 
 def control_issues(record: Record) -> list[Issue]:

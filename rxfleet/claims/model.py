@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from rxfleet.claims.fields import CLAIM_ID_PATTERN
+from rxfleet.claims.fields import CLAIM_ID_PATTERN, REVERSAL
 
 _NUMBERS = (
     "quantity_dispensed",
@@ -89,8 +89,9 @@ REVERSAL_FIELDS = (
 
 
 def is_reversal(claim: Mapping[str, Any]) -> bool:
-    """True for a claim whose ``transaction_code`` is ``B2`` (absent means ``B1``)."""
-    return claim.get("transaction_code") == "B2"
+    """True for a claim or record whose ``transaction_code`` is ``B2`` (absent means
+    ``B1``)."""
+    return str(claim.get("transaction_code") or "").strip() == REVERSAL
 
 
 def gateway_body(claim: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,9 +27,8 @@ from rxfleet.claims.fields import (
     CLAIM_ID_PATTERN,
     PHI_FIELDS,
     PLAN_ID_MAX,
-    REVERSAL,
 )
-from rxfleet.claims.model import Claim
+from rxfleet.claims.model import Claim, is_reversal
 from rxfleet.claims.ndc import NdcError, normalize_ndc
 from rxfleet.claims.rules import Severity, rule, worst
 
@@ -268,11 +267,6 @@ _NO_NEEDS = TransactionNeeds({}, frozenset())
 
 def _needs(fields: Mapping[str, Any]) -> TransactionNeeds:
     return BY_TRANSACTION.get(str(fields.get("transaction_code") or "B1"), _NO_NEEDS)
-
-
-def is_reversal(fields: Mapping[str, Any]) -> bool:
-    """Whether the record asks for a reversal (``transaction_code`` B2)."""
-    return str(fields.get("transaction_code") or "").strip() == REVERSAL
 
 
 def _not_required(fields: Mapping[str, Any], fmt: str) -> frozenset[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rxfleet.claims.audit import AuditStage
-from rxfleet.claims.fields import REVERSAL
+from rxfleet.claims.model import is_reversal
 from rxfleet.claims.rejects import (
     CLEAN,
     Reason,
@@ -42,7 +42,7 @@ def route_record(record: WorkRecord, rejects: RejectMatrix) -> None:
     outcome = rejects.outcome_for(record.response_status or "R")
     claim = record.claim or {}
     if outcome.status is Status.PAID and not record.reject_codes:
-        reversal = claim.get("transaction_code") == REVERSAL and record.response_status == "A"
+        reversal = is_reversal(claim) and record.response_status == "A"
         record.status, record.route = Status.REVERSED if reversal else Status.PAID, CLEAN
         record.reason = Reason.PAYER if reversal else record.reason
     else:
