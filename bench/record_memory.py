@@ -11,13 +11,16 @@ sample mix: paid, rejected, quarantined), and then reads:
 * the rows the database holds for the run: results, audit events, dead letters;
 * CPU seconds of every process of the fleet during the run (psutil), and the
   share of them spent by the PostgreSQL server: the cost of the system of
-  record, next to the fleet's own work.
+  record, next to the fleet's own work;
+* CPU milliseconds a claim per process type (submit, cpu, beat, sandbox,
+  PostgreSQL, Redis, and the ``rxfleet run`` process itself).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -48,10 +51,40 @@ def cpu_seconds() -> dict[int, tuple[str, float]]:
     for proc in psutil.process_iter(["pid", "cmdline"]):
         try:
             times = proc.cpu_times()
-            out[proc.pid] = (" ".join(proc.info["cmdline"] or [])[:60], times.user + times.system)
+            out[proc.pid] = (" ".join(proc.info["cmdline"] or []), times.user + times.system)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return out
+
+
+#: Which process type a command line is (first match wins); the rest is "other".
+KINDS = (
+    ("submit", "-Q rxfleet.gateway"),
+    ("cpu", "-Q rxfleet.cpu"),
+    ("beat", " beat "),
+    ("sandbox", "rxfleet gateway"),
+    ("postgres", "postgres"),
+    ("redis", "-server"),
+)
+
+
+def kind_of(cmd: str) -> str:
+    return next((kind for kind, mark in KINDS if mark in f"{cmd} "), "other")
+
+
+def cpu_ms_per_claim(spent: dict[int, tuple[str, float]], cli: float, n: int) -> dict[str, float]:
+    """CPU milliseconds a claim per process type; ``cli``: the ``rxfleet run`` process
+    (the producer and the export), measured as a finished child."""
+    totals: dict[str, float] = {"rxfleet run (producer, export)": cli}
+    for cmd, cpu in spent.values():
+        if cpu > 0:
+            totals[kind_of(cmd)] = totals.get(kind_of(cmd), 0.0) + cpu
+    return {kind: round(1000 * cpu / n, 3) for kind, cpu in sorted(totals.items())}
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(env: dict[str, str], source: Path, out: Path) -> float:
@@ -81,9 +114,9 @@ def measure(n: int, tmp: Path) -> dict[str, Any]:
         client = redis.Redis.from_url(fleet.redis_url)
         run(fleet.env, warm, tmp / "warm-out.jsonl")
         baseline = int(client.info("memory")["used_memory"])
-        before = cpu_seconds()
+        before, cli_before = cpu_seconds(), children_cpu()
         seconds = run(fleet.env, source, tmp / "out.jsonl")
-        after = cpu_seconds()
+        after, cli = cpu_seconds(), children_cpu() - cli_before
         used = int(client.info("memory")["used_memory"])
         held = rows(fleet.env["RXFLEET_DATABASE_URL"])
     spent = {pid: (cmd, cpu - before.get(pid, (cmd, 0.0))[1]) for pid, (cmd, cpu) in after.items()}
@@ -100,6 +133,7 @@ def measure(n: int, tmp: Path) -> dict[str, Any]:
         "cpu_seconds_all": round(fleet_cpu, 1),
         "cpu_seconds_postgres": round(postgres, 1),
         "postgres_share": round(postgres / fleet_cpu, 3) if fleet_cpu else None,
+        "cpu_ms_per_claim": cpu_ms_per_claim(spent, cli, n),
     }
 
 
