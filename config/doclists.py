@@ -26,6 +26,7 @@ from config.settings import CONFIG_DIR
 from rxfleet.claims.audit import STAGE_MEANINGS
 from rxfleet.claims.fields import RESULT_FIELD_MEANINGS, RESULT_FIELDS
 from rxfleet.claims.rejects import (
+    DEAD_LETTER_ROUTES,
     REASON_MEANINGS,
     REPLAYABLE_REASONS,
     STATUS_MEANINGS,
@@ -82,8 +83,15 @@ def statuses() -> str:
 
 def routes(rejects: RejectMatrix | None = None) -> str:
     rejects = rejects or matrix(MATRIX)
-    rows = [(f"`{r.value}`", rejects.route_meanings.get(r, "")) for r in Route]
-    return _table(("route", "meaning"), rows)
+    rows = [
+        (f"`{r.value}`", rejects.route_meanings.get(r, ""), _yes(r in DEAD_LETTER_ROUTES))
+        for r in Route
+    ]
+    return _table(("route", "meaning", "dead letter"), rows)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else ""
 
 
 def reject_codes(rejects: RejectMatrix | None = None) -> str:

@@ -429,6 +429,7 @@ def produce(plan: RunPlan, inputs: Sequence[str], *, say: Say) -> ProduceResult 
         holder=holder,
         lease=settings.producer_lease,
         resume_from=plan.produced if plan.resumed else None,
+        order=context.order(),
     )
     result = producer.produce(list(inputs))
     if result.cut_short:

@@ -26,6 +26,7 @@ from rxfleet.stores.connection import get_redis
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
 from rxfleet.stores.metrics import MetricsStore
+from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
@@ -101,6 +102,10 @@ def sender() -> AioSender:
     return _keep(("sender", size), AioSender, lambda: AioSender(gateway_client()))
 
 
+def order() -> ClaimOrder:
+    return ClaimOrder(get_redis(), get_settings().key_prefix)
+
+
 def pause() -> FleetPause:
     return FleetPause(get_redis(), get_settings().key_prefix)
 
@@ -160,6 +165,7 @@ def submit_context(owner: str) -> SubmitContext:
         local_pause=_keep(("local-pause",), LocalPause, LocalPause),
         rejects=matrix(settings.reject_matrix),
         metrics=metrics(),
+        order=order(),
         owner=owner,
     )
 

@@ -48,6 +48,7 @@ from rxfleet.formats.payer_sheet import PayerSheet
 from rxfleet.formats.x12 import Routes
 from rxfleet.lifecycle import RunPlan, Say, finish_if_complete
 from rxfleet.stores.database import Database
+from rxfleet.stores.order import ClaimOrder, entry_of
 from rxfleet.stores.runs import RunStore
 
 SendBatch = Callable[[str, int, int], object]
@@ -254,6 +255,7 @@ class Producer:
     lease: float = 15.0
     resume_from: int | None = None  # the checkpoint of a run picked up again
     on_wait: Callable[[int], None] = lambda in_flight: None
+    order: ClaimOrder | None = None  # submissions of one claim id go out in input order
 
     @property
     def run_id(self) -> str:
@@ -285,6 +287,7 @@ class Producer:
             self._wait_for_room()
             self.runs.register_batch(self.run_id, first, len(batch))
             works, resuming = [w for w, _ in todo], self.resume_from is not None
+            self._enter_order(works)
             result.enqueued += self.runs.add(
                 self.run_id, works, _blobs(todo), only_missing=resuming
             )
@@ -292,6 +295,13 @@ class Producer:
         result.batches += 1
         result.total = first + len(batch)
         self.db.set_run(self.run_id, produced=result.total)
+
+    def _enter_order(self, works: list[WorkRecord]) -> None:
+        """The claims to be sent take their place in their claim ids' order (a reversal
+        in this run or another waits there for the billing ahead of it)."""
+        if self.order is not None:
+            entries = [entry_of(self.run_id, w) for w in works if not w.quarantined]
+            self.order.enter(self.run_id, [e for e in entries if e is not None])
 
     def _missing(
         self, first: int, items: list[tuple[WorkRecord, str | None]]

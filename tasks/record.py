@@ -21,4 +21,4 @@ def record(run_id: str, first: int, count: int) -> dict[str, Any]:
     batch = context.batch(first, count)
     metrics = context.metrics().key
     return record_batch(context.runs(), context.database(), run_id, batch, trace,
-                        metrics).as_dict()  # fmt: skip
+                        metrics, context.order()).as_dict()  # fmt: skip

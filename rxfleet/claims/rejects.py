@@ -102,8 +102,10 @@ REASON_MEANINGS: dict[Reason, str] = {
     " route `ROUTING_ERROR`",
     Reason.ABORTED: "the run was aborted (`rxfleet abort`) before the claim was sent:"
     " `REJECTED` `99`, route `HOST_ERROR`",
-    Reason.VALIDATION: "reserved for a validation quarantine; a quarantined claim is"
-    " recorded with reason null today",
+    Reason.VALIDATION: "the fleet's own checks quarantined the claim before sending it"
+    " (its codes say which: a missing field, a bad NDC, a duplicate claim id):"
+    " `QUARANTINED`, route `DEAD_LETTER`; replayable only when its one fatal code is"
+    " `MISSING_GPI_MAPPING` (after a crosswalk update)",
     Reason.POISON: "its link kept killing its worker (past `RXFLEET_MAX_DELIVERIES`"
     " deliveries), or kept failing on its batch (past as many re-drives by the sweeper):"
     " route `REVIEW_REQUIRED` when the"
@@ -111,6 +113,12 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.UNRECORDABLE: "the database refused a value of the claim: `QUARANTINED`, route"
     " `DEAD_LETTER`, error `UNRECORDABLE_VALUE`; recorded escaped",
 }
+
+
+#: Routes whose claims become dead letters, for a person or a replay (``rxfleet dlq``).
+DEAD_LETTER_ROUTES = frozenset(
+    {Route.DEAD_LETTER, Route.HOST_ERROR, Route.RETRY_LATER, Route.REVIEW_REQUIRED}
+)
 
 
 #: Reasons that are the fleet's own transport failure (or a transient host reject

@@ -112,8 +112,10 @@ class WorkRecord(BaseModel):
         self.issues.extend(IssueDoc.of(issue) for issue in issues)
 
     def quarantine(self) -> None:
-        """Stop here: never sent, dead-lettered with its codes."""
+        """Stop here: never sent, dead-lettered with its codes (reason ``VALIDATION``
+        unless the fleet gave one: ``UNRECORDABLE``)."""
         self.quarantined = True
+        self.reason = self.reason or Reason.VALIDATION
         self.status = Status.QUARANTINED
         self.route = Route.DEAD_LETTER
         self.stage = Stage.ROUTED

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rxfleet.claims.audit import AuditStage
-from rxfleet.claims.rejects import Route
+from rxfleet.claims.rejects import DEAD_LETTER_ROUTES, Reason, Route
 from rxfleet.claims.rejects import replayable as replayable_by_reason
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.lifecycle import finish_if_complete
@@ -28,13 +28,12 @@ from rxfleet.links import LinkReport, codes
 from rxfleet.links.unrecordable import Origin, Rows, record_isolating
 from rxfleet.stores.database import AuditEvent, Database, DeadLetter, ResultRow
 from rxfleet.stores.metrics import claim_fields
+from rxfleet.stores.order import ClaimOrder, entry_of
 from rxfleet.stores.runs import RunStore
 
 log = logging.getLogger("rxfleet.record")
 
 SCHEMA_VERSION = "2"
-#: Routes whose claims become dead letters, for a person or a replay.
-DEAD_LETTER_ROUTES = {Route.DEAD_LETTER, Route.HOST_ERROR, Route.RETRY_LATER, Route.REVIEW_REQUIRED}
 REPLAYABLE_CODES = {"MISSING_GPI_MAPPING"}
 _WARNINGS = {"OBSOLETE_NDC", "PRIOR_AUTH_FLAG", "QUANTITY_LIMIT_FLAG", "STEP_THERAPY_FLAG"}
 _EVENT_FIELDS = {"stage", "at", "outcome", "codes", "attempt"}
@@ -47,9 +46,11 @@ def record_batch(
     batch: range,
     trace: str,
     metrics_key: str | None = None,
+    order: ClaimOrder | None = None,
 ) -> LinkReport:
     """Record the batch's routed claims; with ``metrics_key``, count them in the fleet's
-    metrics (status, route, reject codes) as they are retired: exactly once."""
+    metrics (status, route, reject codes) as they are retired: exactly once. With
+    ``order``, the recorded claims leave their claim ids' order."""
     report = LinkReport(run_id, "record")
     records = runs.load(run_id, batch)
     ready = [r for r in records if r.stage == Stage.ROUTED]
@@ -62,6 +63,8 @@ def record_batch(
     tallies = [claim_fields(str(r.status), str(r.route), r.reject_codes) for r in recorded]
     _, done = runs.retire(run_id, batch.start if whole else -1, [r.seq for r in ready],
                           tallies, metrics_key)  # fmt: skip
+    if order is not None:
+        order.leave(run_id, [e for e in (entry_of(run_id, r) for r in ready) if e is not None])
     finish_if_complete(runs, db, run_id, done)
     return report
 
@@ -82,8 +85,9 @@ def _record_rows(
 
 
 def replayable(record: WorkRecord) -> bool:
-    """A dead letter a replay can fix: the fleet's own give-up, or a crosswalk miss."""
-    if record.reason is not None and record.route is not None:
+    """A dead letter a replay can fix: the fleet's own give-up, or a crosswalk miss
+    (a validation quarantine is replayable by its codes, not by its reason)."""
+    if record.reason not in (None, Reason.VALIDATION) and record.route is not None:
         return replayable_by_reason(record.route, record.reason)
     fatal = set(codes(record)) - _WARNINGS
     return record.route == Route.DEAD_LETTER and bool(fatal) and fatal <= REPLAYABLE_CODES

@@ -26,6 +26,7 @@ from rxfleet.gateway.client import Pricing
 from rxfleet.links import LinkReport
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.metrics import MetricsStore
+from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
@@ -105,6 +106,7 @@ class SubmitContext:
     rejects: RejectMatrix | None = None  # which reject codes are transient (90-98)
     owner: str = "local"  # whose leases these are (the task id)
     metrics: MetricsStore | None = None  # None: no fleet counters (unit tests)
+    order: ClaimOrder | None = None  # None: claims of one claim id are not ordered
 
 
 @dataclass(frozen=True)

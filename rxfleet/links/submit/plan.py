@@ -1,9 +1,11 @@
 """Planning a window: one Redis read, then what to send, end here, or wait for.
 
 The read is one pipelined round trip: the fleet pause, the breakers' gates,
-the run's abort flag, the window's send leases, its vault blobs and the route
-memos of its BIN/PCN pairs. Each store queues its own commands and hands back
-its own decoder, so nothing here counts reply slots.
+the run's abort flag, the window's send leases, its vault blobs, the route
+memos of its BIN/PCN pairs and which of its claims have an earlier submission of
+their claim id ahead of them (only those are looked at further: ``order``). Each
+store queues its own commands and hands back its own decoder, so nothing here counts
+reply slots.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rxfleet.claims.rejects import ROUTING_REJECT, Reason
 from rxfleet.claims.work import WorkRecord
 from rxfleet.links.submit.breakers import RoundBreakers
 from rxfleet.links.submit.context import MAX_REPLAYS, SubmitContext, route_of
+from rxfleet.links.submit.order import held_back
 from rxfleet.stores.routes import RouteState
 from rxfleet.stores.runs import Lease
 
@@ -34,7 +37,7 @@ class Plan:
     aborted: bool = False
     send: list[WorkRecord] = field(default_factory=list)
     send_local: list[WorkRecord] = field(default_factory=list)  # ended here (a known 404)
-    busy: list[WorkRecord] = field(default_factory=list)  # leased elsewhere, or route probing
+    busy: list[WorkRecord] = field(default_factory=list)  # leased elsewhere, held, probing
     route_busy: bool = False
     probed: set[Route] = field(default_factory=set)  # route probes this window holds
     sealed: dict[int, str | None] = field(default_factory=dict)  # seq → vault blob
@@ -60,6 +63,7 @@ class Planner:
         sealed = ctx.runs.read_sealed(pipe, self.run_id, seqs)
         routes = sorted({route_of(r) for r in window})
         memos = {route: ctx.routes.read(pipe, *route) for route in routes}
+        waiting = ctx.order.waiting(pipe, self.run_id, seqs) if ctx.order else None
         replies = pipe.execute()
         gated = [(name, partial(decode, replies)) for name, decode in gates]
         self._gate(plan, paused(replies), gated)
@@ -68,8 +72,16 @@ class Planner:
         states = {route: memo(replies) for route, memo in memos.items()}
         self.known.update(route for route, state in states.items() if state is RouteState.KNOWN)
         if plan.wait <= 0 and not plan.aborted:  # a window that sends nothing takes no probe
-            self._choose(plan, window, leases(replies), states)
+            held = self._held(window, waiting(replies) if waiting else set())
+            self._choose(plan, window, leases(replies), states, held)
         return plan
+
+    def _held(self, window: list[WorkRecord], flagged: set[int]) -> set[int]:
+        """Claims of the window that an earlier submission of their claim id holds back."""
+        if not flagged or self.ctx.order is None:
+            return set()
+        records = [r for r in window if r.seq in flagged]
+        return held_back(self.ctx.order, self.ctx.runs, self.run_id, records)
 
     def _gate(self, plan: Plan, paused: float, gates: Sequence[tuple[str, Gate]]) -> None:
         """The fleet pause first; then each breaker (deciding a half-open one takes its probe)."""
@@ -92,11 +104,12 @@ class Planner:
         window: list[WorkRecord],
         leases: list[Lease],
         states: dict[Route, RouteState | None],
+        held: set[int],
     ) -> None:
         for record, lease in zip(window, leases, strict=True):
             if lease is Lease.GONE:
                 continue  # recorded meanwhile by another delivery: nothing to do
-            if lease is not Lease.GRANTED:
+            if lease is not Lease.GRANTED or record.seq in held:
                 plan.busy.append(record)
                 continue
             state = self._route_state(route_of(record), plan, states)

@@ -71,6 +71,7 @@ class Fleet:
             max_inflight=self.settings.max_inflight,
             holder=holder,
             resume_from=resume_from,
+            order=context.order(),
         )
 
     def results(self, run_id: str) -> list[dict[str, Any]]:

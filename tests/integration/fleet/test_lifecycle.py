@@ -5,8 +5,10 @@ Idempotency-Key, and the fleet's books equal the sandbox's to the cent.
 Day 1 bills 40 claims, 4 with an unknown group (R 06). Day 2 (another file, another
 run) corrects those 4 (same claim id, the right group: new content, a new key, so
 paid), reverses 5 paid claims (B2), rebills 3 (B3) and reverses one never billed
-(R 87). Then day 1's file again in a new run: every key replayed, no new
-adjudication, the same results (docs/protocol.md, 'The Idempotency-Key').
+(R 87), and bills and reverses a new claim in the same file (the reversal waits
+for its billing's answer: ordering per claim id). Then day 1's file again in a new
+run: every key replayed, no new adjudication, the same results (docs/protocol.md,
+'The Idempotency-Key').
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 WRONG, REVERSE, REBILL = range(0, 4), range(10, 15), range(20, 23)
 NEVER_BILLED = "L-NEVER"
+SAME_DAY = "L-SAMEDAY"
 
 
 def _cid(i: int) -> str:
@@ -50,6 +53,8 @@ def _day2(path: Path, claims: dict[str, dict[str, Any]], right: dict[str, str]) 
     lines += [{**claims[_cid(i)], "transaction_code": "B3"} for i in REBILL]
     never = {**claims[_cid(39)], "claim_id": NEVER_BILLED, "rx_number": "7999999"}
     lines.append(synth.reversal(never))
+    fresh = {**claims[_cid(38)], "claim_id": SAME_DAY, "rx_number": "7888888"}
+    lines += [fresh, synth.reversal(fresh)]  # billed, then reversed, in one batch
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
 
@@ -71,7 +76,9 @@ def test_bill_correct_reverse_rebill_then_replay_day_one(fleet: Fleet, tmp_path:
     assert {cid for cid, r in first.items() if r["reject_codes"] == ["06"]} == set(right)
     assert sum(r["status"] == "PAID" for r in day1) == 36
 
-    second = _by_claim(fleet.results(fleet.run(tmp_path / "day2.jsonl", batch_size=10).run_id))
+    rows = fleet.results(fleet.run(tmp_path / "day2.jsonl", batch_size=10).run_id)
+    assert [r["status"] for r in rows if r["claim_id"] == SAME_DAY] == ["PAID", "REVERSED"]
+    second = _by_claim(rows)
     assert all(second[cid]["status"] == "PAID" for cid in right)  # corrected: a new key
     assert {second[_cid(i)]["status"] for i in REVERSE} == {"REVERSED"}
     assert {second[_cid(i)]["status"] for i in REBILL} == {"PAID"}
@@ -83,7 +90,7 @@ def test_bill_correct_reverse_rebill_then_replay_day_one(fleet: Fleet, tmp_path:
     stats = fleet.gateway.stats()
     assert all(v["adjudications"] <= 1 for v in stats["keys"].values()), "a key twice"
     assert stats["same_content"] == 0, "one content adjudicated under two keys"
-    assert stats["adjudications"] == 40 + len(second)
+    assert stats["adjudications"] == 40 + len(rows)
 
     latest = {**{c: r for c, r in first.items() if r["status"] == "PAID"}, **second}
     paid = {c: r for c, r in latest.items() if r["status"] == "PAID"}
