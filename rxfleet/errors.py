@@ -13,6 +13,7 @@ Every exception the project raises on purpose derives from ``RxFleetError``::
     ├── RetryableError              worth another try, later
     │   ├── RateLimited             429 from the gateway; carries Retry-After
     │   ├── GatewayUnavailable      503 or other 5xx; may carry Retry-After
+    │   │   └── AnswerMismatch      a 200 answer naming another claim: a gateway fault
     │   ├── GatewayTimeout          connect/read timeout, reset, refused
     │   └── AuthenticationFailed    401: the token is invalid (REJ_001) or expired (REJ_004)
     └── FatalError                  will fail the same way every time
@@ -118,6 +119,11 @@ class RateLimited(RetryableError):
 
 class GatewayUnavailable(RetryableError):
     """503 Service Unavailable or another 5xx."""
+
+
+class AnswerMismatch(GatewayUnavailable):
+    """The gateway answered, but for another claim id: never recorded against this one;
+    tried again, then ``99`` with the reason ``ANSWER_MISMATCH``."""
 
 
 class GatewayTimeout(RetryableError):

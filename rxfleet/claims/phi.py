@@ -39,6 +39,9 @@ TOKEN_PREFIX = "pt_"
 KEY_BYTES = 32
 #: 32 random bytes have about 30 distinct values; fewer than this is not random.
 MIN_DISTINCT_BYTES = 16
+#: Consecutive bytes a constant step apart (0, 1, 2, ...): in random bytes a run of
+#: this length has odds of about 2**-27 a key; in a key typed or counted by hand, it is the key.
+MAX_STEP_RUN = 6
 _NONCE_BYTES = 12
 _HOW_TO = "make one with `rxfleet keys generate`"
 
@@ -65,9 +68,29 @@ def parse_key(text: str, name: str) -> bytes:
         raw = b""
     if len(raw) != KEY_BYTES:
         raise ConfigError(f"{name} must be {KEY_BYTES} random bytes in base64; {_HOW_TO}")
-    if len(set(raw)) < MIN_DISTINCT_BYTES:
+    if not looks_random(raw):
         raise ConfigError(f"{name} is weak (not random bytes); {_HOW_TO}")
     return raw
+
+
+def looks_random(raw: bytes) -> bool:
+    """A cheap estimate that ``raw`` came from a random source, not a person: enough
+    distinct bytes, not all printable ASCII (a passphrase in base64: odds about
+    2**-56 for random bytes), no long run of bytes a constant step apart."""
+    if len(set(raw)) < MIN_DISTINCT_BYTES:
+        return False
+    if all(0x20 <= b < 0x7F for b in raw):
+        return False
+    return _longest_step_run(raw) < MAX_STEP_RUN
+
+
+def _longest_step_run(raw: bytes) -> int:
+    longest = run = 1
+    for i in range(2, len(raw)):
+        same = (raw[i] - raw[i - 1]) % 256 == (raw[i - 1] - raw[i - 2]) % 256
+        run = run + 1 if same else 1
+        longest = max(longest, run)
+    return longest + 1
 
 
 def derive(key: bytes, purpose: str) -> bytes:

@@ -83,6 +83,7 @@ class Reason(StrEnum):
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"  # the fleet's transport retries used up (its "99")
     GATEWAY_REFUSED = "GATEWAY_REFUSED"  # the gateway refused our request (4xx)
     ROUTING_MISS = "ROUTING_MISS"  # the gateway does not know the BIN/PCN (404)
+    ANSWER_MISMATCH = "ANSWER_MISMATCH"  # the gateway kept answering for another claim id
     ABORTED = "ABORTED"  # the run was aborted before the claim was sent
     VALIDATION = "VALIDATION"  # quarantined by the fleet's validation
     POISON = "POISON"  # its link kept killing its worker, or kept failing on it: a person looks
@@ -100,6 +101,9 @@ REASON_MEANINGS: dict[Reason, str] = {
     " 401/404/429): `REJECTED` `99`",
     Reason.ROUTING_MISS: "the gateway does not know the BIN/PCN (404): `REJECTED` `04`,"
     " route `ROUTING_ERROR`",
+    Reason.ANSWER_MISMATCH: "the gateway's answers named another claim id until the"
+    " fleet's retries were used up (a gateway fault: never recorded against this claim):"
+    " `REJECTED` `99`, route `HOST_ERROR`; a person asks the payer",
     Reason.ABORTED: "the run was aborted (`rxfleet abort`) before the claim was sent:"
     " `REJECTED` `99`, route `HOST_ERROR`",
     Reason.VALIDATION: "the fleet's own checks quarantined the claim before sending it"

@@ -47,6 +47,7 @@ RULES: dict[str, Rule] = {
         # Reading the record.
         Rule("MALFORMED_RECORD", _F, None, "the record cannot be parsed at all"),
         Rule("UNEXPECTED_FIELD", _F, None, "a field that is not a canonical claim field"),
+        Rule("DUPLICATE_FIELD", _F, None, "a field given twice in one record (which is meant?)"),
         Rule("DUPLICATE_CLAIM_ID", _F, "claim_id", "same claim_id and transaction_code earlier"),
         Rule("NO_PAYER_ROUTE", _F, "payer_id", "X12 payer with no BIN/PCN route in config/"),
         Rule("MISSING_FIELD", _F, None, "a field the format requires is empty"),

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from rxfleet.claims.fields import CLAIM_ID_CHARS, CLAIM_ID_MAX
+from rxfleet.claims.fields import CANONICAL_FIELDS, CLAIM_ID_CHARS, CLAIM_ID_MAX
 from rxfleet.errors import InputError
 from rxfleet.formats.base import Problem, Record
 from rxfleet.formats.textio import EMPTY_FILE, NOT_UTF8, open_binary, physical_lines
@@ -31,7 +31,9 @@ def read_jsonl(path: str) -> Iterator[Record]:
     Every way a line can fail is one bad record (``MALFORMED_RECORD``), never a
     traceback: not UTF-8, not JSON, nested deeper than ``MAX_DEPTH``, an integer
     beyond Python's digit limit, a lone surrogate (``"\\ud800"``) in a string.
-    A file without a single record is ``InputError("empty file: no claims")``.
+    A key given twice in one object is ``DUPLICATE_FIELD`` (which value is meant?
+    ``json`` alone would keep the last one silently). A file without a single record
+    is ``InputError("empty file: no claims")``.
     """
     emitted = False
     with open_binary(path) as handle:
@@ -55,7 +57,9 @@ def _record(path: str, number: int, raw: bytes) -> Record:
     if _too_deep(text):
         return _malformed(path, number, raw, f"nested deeper than {MAX_DEPTH} levels")
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique)
+    except _DuplicateKey as exc:
+        return Record(path, number, fields=_salvage(raw), problem=exc.problem)
     except json.JSONDecodeError as exc:
         return _malformed(path, number, raw, f"not JSON (column {exc.colno}: {exc.msg})")
     except (ValueError, RecursionError):  # int beyond the digit limit, deep nesting
@@ -65,6 +69,28 @@ def _record(path: str, number: int, raw: bytes) -> Record:
     if _has_surrogate(data):
         return _malformed(path, number, raw, "a string holds a lone surrogate (not Unicode text)")
     return Record(path, number, fields=data)
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.problem = Problem("DUPLICATE_FIELD", "a field is given twice", field=_field_name(name))
+
+
+def _field_name(name: str) -> str | None:
+    """The duplicated key when it names a canonical field (never echo arbitrary text)."""
+    return name if name in CANONICAL_FIELDS else None
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are each given once; a second one is refused, not
+    silently won by the last value."""
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise _DuplicateKey(name)
+        out[name] = value
+    return out
 
 
 def _too_deep(text: str) -> bool:

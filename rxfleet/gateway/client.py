@@ -52,6 +52,7 @@ from urllib3.util.retry import Retry
 from config.settings import Settings
 from rxfleet.claims.fields import PHI_FIELDS
 from rxfleet.errors import (
+    AnswerMismatch,
     AuthenticationFailed,
     ClaimValidationError,
     ConfigError,
@@ -399,8 +400,14 @@ def _adjudication(response: HttpAnswer, claim_id: str, where: str) -> Adjudicati
             request=where,
         )
     answered_id = data.get("claim_id")
+    if answered_id not in (None, "", claim_id):
+        raise AnswerMismatch(
+            f"{where}: claim {claim_id}: the answer names another claim id",
+            claim_id=claim_id,
+            request=where,
+        )
     return Adjudication(
-        claim_id=answered_id if isinstance(answered_id, str) and answered_id else claim_id,
+        claim_id=claim_id,
         status=status,
         reject_codes=tuple(str(c) for c in codes),
         raw=_scrub(data),

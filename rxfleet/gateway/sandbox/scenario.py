@@ -39,7 +39,9 @@ one-hour tokens. Every knob, with the JSON key that sets it:
     Each claim in ``claim_ids`` that the plans would answer (200) gets
     ``status`` (``P``, ``R`` or ``D``) and ``reject_codes`` exactly as given, the
     rest of the answer unchanged: a payer's odd answers, such as a ``P`` that
-    carries reject codes or a code padded with spaces (``" 75"``).
+    carries reject codes or a code padded with spaces (``" 75"``). With
+    ``answer_for``, the answer names that claim id instead of the one sent (a
+    gateway that mixes its answers up; stored so, replays too).
 ``latency_ms`` / ``jitter_ms`` (float, 0)
     Every claim request waits ``latency_ms`` plus a seeded uniform
     ``[0, jitter_ms)`` before it is answered.
@@ -105,6 +107,7 @@ class Override:
     claim_ids: frozenset[str] = frozenset()
     status: Literal["P", "R", "D"] = "P"
     reject_codes: tuple[str, ...] = ()
+    answer_for: str | None = None
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -144,7 +147,9 @@ class Scenario:
         for answer in self.answers:
             if body.get("claim_id") in answer.claim_ids:
                 codes = list(answer.reject_codes)
-                return {**body, "transaction_response_status": answer.status, "reject_codes": codes}
+                named = answer.answer_for or body.get("claim_id")
+                return {**body, "claim_id": named, "transaction_response_status": answer.status,
+                        "reject_codes": codes}  # fmt: skip
         return body
 
     def roll(self, salt: str, key: str, attempt: int) -> float:

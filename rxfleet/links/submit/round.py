@@ -12,7 +12,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable
 
-from rxfleet.claims.rejects import HOST_ERROR_REJECT, Reason
+from rxfleet.claims.rejects import HOST_ERROR_REJECT
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.errors import RetryableError
 from rxfleet.links.submit.breakers import RoundBreakers
@@ -25,7 +25,7 @@ from rxfleet.links.submit.context import (
 )
 from rxfleet.links.submit.plan import Plan, Planner
 from rxfleet.links.submit.send import Dispatch, Outcome
-from rxfleet.links.submit.settle import Settler
+from rxfleet.links.submit.settle import Settler, spent_reason
 
 ROUTE_PROBE_WAIT = 0.2  # a batch waiting for another's route probe holds back this long
 LEASE_HELD_WAIT = 1.0  # a batch whose claims another holder is sending comes back after this
@@ -165,7 +165,7 @@ class Round:
             if aborted:
                 record.end_aborted()
             else:
-                record.reject(HOST_ERROR_REJECT, Reason.RETRIES_EXHAUSTED)
+                record.reject(HOST_ERROR_REJECT, spent_reason(record))
         self.ctx.runs.save(self.run_id, ended, self.batch)
         self.report.done += len(ended)
         self.report.reason = reason

@@ -15,6 +15,7 @@ from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.rejects import HOST_ERROR_REJECT, ROUTING_REJECT, Reason
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.errors import (
+    AnswerMismatch,
     AuthenticationFailed,
     FatalError,
     GatewayUnavailable,
@@ -27,6 +28,14 @@ from rxfleet.links.submit.breakers import RoundBreakers
 from rxfleet.links.submit.context import Adjudicated, SubmitContext, SubmitReport, route_of
 from rxfleet.links.submit.send import Outcome
 from rxfleet.stores.metrics import RequestTally
+
+
+def spent_reason(record: WorkRecord) -> Reason:
+    """Why a claim whose tries ran out ends ``99``: the gateway answering for another
+    claim, when that was its last failure; else the transport retries."""
+    if record.reason is Reason.ANSWER_MISMATCH:
+        return Reason.ANSWER_MISMATCH
+    return Reason.RETRIES_EXHAUSTED
 
 
 class Settler:
@@ -72,6 +81,8 @@ class Settler:
                      outcome=answer.status)  # fmt: skip
         self.breakers.observe(ok=True)
         self._learn(record, ok=True)
+        if record.reason is Reason.ANSWER_MISMATCH:
+            record.reason = None  # an earlier try's answer named another claim; this one did not
         record.response_status = answer.status
         record.reject_codes = list(answer.reject_codes)
         _money(record, answer)
@@ -99,7 +110,11 @@ class Settler:
             return False
         elif isinstance(error, RetryableError):
             self._retryable(error)
-        self._count_failure(record, retry)
+        if isinstance(error, AnswerMismatch):
+            record.reason = Reason.ANSWER_MISMATCH  # the reason if its tries run out so
+        elif record.reason is Reason.ANSWER_MISMATCH:
+            record.reason = None  # its last failure is another one
+        self._count_failure(record, retry, spent_reason(record))
         return False
 
     def _retryable(self, error: RetryableError) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from rxfleet.claims.phi import (
     VaultCipher,
     generate_key,
     key_id,
+    looks_random,
     parse_key,
 )
 from rxfleet.errors import ConfigError
@@ -160,6 +162,10 @@ def test_generated_keys_parse_in_both_alphabets() -> None:
         (base64.b64encode(bytes(range(40))).decode(), "32 random bytes in base64"),
         (base64.b64encode(b"a" * 32).decode(), "weak"),
         (base64.b64encode(bytes([1, 2, 3, 4] * 8)).decode(), "weak"),
+        (base64.b64encode(b"my pharmacy passphrase, 32 long!").decode(), "weak"),  # ASCII
+        (base64.b64encode(bytes(range(32))).decode(), "weak"),  # 0..31: a sequence
+        (base64.b64encode(bytes(range(200, 232))).decode(), "weak"),
+        (base64.b64encode(bytes(range(0, 256, 8))).decode(), "weak"),  # a step of 8
     ],
 )
 def test_bad_keys_refused_with_a_way_out(text: str, needle: str) -> None:
@@ -168,6 +174,10 @@ def test_bad_keys_refused_with_a_way_out(text: str, needle: str) -> None:
     message = str(caught.value)
     assert needle in message and "RXFLEET_VAULT_KEY" in message
     assert "rxfleet keys generate" in message and "\n" not in message
+
+
+def test_random_keys_pass_the_estimate() -> None:
+    assert all(looks_random(os.urandom(32)) for _ in range(2000))
 
 
 def test_secret_sealer_round_trip_and_digest() -> None:

@@ -89,6 +89,20 @@ def test_jsonl_problem_never_quotes_the_line(tmp_path: Path) -> None:
     assert "QUILLFEATHER" not in repr(record.fields)
 
 
+def test_jsonl_a_key_given_twice_quarantines_the_claim_with_its_code(tmp_path: Path) -> None:
+    text = (
+        '{"claim_id": "D1", "group_id": "GRP1", "group_id": "GRP2"}\n'
+        '{"claim_id": "D2", "x-Zanzibar": "WHISTLEDOWN", "x-Zanzibar": 1}\n'
+        '{"claim_id": "D3", "group_id": "GRP1"}\n'
+    )
+    first, second, third = read_jsonl(_write(tmp_path, "c.jsonl", text))
+    assert first.problem == Problem("DUPLICATE_FIELD", "a field is given twice", "group_id")
+    assert first.fields == {"claim_id": "D1"}  # no value kept: neither is the one meant
+    assert second.problem is not None and second.problem.field is None  # not echoed
+    assert "Zanzibar" not in repr(second) and "WHISTLEDOWN" not in repr(second)
+    assert third.problem is None and third.fields == {"claim_id": "D3", "group_id": "GRP1"}
+
+
 @pytest.mark.parametrize("line", ["[1, 2]", '"a claim"', "42", "null", "true"])
 def test_jsonl_non_object_is_a_problem(tmp_path: Path, line: str) -> None:
     (record,) = read_jsonl(_write(tmp_path, "c.jsonl", line + "\n"))
