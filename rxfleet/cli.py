@@ -15,6 +15,7 @@ from rxfleet import __version__, commands, logs
 from rxfleet.claims.rejects import Reason
 from rxfleet.errors import ConfigError, InfrastructureError, InputError, RxFleetError
 from rxfleet.guards import check_fleet
+from rxfleet.stores.connection import check_eviction, get_redis
 
 log = logging.getLogger("rxfleet")
 
@@ -269,6 +270,7 @@ def _guard(command: str, dry_run: bool = False) -> None:
     logs.configure(settings)
     if command not in UNGUARDED and settings.redis_url and not dry_run:
         check_fleet(settings)
+        check_eviction(get_redis())
 
 
 def _dispatch(args: argparse.Namespace) -> int:

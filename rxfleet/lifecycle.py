@@ -24,12 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from config import Settings
 from rxfleet.claims.crosswalk import file_digest
 from rxfleet.claims.rejects import matrix
 from rxfleet.errors import ConfigError, InfrastructureError
+from rxfleet.stores.connection import REDIS_OUTAGE
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
 from rxfleet.stores.runs import RunStore
@@ -203,7 +202,7 @@ class Waiter:
     def _read(self) -> Progress | None:
         try:
             progress = self.read()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except REDIS_OUTAGE as exc:
             self._outage(type(exc).__name__)
             return None
         if self._away is not None:

@@ -9,8 +9,9 @@ from typing import Any
 from rxfleet import context
 from rxfleet.errors import InfrastructureError
 from rxfleet.links.record import record_batch
+from rxfleet.stores.connection import REDIS_OUTAGE
 from workers.app import app
-from workers.base import REDIS_OUTAGE, REDIS_OUTAGE_BACKOFF
+from workers.base import REDIS_OUTAGE_BACKOFF
 
 
 @app.task(

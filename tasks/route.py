@@ -9,8 +9,9 @@ from config import get_settings
 from rxfleet import context
 from rxfleet.claims.rejects import matrix
 from rxfleet.links.route import route_batch
+from rxfleet.stores.connection import REDIS_OUTAGE
 from workers.app import app
-from workers.base import REDIS_OUTAGE, REDIS_OUTAGE_BACKOFF
+from workers.base import REDIS_OUTAGE_BACKOFF
 
 
 @app.task(autoretry_for=REDIS_OUTAGE, max_retries=None, **REDIS_OUTAGE_BACKOFF)

@@ -16,8 +16,9 @@ from celery import Task
 
 from rxfleet import context
 from rxfleet.links.submit import submit_batch
+from rxfleet.stores.connection import REDIS_OUTAGE
 from workers.app import app
-from workers.base import REDIS_OUTAGE, REDIS_OUTAGE_BACKOFF
+from workers.base import REDIS_OUTAGE_BACKOFF
 
 
 @app.task(bind=True, autoretry_for=REDIS_OUTAGE, max_retries=None, **REDIS_OUTAGE_BACKOFF)

@@ -7,8 +7,9 @@ from typing import Any
 
 from rxfleet import context
 from rxfleet.links.validate import validate_batch
+from rxfleet.stores.connection import REDIS_OUTAGE
 from workers.app import app
-from workers.base import REDIS_OUTAGE, REDIS_OUTAGE_BACKOFF
+from workers.base import REDIS_OUTAGE_BACKOFF
 
 
 @app.task(autoretry_for=REDIS_OUTAGE, max_retries=None, **REDIS_OUTAGE_BACKOFF)

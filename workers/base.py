@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
-from celery.exceptions import TaskPredicate
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from celery.exceptions import Reject, TaskPredicate
 
 from config import get_settings
 from rxfleet import context, logs
 from rxfleet.errors import LinkFailed
 from rxfleet.links.poison import dead_letter_batch
+from rxfleet.stores.connection import REDIS_OUTAGE
 
 log = logging.getLogger("rxfleet.task")
 
-#: What a link that touches Redis retries on: Redis itself going away.
-REDIS_OUTAGE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+# What a link that touches Redis retries on: REDIS_OUTAGE (Redis away, or full).
+#: In-process waits of a link that met a Redis outage (``FleetTask._riding_out``).
+RIDE_FIRST_WAIT = 0.25
+RIDE_LONGEST_WAIT = 2.0
 #: How it waits: exponential (2 s, 4 s, ... capped at 60 s) with jitter.
 REDIS_OUTAGE_BACKOFF: dict[str, Any] = {
     "retry_backoff": 2,
@@ -58,7 +61,7 @@ class FleetTask(Task):  # type: ignore[type-arg]
             try:
                 if ids and self._poisoned(ids):
                     return self._dead_letter(ids)
-                return super().__call__(*args, **kwargs)
+                return self._riding_out(lambda: super(FleetTask, self).__call__(*args, **kwargs))
             except (TaskPredicate, LinkFailed):
                 raise
             except Exception as exc:
@@ -71,6 +74,29 @@ class FleetTask(Task):  # type: ignore[type-arg]
                 )
             log.error("link %s failed: %s (ref %s)", self.name, failure.code, failure.ref)
             raise failure
+
+    def _riding_out(self, call: Callable[[], Any]) -> Any:
+        """The link, run again in this process while Redis is away or full, for up to half
+        its soft time limit. Celery's own retry needs Redis to queue the retry; when it
+        cannot, it rejects the message (``Reject``), and the batch would wait for the
+        sweeper. Links are idempotent: running one again is safe."""
+        budget = time.monotonic() + get_settings().link_soft_time_limit / 2
+        delay = RIDE_FIRST_WAIT
+        while True:
+            try:
+                return call()
+            except Reject as exc:
+                outage: BaseException = exc
+                if not isinstance(getattr(exc, "reason", None), REDIS_OUTAGE):
+                    raise
+            except REDIS_OUTAGE as exc:
+                outage = exc
+            if time.monotonic() + delay > budget:
+                raise outage
+            log.warning("link %s: Redis away or full (%s); running it again in %.2g s",
+                        self.name, type(outage).__name__, delay)  # fmt: skip
+            time.sleep(delay)
+            delay = min(delay * 2, RIDE_LONGEST_WAIT)
 
     def _poisoned(self, ids: dict[str, Any]) -> bool:
         """One more delivery of this message; True past ``RXFLEET_MAX_DELIVERIES``.

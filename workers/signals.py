@@ -15,7 +15,7 @@ from rxfleet import context, logs
 from rxfleet.errors import ConfigError
 from rxfleet.guards import check_fleet
 from rxfleet.observability import init_sentry
-from rxfleet.stores.connection import forget_clients
+from rxfleet.stores.connection import check_eviction, forget_clients, get_redis
 
 log = logging.getLogger("rxfleet.worker")
 
@@ -37,6 +37,7 @@ def _on_worker_init(**_: Any) -> None:
     logs.configure(settings)
     try:
         check_fleet(settings)  # Redis, keys, and real settings unless RXFLEET_SANDBOX=1
+        check_eviction(get_redis())  # a Redis that drops keys when full loses claims
         settings.check_delivery()  # no held retry handed to a second worker early
     except ConfigError as exc:
         # Celery logs and swallows a receiver's exceptions; SystemExit stops the worker.
@@ -55,6 +56,11 @@ def _on_beat_init(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
     settings.redis_url_or_raise()
     logs.configure(settings)
+    try:
+        check_eviction(get_redis())
+    except ConfigError as exc:
+        log.critical("rxfleet: %s", str(exc))
+        raise SystemExit(f"rxfleet: {exc}") from None
     if sender is not None and threading.current_thread() is threading.main_thread():
         # `celery beat` only sends the token check: no task-sent events, so Flower's
         # task list shows claims' batches only. (The embedded beat thread shares the

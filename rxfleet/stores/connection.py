@@ -22,7 +22,46 @@ T = TypeVar("T")
 #: queues a command reads its reply; a caller never counts reply slots.
 Decoder: TypeAlias = Callable[[Sequence[Any]], T]
 
-__all__ = ["Decoder", "Pipeline", "as_dict", "as_text", "fields", "forget_clients", "get_redis"]
+__all__ = [
+    "NO_EVICTION",
+    "REDIS_OUTAGE",
+    "Decoder",
+    "Pipeline",
+    "as_dict",
+    "as_text",
+    "check_eviction",
+    "fields",
+    "forget_clients",
+    "get_redis",
+]
+
+
+#: Redis away (refused, reset, timed out) or full (``OOM command not allowed`` under
+#: ``noeviction``): an outage the fleet rides through, never a claim's failure.
+REDIS_OUTAGE: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+)
+#: The one ``maxmemory-policy`` under which Redis never drops a key to make room.
+NO_EVICTION = "noeviction"
+
+
+def check_eviction(client: redis.Redis) -> None:
+    """Refuse, in one line, a Redis that would evict keys when full: a claim's record,
+    a run's ledger or a queued batch would vanish without a word. An unreachable Redis
+    or one that hides INFO is left to the outage handling (nothing to read)."""
+    try:
+        policy = client.info("memory").get("maxmemory_policy")
+    except REDIS_OUTAGE:
+        return
+    except redis.ResponseError:  # INFO renamed or refused: nothing to read
+        return
+    if policy and policy != NO_EVICTION:
+        raise ConfigError(
+            f"Redis evicts keys when full (maxmemory-policy {policy}): in-flight claims "
+            f"would be lost; set maxmemory-policy {NO_EVICTION} (docs/operations.md, Redis)"
+        )
 
 
 def get_redis(url: str | None = None) -> redis.Redis:
