@@ -191,6 +191,7 @@ CASES: list[Case] = [
 #: duplicate check and the crosswalk link's codes (each tested where it is made).
 ELSEWHERE = {
     "DUPLICATE_CLAIM_ID",
+    "DUPLICATE_FIELD",  # the JSONL reader (tests/unit/formats)
     "NO_PAYER_ROUTE",
     "MISSING_FIELD",
     "INVALID_FIELD",
