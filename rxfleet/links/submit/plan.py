@@ -71,9 +71,12 @@ class Planner:
         plan.sealed = dict(zip(seqs, sealed(replies), strict=True))
         states = {route: memo(replies) for route, memo in memos.items()}
         self.known.update(route for route, state in states.items() if state is RouteState.KNOWN)
-        if plan.wait <= 0 and not plan.aborted:  # a window that sends nothing takes no probe
+        if plan.wait <= 0:  # a window that sends nothing takes no probe
             held = self._held(window, waiting(replies) if waiting else set())
-            self._choose(plan, window, leases(replies), states, held)
+            chosen = list(zip(window, leases(replies), strict=True))
+            if plan.aborted:  # only claims in doubt (a try behind them) are asked again
+                chosen = [(r, lease) for r, lease in chosen if r.attempts > 0]
+            self._choose(plan, chosen, states, held)
         return plan
 
     def _held(self, window: list[WorkRecord], flagged: set[int]) -> set[int]:
@@ -101,12 +104,11 @@ class Planner:
     def _choose(
         self,
         plan: Plan,
-        window: list[WorkRecord],
-        leases: list[Lease],
+        chosen: list[tuple[WorkRecord, Lease]],
         states: dict[Route, RouteState | None],
         held: set[int],
     ) -> None:
-        for record, lease in zip(window, leases, strict=True):
+        for record, lease in chosen:
             if lease is Lease.GONE:
                 continue  # recorded meanwhile by another delivery: nothing to do
             if lease is not Lease.GRANTED or record.seq in held:

@@ -69,14 +69,35 @@ class Round:
         plan = self.planner.plan(window)
         self.dispatch.sealed.update(plan.sealed)
         if plan.aborted:
-            self._end([*window, *pending, *self.later], pending, "run aborted", aborted=True)
-            return
+            window = self._abort_unsent(window, pending)
+            if not window:
+                return
         if plan.wait > 0:
             self._unlease(window)
             pending.extendleft(reversed(window))
             self._defer(plan.wait, plan.why, deferred=True)
             return
         self._send_window(plan, pending)
+
+    def _abort_unsent(
+        self, window: list[WorkRecord], pending: deque[WorkRecord]
+    ) -> list[WorkRecord]:
+        """The run was aborted: claims never sent end ``99 ABORTED``; a claim with a try
+        behind it (its answer lost: adjudicated or not, nobody knows) is in doubt and
+        is asked again under its own key (the answer replayed, if there was one). The
+        window's claims in doubt (the planner chose only those)."""
+        everything = [*window, *pending, *self.later]
+        unsent = [r for r in everything if r.attempts == 0]
+        kept = [r for r in pending if r.attempts > 0]
+        pending.clear()
+        pending.extend(kept)
+        self.later = [r for r in self.later if r.attempts > 0]
+        for record in unsent:
+            record.end_aborted()
+        self.ctx.runs.save(self.run_id, unsent, self.batch)
+        self.report.done += len(unsent)
+        self.report.reason = "run aborted"
+        return [r for r in window if r.attempts > 0]
 
     def _unlease(self, records: Iterable[WorkRecord]) -> None:
         self.ctx.runs.release(self.run_id, [r.seq for r in records], self.owner)

@@ -447,3 +447,22 @@ def test_a_half_open_breakers_probe_closes_it_and_a_lone_claim_goes_through_the_
     report = submit_batch(ctx, "R", range(5))
     assert gateway.windows == [4, 1] and report.done == 5  # the window that took the probe
     assert ctx.health.state() == "closed" and ctx.health.counters() == {"closed": 1}
+
+
+def test_an_abort_ends_only_claims_never_sent_and_asks_again_for_those_in_doubt(
+    runs: RunStore, tokens: TokenStore
+) -> None:
+    """A claim with a try behind it may have been adjudicated (its answer was lost):
+    an abort asks the gateway again under its key instead of calling it not sent."""
+    gateway = ScriptedGateway()
+    ctx = _ctx(runs, tokens, gateway, 3, keyed=True)
+    doubt = runs.load("R", [1])[0]
+    doubt.attempts = doubt.failures = 1  # sent once, the answer lost
+    runs.save("R", [doubt])
+    runs.abort("R")
+    report = submit_batch(ctx, "R", range(3))
+    assert [k for k, _, _ in gateway.sent] == [f"C1~{1:016x}"]
+    by_seq = {r.seq: r for r in runs.load("R", range(3))}
+    assert by_seq[1].status is None and by_seq[1].stage == Stage.SENT  # answered: P
+    assert [by_seq[s].reason for s in (0, 2)] == ["ABORTED", "ABORTED"]
+    assert report.done == 3
