@@ -267,6 +267,7 @@ def _guard(command: str, dry_run: bool = False) -> None:
     """Log filters (scrub last) and format; with a Redis URL, the production guards."""
     settings = get_settings()
     logs.configure(settings)
+    commands.ride_outages()
     if command not in UNGUARDED and settings.redis_url and not dry_run:
         check_fleet(settings)
 

@@ -55,6 +55,12 @@ def say(line: str) -> None:
     print(f"rxfleet: {line}", file=sys.stderr, flush=True)
 
 
+def ride_outages() -> None:
+    """A command waits up to ``RXFLEET_DATABASE_OUTAGE`` s for PostgreSQL, and says once
+    that it is away and once that it is back."""
+    context.ride_database_outages(get_settings().database_outage, say)
+
+
 # -- the fleet a command runs against -------------------------------------------
 
 
