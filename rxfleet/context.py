@@ -96,7 +96,7 @@ def database() -> Database:
         db.upgrade()
         return db
 
-    return _keep(("db", url, *_database_outage), Database, make)
+    return _keep(("db", url), Database, make)
 
 
 def ride_database_outages(seconds: float, notice: Notice) -> None:
@@ -104,6 +104,10 @@ def ride_database_outages(seconds: float, notice: Notice) -> None:
     and ``notice`` is told when it goes and comes (the CLI; a worker retries its link)."""
     global _database_outage
     _database_outage = (seconds, notice)
+    with _lock:
+        kept = [thing for thing in _kept.values() if isinstance(thing, Database)]
+    for db in kept:
+        db.outage, db.notice = seconds, notice
 
 
 def sender() -> AioSender:

@@ -30,6 +30,7 @@ from config import Settings
 from rxfleet.claims.crosswalk import file_digest
 from rxfleet.claims.rejects import matrix
 from rxfleet.errors import ConfigError, InfrastructureError
+from rxfleet.formats.textio import open_binary
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
 from rxfleet.stores.runs import RunStore
@@ -74,7 +75,7 @@ def input_digest(paths: Sequence[str], options: dict[str, str]) -> str:
 
 def file_digest_full(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open_binary(str(path)) as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
