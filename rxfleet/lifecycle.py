@@ -29,7 +29,7 @@ import redis
 from config import Settings
 from rxfleet.claims.crosswalk import file_digest
 from rxfleet.claims.rejects import matrix
-from rxfleet.errors import ConfigError, InfrastructureError
+from rxfleet.errors import ConfigError, InfrastructureError, InputError
 from rxfleet.formats.textio import open_binary
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
@@ -113,17 +113,36 @@ def open_run(
 
 def reopen(runs: RunStore, db: Database, crosswalks: CrosswalkCache, settings: Settings,
            run_id: str) -> tuple[RunPlan, list[str]]:  # fmt: skip
-    """The run ``run_id`` as the database knows it, made known to Redis; and its inputs."""
+    """The run ``run_id`` as the database knows it, made known to Redis; and its inputs,
+    once their content is checked to be the run's (``check_content``)."""
     found = db.get_run(run_id)
     if found is None:
         raise ConfigError(f"no run {run_id} in the database")
     if found["finished_at"] is not None:
         raise ConfigError(f"run {run_id} is {found['state']}: nothing to resume")
+    inputs = [p for p in str(found["inputs"]).split("\n") if p]
+    check_content(found, inputs)
     plan = _picked_up(found)
     options = dict(found["options"] or {})
     options["crosswalk"] = crosswalks.load(settings.crosswalk)
     _open_in_redis(runs, db, plan, options)
-    return plan, [p for p in str(found["inputs"]).split("\n") if p]
+    return plan, inputs
+
+
+def check_content(row: dict[str, Any], inputs: Sequence[str]) -> None:
+    """Raise ``InputError`` unless ``inputs`` hold, byte for byte, what the run ``row``
+    was started with (its input hash, over the options it was started with): a file
+    replaced at the same path would otherwise be read as the rest of the run."""
+    options = {k: str(v) for k, v in (row["options"] or {}).items() if k != "batch_size"}
+    started_with = str(row["input_hash"] or "").split("#", 1)[0]
+    if started_with and input_digest(inputs, options) != started_with:
+        run_id = row["run_id"]
+        raise InputError(
+            ", ".join(inputs),
+            f"not the content run {run_id} was started with (its SHA-256 differs); nothing "
+            f"was enqueued: put the run's file back, or `rxfleet abort {run_id}` and run "
+            "this file as a new run",
+        )
 
 
 def _picked_up(row: dict[str, Any]) -> RunPlan:
