@@ -236,20 +236,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         _guard(args.command, bool(getattr(args, "dry_run", False)))
         return _dispatch(args)
     except (InputError, ConfigError) as exc:
-        print(f"rxfleet: {exc}", file=sys.stderr)
+        commands.say(str(exc))
         return EXIT_USAGE
     except ValidationError as exc:  # a setting that is not of its type: name it, not its value
         names = ", ".join(f"RXFLEET_{str(e['loc'][0]).upper()}" for e in exc.errors() if e["loc"])
         print(f"rxfleet: settings not valid: {names}", file=sys.stderr)
         return EXIT_USAGE
     except InfrastructureError as exc:
-        print(f"rxfleet: {exc}", file=sys.stderr)
+        commands.say(str(exc))
         return EXIT_FAILED
     except RxFleetError as exc:
-        print(f"rxfleet: {exc}", file=sys.stderr)
+        commands.say(str(exc))
         return EXIT_FAILED
     except redis.RedisError as exc:
-        print(f"rxfleet: Redis: {type(exc).__name__}: {exc}", file=sys.stderr)
+        commands.say(f"Redis: {type(exc).__name__}: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("rxfleet: interrupted", file=sys.stderr)

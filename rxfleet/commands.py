@@ -19,10 +19,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from config import Settings, get_settings
 from rxfleet import api, context, history, lifecycle
 from rxfleet import dlq as dead_letters
+from rxfleet.claims.text import shown
 from rxfleet.embedded import embedded_services
 from rxfleet.errors import ConfigError, RunTimeout
 from rxfleet.gateway.sandbox.server import run_gateway
@@ -34,6 +36,7 @@ from rxfleet.producer import ProduceResult
 from rxfleet.report import (
     Tally,
     WorkerWatch,
+    cells,
     progress_bar,
     quarantine_tsv,
     quarantined,
@@ -52,7 +55,7 @@ EMBEDDED_CONCURRENCY = 4
 
 def say(line: str) -> None:
     """One line for the operator, on stderr."""
-    print(f"rxfleet: {line}", file=sys.stderr, flush=True)
+    print(f"rxfleet: {shown(line)}", file=sys.stderr, flush=True)
 
 
 def ride_outages() -> None:
@@ -136,7 +139,7 @@ def _finish(console: Console, run_id: str, output: str | None, elapsed: float,
         hint = "in `rxfleet dlq list`" if not embedded else "in the results file"
         quarantined(console, firsts, count, hint)
     if output:
-        console.print(f"results: {output}", highlight=False)
+        console.print(Text(f"results: {shown(output)}"))
 
 
 def _unfinished(run_id: str, progress: lifecycle.Progress, embedded: bool) -> int:
@@ -282,9 +285,9 @@ def runs(args: argparse.Namespace) -> int:
     for column in ("run", "input", "state", "terminal", "created", "last progress"):
         table.add_column(column, no_wrap=True)
     for row in rows:
-        table.add_row(row["run_id"], row["input"], row["state"],
-                      f"{row['terminal']} / {row['total'] or '?'}", row["created_at"],
-                      row["updated_at"])  # fmt: skip
+        table.add_row(*cells(row["run_id"], row["input"], row["state"],
+                             f"{row['terminal']} / {row['total'] or '?'}", row["created_at"],
+                             row["updated_at"]))  # fmt: skip
     console.print(table)
     return EXIT_OK
 
@@ -312,7 +315,10 @@ def results(args: argparse.Namespace) -> int:
     progress = lifecycle.progress(context.runs(), db, args.run_id)
     count = write_results(args.output, db.results(args.run_id))
     total = progress.total
-    print(f"{count} results written to {args.output} ({count} of {total or '?'} claims terminal)")
+    print(
+        f"{count} results written to {shown(args.output)} ({count} of {total or '?'} claims "
+        "terminal)"
+    )
     return EXIT_OK if total is not None and count >= total else EXIT_FAILED
 
 
@@ -420,10 +426,10 @@ def _letters(rows: list[dict[str, Any]]) -> None:
     for column in ("run", "where", "claim", "field", "route", "codes", "reason", "at"):
         table.add_column(column, no_wrap=True, overflow="ignore")
     for row in rows:
-        table.add_row(row["run_id"], f"{row['source']}:{row['line']}",
-                      str(row["claim_id"] or "?"), row["field"] or "(the record)",
-                      row["route"], " ".join(row["codes"] or []), row["reason"] or "",
-                      str(row["created_at"]))  # fmt: skip
+        table.add_row(*cells(row["run_id"], f"{row['source']}:{row['line']}",
+                             row["claim_id"] or "?", row["field"] or "(the record)",
+                             row["route"], " ".join(row["codes"] or []), row["reason"] or "",
+                             row["created_at"]))  # fmt: skip
     console.print(table)
 
 
