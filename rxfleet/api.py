@@ -433,7 +433,11 @@ def produce(plan: RunPlan, inputs: Sequence[str], *, say: Say) -> ProduceResult 
         lease=settings.producer_lease,
         resume_from=plan.produced if plan.resumed else None,
     )
-    result = producer.produce(list(inputs))
+    try:
+        result = producer.produce(list(inputs))
+    except KeyboardInterrupt:  # a resume need not wait for this lease to run out
+        store.release_producer(plan.run_id, holder)
+        raise
     if result.cut_short:
         say(f"input cut short: {result.cut_short}; the {result.total} claims read go on")
     if plan.resumed:

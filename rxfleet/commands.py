@@ -102,8 +102,13 @@ def _follow(
     console: Console, run_id: str, timeout: float | None, embedded: bool
 ) -> lifecycle.Progress:
     settings = get_settings()
+
+    def recover() -> None:  # Redis came back empty: what `rxfleet resume` does, done here
+        api.resume(run_id, say=say)
+
     waiter = Waiter(lambda: lifecycle.progress(context.runs(), context.database(), run_id),
-                    say, outage=settings.redis_outage)  # fmt: skip
+                    say, outage=settings.redis_outage,
+                    recover=None if embedded else recover)  # fmt: skip
     queues = [settings.queue_cpu, settings.queue_gateway]
     watch = contextlib.nullcontext() if embedded else WorkerWatch(_served_queues, queues, say)
     bar, tick = progress_bar(console)
@@ -152,8 +157,11 @@ def _unfinished(run_id: str, progress: lifecycle.Progress, embedded: bool) -> in
     raise RunTimeout(f"run {run_id}: {done} of {total or '?'} claims terminal at timeout; {hint}")
 
 
-def _interrupted(run_id: str | None, output: str | None, embedded: bool) -> int:
-    """Ctrl-C: one true line (and, embedded, the partial results where asked)."""
+def _interrupted(
+    run_id: str | None, output: str | None, embedded: bool, producing: bool = False
+) -> int:
+    """Ctrl-C: one true line naming what finishes the run (and, embedded, the partial
+    results where asked). Stopped while ``producing``, only a resume enqueues the rest."""
     if run_id is None:
         say("interrupted before the run started; nothing was enqueued")
         return EXIT_FAILED
@@ -162,9 +170,11 @@ def _interrupted(run_id: str | None, output: str | None, embedded: bool) -> int:
     if embedded and output:
         write_results(output, context.database().results(run_id))
         where = f"; the {progress.done} finished are in {output}"
-    after = (
-        "the embedded fleet stopped with it" if embedded else f"`rxfleet wait {run_id}` follows it"
-    )
+    after = f"`rxfleet wait {run_id}` follows it"
+    if producing:
+        after = f"its input was not all enqueued: `rxfleet resume {run_id}` finishes it"
+    if embedded:
+        after = "the embedded fleet stopped with it"
     say(f"interrupted: run {run_id} has {progress.done} of {progress.total or '?'} claims "
         f"terminal{where}; {after}")  # fmt: skip
     return EXIT_FAILED
@@ -188,18 +198,20 @@ def run(args: argparse.Namespace) -> int:
     console = _console(args.json)
     run_id: str | None = None
     produced: ProduceResult | None = None
+    producing = False
     with fleet_for_run() as embedded:
         try:
             started = time.monotonic()
             plan = api.open_plan(args.inputs, batch_size, new=args.new, say=say)
-            run_id = plan.run_id
+            run_id, producing = plan.run_id, True
             produced = api.produce(plan, args.inputs, say=say)
+            producing = False
             progress = _follow(console, run_id, args.timeout, embedded)
             if not progress.finished:
                 return _unfinished(run_id, progress, embedded)
             _finish(console, run_id, args.output, time.monotonic() - started, embedded, args.json)
         except KeyboardInterrupt:
-            return _interrupted(run_id, args.output, embedded)
+            return _interrupted(run_id, args.output, embedded, producing)
     # An input that could not be read to its end: what was read is finished and
     # exported, and the exit says the input was not all processed.
     return EXIT_FAILED if produced is not None and produced.cut_short else EXIT_OK
@@ -261,7 +273,10 @@ def wait(args: argparse.Namespace) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     """Re-produce what is missing of a run and follow it to the end."""
-    handle = api.resume(args.run_id, say=say)
+    try:
+        handle = api.resume(args.run_id, say=say)
+    except KeyboardInterrupt:
+        return _interrupted(args.run_id, None, embedded=False, producing=True)
     follow = argparse.Namespace(run_id=handle.id, timeout=args.timeout, output=args.output,
                                 json=args.json)  # fmt: skip
     return wait(follow)

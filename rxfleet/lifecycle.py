@@ -175,6 +175,7 @@ class Progress:
     done: int
     total: int | None  # None while the producer still reads
     state: str = ""
+    known: bool = True  # whether Redis holds the run (False: it lost it, restarted empty)
 
     @property
     def finished(self) -> bool:
@@ -186,13 +187,14 @@ def progress(runs: RunStore, db: Database, run_id: str) -> Progress:
     done, total = runs.progress(run_id)
     if done is not None and total is not None:
         return Progress(done, total)
+    known = runs.knows(run_id)
     row = db.get_run(run_id)
     if row is None:
         raise ConfigError(f"no run {run_id} in the database")
     if done is None:
         done = db.result_count(run_id)
     total = total if total is not None else (row["total"] if row["state"] != "producing" else None)
-    return Progress(done, total, str(row["state"]))
+    return Progress(done, total, str(row["state"]), known)
 
 
 @dataclass
@@ -203,6 +205,9 @@ class Waiter:
     say: Say
     outage: float = 180.0
     poll: float = 0.25
+    #: Picks the run up again where Redis lost it (re-produces what is neither recorded
+    #: nor in flight); None: only the database's progress is followed.
+    recover: Callable[[], None] | None = None
     _away: float | None = None
 
     def wait(self, timeout: float | None, tick: Tick) -> Progress:
@@ -223,12 +228,16 @@ class Waiter:
     def _read(self) -> Progress | None:
         try:
             progress = self.read()
+            if self._away is not None:
+                self.say("Redis is back; following the run again")
+                self._away = None
+            if not progress.known and not progress.finished and self.recover is not None:
+                self.say("Redis no longer holds the run (restarted empty): picking it up again")
+                self.recover()
+                progress = self.read()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._outage(type(exc).__name__)
             return None
-        if self._away is not None:
-            self.say("Redis is back; following the run again")
-            self._away = None
         return progress
 
     def _outage(self, what: str) -> None:

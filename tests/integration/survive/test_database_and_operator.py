@@ -1,14 +1,18 @@
-"""PostgreSQL stopped, killed (SIGKILL of the postmaster), made read-only and restarted
-while ``rxfleet run`` is producing: the CLI and the workers reconnect, the run exits 0,
-every claim once, none adjudicated twice; the CLI says once that the database is away
-and once that it is back. The fleet's PostgreSQL is a private server of this module's
-own (the session's shared one is never stopped).
+"""The database and the operator. PostgreSQL stopped, killed (SIGKILL of the
+postmaster), made read-only and restarted while ``rxfleet run`` is producing: the CLI
+and the workers reconnect, the run exits 0, every claim once, none adjudicated twice;
+the CLI says once that the database is away and once that it is back. Redis back
+empty while the CLI follows a run: the CLI picks the run up itself. Ctrl-C while
+producing: the line names ``rxfleet resume RUN``, and that command finishes the run.
 
-Each test prints the time the run took to finish after its fault ended (``-s``)."""
+The fleet's PostgreSQL is a private server of this module's own (the session's shared
+one is never stopped). Each fault test prints the time the run took to finish after
+its fault ended (``-s``)."""
 
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +23,7 @@ import pytest
 from bench.harness import Fleet, procfile_fleet, wait_for
 from rxfleet.embedded.postgres_server import LocalPostgres, memory_dir
 from rxfleet.embedded.redis_server import LocalRedis
-from tests.integration.survive.support import exactly_once, start_run
+from tests.integration.survive.support import exactly_once, exit_after_interrupt, start_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -107,3 +111,48 @@ def test_a_run_rides_through_the_database(
     assert stderr.count("the database is back") == 1, stderr
     exactly_once(fleet, out, ids)
     print(f"\nPostgreSQL {fault}: run finished {after:.1f} s after the fault ended")
+
+
+def _state(fleet: Fleet, run_id: str) -> str:
+    with psycopg.connect(fleet.database_url, connect_timeout=5) as conn:
+        row = conn.execute("SELECT state FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        return str(row[0]) if row else ""
+
+
+def test_ctrl_c_while_producing_names_resume_and_resume_finishes_the_run(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """It used to name `rxfleet wait RUN`, which can never finish a run whose input was
+    not all enqueued."""
+    ids, out, run, run_id = start_run(fleet, tmp_path, "CTRLC", 300)
+    wait_for(lambda: fleet.results_count(run_id) >= 20, 60, "first results")
+    assert _state(fleet, run_id) == "producing"  # 40 in flight at most: still reading
+    run.send_signal(signal.SIGINT)
+    stderr = exit_after_interrupt(run)
+    assert run.returncode == 1 and "Traceback" not in stderr
+    assert f"`rxfleet resume {run_id}` finishes it" in stderr, stderr
+    assert "rxfleet wait" not in stderr
+    resumed = fleet.cli("resume", run_id, "-o", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    exactly_once(fleet, out, ids)
+
+
+def test_redis_back_empty_the_cli_picks_the_run_up_itself(fleet: Fleet, tmp_path: Path) -> None:
+    """It used to say "following the run again" and wait forever: the claims in flight
+    were gone with Redis, and only `rxfleet resume` could send them again."""
+    fleet.env["RXFLEET_MAX_INFLIGHT"] = "5000"  # this producer enqueues the whole input
+    try:
+        ids, out, run, run_id = start_run(fleet, tmp_path, "EMPTY", 600)
+    finally:
+        fleet.env["RXFLEET_MAX_INFLIGHT"] = SETTINGS["RXFLEET_MAX_INFLIGHT"]
+    wait_for(lambda: _state(fleet, run_id) == "produced", 60, "the input enqueued")
+    wait_for(lambda: fleet.results_count(run_id) >= 20, 60, "first results")
+    fleet.server.kill()
+    fleet.server.restart(empty=True)
+    ended = time.monotonic()
+    _, stderr = run.communicate(timeout=240)
+    assert run.returncode == 0, stderr
+    assert "Redis no longer holds the run (restarted empty): picking it up again" in stderr
+    assert "claims needed enqueueing again" in stderr, stderr
+    exactly_once(fleet, out, ids)
+    print(f"\nRedis back empty: run finished {time.monotonic() - ended:.1f} s after")
