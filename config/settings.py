@@ -267,6 +267,12 @@ class Settings(BaseSettings):
         default=180.0,
         description="seconds the CLI rides through a Redis outage before it gives up",
     )
+    database_outage: float = Field(
+        default=180.0,
+        ge=0,
+        description="seconds the CLI waits for PostgreSQL to come back (restart, failover, "
+        "read-only) before a command gives up; workers retry their link instead",
+    )
 
     def token_check_seconds(self) -> float:
         """Beat's token check period: as set, else min(margin / 2, 30 s)."""

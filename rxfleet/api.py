@@ -59,6 +59,7 @@ from rxfleet.producer import (
     take_run,
 )
 from rxfleet.stores.connection import get_redis
+from rxfleet.stores.database import Database
 from workers.pipeline import send_batch
 
 __all__ = [
@@ -416,6 +417,8 @@ def produce(plan: RunPlan, inputs: Sequence[str], *, say: Say) -> ProduceResult 
     taken = take_run(store, db, plan, holder, settings.producer_lease, say)
     if taken is None:
         return None
+    if taken is not plan:  # taken over after a wait: the file may have changed meanwhile
+        _check_content(db, plan.run_id, inputs)
     plan = taken
     producer = Producer(
         runs=store,
@@ -431,12 +434,22 @@ def produce(plan: RunPlan, inputs: Sequence[str], *, say: Say) -> ProduceResult 
         resume_from=plan.produced if plan.resumed else None,
         order=context.order(),
     )
-    result = producer.produce(list(inputs))
+    try:
+        result = producer.produce(list(inputs))
+    except KeyboardInterrupt:  # a resume need not wait for this lease to run out
+        store.release_producer(plan.run_id, holder)
+        raise
     if result.cut_short:
         say(f"input cut short: {result.cut_short}; the {result.total} claims read go on")
     if plan.resumed:
         say(f"run {plan.run_id}: {result.enqueued} claims needed enqueueing again")
     return result
+
+
+def _check_content(db: Database, run_id: str, inputs: Sequence[str]) -> None:
+    row = db.get_run(run_id)
+    if row is not None:
+        lifecycle.check_content(row, inputs)
 
 
 def _fleet() -> None:

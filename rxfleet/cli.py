@@ -237,20 +237,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         _guard(args.command, bool(getattr(args, "dry_run", False)))
         return _dispatch(args)
     except (InputError, ConfigError) as exc:
-        print(f"rxfleet: {exc}", file=sys.stderr)
+        commands.say(str(exc))
         return EXIT_USAGE
     except ValidationError as exc:  # a setting that is not of its type: name it, not its value
         names = ", ".join(f"RXFLEET_{str(e['loc'][0]).upper()}" for e in exc.errors() if e["loc"])
         print(f"rxfleet: settings not valid: {names}", file=sys.stderr)
         return EXIT_USAGE
     except InfrastructureError as exc:
-        print(f"rxfleet: {exc}", file=sys.stderr)
+        commands.say(str(exc))
         return EXIT_FAILED
     except RxFleetError as exc:
-        print(f"rxfleet: {exc}", file=sys.stderr)
+        commands.say(str(exc))
         return EXIT_FAILED
     except redis.RedisError as exc:
-        print(f"rxfleet: Redis: {type(exc).__name__}: {exc}", file=sys.stderr)
+        commands.say(f"Redis: {type(exc).__name__}: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("rxfleet: interrupted", file=sys.stderr)
@@ -268,6 +268,7 @@ def _guard(command: str, dry_run: bool = False) -> None:
     """Log filters (scrub last) and format; with a Redis URL, the production guards."""
     settings = get_settings()
     logs.configure(settings)
+    commands.ride_outages()
     if command not in UNGUARDED and settings.redis_url and not dry_run:
         check_fleet(settings)
         check_eviction(get_redis())

@@ -19,10 +19,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from config import Settings, get_settings
 from rxfleet import api, context, history, lifecycle
 from rxfleet import dlq as dead_letters
+from rxfleet.claims.text import shown
 from rxfleet.embedded import embedded_services
 from rxfleet.errors import ConfigError, RunTimeout
 from rxfleet.gateway.sandbox.server import run_gateway
@@ -34,6 +36,7 @@ from rxfleet.producer import ProduceResult
 from rxfleet.report import (
     Tally,
     WorkerWatch,
+    cells,
     progress_bar,
     quarantine_tsv,
     quarantined,
@@ -52,7 +55,13 @@ EMBEDDED_CONCURRENCY = 4
 
 def say(line: str) -> None:
     """One line for the operator, on stderr."""
-    print(f"rxfleet: {line}", file=sys.stderr, flush=True)
+    print(f"rxfleet: {shown(line)}", file=sys.stderr, flush=True)
+
+
+def ride_outages() -> None:
+    """A command waits up to ``RXFLEET_DATABASE_OUTAGE`` s for PostgreSQL, and says once
+    that it is away and once that it is back."""
+    context.ride_database_outages(get_settings().database_outage, say)
 
 
 # -- the fleet a command runs against -------------------------------------------
@@ -93,8 +102,13 @@ def _follow(
     console: Console, run_id: str, timeout: float | None, embedded: bool
 ) -> lifecycle.Progress:
     settings = get_settings()
+
+    def recover() -> None:  # Redis came back empty: what `rxfleet resume` does, done here
+        api.resume(run_id, say=say)
+
     waiter = Waiter(lambda: lifecycle.progress(context.runs(), context.database(), run_id),
-                    say, outage=settings.redis_outage)  # fmt: skip
+                    say, outage=settings.redis_outage,
+                    recover=None if embedded else recover)  # fmt: skip
     queues = [settings.queue_cpu, settings.queue_gateway]
     watch = contextlib.nullcontext() if embedded else WorkerWatch(_served_queues, queues, say)
     bar, tick = progress_bar(console)
@@ -130,7 +144,7 @@ def _finish(console: Console, run_id: str, output: str | None, elapsed: float,
         hint = "in `rxfleet dlq list`" if not embedded else "in the results file"
         quarantined(console, firsts, count, hint)
     if output:
-        console.print(f"results: {output}", highlight=False)
+        console.print(Text(f"results: {shown(output)}"))
 
 
 def _unfinished(run_id: str, progress: lifecycle.Progress, embedded: bool) -> int:
@@ -143,8 +157,11 @@ def _unfinished(run_id: str, progress: lifecycle.Progress, embedded: bool) -> in
     raise RunTimeout(f"run {run_id}: {done} of {total or '?'} claims terminal at timeout; {hint}")
 
 
-def _interrupted(run_id: str | None, output: str | None, embedded: bool) -> int:
-    """Ctrl-C: one true line (and, embedded, the partial results where asked)."""
+def _interrupted(
+    run_id: str | None, output: str | None, embedded: bool, producing: bool = False
+) -> int:
+    """Ctrl-C: one true line naming what finishes the run (and, embedded, the partial
+    results where asked). Stopped while ``producing``, only a resume enqueues the rest."""
     if run_id is None:
         say("interrupted before the run started; nothing was enqueued")
         return EXIT_FAILED
@@ -153,9 +170,11 @@ def _interrupted(run_id: str | None, output: str | None, embedded: bool) -> int:
     if embedded and output:
         write_results(output, context.database().results(run_id))
         where = f"; the {progress.done} finished are in {output}"
-    after = (
-        "the embedded fleet stopped with it" if embedded else f"`rxfleet wait {run_id}` follows it"
-    )
+    after = f"`rxfleet wait {run_id}` follows it"
+    if producing:
+        after = f"its input was not all enqueued: `rxfleet resume {run_id}` finishes it"
+    if embedded:
+        after = "the embedded fleet stopped with it"
     say(f"interrupted: run {run_id} has {progress.done} of {progress.total or '?'} claims "
         f"terminal{where}; {after}")  # fmt: skip
     return EXIT_FAILED
@@ -179,18 +198,20 @@ def run(args: argparse.Namespace) -> int:
     console = _console(args.json)
     run_id: str | None = None
     produced: ProduceResult | None = None
+    producing = False
     with fleet_for_run() as embedded:
         try:
             started = time.monotonic()
             plan = api.open_plan(args.inputs, batch_size, new=args.new, say=say)
-            run_id = plan.run_id
+            run_id, producing = plan.run_id, True
             produced = api.produce(plan, args.inputs, say=say)
+            producing = False
             progress = _follow(console, run_id, args.timeout, embedded)
             if not progress.finished:
                 return _unfinished(run_id, progress, embedded)
             _finish(console, run_id, args.output, time.monotonic() - started, embedded, args.json)
         except KeyboardInterrupt:
-            return _interrupted(run_id, args.output, embedded)
+            return _interrupted(run_id, args.output, embedded, producing)
     # An input that could not be read to its end: what was read is finished and
     # exported, and the exit says the input was not all processed.
     return EXIT_FAILED if produced is not None and produced.cut_short else EXIT_OK
@@ -252,7 +273,10 @@ def wait(args: argparse.Namespace) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     """Re-produce what is missing of a run and follow it to the end."""
-    handle = api.resume(args.run_id, say=say)
+    try:
+        handle = api.resume(args.run_id, say=say)
+    except KeyboardInterrupt:
+        return _interrupted(args.run_id, None, embedded=False, producing=True)
     follow = argparse.Namespace(run_id=handle.id, timeout=args.timeout, output=args.output,
                                 json=args.json)  # fmt: skip
     return wait(follow)
@@ -276,9 +300,9 @@ def runs(args: argparse.Namespace) -> int:
     for column in ("run", "input", "state", "terminal", "created", "last progress"):
         table.add_column(column, no_wrap=True)
     for row in rows:
-        table.add_row(row["run_id"], row["input"], row["state"],
-                      f"{row['terminal']} / {row['total'] or '?'}", row["created_at"],
-                      row["updated_at"])  # fmt: skip
+        table.add_row(*cells(row["run_id"], row["input"], row["state"],
+                             f"{row['terminal']} / {row['total'] or '?'}", row["created_at"],
+                             row["updated_at"]))  # fmt: skip
     console.print(table)
     return EXIT_OK
 
@@ -306,7 +330,10 @@ def results(args: argparse.Namespace) -> int:
     progress = lifecycle.progress(context.runs(), db, args.run_id)
     count = write_results(args.output, db.results(args.run_id))
     total = progress.total
-    print(f"{count} results written to {args.output} ({count} of {total or '?'} claims terminal)")
+    print(
+        f"{count} results written to {shown(args.output)} ({count} of {total or '?'} claims "
+        "terminal)"
+    )
     return EXIT_OK if total is not None and count >= total else EXIT_FAILED
 
 
@@ -414,10 +441,10 @@ def _letters(rows: list[dict[str, Any]]) -> None:
     for column in ("run", "where", "claim", "field", "route", "codes", "reason", "at"):
         table.add_column(column, no_wrap=True, overflow="ignore")
     for row in rows:
-        table.add_row(row["run_id"], f"{row['source']}:{row['line']}",
-                      str(row["claim_id"] or "?"), row["field"] or "(the record)",
-                      row["route"], " ".join(row["codes"] or []), row["reason"] or "",
-                      str(row["created_at"]))  # fmt: skip
+        table.add_row(*cells(row["run_id"], f"{row['source']}:{row['line']}",
+                             row["claim_id"] or "?", row["field"] or "(the record)",
+                             row["route"], " ".join(row["codes"] or []), row["reason"] or "",
+                             row["created_at"]))  # fmt: skip
     console.print(table)
 
 

@@ -28,6 +28,7 @@ from rxfleet.stores.database import Database
 from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
+from rxfleet.stores.pg import Notice
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
@@ -36,6 +37,8 @@ _client: GatewayClient | None = None
 _kept: dict[tuple[object, ...], object] = {}
 _lock = threading.Lock()
 T = TypeVar("T")
+#: How this process meets a database outage: seconds a statement waits, and who is told.
+_database_outage: tuple[float, Notice | None] = (0.0, None)
 
 
 def _keep(key: tuple[object, ...], kind: type[T], make: Callable[[], T]) -> T:
@@ -89,11 +92,23 @@ def database() -> Database:
     url = get_settings().database_url_or_raise()
 
     def make() -> Database:
-        db = Database(url)
+        seconds, notice = _database_outage
+        db = Database(url, outage=seconds, notice=notice)
         db.upgrade()
         return db
 
     return _keep(("db", url), Database, make)
+
+
+def ride_database_outages(seconds: float, notice: Notice) -> None:
+    """This process's statements wait up to ``seconds`` for the database to come back
+    and ``notice`` is told when it goes and comes (the CLI; a worker retries its link)."""
+    global _database_outage
+    _database_outage = (seconds, notice)
+    with _lock:
+        kept = [thing for thing in _kept.values() if isinstance(thing, Database)]
+    for db in kept:
+        db.outage, db.notice = seconds, notice
 
 
 def sender() -> AioSender:

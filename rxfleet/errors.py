@@ -8,7 +8,9 @@ Every exception the project raises on purpose derives from ``RxFleetError``::
     │   └── InputCutShort           the file stops being readable part-way; carries the
     │                               last good position (rows before it were yielded)
     ├── InfrastructureError         Redis or the fleet cannot do its job (exit 1)
-    │   └── RunTimeout              a run did not finish within --timeout
+    │   ├── RunTimeout              a run did not finish within --timeout
+    │   └── DatabaseAway            PostgreSQL is away (restarted, killed, read-only):
+    │                               the connection is dropped; a later try reconnects
     ├── LinkFailed                  what a chain link raises across Celery: a code and ids
     ├── RetryableError              worth another try, later
     │   ├── RateLimited             429 from the gateway; carries Retry-After
@@ -70,6 +72,12 @@ class InfrastructureError(RxFleetError):
 
 class RunTimeout(InfrastructureError):
     """A run did not reach a terminal state for every claim in time."""
+
+
+class DatabaseAway(InfrastructureError):
+    """The database is away: the session ended (restart, crash, failover), the server
+    cannot be reached, or it takes no writes (read-only). Names the operation and the
+    SQLSTATE; the connection that saw it was dropped."""
 
 
 class LinkFailed(RxFleetError):

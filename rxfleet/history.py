@@ -19,8 +19,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from rxfleet.claims.audit import AuditStage
+from rxfleet.claims.text import shown
 from rxfleet.stores.database import Database
 from rxfleet.stores.pg import Row
 
@@ -128,11 +130,11 @@ _COLUMNS = ("#", "run", "recorded", "source", "tx", "kind", "status", "codes", "
 
 def table(console: Console, claim_id: str, submissions: Sequence[dict[str, Any]]) -> None:
     """The submissions as a table, one row each (a terminal)."""
-    view = Table(title=f"claim {claim_id}", title_justify="left", show_edge=False)
+    view = Table(title=Text(f"claim {shown(claim_id)}"), title_justify="left", show_edge=False)
     for column in _COLUMNS:
         view.add_column(column, overflow="fold", no_wrap=column != "stages")
     for number, row in enumerate(_cells(submissions), start=1):
-        view.add_row(str(number), *row)
+        view.add_row(Text(str(number)), *(Text(cell) for cell in row))
     console.print(view)
 
 
@@ -146,10 +148,10 @@ def tsv(submissions: Sequence[dict[str, Any]]) -> Iterator[str]:
 def _cells(submissions: Sequence[dict[str, Any]]) -> Iterator[list[str]]:
     for s in submissions:
         where = s["source"] or ""
-        yield [str(s["run_id"]), str(s["recorded_at"] or ""), where, str(s["transaction_code"]),
-               str(s["kind"]), str(s["status"] or ""), " ".join(s["reject_codes"] or []),
-               str(s["reason"] or ""), _text(s["amount_paid"]), _text(s["patient_pay"]),
-               str(s["authorization_number"] or ""), stages_text(s["stages"])]  # fmt: skip
+        row = [s["run_id"], s["recorded_at"], where, s["transaction_code"], s["kind"],
+               s["status"], " ".join(s["reject_codes"] or []), s["reason"], s["amount_paid"],
+               s["patient_pay"], s["authorization_number"], stages_text(s["stages"])]  # fmt: skip
+        yield [shown(value) for value in row]
 
 
 def stages_text(stages: Sequence[dict[str, Any]]) -> str:
@@ -157,7 +159,3 @@ def stages_text(stages: Sequence[dict[str, Any]]) -> str:
     return " > ".join(
         str(e["stage"]) + (f":{e['outcome']}" if e.get("outcome") else "") for e in stages
     )
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)

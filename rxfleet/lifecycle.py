@@ -27,7 +27,8 @@ from typing import Any
 from config import Settings
 from rxfleet.claims.crosswalk import file_digest
 from rxfleet.claims.rejects import matrix
-from rxfleet.errors import ConfigError, InfrastructureError
+from rxfleet.errors import ConfigError, InfrastructureError, InputError
+from rxfleet.formats.textio import open_binary
 from rxfleet.stores.connection import REDIS_OUTAGE
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
@@ -73,7 +74,7 @@ def input_digest(paths: Sequence[str], options: dict[str, str]) -> str:
 
 def file_digest_full(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open_binary(str(path)) as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
@@ -111,17 +112,36 @@ def open_run(
 
 def reopen(runs: RunStore, db: Database, crosswalks: CrosswalkCache, settings: Settings,
            run_id: str) -> tuple[RunPlan, list[str]]:  # fmt: skip
-    """The run ``run_id`` as the database knows it, made known to Redis; and its inputs."""
+    """The run ``run_id`` as the database knows it, made known to Redis; and its inputs,
+    once their content is checked to be the run's (``check_content``)."""
     found = db.get_run(run_id)
     if found is None:
         raise ConfigError(f"no run {run_id} in the database")
     if found["finished_at"] is not None:
         raise ConfigError(f"run {run_id} is {found['state']}: nothing to resume")
+    inputs = [p for p in str(found["inputs"]).split("\n") if p]
+    check_content(found, inputs)
     plan = _picked_up(found)
     options = dict(found["options"] or {})
     options["crosswalk"] = crosswalks.load(settings.crosswalk)
     _open_in_redis(runs, db, plan, options)
-    return plan, [p for p in str(found["inputs"]).split("\n") if p]
+    return plan, inputs
+
+
+def check_content(row: dict[str, Any], inputs: Sequence[str]) -> None:
+    """Raise ``InputError`` unless ``inputs`` hold, byte for byte, what the run ``row``
+    was started with (its input hash, over the options it was started with): a file
+    replaced at the same path would otherwise be read as the rest of the run."""
+    options = {k: str(v) for k, v in (row["options"] or {}).items() if k != "batch_size"}
+    started_with = str(row["input_hash"] or "").split("#", 1)[0]
+    if started_with and input_digest(inputs, options) != started_with:
+        run_id = row["run_id"]
+        raise InputError(
+            ", ".join(inputs),
+            f"not the content run {run_id} was started with (its SHA-256 differs); nothing "
+            f"was enqueued: put the run's file back, or `rxfleet abort {run_id}` and run "
+            "this file as a new run",
+        )
 
 
 def _picked_up(row: dict[str, Any]) -> RunPlan:
@@ -154,6 +174,7 @@ class Progress:
     done: int
     total: int | None  # None while the producer still reads
     state: str = ""
+    known: bool = True  # whether Redis holds the run (False: it lost it, restarted empty)
 
     @property
     def finished(self) -> bool:
@@ -165,13 +186,14 @@ def progress(runs: RunStore, db: Database, run_id: str) -> Progress:
     done, total = runs.progress(run_id)
     if done is not None and total is not None:
         return Progress(done, total)
+    known = runs.knows(run_id)
     row = db.get_run(run_id)
     if row is None:
         raise ConfigError(f"no run {run_id} in the database")
     if done is None:
         done = db.result_count(run_id)
     total = total if total is not None else (row["total"] if row["state"] != "producing" else None)
-    return Progress(done, total, str(row["state"]))
+    return Progress(done, total, str(row["state"]), known)
 
 
 @dataclass
@@ -182,6 +204,9 @@ class Waiter:
     say: Say
     outage: float = 180.0
     poll: float = 0.25
+    #: Picks the run up again where Redis lost it (re-produces what is neither recorded
+    #: nor in flight); None: only the database's progress is followed.
+    recover: Callable[[], None] | None = None
     _away: float | None = None
 
     def wait(self, timeout: float | None, tick: Tick) -> Progress:
@@ -202,12 +227,16 @@ class Waiter:
     def _read(self) -> Progress | None:
         try:
             progress = self.read()
+            if self._away is not None:
+                self.say("Redis is back; following the run again")
+                self._away = None
+            if not progress.known and not progress.finished and self.recover is not None:
+                self.say("Redis no longer holds the run (restarted empty): picking it up again")
+                self.recover()
+                progress = self.read()
         except REDIS_OUTAGE as exc:
             self._outage(type(exc).__name__)
             return None
-        if self._away is not None:
-            self.say("Redis is back; following the run again")
-            self._away = None
         return progress
 
     def _outage(self, what: str) -> None:

@@ -16,8 +16,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from rxfleet.claims.rejects import Reason, Status
+from rxfleet.claims.text import shown
 from rxfleet.lifecycle import Say, Tick
 
 #: Reasons that mean the gateway could not be reached (the fleet gave up, replayable).
@@ -138,12 +140,18 @@ def quarantined(console: Console, rows: Sequence[dict[str, Any]], count: int, hi
     for row in rows:
         codes = row.get("codes") or [""]
         where = f"{row.get('source')}:{row.get('line')}"
-        table.add_row(where, str(row.get("claim_id") or "?"), row.get("field") or "(the record)",
-                      codes[0])  # fmt: skip
+        table.add_row(*cells(where, row.get("claim_id") or "?", row.get("field") or "(the record)",
+                             codes[0]))  # fmt: skip
     console.print(table)
     if count > len(rows):
         console.print(f"... and {count - len(rows)} more: each is in the results with its codes, "
                       f"and {hint}")  # fmt: skip
+
+
+def cells(*values: Any) -> list[Text]:
+    """Table cells of ``values``: :func:`shown` (no control character reaches the
+    terminal) and plain text (a ``[`` in a value is not rich markup)."""
+    return [Text(shown(value)) for value in values]
 
 
 def summary_dict(run_id: str, tally: Tally, elapsed: float, output: str | None,
@@ -184,11 +192,12 @@ def summary_tsv(run_id: str, tally: Tally, elapsed: float, output: str | None,
     for row in firsts:
         yield quarantine_tsv(row)
     if output:
-        yield f"output\t{output}"
+        yield f"output\t{shown(output)}"
 
 
 def quarantine_tsv(row: dict[str, Any]) -> str:
     """``quarantined``, where, claim, field, codes (space-separated): one line."""
     codes = " ".join(str(c) for c in row.get("codes") or [])
     where = f"{row.get('source')}:{row.get('line')}"
-    return f"quarantined\t{where}\t{row.get('claim_id') or '?'}\t{row.get('field') or ''}\t{codes}"
+    fields = (where, row.get("claim_id") or "?", row.get("field") or "", codes)
+    return "quarantined\t" + "\t".join(shown(value) for value in fields)

@@ -7,6 +7,11 @@ must still be named (a result row, a dead letter), it is named by an id derived
 from file and line (:func:`derived_id`), never by the raw value; where a value
 must be kept for a person to see, it is :func:`escaped` (control characters
 as ``\\xNN``, cut to a length any index takes).
+
+What reaches a terminal is escaped further (``terminal=True``; :func:`shown`): tab,
+the C1 controls (U+0080..U+009F: CSI among them) and the bidirectional overrides
+too, so no value can move the cursor, clear the screen, forge a line or a column,
+or reorder what is shown.
 """
 
 from __future__ import annotations
@@ -17,9 +22,15 @@ from typing import Any
 
 #: NUL and the C0 controls other than tab, DEL, and lone surrogates (not text at all).
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+#: ... and, for a terminal, tab, C1, and the bidirectional marks, embeddings and isolates.
+_UNSHOWABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 _NOT_ID = re.compile(r"[^A-Za-z0-9._\-]")
 #: The longest escaped value kept (well inside a btree index row).
 ESCAPED_MAX = 200
+#: The longest value shown on a terminal.
+SHOWN_MAX = 4000
 _STEM_MAX = 48
 
 
@@ -46,11 +57,18 @@ def derived_id(source: str, line: int) -> str:
     return f"{stem}:{line}"
 
 
-def escaped(text: str, limit: int = ESCAPED_MAX) -> str:
+def escaped(text: str, limit: int = ESCAPED_MAX, *, terminal: bool = False) -> str:
     """``text`` with each control character as ``\\xNN`` (``\\uNNNN`` for a surrogate),
-    cut to ``limit`` characters."""
-    safe = _CONTROL.sub(_escape, text)
+    cut to ``limit`` characters; with ``terminal``, tab, C1 and bidirectional controls
+    too (for a terminal, a TSV line, an error message)."""
+    safe = (_UNSHOWABLE if terminal else _CONTROL).sub(_escape, text)
     return safe if len(safe) <= limit else safe[: limit - 1] + "\u2026"
+
+
+def shown(value: Any) -> str:
+    """``value`` as text fit for a terminal (:func:`escaped` with ``terminal``); None
+    as the empty string."""
+    return "" if value is None else escaped(str(value), SHOWN_MAX, terminal=True)
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -156,6 +156,9 @@ class LocalPostgres:
     user: str = "nobody"
     use_cache: bool = True
     base_dir: Path | None = None  # where the temp dir goes (default: the system temp dir)
+    #: Commits on disk before they are acknowledged (``synchronous_commit`` on): a crash
+    #: of the server (SIGKILL) then loses no acknowledged commit; off, it may lose the last.
+    durable_commits: bool = False
     port: int = 0
     kind: str = ""
     started_from_cache: bool = False
@@ -210,7 +213,8 @@ class LocalPostgres:
         args = [str(bin_dir / "postgres"), "-D", str(self._tmp / "data"), "-p", str(self.port),
                 "-c", "listen_addresses=127.0.0.1", "-k", str(self._tmp)]  # fmt: skip
         for setting in FAST_UNSAFE_SETTINGS:
-            args += ["-c", setting]
+            if not (self.durable_commits and setting.startswith("synchronous_commit")):
+                args += ["-c", setting]
         with open(self._tmp / "server.log", "ab") as log:
             self._process = _popen(args, owner, log)
         if self._wait_ready():
@@ -248,6 +252,25 @@ class LocalPostgres:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+
+    def halt(self, kill: bool = False) -> None:
+        """Stop the server and keep its data: a fast shutdown (the sessions end with
+        57P01), or with ``kill`` a SIGKILL of the postmaster, as a crash would."""
+        if kill and self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+        self._terminate()
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Start a halted server again, on its port and data (after a SIGKILL the old
+        backends may hold its shared memory a moment: tried until ``timeout``)."""
+        assert self.bin_dir is not None
+        deadline = time.monotonic() + timeout
+        while not self._start_server(self.bin_dir, _run_as(self.user)):
+            if time.monotonic() > deadline:
+                raise InfrastructureError("the local PostgreSQL server did not start again")
+            time.sleep(0.2)
 
     def stop(self) -> None:
         self._terminate()

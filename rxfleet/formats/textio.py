@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from rxfleet.errors import InputError
 
+#: What a path that is not a regular file is, by its ``st_mode`` type.
+_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFSOCK: "a socket",
+}
+#: Why standard input is not an input: a run reads its input more than once.
+NOT_REREADABLE = "a run reads its input more than once (its hash, its claims, a resume)"
+
 
 def open_binary(path: str) -> BinaryIO:
-    """Open ``path`` for reading bytes, or InputError naming it."""
+    """Open ``path`` for reading bytes, or InputError naming it. Only a regular file
+    is opened: a FIFO, a device, a directory or ``-`` (standard input) is refused
+    before a byte is read (opened without blocking, so a FIFO with no writer does not
+    hang and one with a writer loses nothing)."""
+    if path == "-":
+        raise InputError(path, f"standard input cannot be read: {NOT_REREADABLE}; save it "
+                         "to a file")  # fmt: skip
     try:
-        return open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise InputError(path, f"cannot open: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise InputError(path, f"{kind}, not a regular file: {NOT_REREADABLE}")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 #: Bytes that are not UTF-8, decoded with ``surrogateescape``: U+DC80..U+DCFF.

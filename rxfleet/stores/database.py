@@ -204,6 +204,9 @@ _DEAD_FILTER = """WHERE (%(run)s::text IS NULL OR run_id = %(run)s)
     AND (%(code)s::text IS NULL OR %(code)s = ANY (codes))
     AND (%(reason)s::text IS NULL OR upper(reason) = upper(%(reason)s))
     AND (%(all)s OR replayed_at IS NULL)"""
+_MARK_REPLAYED = """UPDATE dead_letters d SET replayed_at = now(), replay_run_id = %s,
+    sealed = NULL FROM unnest(%s::text[], %s::integer[]) AS k(run_id, seq)
+    WHERE d.run_id = k.run_id AND d.seq = k.seq AND d.replayed_at IS NULL"""
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY, name text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now())"""
@@ -264,8 +267,8 @@ class _Runs(Connections):
         query = sql.SQL("UPDATE runs SET {}, updated_at = now() WHERE run_id = %s").format(
             sql.SQL(", ").join(sets) if sets else sql.SQL("state = state")
         )
-        with self._guard("set_run"):
-            return self._conn().execute(query, (*given.values(), run_id)).rowcount == 1
+        params = (*given.values(), run_id)
+        return self._call("set_run", lambda conn: conn.execute(query, params).rowcount == 1)
 
     def get_run(self, run_id: str) -> Row | None:
         return self._one("get_run", "SELECT * FROM runs WHERE run_id = %s", (run_id,))
@@ -303,7 +306,10 @@ class _ResultReads(Connections):
     def results(self, run_id: str, chunk: int = 2000) -> Iterator[Row]:
         """The run's results in seq order, streamed (server-side cursor, constant memory)."""
         query: LiteralString = "SELECT " + _RESULT_COLUMNS + " FROM results WHERE run_id = %s"
-        yield from self._stream("results", query + " ORDER BY seq", (run_id,), chunk)
+        query += " AND seq > %s ORDER BY seq"
+        yield from self._stream(
+            "results", query, (run_id, -1), chunk, after=lambda last: (run_id, last["seq"])
+        )
 
     def result_count(self, run_id: str) -> int:
         row = self._one(
@@ -376,16 +382,17 @@ class Database(_Runs, _ResultReads):
 
     def upgrade(self) -> list[int]:
         """Apply the pending migrations, in order, under an advisory lock; versions applied."""
-        with self._guard("upgrade"):
-            conn = self._conn()
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                conn.execute(_MIGRATIONS_TABLE)
-                done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations")}
-                pending = [m for m in migrations() if m.version not in done]
-                for migration in pending:
-                    self._apply(conn, migration)
-            return [m.version for m in pending]
+        return self._call("upgrade", self._upgrade)
+
+    def _upgrade(self, conn: Conn) -> list[int]:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute(_MIGRATIONS_TABLE)
+            done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations")}
+            pending = [m for m in migrations() if m.version not in done]
+            for migration in pending:
+                self._apply(conn, migration)
+        return [m.version for m in pending]
 
     @staticmethod
     def _apply(conn: Conn, migration: Migration) -> None:
@@ -423,18 +430,22 @@ class Database(_Runs, _ResultReads):
         if not results:
             return 0
         events, dead_letters = list(events), list(dead_letters)
-        with self._guard("record"):
-            new = self._retrying(lambda: self._record(run_id, results, events, dead_letters))
+        new = self._call(
+            "record",
+            lambda conn: self._retrying(
+                lambda: self._record(conn, run_id, results, events, dead_letters)
+            ),
+        )
         return len(new)
 
     def _record(
         self,
+        conn: Conn,
         run_id: str,
         results: Sequence[ResultRow],
         events: list[AuditEvent],
         dead_letters: list[DeadLetter],
     ) -> set[int]:
-        conn = self._conn()
         if not self._local.staging:
             conn.execute(_STAGING)
             self._local.staging = True
@@ -459,31 +470,18 @@ class Database(_Runs, _ResultReads):
         a :class:`LetterFilter`, or a run id."""
         params = LetterFilter.of(which).params()
         params |= {"all": include_replayed, "limit": limit, "offset": offset}
-        with self._guard("dead_letters"):
-            conn = self._conn()
-            with conn.transaction():
-                page = conn.execute(
-                    "SELECT * FROM dead_letters "
-                    + _DEAD_FILTER
-                    + " ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s",
-                    params,
-                ).fetchall()
-                total = conn.execute(
-                    "SELECT count(*) AS n FROM dead_letters " + _DEAD_FILTER, params
-                )
-                return page, int(total.fetchone()["n"])  # type: ignore[index]
+        return self._call("dead_letters", lambda conn: _letter_page(conn, params))
 
     def mark_replayed(self, keys: Sequence[tuple[str, int]], replay_run_id: str) -> int:
         """Mark (run_id, seq) dead letters as replayed into ``replay_run_id``; how many were
         not marked already (so a replay happens once)."""
-        with self._guard("mark_replayed"):
-            cursor = self._conn().execute(
-                """UPDATE dead_letters d SET replayed_at = now(), replay_run_id = %s, sealed = NULL
-                FROM unnest(%s::text[], %s::integer[]) AS k(run_id, seq)
-                WHERE d.run_id = k.run_id AND d.seq = k.seq AND d.replayed_at IS NULL""",
-                (replay_run_id, [k[0] for k in keys], [k[1] for k in keys]),
-            )
-            return cursor.rowcount
+        # Not repeated after an outage: a lost reply would read as "already replayed".
+        params = (replay_run_id, [k[0] for k in keys], [k[1] for k in keys])
+        return self._call(
+            "mark_replayed",
+            lambda conn: conn.execute(_MARK_REPLAYED, params).rowcount,
+            repeat=False,
+        )
 
     # Retention.
 
@@ -499,23 +497,34 @@ class Database(_Runs, _ResultReads):
         now = datetime.now(UTC)
         cutoff = now - timedelta(days=older_than_days_results)
         audit_cutoff = now - timedelta(days=older_than_days_audit)
-        with self._guard("prune"):
-            deleted = {
-                t: self._drain(t, cutoff, batch)
-                for t in ("results", "submissions", "dead_letters", "runs")
-            }
-            deleted["audit_events"] = self._drain("audit_events", audit_cutoff, batch)
+        deleted = {
+            t: self._drain(t, cutoff, batch)
+            for t in ("results", "submissions", "dead_letters", "runs")
+        }
+        deleted["audit_events"] = self._drain("audit_events", audit_cutoff, batch)
         return deleted
 
     def _drain(self, table: str, cutoff: datetime, batch: int) -> int:
         total = 0
         while True:
-            cursor = self._conn().execute(_PRUNE[table], (cutoff, batch))
+            cursor = self._call("prune", lambda conn: conn.execute(_PRUNE[table], (cutoff, batch)))
             row = cursor.fetchone() if table == "audit_events" else None
             count = int(row["rx_prune_audit"]) if row else cursor.rowcount
             total += count
             if count < batch:
                 return total
+
+
+def _letter_page(conn: Conn, params: dict[str, Any]) -> tuple[list[Row], int]:
+    with conn.transaction():
+        page = conn.execute(
+            "SELECT * FROM dead_letters "
+            + _DEAD_FILTER
+            + " ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        ).fetchall()
+        total = conn.execute("SELECT count(*) AS n FROM dead_letters " + _DEAD_FILTER, params)
+        return page, int(total.fetchone()["n"])  # type: ignore[index]
 
 
 def _copy(conn: Conn, statement: LiteralString, rows: Iterable[tuple[Any, ...]]) -> None:

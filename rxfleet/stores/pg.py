@@ -4,34 +4,56 @@ for each streaming read, and the one translation of psycopg errors: a refused
 value into ``ValueRefused`` (a result, never retried), anything else into
 ``InfrastructureError`` (both name the operation and the SQLSTATE, never a value).
 ``rxfleet.stores.database`` builds its tables on ``Connections``.
+
+The database going away (restarted, killed, failed over, read-only) is an outage,
+as Redis's is: the connection that saw it is dropped (a read-only one too:
+``25006``, and every connection is opened with ``target_session_attrs=read-write``,
+so a standby or a read-only server is never kept), and a statement that is safe to
+repeat is tried again on a new one for up to ``outage`` seconds. ``notice`` is told
+once that the database is away and once that it is back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, LiteralString, Self, TypeVar
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 
-from rxfleet.errors import InfrastructureError, ValueRefused
+from rxfleet.errors import DatabaseAway, InfrastructureError, ValueRefused
 
 Row = dict[str, Any]
 Conn = psycopg.Connection[DictRow]
 T = TypeVar("T")
+Notice = Callable[[str], None]
+log = logging.getLogger("rxfleet.database")
 
 
 class Connections:
     """Connections to the database at ``url`` (a ``postgresql://`` URL) and the query
     helpers every table shares."""
 
-    def __init__(self, url: str, connect_timeout: float = 10.0, deadlock_retries: int = 3) -> None:
+    def __init__(
+        self,
+        url: str,
+        connect_timeout: float = 10.0,
+        deadlock_retries: int = 3,
+        outage: float = 0.0,
+        notice: Notice | None = None,
+    ) -> None:
         self.url = url
         self.connect_timeout = connect_timeout
         self.deadlock_retries = deadlock_retries
+        self.outage = outage  # seconds a statement safe to repeat waits for the database
+        self.notice = notice or log.warning
+        self._away: str | None = None  # what the last failure said, while the database is away
         self._local = threading.local()
         self._lock = threading.Lock()
         self._opened: list[tuple[int, Conn]] = []
@@ -39,7 +61,7 @@ class Connections:
 
     def _connect(self, autocommit: bool = True) -> Conn:
         return psycopg.connect(
-            self.url,
+            read_write(self.url),
             autocommit=autocommit,
             row_factory=dict_row,
             connect_timeout=max(1, int(self.connect_timeout)),
@@ -58,17 +80,56 @@ class Connections:
             self._opened.append((os.getpid(), conn))
         return conn
 
+    def _drop(self) -> None:
+        """Forget this thread's connection (closed if it is this process's own)."""
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        if self._local.pid == os.getpid():
+            with self._lock:
+                self._opened = [(p, c) for p, c in self._opened if c is not conn]
+            with contextlib.suppress(Exception):
+                conn.close()
+
     @contextlib.contextmanager
     def _guard(self, operation: str) -> Iterator[None]:
-        """Translate psycopg errors into ValueRefused or InfrastructureError (no values
-        in the message)."""
+        """Translate psycopg errors into ValueRefused, DatabaseAway (the connection is
+        dropped) or InfrastructureError (no values in the message)."""
         try:
             yield
         except psycopg.Error as exc:
-            if refuses_value(exc):
-                raise ValueRefused(operation, exc.sqlstate or type(exc).__name__) from None
             reason = exc.sqlstate or type(exc).__name__
+            if refuses_value(exc):
+                raise ValueRefused(operation, reason) from None
+            if is_away(exc):
+                self._drop()
+                self._gone(reason)
+                raise DatabaseAway(f"database: {operation} failed ({reason})") from None
             raise InfrastructureError(f"database: {operation} failed ({reason})") from None
+        self._back()
+
+    def _gone(self, reason: str) -> None:
+        if self._away is None:
+            self._away = reason
+            self.notice(f"the database is away ({reason}); reconnecting")
+
+    def _back(self) -> None:
+        if self._away is not None:
+            self._away = None
+            self.notice("the database is back")
+
+    def _call(self, operation: str, work: Callable[[Conn], T], *, repeat: bool = True) -> T:
+        """``work`` on this thread's connection; while the database is away, again on a
+        new one for up to ``outage`` seconds when ``repeat`` (safe to run twice)."""
+        patience = Patience(self.outage if repeat else 0.0)
+        while True:
+            try:
+                with self._guard(operation):
+                    return work(self._conn())
+            except DatabaseAway:
+                if not patience.wait():
+                    raise
 
     def close(self) -> None:
         """Close the connections this process opened (any thread)."""
@@ -86,12 +147,10 @@ class Connections:
         self.close()
 
     def _one(self, operation: str, query: LiteralString, params: Any = None) -> Row | None:
-        with self._guard(operation):
-            return self._conn().execute(query, params).fetchone()
+        return self._call(operation, lambda conn: conn.execute(query, params).fetchone())
 
     def _all(self, operation: str, query: LiteralString, params: Any = None) -> list[Row]:
-        with self._guard(operation):
-            return self._conn().execute(query, params).fetchall()
+        return self._call(operation, lambda conn: conn.execute(query, params).fetchall())
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
         for _ in range(self.deadlock_retries):
@@ -100,6 +159,31 @@ class Connections:
         return attempt()
 
     def _stream(
+        self,
+        operation: str,
+        query: LiteralString,
+        params: Any,
+        chunk: int,
+        after: Callable[[Row], Any] | None = None,
+    ) -> Iterator[Row]:
+        """The rows of ``query``, streamed on a connection of their own. Cut by an
+        outage, the stream is opened again (for up to ``outage`` seconds): from the
+        start while nothing was yielded, else with the parameters ``after(last row)``
+        gives (a query that resumes past it); without ``after`` it fails."""
+        patience, last = Patience(self.outage), None
+        while True:
+            try:
+                for row in self._stream_once(operation, query, params, chunk):
+                    last = row
+                    yield row
+                return
+            except DatabaseAway:
+                if (last is not None and after is None) or not patience.wait():
+                    raise
+            if last is not None and after is not None:
+                params = after(last)
+
+    def _stream_once(
         self, operation: str, query: LiteralString, params: Any, chunk: int
     ) -> Iterator[Row]:
         with (
@@ -110,6 +194,49 @@ class Connections:
             cursor.itersize = chunk
             cursor.execute(query, params)
             yield from cursor
+
+
+def read_write(url: str) -> str:
+    """``url`` asking for a session that takes writes (libpq's ``target_session_attrs``,
+    unless the URL says otherwise): a standby or a read-only server is refused on connect."""
+    info = conninfo_to_dict(url)
+    info.setdefault("target_session_attrs", "read-write")
+    return make_conninfo("", **info)
+
+
+class Patience:
+    """How long to wait for the database: ``wait`` sleeps (0.1 s, doubling to 2 s) and
+    says True until ``seconds`` have passed since its first call."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.since: float | None = None
+        self.pause = 0.1
+
+    def wait(self) -> bool:
+        now = time.monotonic()
+        self.since = now if self.since is None else self.since
+        if now + self.pause - self.since > self.seconds:
+            return False
+        time.sleep(self.pause)
+        self.pause = min(self.pause * 2, 2.0)
+        return True
+
+
+#: SQLSTATEs that say the server went away or cannot take a write here: the operator
+#: or a crash ended the session (57P01-57P03), a read-only transaction (25006; a standby
+#: or ``default_transaction_read_only``), and every connection exception (class 08).
+_AWAY = frozenset({"57P01", "57P02", "57P03", "25006"})
+
+
+def is_away(exc: psycopg.Error) -> bool:
+    """True when ``exc`` says the database is away (not that it refuses this statement):
+    an ``_AWAY`` SQLSTATE or class 08, or an ``OperationalError`` without a SQLSTATE
+    (refused, reset, a session found read-only on connecting)."""
+    sqlstate = exc.sqlstate
+    if not sqlstate:
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return sqlstate in _AWAY or sqlstate.startswith("08")
 
 
 #: The unique conflict: what ``ON CONFLICT DO NOTHING`` makes idempotent, not a bad value.

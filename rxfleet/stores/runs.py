@@ -274,6 +274,11 @@ class RunStore(_Ledger, _Producing, _Sending):
         pipe.zadd(self._index, {run_id: time.time()}, nx=True)
         pipe.execute()
 
+    def knows(self, run_id: str) -> bool:
+        """Whether Redis holds the run (False after it restarted empty, or once a
+        finished run's meta expired)."""
+        return bool(self.client.exists(self._run(run_id)))
+
     def meta(self, run_id: str) -> dict[str, str]:
         return as_dict(self.client.hgetall(self._run(run_id)))
 

@@ -5,6 +5,8 @@ claim that could be read (a bad record is quarantined with its code, never dropp
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,4 +132,34 @@ def test_unreadable_files_exit_2_in_one_line_and_enqueue_nothing(
     assert cli.main(["run", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0]
+    assert len(fleet.db.list_runs(1000)) == before
+
+
+def test_a_fifo_a_device_or_stdin_is_refused_at_once_and_nothing_is_read(
+    fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hashing a FIFO drained it and reading it again blocked forever: now anything
+    but a regular file is refused before a byte is read (exit 2, one line)."""
+    fifo = tmp_path / "claims.jsonl"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)  # a writer holds it open, five claims in the pipe
+    waiting = "".join(json.dumps(c) + "\n" for c in _good(tmp_path / "five.jsonl", 5)).encode()
+    os.write(writer, waiting)
+    before = len(fleet.db.list_runs(1000))
+    try:
+        for path, kind in ((str(fifo), "FIFO"), ("/dev/zero", "character device"),
+                           ("-", "standard input")):  # fmt: skip
+            capsys.readouterr()
+            started = time.monotonic()
+            assert cli.main(["run", path]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert time.monotonic() - started < 10
+            assert len(err) == 1 and kind in err[0] and "Traceback" not in err[0], err
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            assert os.read(reader, len(waiting) + 1) == waiting  # nothing was consumed
+        finally:
+            os.close(reader)
+    finally:
+        os.close(writer)
     assert len(fleet.db.list_runs(1000)) == before

@@ -17,6 +17,7 @@ from rxfleet.claims.text import (
     escaped_deep,
     has_control,
     holds_control,
+    shown,
 )
 from rxfleet.stores.pg import refuses_value
 
@@ -80,3 +81,22 @@ def test_which_sqlstates_refuse_a_value(sqlstate: str, refused: bool) -> None:
 def test_psycopgs_own_nul_refusal_counts() -> None:
     assert refuses_value(psycopg.DataError("PostgreSQL text fields cannot contain NUL"))
     assert not refuses_value(psycopg.OperationalError("connection refused"))
+
+
+@pytest.mark.parametrize(
+    ("text", "seen"),
+    [
+        ("A\tB", "A\\x09B"),
+        ("A\nB\x1b[2J", "A\\x0aB\\x1b[2J"),
+        ("CSI\x9b2J", "CSI\\x9b2J"),  # C1: a terminal may take it as ESC [
+        ("abc\u202edef", "abc\\u202edef"),  # a bidirectional override
+        ("GARCIA, JR café 日本", "GARCIA, JR café 日本"),
+    ],
+)
+def test_what_reaches_a_terminal_is_escaped_further(text: str, seen: str) -> None:
+    assert escaped(text, terminal=True) == seen
+    assert shown(text) == seen
+
+
+def test_shown_takes_any_value() -> None:
+    assert shown(None) == "" and shown(3) == "3"
