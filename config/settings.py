@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         description="PostgreSQL, the system of record (results, audit, runs, dead letters); "
         "required with RXFLEET_REDIS_URL, started privately in embedded mode",
     )
+    database_owner_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL as the owner role: `rxfleet db upgrade` (and the embedded "
+        "mode) applies migrations, sets retention and grants RXFLEET_DATABASE_URL's role "
+        "least privilege with it; unset: the fleet's role owns the tables (warned)",
+    )
     broker_url: str | None = Field(
         default=None,
         description="the Celery broker when it is not the Redis above (e.g. amqp://... "
