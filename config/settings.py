@@ -112,6 +112,13 @@ class Settings(BaseSettings):
         "refuses to start without it)",
     )
 
+    export_mode: str = Field(
+        default="600",
+        pattern=r"^0?[0-7]{3}$",
+        description="permissions (octal) of the files the CLI writes: results, `rxfleet audit "
+        "-o`; 600: the owner only (they hold claim ids, tokens, NDCs, amounts); e.g. 640",
+    )
+
     # Versioned data files.
     reject_matrix: Path = Field(
         default=CONFIG_DIR / "reject_codes.json", description="reject-code routing matrix (JSON)"
@@ -306,6 +313,10 @@ class Settings(BaseSettings):
             )
         if self.link_soft_time_limit >= self.link_time_limit:
             raise ConfigError("RXFLEET_LINK_SOFT_TIME_LIMIT must be below RXFLEET_LINK_TIME_LIMIT")
+
+    def export_permissions(self) -> int:
+        """``export_mode`` as a mode number (``"600"``: 0o600)."""
+        return int(self.export_mode, 8)
 
     def database_url_or_raise(self) -> str:
         if not self.database_url:

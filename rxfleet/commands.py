@@ -28,7 +28,7 @@ from rxfleet.errors import ConfigError, RunTimeout
 from rxfleet.gateway.sandbox.server import run_gateway
 from rxfleet.lifecycle import Waiter
 from rxfleet.metrics import serve
-from rxfleet.output import check_output, write_results
+from rxfleet.output import check_output, create_private, write_results
 from rxfleet.phikeys import generated_env, vault
 from rxfleet.producer import ProduceResult
 from rxfleet.report import (
@@ -321,6 +321,8 @@ def audit(args: argparse.Namespace) -> int:
         raise ConfigError(f"no run {args.run_id} in the database")
     events = ({k: _plain(v) for k, v in e.items() if k != "id"}
               for e in db.audit(args.run_id, args.claim))  # fmt: skip
+    if args.output:
+        create_private(Path(args.output))
     handle = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         for event in events:
