@@ -345,7 +345,8 @@ def _verify(run_id: str | None) -> int:
         check = db.verify(run)
         print(check.line())
         broken += not check.intact
-    say(f"{len(runs) - broken} of {len(runs)} runs intact" + (f", {broken} BROKEN" if broken else ""))
+    say(f"{len(runs) - broken} of {len(runs)} runs intact"
+        + (f", {broken} BROKEN" if broken else ""))  # fmt: skip
     return EXIT_FAILED if broken else EXIT_OK
 
 

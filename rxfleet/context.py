@@ -25,9 +25,9 @@ from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.connection import get_redis
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
-from rxfleet.stores.privileges import Secured
 from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.pause import FleetPause
+from rxfleet.stores.privileges import Secured
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore

@@ -47,7 +47,7 @@ _TABLES: LiteralString = """SELECT c.relname AS name FROM pg_class c
 
 def fleet_role(url: str) -> str:
     """The role a ``postgresql://`` URL connects as (libpq's default: the OS user)."""
-    return conninfo_to_dict(url).get("user") or getpass.getuser()
+    return str(conninfo_to_dict(url).get("user") or getpass.getuser())
 
 
 @dataclass
@@ -85,7 +85,8 @@ def _secure(conn: Conn, fleet_url: str | None, days: int) -> Secured:
             "RXFLEET_DATABASE_URL to a role of the fleet's own (docs/security.md)"
         )
         return secured
-    _ensure_role(conn, role, conninfo_to_dict(fleet_url or "").get("password"), secured)
+    password = conninfo_to_dict(fleet_url or "").get("password")
+    _ensure_role(conn, role, str(password) if password else None, secured)
     _check_role(conn, role, owner)
     _take_ownership(conn, role, owner)
     _grant(conn, role)

@@ -81,7 +81,8 @@ def _children(pid: int) -> dict[int, str]:
                     .decode(errors="replace")  # fmt: skip
             except (OSError, ValueError):
                 continue
-    found, frontier = {}, {pid}
+    found: dict[int, str] = {}
+    frontier = {pid}
     while frontier:
         frontier = {p for p, parent in parents.items() if parent in frontier} - set(found)
         found |= {p: lines.get(p, "") for p in frontier}
@@ -91,7 +92,8 @@ def _children(pid: int) -> dict[int, str]:
 def _servers(pid: int) -> tuple[str, str, str] | None:
     """(Redis port, PostgreSQL socket dir, its port) read off the run's children."""
     lines = " ".join(_children(pid).values())
-    redis = re.search(r"(?:valkey|redis)-server\S* (?:\S+ )?(?:127\.0\.0\.1:|.*?--port )(\d+)", lines)
+    redis = re.search(r"(?:valkey|redis)-server\S* (?:\S+ )?(?:127\.0\.0\.1:|.*?--port )(\d+)",
+                      lines)  # fmt: skip
     postgres = re.search(r"postgres -D \S+ -p (\d+) .*?-k (\S+)", lines)
     return (redis[1], postgres[2], postgres[1]) if redis and postgres else None
 
@@ -108,7 +110,8 @@ def test_another_local_user_cannot_reach_a_running_embedded_fleet(
     stranger: str, tmp_path: Path
 ) -> None:
     claims = tmp_path / "claims.jsonl"
-    claims.write_text("".join((ROOT / "samples" / "claims.jsonl").read_text().splitlines(True)[:20]))
+    sample = (ROOT / "samples" / "claims.jsonl").read_text().splitlines(keepends=True)
+    claims.write_text("".join(sample[:20]))
     tmp_path.chmod(0o755)  # the directory is open: only the file's own mode protects it
     out = tmp_path / "results.csv"
     with SandboxGateway(scenario=Scenario(latency_ms=6000)) as gateway:
@@ -125,7 +128,7 @@ def test_another_local_user_cannot_reach_a_running_embedded_fleet(
             probed = _probe(stranger, *servers, str(out))
             assert run.poll() is None, "the run ended during the probes: they proved nothing"
         finally:
-            stdout, stderr = run.communicate(timeout=240)
+            _, stderr = run.communicate(timeout=240)
     assert run.returncode == 0, stderr
     assert probed["redis"].startswith("-NOAUTH"), probed  # reached, and refused
     assert probed["pg_socket"] == "PermissionError" and probed["pg_dir"] == "PermissionError"

@@ -74,9 +74,11 @@ def test_the_fleets_role_may_append_and_nothing_else(roles: Roles) -> None:
     before = count(roles.fleet.url)
     assert before == 24
     for statement in REFUSED_AS_FLEET:
-        with psycopg.connect(roles.fleet.url, autocommit=True) as conn:
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(statement.encode())
+        with (
+            psycopg.connect(roles.fleet.url, autocommit=True) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
+            conn.execute(statement.encode())
     assert count(roles.fleet.url) == before
     assert roles.fleet.verify("r1").intact
 
