@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         description="PostgreSQL, the system of record (results, audit, runs, dead letters); "
         "required with RXFLEET_REDIS_URL, started privately in embedded mode",
     )
+    database_owner_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL as the owner role: `rxfleet db upgrade` (and the embedded "
+        "mode) applies migrations, sets retention and grants RXFLEET_DATABASE_URL's role "
+        "least privilege with it; unset: the fleet's role owns the tables (warned)",
+    )
     broker_url: str | None = Field(
         default=None,
         description="the Celery broker when it is not the Redis above (e.g. amqp://... "
@@ -104,6 +110,13 @@ class Settings(BaseSettings):
         default=None,
         description="Flower's basic auth, `user:password` (the Procfile's flower line "
         "refuses to start without it)",
+    )
+
+    export_mode: str = Field(
+        default="600",
+        pattern=r"^0?[0-7]{3}$",
+        description="permissions (octal) of the files the CLI writes: results, `rxfleet audit "
+        "-o`; 600: the owner only (they hold claim ids, tokens, NDCs, amounts); e.g. 640",
     )
 
     # Versioned data files.
@@ -306,6 +319,10 @@ class Settings(BaseSettings):
             )
         if self.link_soft_time_limit >= self.link_time_limit:
             raise ConfigError("RXFLEET_LINK_SOFT_TIME_LIMIT must be below RXFLEET_LINK_TIME_LIMIT")
+
+    def export_permissions(self) -> int:
+        """``export_mode`` as a mode number (``"600"``: 0o600)."""
+        return int(self.export_mode, 8)
 
     def database_url_or_raise(self) -> str:
         if not self.database_url:

@@ -144,8 +144,27 @@ def _follow_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _following(resume)
     abort = _sub(sub, "abort", "stop a run: its open claims end 99 (aborted)")
     abort.add_argument("run_id", metavar="RUN_ID")
-    audit = _sub(sub, "audit", "each claim's path through the stages (JSON lines)")
-    audit.add_argument("run_id", metavar="RUN_ID")
+    _audit_parser(sub)
+    claim = _sub(sub, "claim", "one claim's every submission across runs: answers, reasons, stages")
+    claim.add_argument("claim_id", metavar="CLAIM_ID")
+    claim.add_argument("--json", action="store_true", help="one JSON object, even on a terminal")
+
+
+def _audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = _sub(
+        sub,
+        "audit",
+        "each claim's path through the stages (JSON lines); "
+        "`audit verify [RUN_ID]`: check the trail's hash chain (every run by default)",
+    )
+    audit.add_argument("run_id", metavar="RUN_ID", help="a run, or `verify`")
+    audit.add_argument(
+        "verify_run",
+        nargs="?",
+        default=None,
+        metavar="VERIFY_RUN_ID",
+        help="with `verify`: the run to check (default: every run)",
+    )
     audit.add_argument("--claim", default=None, help="one claim id (default: every claim)")
     audit.add_argument(
         "-o",
@@ -154,9 +173,6 @@ def _follow_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="write the JSON lines here (default: stdout)",
     )
-    claim = _sub(sub, "claim", "one claim's every submission across runs: answers, reasons, stages")
-    claim.add_argument("claim_id", metavar="CLAIM_ID")
-    claim.add_argument("--json", action="store_true", help="one JSON object, even on a terminal")
 
 
 def _dlq_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

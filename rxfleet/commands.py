@@ -30,7 +30,7 @@ from rxfleet.errors import ConfigError, RunTimeout
 from rxfleet.gateway.sandbox.server import run_gateway
 from rxfleet.lifecycle import Waiter
 from rxfleet.metrics import serve
-from rxfleet.output import check_output, write_results
+from rxfleet.output import check_output, create_private, write_results
 from rxfleet.phikeys import generated_env, vault
 from rxfleet.producer import ProduceResult
 from rxfleet.report import (
@@ -44,7 +44,7 @@ from rxfleet.report import (
     summary_dict,
     summary_tsv,
 )
-from rxfleet.stores.database import LetterFilter
+from rxfleet.stores.database import Database, LetterFilter
 from workers import app as app_module
 from workers.inprocess import beat_thread, worker_thread
 from workers.pipeline import send_batch
@@ -338,13 +338,18 @@ def results(args: argparse.Namespace) -> int:
 
 
 def audit(args: argparse.Namespace) -> int:
-    """Each claim's path through the stages, from the system of record (JSON lines)."""
+    """Each claim's path through the stages, from the system of record (JSON lines);
+    ``audit verify [RUN_ID]``: recompute the runs' hash chains."""
+    if args.run_id == "verify":
+        return _verify(args.verify_run)
     _require_fleet()
     db = context.database()
     if db.get_run(args.run_id) is None:
         raise ConfigError(f"no run {args.run_id} in the database")
     events = ({k: _plain(v) for k, v in e.items() if k != "id"}
               for e in db.audit(args.run_id, args.claim))  # fmt: skip
+    if args.output:
+        create_private(Path(args.output))
     handle = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         for event in events:
@@ -353,6 +358,23 @@ def audit(args: argparse.Namespace) -> int:
         if args.output:
             handle.close()
     return EXIT_OK
+
+
+def _verify(run_id: str | None) -> int:
+    """One line per run: intact (events, head hash), or the first event that does not fit."""
+    get_settings().database_url_or_raise()
+    db = context.database()
+    runs = [run_id] if run_id else db.chained_runs()
+    if run_id and db.get_run(run_id) is None and run_id not in db.chained_runs():
+        raise ConfigError(f"no run {run_id} in the database")
+    broken = 0
+    for run in runs:
+        check = db.verify(run)
+        print(check.line())
+        broken += not check.intact
+    say(f"{len(runs) - broken} of {len(runs)} runs intact"
+        + (f", {broken} BROKEN" if broken else ""))  # fmt: skip
+    return EXIT_FAILED if broken else EXIT_OK
 
 
 def claim(args: argparse.Namespace) -> int:
@@ -449,17 +471,32 @@ def _letters(rows: list[dict[str, Any]]) -> None:
 
 
 def db(args: argparse.Namespace) -> int:
-    """``db upgrade``: migrate the database (workers also do on first use); ``db prune``."""
+    """``db upgrade``: migrate, set retention and grant, as the owner (the fleet's role
+    gets least privilege; each grant is printed); ``db prune``: retention, as the owner."""
     settings = get_settings()
     settings.database_url_or_raise()
-    database = context.database()  # migrated on first use
     if args.action == "upgrade":
-        print(f"database schema version {database.schema_version()}")
+        applied, secured = context.secure(settings)
+        for warning in secured.warnings:
+            say(f"warning: {warning}")
+        for line in secured.done:
+            print(line)
+        version = max(applied, default=0) or context.database().schema_version()
+        print(f"database schema version {version}")
         return EXIT_OK
     days = settings.retention_days
-    deleted = database.prune(days, days)
+    with _owner_database(settings) as owner:
+        deleted = owner.prune(days, days)
     print(json.dumps({"retention_days": days, "deleted": deleted}))
     return EXIT_OK
+
+
+def _owner_database(settings: Settings) -> Database:
+    """The owner's handle when its URL is set (retention), else the fleet's."""
+    if settings.database_owner_url is None:
+        return context.database()
+    context.database()  # migrated and granted first
+    return Database(settings.database_owner_url.get_secret_value())
 
 
 def gateway(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from config import get_settings
+from config import Settings, get_settings
 from rxfleet.claims.rejects import matrix
 from rxfleet.gateway.aio import AioSender
 from rxfleet.gateway.client import GatewayClient
@@ -29,6 +29,7 @@ from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.pg import Notice
+from rxfleet.stores.privileges import Secured
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
@@ -88,13 +89,17 @@ def _breaker(name: str, threshold: float, least: int) -> Breaker:
 
 
 def database() -> Database:
-    """The process's handle on the system of record (migrated on first use)."""
-    url = get_settings().database_url_or_raise()
+    """The process's handle on the system of record, as the fleet's role (migrated on
+    first use: by the owner's role when this process has its URL, see ``secure``)."""
+    settings = get_settings()
+    url = settings.database_url_or_raise()
 
     def make() -> Database:
+        if settings.database_owner_url is not None:
+            secure(settings)
         seconds, notice = _database_outage
         db = Database(url, outage=seconds, notice=notice)
-        db.upgrade()
+        db.upgrade()  # nothing pending: nothing written
         return db
 
     return _keep(("db", url), Database, make)
@@ -109,6 +114,17 @@ def ride_database_outages(seconds: float, notice: Notice) -> None:
         kept = [thing for thing in _kept.values() if isinstance(thing, Database)]
     for db in kept:
         db.outage, db.notice = seconds, notice
+
+
+def secure(settings: Settings) -> tuple[list[int], Secured]:
+    """As the owner (``RXFLEET_DATABASE_OWNER_URL``, else the fleet's own URL): apply the
+    migrations, set the trail's retention floor, grant the fleet's role least privilege."""
+    owner_url = settings.database_owner_url
+    url = owner_url.get_secret_value() if owner_url else settings.database_url_or_raise()
+    with Database(url) as owner:
+        applied = owner.upgrade()
+        fleet = settings.database_url if owner_url else None
+        return applied, owner.secure(fleet, settings.retention_days)
 
 
 def sender() -> AioSender:

@@ -4,17 +4,23 @@ One row per input claim, in input order, with the fields of docs/results.md.
 In CSV, list fields (``errors``, ``reject_codes``) are joined with ``;``. Amounts
 (``amount_paid``, ``patient_pay``) are JSON numbers in JSON Lines, text to the cent
 in CSV and ``decimal(8, 2)`` in Parquet.
+
+Exports hold claim ids, patient tokens, NDCs, dates and amounts: every file the
+CLI writes (results, ``rxfleet audit -o``) is created with ``RXFLEET_EXPORT_MODE``
+(default ``600``: its owner only), whatever the umask.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from config import get_settings
 from rxfleet.claims.fields import LIST_FIELDS, MONEY_FIELDS, RESULT_FIELDS
 from rxfleet.errors import ConfigError
 
@@ -33,9 +39,23 @@ def write_results(path: str, rows: Iterable[dict[str, Any]]) -> int:
     target = Path(path)
     tmp = target.with_name(f".{target.name}.tmp")
     writer = {".jsonl": _jsonl, ".csv": _csv, ".parquet": _parquet}[target.suffix.lower()]
+    create_private(tmp)
     count = writer(tmp, rows)
     tmp.replace(target)
     return count
+
+
+def create_private(path: Path, mode: int | None = None) -> None:
+    """Create ``path`` empty with exactly ``mode`` (default: ``RXFLEET_EXPORT_MODE``),
+    whatever the umask; a stale file there is replaced. Writers then open it ``"w"``
+    (the mode stays)."""
+    mode = get_settings().export_permissions() if mode is None else mode
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def _jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:

@@ -7,6 +7,11 @@ URL is configured), makes ephemeral PHI keys when none are set (32 random bytes
 each), turns the sandbox mode on (its client credentials) and points the
 process's settings at them; the CLI then starts an in-process worker and beat
 (``workers.inprocess``) and runs exactly the production code paths.
+
+Only the user who runs it can reach its servers: PostgreSQL listens on a Unix
+socket in a 0700 directory (no TCP), as two roles (an owner that migrates and
+grants, the fleet's role that may only append to the audit trail); Redis on
+127.0.0.1 asks for a password made here that never leaves the process.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from rxfleet.gateway.sandbox.server import SandboxGateway
 from rxfleet.stores.connection import forget_clients
 
 log = logging.getLogger("rxfleet.embedded")
+#: The embedded database's roles: the owner migrates and grants (``rxfleet.stores.privileges``),
+#: the fleet appends to the audit trail and cannot edit it.
+OWNER_ROLE, FLEET_ROLE, OWNER_DATABASE = "rxfleet_owner", "rxfleet_fleet", "rxfleet_sor"
 
 
 def _ephemeral_keys(settings: Settings) -> dict[str, Any]:
@@ -62,7 +70,12 @@ def _database(settings: Settings) -> Iterator[dict[str, Any]]:
         return
     server = LocalPostgres().start()
     try:
-        yield {"database_url": server.url}
+        server.create_role(OWNER_ROLE, createrole=True)
+        server.create_database(OWNER_DATABASE, owner=OWNER_ROLE)
+        yield {
+            "database_owner_url": SecretStr(server.url_for(OWNER_DATABASE, OWNER_ROLE)),
+            "database_url": server.url_for(OWNER_DATABASE, FLEET_ROLE),
+        }
     finally:
         server.stop()
 
@@ -71,7 +84,7 @@ def _database(settings: Settings) -> Iterator[dict[str, Any]]:
 def embedded_services() -> Iterator[Settings]:
     """Start the servers, point the process's settings at them, stop them all after."""
     base = get_settings()
-    server = LocalRedis().start()
+    server = LocalRedis(secret=True).start()
     try:
         with _database(base) as database, _sandbox(base) as gateway:
             keys = _ephemeral_keys(base)
@@ -83,6 +96,7 @@ def embedded_services() -> Iterator[Settings]:
         configure(
             redis_url=base.redis_url,
             database_url=base.database_url,
+            database_owner_url=base.database_owner_url,
             gateway_url=base.gateway_url,
             token_url=base.token_url,
             sandbox=base.sandbox,

@@ -9,10 +9,14 @@ order of preference:
    system user and chmod directories when run as root);
 2. ``initdb``/``postgres`` on PATH, then the newest ``/usr/lib/postgresql/*/bin``.
 
-Each server is private: its data directory and unix socket live in a temp dir,
-it listens on 127.0.0.1 only, trusts local connections, and holds one database
-(``rxfleet``). It never touches a server that was already running (a port is
-probed free before use, never 5432 by default). ``stop()`` removes everything.
+Each server is private: its data directory and its Unix socket live in a temp
+dir that only its user may open (0700), it listens on no TCP port at all, and it
+holds one database (``rxfleet``). It trusts who reaches the socket: only its
+user (and root) can. Another local user cannot connect, even knowing the path.
+It never touches a server that was already running (the socket is named after
+a port that was free, never 5432). ``stop()`` removes everything.
+``create_role``/``create_database`` make the owner's and the fleet's roles of
+the embedded mode (least privilege, as ``rxfleet db upgrade`` grants it).
 
 Running as root: PostgreSQL refuses to. Then ``initdb`` and ``postgres`` run as
 an unprivileged user (``nobody`` by default) through ``subprocess``'s
@@ -46,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from subprocess import Popen
 from typing import IO
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -169,9 +174,27 @@ class LocalPostgres:
     def url(self) -> str:
         return self.url_for(self.database)
 
-    def url_for(self, database: str) -> str:
-        """A ``postgresql://`` URL of another database on this server."""
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+    def url_for(self, database: str, user: str = SUPERUSER) -> str:
+        """A ``postgresql://`` URL of another database (or as another role) on this
+        server: through its Unix socket (``host`` is the socket's directory)."""
+        host = quote(str(self._tmp or ""), safe="")
+        return f"postgresql://{user}@/{database}?host={host}&port={self.port}"
+
+    def create_role(self, name: str, *, createrole: bool = False) -> None:
+        """A login role without password (the socket's directory is the lock)."""
+        options = sql.SQL(" CREATEROLE" if createrole else "")
+        self._admin(sql.SQL("CREATE ROLE {} LOGIN{}").format(sql.Identifier(name), options))
+
+    def create_database(self, name: str, owner: str = SUPERUSER) -> None:
+        self._admin(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+            sql.Identifier(name), sql.Identifier(owner)))  # fmt: skip
+
+    def _admin(self, statement: sql.Composed) -> None:
+        try:
+            with psycopg.connect(self.url_for("postgres"), autocommit=True) as conn:
+                conn.execute(statement)
+        except psycopg.Error as exc:
+            raise InfrastructureError(f"local PostgreSQL: {exc.sqlstate or 'failed'}") from None
 
     @property
     def socket_dir(self) -> Path | None:
@@ -211,7 +234,7 @@ class LocalPostgres:
     def _start_server(self, bin_dir: Path, owner: tuple[int, int] | None) -> bool:
         assert self._tmp is not None
         args = [str(bin_dir / "postgres"), "-D", str(self._tmp / "data"), "-p", str(self.port),
-                "-c", "listen_addresses=127.0.0.1", "-k", str(self._tmp)]  # fmt: skip
+                "-c", "listen_addresses=", "-k", str(self._tmp)]  # fmt: skip
         for setting in FAST_UNSAFE_SETTINGS:
             if not (self.durable_commits and setting.startswith("synchronous_commit")):
                 args += ["-c", setting]
@@ -235,9 +258,8 @@ class LocalPostgres:
 
     def _create_database(self) -> None:
         try:
-            with psycopg.connect(self.url_for("postgres"), autocommit=True) as conn:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
-        except psycopg.Error:
+            self.create_database(self.database)
+        except InfrastructureError:
             self.stop()
             raise InfrastructureError("could not create the local database") from None
 

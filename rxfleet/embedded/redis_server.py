@@ -9,6 +9,11 @@ Used by the embedded mode and by the tests. In order of preference:
 
 Each server is private: its own port, nothing persisted (unless ``appendonly``:
 an AOF in its own directory, for the chaos tests and benches), gone when stopped.
+With ``secret`` (the embedded mode) it also asks for a password of 32 random
+bytes, made here and written only to its config file (0600, in its own 0700
+directory: never on a command line), so another local user who finds the port
+cannot use it; ``url`` carries the password, for this process only. (The
+fakeredis fallback has no password: the embedded mode warns when it falls back.)
 ``kill`` SIGKILLs it; ``restart`` starts it again on the same port and directory
 (``empty=True``: without its data). It never touches a server that was already running.
 """
@@ -16,6 +21,9 @@ an AOF in its own directory, for the chaos tests and benches), gone when stopped
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -29,6 +37,9 @@ from typing import Any
 import redis
 
 from rxfleet.errors import InfrastructureError
+
+log = logging.getLogger("rxfleet.embedded")
+CONFIG_FILE = "redis.conf"
 
 
 def free_port() -> int:
@@ -50,6 +61,13 @@ def server_binary() -> str | None:
     return shutil.which("redis-server") or shutil.which("valkey-server")
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file that only its owner may read (0600 from the start)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
 @dataclass
 class LocalRedis:
     """One private server; ``url`` once started."""
@@ -58,6 +76,8 @@ class LocalRedis:
     port: int = 0
     kind: str = ""
     appendonly: bool = False  # AOF, fsync every write: survives a SIGKILL
+    secret: bool = False  # a generated password, in a 0600 config file
+    password: str | None = None
     _process: subprocess.Popen[bytes] | None = None
     _fake: Any = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -66,7 +86,8 @@ class LocalRedis:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> LocalRedis:
         binary = self.binary or server_binary()
@@ -77,8 +98,11 @@ class LocalRedis:
         raise InfrastructureError("could not start a local Redis-compatible server")
 
     def _start_binary(self, binary: str) -> bool:
-        self._tmp = tempfile.TemporaryDirectory(prefix="rxfleet-redis-")
+        self._tmp = tempfile.TemporaryDirectory(prefix="rxfleet-redis-")  # 0700
         self._binary = binary
+        if self.secret:
+            self.password = secrets.token_urlsafe(32)
+            _write_private(Path(self._tmp.name) / CONFIG_FILE, f"requirepass {self.password}\n")
         if self._spawn():
             return True
         self.stop()
@@ -88,7 +112,9 @@ class LocalRedis:
         assert self._tmp is not None and self._binary is not None
         aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else [
             "--appendonly", "no"]  # fmt: skip
-        args = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        config = Path(self._tmp.name) / CONFIG_FILE
+        first = [str(config)] if config.exists() else []
+        args = [self._binary, *first, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 *aof, "--dir", self._tmp.name, "--loglevel", "warning",
                 "--logfile", str(Path(self._tmp.name) / "server.log")]  # fmt: skip
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -111,7 +137,7 @@ class LocalRedis:
             raise InfrastructureError("restart needs a server that was started and killed")
         if empty:
             for child in Path(self._tmp.name).iterdir():
-                if child.name != "server.log":
+                if child.name not in ("server.log", CONFIG_FILE):
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
         for _ in range(50):  # the port may linger a moment after the kill
             if self._spawn():
@@ -127,11 +153,14 @@ class LocalRedis:
         thread.start()
         self._threads.append(thread)
         self.kind = "fakeredis"
+        if self.secret:
+            log.warning("no redis-server binary: the embedded fakeredis server has no password")
         return self._wait_ready()
 
     def _wait_ready(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
+                             socket_timeout=1)  # fmt: skip
         try:
             while time.monotonic() < deadline:
                 if self._process is not None and self._process.poll() is not None:

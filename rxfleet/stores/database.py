@@ -41,11 +41,12 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from rxfleet.claims.work import WorkRecord
-from rxfleet.stores.pg import Conn, Connections, Row
+from rxfleet.errors import ConfigError, InfrastructureError
+from rxfleet.stores.audit_chain import AuditChain
+from rxfleet.stores.pg import MIGRATION_LOCK, Conn, Connections, Row
+from rxfleet.stores.privileges import Privileges
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-#: pg_advisory_xact_lock key held while migrating ("rxfleet" in ASCII, as an int).
-MIGRATION_LOCK = 0x7278666C656574
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,11 @@ CREATE TEMP TABLE IF NOT EXISTS rx_results_in (
     gpi text, reject_codes text[], route text, patient_token text, attempts integer,
     reason text, transaction_code text, amount_paid numeric, patient_pay numeric,
     authorization_number text, source text, idempotency_key text
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS rx_events_in (
+    ord bigint GENERATED ALWAYS AS IDENTITY, run_id text, seq integer, claim_id text,
+    stage text, outcome text, codes text[], attempt integer, trace_id text, payload_hash text,
+    schema_version text, matrix_version text, at timestamptz, detail jsonb
 ) ON COMMIT DELETE ROWS"""
 _COPY_RESULTS_IN = "COPY rx_results_in (" + _RESULT_COLUMNS + ", idempotency_key) FROM STDIN"
 _INSERT_RESULTS = (
@@ -195,7 +201,8 @@ _INSERT_SUBMISSIONS = (
     + " FROM rx_results_in WHERE claim_id IS NOT NULL AND seq = ANY (%s) ORDER BY seq "
     "ON CONFLICT (run_id, seq) DO NOTHING"
 )
-_COPY_EVENTS = """COPY audit_events (run_id, seq, claim_id, stage, outcome, codes, attempt,
+#: Events are staged, then chained to their run's trail by rx_append_audit (0008).
+_COPY_EVENTS = """COPY rx_events_in (run_id, seq, claim_id, stage, outcome, codes, attempt,
     trace_id, payload_hash, schema_version, matrix_version, at, detail) FROM STDIN"""
 _COPY_DEAD = """COPY dead_letters (run_id, seq, claim_id, source, line, field, status, route,
     codes, reason, record, sealed) FROM STDIN"""
@@ -374,15 +381,30 @@ class _ResultReads(Connections):
         )
 
 
-class Database(_Runs, _ResultReads):
+class Database(_Runs, _ResultReads, AuditChain, Privileges):
     """The system of record at ``url``: its schema, results written exactly once, the
-    dead letters and retention (the runs and the reads are its bases' above)."""
+    dead letters and retention (the runs and the reads are its bases' above; the audit
+    chain's check and the roles' grants, theirs in ``audit_chain`` and ``privileges``)."""
 
     # Schema.
 
     def upgrade(self) -> list[int]:
-        """Apply the pending migrations, in order, under an advisory lock; versions applied."""
-        return self._call("upgrade", self._upgrade)
+        """Apply the pending migrations, in order, under an advisory lock; versions applied.
+
+        Nothing pending: nothing is written (the fleet's role, which may not create
+        tables, gets here on every start). Pending, and this role may not apply them:
+        a ``ConfigError`` that says who can."""
+        if not self.pending():
+            return []
+        try:
+            return self._call("upgrade", self._upgrade)
+        except InfrastructureError as exc:
+            if "(42501)" not in str(exc):
+                raise
+            raise ConfigError(
+                f"database: migrations {self.pending()} are pending and this role may not "
+                "apply them; run `rxfleet db upgrade` with RXFLEET_DATABASE_OWNER_URL set"
+            ) from None
 
     def _upgrade(self, conn: Conn) -> list[int]:
         with conn.transaction():
@@ -393,6 +415,14 @@ class Database(_Runs, _ResultReads):
             for migration in pending:
                 self._apply(conn, migration)
         return [m.version for m in pending]
+
+    def pending(self) -> list[int]:
+        """The versions of the migrations this database has not applied (reads only)."""
+        applied: set[int] = set()
+        if self.schema_version():
+            rows = self._all("pending", "SELECT version FROM schema_migrations")
+            applied = {int(r["version"]) for r in rows}
+        return [m.version for m in migrations() if m.version not in applied]
 
     @staticmethod
     def _apply(conn: Conn, migration: Migration) -> None:
@@ -453,7 +483,7 @@ class Database(_Runs, _ResultReads):
             _copy(conn, _COPY_RESULTS_IN, (r.values() for r in results))
             new = {row["seq"] for row in conn.execute(_INSERT_RESULTS, (run_id,))}
             conn.execute(_INSERT_SUBMISSIONS, (run_id, sorted(new)))
-            _copy(conn, _COPY_EVENTS, (e.values(run_id) for e in events if e.seq in new))
+            _append_events(conn, run_id, [e for e in events if e.seq in new])
             _copy(conn, _COPY_DEAD, (d.values(run_id) for d in dead_letters if d.seq in new))
         return new
 
@@ -525,6 +555,11 @@ def _letter_page(conn: Conn, params: dict[str, Any]) -> tuple[list[Row], int]:
         ).fetchall()
         total = conn.execute("SELECT count(*) AS n FROM dead_letters " + _DEAD_FILTER, params)
         return page, int(total.fetchone()["n"])  # type: ignore[index]
+def _append_events(conn: Conn, run_id: str, events: list[AuditEvent]) -> None:
+    """Stage the events, then chain them to the run's trail (under the run's lock)."""
+    if events:
+        _copy(conn, _COPY_EVENTS, (e.values(run_id) for e in events))
+        conn.execute("SELECT rx_append_audit(%s)", (run_id,))
 
 
 def _copy(conn: Conn, statement: LiteralString, rows: Iterable[tuple[Any, ...]]) -> None:

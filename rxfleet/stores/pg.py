@@ -30,6 +30,8 @@ from psycopg.rows import DictRow, dict_row
 from rxfleet.errors import DatabaseAway, InfrastructureError, ValueRefused
 
 Row = dict[str, Any]
+#: pg_advisory_xact_lock key held while migrating or granting ("rxfleet" in ASCII).
+MIGRATION_LOCK = 0x7278666C656574
 Conn = psycopg.Connection[DictRow]
 T = TypeVar("T")
 Notice = Callable[[str], None]

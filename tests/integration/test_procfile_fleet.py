@@ -4,9 +4,12 @@ produces and waits. Same results as the embedded run; no raw PHI in any key or l
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -14,6 +17,7 @@ import requests
 
 from bench.harness import (
     FLOWER_AUTH,
+    KEYS,
     ROOT,
     Fleet,
     base_env,
@@ -21,9 +25,11 @@ from bench.harness import (
     procfile_fleet,
     run_cli,
     run_command,
+    wait_for,
 )
 from rxfleet.claims.fields import PHI_FIELDS
 from rxfleet.embedded.postgres_server import LocalPostgres
+from rxfleet.embedded.redis_server import free_port
 from tests.integration.conftest import new_database
 from tests.phi_scan import dump_values, leaks
 
@@ -115,5 +121,56 @@ def test_flower_line_refuses_to_start_without_auth(tmp_path: Path) -> None:
 
 def test_procfile_flower_is_local_and_worker_names_are_unique() -> None:
     lines = procfile()
-    assert "--address=127.0.0.1" in lines["flower"] and "--basic-auth=" in lines["flower"]
+    assert "--address=127.0.0.1" in lines["flower"] and "--basic-auth" not in lines["flower"]
+    assert "--conf=workers/flowerconfig.py" in lines["flower"]
     assert "${PORT" in lines["submit"] and "${PORT" in lines["cpu"]
+
+
+def _secrets(env: dict[str, str]) -> set[str]:
+    """The fleet's secret values: keys, auth (and its password alone), URL passwords."""
+    found = set()
+    for name, value in env.items():
+        if re.search(r"KEY|SECRET|AUTH|PASSWORD", name) and len(value) >= 8:
+            found |= {value, value.partition(":")[2]} - {""}
+        password = urlsplit(value).password if "://" in value else None
+        if password:
+            found.add(password)
+    return found
+
+
+def _command_lines(sessions: set[int]) -> dict[int, str]:
+    """pid -> command line of every process in ``sessions`` (each Procfile process
+    starts a session of its own: its pool's children are in it too). Not the whole
+    machine's: other checkouts may run other fleets on it."""
+    lines = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text().rpartition(")")[2].split()
+                if int(stat[3]) in sessions:  # field 6, the session id
+                    lines[int(entry.name)] = (entry / "cmdline").read_bytes()
+    return {pid: line.replace(b"\0", b" ").decode(errors="replace") for pid, line in lines.items()}
+
+
+def test_no_secret_on_any_command_line(fleet: Fleet) -> None:
+    """Every Procfile process type running (those the fixture did not start, started
+    here): no secret of the fleet's environment in any process's command line."""
+    for name in procfile():
+        if name not in fleet.procs:
+            fleet.start(name, RXFLEET_METRICS_PORT=str(free_port()))
+    pids = {name: proc.pid for name, proc in fleet.procs.items()}
+    sessions = set(pids.values())
+
+    def all_started() -> bool:  # each past `bash -c "exec ..."`: its own command line
+        lines = _command_lines(sessions)
+        return all(not lines.get(pid, "bash").startswith("bash") for pid in pids.values())
+
+    wait_for(all_started, 60, "every Procfile process type")
+    secrets = _secrets(fleet.env)
+    assert {"fleet-test-password", KEYS["RXFLEET_PHI_KEY"]} <= secrets
+    lines = _command_lines(sessions)
+    assert len(lines) > len(pids), "the workers' pool children were not seen"
+    assert all(pid in lines for pid in pids.values()), "a Procfile process exited"
+    assert {name for name, pid in pids.items() if "flower" in lines[pid]} == {"flower"}
+    exposed = {(pid, s) for pid, line in lines.items() for s in secrets if s in line}
+    assert exposed == set()

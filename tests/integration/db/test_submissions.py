@@ -107,7 +107,7 @@ def test_results_recorded_before_the_table_become_submissions(
                 "VALUES ('r1', 0, 'C1', 'PAID'), ('r1', 1, NULL, 'QUARANTINED')"
             )
         monkeypatch.undo()
-        assert database.upgrade() == [5]
+        assert database.upgrade()[0] == 5
         (only,) = database.claim_submissions("C1")
         assert (only["run_id"], only["seq"], only["status"]) == ("r1", 0, "PAID")
         assert only["idempotency_key"] is None

@@ -140,7 +140,7 @@ def test_db_upgrade_and_prune_from_the_command_line(
     fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["db", "upgrade"]) == 0
-    assert "schema version 5" in capsys.readouterr().out
+    assert "schema version 8" in capsys.readouterr().out
     assert cli.main(["db", "prune"]) == 0
     pruned = json.loads(capsys.readouterr().out)
     assert pruned["retention_days"] == 2190
