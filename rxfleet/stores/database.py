@@ -14,6 +14,8 @@ The tables (``rxfleet/stores/migrations/*.sql`` says it column by column):
 - ``audit_events``: the append-only trail of every stage of every claim (codes,
   hashes, versions: never PHI); UPDATE/DELETE are refused except by retention;
 - ``dead_letters``: claims a person must look at or that can be replayed;
+- ``portal_claims``: the claims pulled from a payer portal, in its order, and
+  whether the portal was told (``rxfleet.stores.portal_record``);
 - ``schema_migrations``: which migrations this database has.
 
 ``Database`` is the one handle, built in parts: the connections and the psycopg
@@ -42,6 +44,7 @@ from psycopg.types.json import Jsonb
 
 from rxfleet.claims.work import WorkRecord
 from rxfleet.stores.pg import Conn, Connections, Row
+from rxfleet.stores.portal_record import PortalRecord
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: pg_advisory_xact_lock key held while migrating ("rxfleet" in ASCII, as an int).
@@ -368,9 +371,10 @@ class _ResultReads(Connections):
         )
 
 
-class Database(_Runs, _ResultReads):
+class Database(_Runs, _ResultReads, PortalRecord):
     """The system of record at ``url``: its schema, results written exactly once, the
-    dead letters and retention (the runs and the reads are its bases' above)."""
+    dead letters and retention (the runs, the reads and the portal claims are its
+    bases')."""
 
     # Schema.
 
