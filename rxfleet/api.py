@@ -381,6 +381,7 @@ def metric_sources() -> Sources:
         breakers=[context.health_breaker(), context.auth_breaker()],
         broker=broker,
         queues=settings_queues(settings),
+        portals=PortalStore(get_redis(), settings.key_prefix),
     )
 
 

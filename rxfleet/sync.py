@@ -69,6 +69,8 @@ from rxfleet.stores.tokens import TokenSource, TokenStore
 log = logging.getLogger("rxfleet.sync")
 T = TypeVar("T")
 MakeIngest = Callable[[str], Ingest]
+#: Seconds between looks for room while the fleet holds its window (the producer's).
+ROOM_POLL = 0.2
 
 
 def ack_point(rows: Sequence[Row]) -> tuple[int, str] | None:
@@ -322,8 +324,10 @@ class Sync(_Feeding):
                 pulled, caught_up = self.step()
                 if drain and caught_up and self.all_acked():
                     return
-                if caught_up or not pulled:
+                if caught_up:
                     stop.wait(settings.sync_poll)
+                elif not pulled:
+                    stop.wait(ROOM_POLL)  # no room in the fleet: look again soon
         finally:
             self.release()
 

@@ -17,9 +17,11 @@ from rxfleet.embedded.postgres_server import LocalPostgres
 from tests.integration.conftest import new_database
 
 #: Each named portal: 120 payable claims; 10 requests a second, above that 429.
-PORTAL = {"portal": {"pending": 120, "seed": 18, "rate_limit": 10, "rate_window": 1.0}}
+PENDING = 120
+PORTAL = {"portal": {"pending": PENDING, "seed": 18, "rate_limit": 10, "rate_window": 1.0}}
 
 SETTINGS = {
+    "RXFLEET_MAX_INFLIGHT": "40",  # the sync pulls as the fleet drains: a kill lands mid-pull
     "RXFLEET_SYNC_PAGE": "20",
     "RXFLEET_SYNC_POLL": "0.2",
     "RXFLEET_SYNC_LEASE": "3",
