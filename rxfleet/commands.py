@@ -518,7 +518,9 @@ def sync(args: argparse.Namespace) -> int:
     _require_fleet()
     if not settings.portal_url and not args.drain:
         say("RXFLEET_PORTAL_URL is not set: no payer portal to sync; idle")
-        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+        stopping = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+        signal.sigwait(stopping)
         return EXIT_OK
     syncing = api.portal_sync(say)
     stop = threading.Event()
