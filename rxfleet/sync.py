@@ -33,6 +33,7 @@ by ``X-RateLimit-Remaining``/``-Reset`` (``rxfleet.gateway.pacing``) and honour
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -303,8 +304,11 @@ class Sync(_Feeding):
         self.parts.store.register(self.portal, portal_label(self.url))
 
     def hold(self) -> bool:
-        """Take or renew this process's lease on the portal."""
-        held = self.parts.store.hold(self.portal, self.holder, self.parts.settings.sync_lease)
+        """Take or renew this process's lease on the portal (Redis away: not held)."""
+        try:
+            held = self.parts.store.hold(self.portal, self.holder, self.parts.settings.sync_lease)
+        except redis.RedisError:
+            held = False
         if not held:
             self.started = False
         return held
@@ -329,7 +333,8 @@ class Sync(_Feeding):
                 elif not pulled:
                     stop.wait(ROOM_POLL)  # no room in the fleet: look again soon
         finally:
-            self.release()
+            with contextlib.suppress(redis.RedisError):
+                self.release()
 
     def step(self) -> tuple[int, bool]:
         """One pull and one acknowledgement: (claims pulled, the portal had no more).
