@@ -163,6 +163,35 @@ class Settings(BaseSettings):
         default=15.0, description="seconds a producer's claim on its run lasts without renewal"
     )
 
+    # Payer-portal sync (`rxfleet sync`).
+    portal_url: str | None = Field(
+        default=None,
+        description="the payer portal `rxfleet sync` pulls pending claims from; "
+        "unset: no portal sync",
+    )
+    sync_page: int = Field(
+        default=500, ge=1, le=10_000,
+        description="claims asked for in one pull of pending claims (one batch each)",
+    )  # fmt: skip
+    sync_poll: float = Field(
+        default=1.0, gt=0, description="seconds between pulls while the portal has nothing pending"
+    )
+    sync_lease: float = Field(
+        default=15.0, gt=0,
+        description="seconds a sync process's hold on its portal lasts without renewal "
+        "(a second sync takes over after it)",
+    )  # fmt: skip
+    sync_rate_reserve: int = Field(
+        default=0, ge=0,
+        description="portal requests kept in hand: the sync waits for X-RateLimit-Reset "
+        "when X-RateLimit-Remaining falls to this",
+    )  # fmt: skip
+    sync_recover_seconds: float = Field(
+        default=30.0, gt=0,
+        description="a pulled claim neither recorded nor in Redis this long is pulled again "
+        "(its Redis state was lost) under its run and position",
+    )  # fmt: skip
+
     # Gateway client.
     connect_timeout: float = Field(default=3.05, description="gateway connect timeout, seconds")
     read_timeout: float = Field(default=15.0, description="gateway read timeout, seconds")

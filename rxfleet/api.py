@@ -43,6 +43,7 @@ from rxfleet.errors import ConfigError, RunTimeout
 from rxfleet.formats import preflight as preflight_file
 from rxfleet.formats.payer_sheet import load_payer_sheet
 from rxfleet.formats.x12 import load_payer_routes
+from rxfleet.gateway.portal import PortalClient
 from rxfleet.guards import check_fleet
 from rxfleet.lifecycle import Progress, RunPlan, Say, Waiter
 from rxfleet.links import codes
@@ -60,6 +61,8 @@ from rxfleet.producer import (
 )
 from rxfleet.stores.connection import get_redis
 from rxfleet.stores.database import Database
+from rxfleet.stores.portal import PortalStore
+from rxfleet.sync import Sync, SyncParts, check_portal
 from workers.pipeline import send_batch
 
 __all__ = [
@@ -379,6 +382,7 @@ def metric_sources() -> Sources:
         breakers=[context.health_breaker(), context.auth_breaker()],
         broker=broker,
         queues=settings_queues(settings),
+        portals=PortalStore(get_redis(), settings.key_prefix),
     )
 
 
@@ -450,6 +454,28 @@ def _check_content(db: Database, run_id: str, inputs: Sequence[str]) -> None:
     row = db.get_run(run_id)
     if row is not None:
         lifecycle.check_content(row, inputs)
+
+
+def portal_sync(say: Say | None = None) -> Sync:
+    """A sync of ``RXFLEET_PORTAL_URL`` into this fleet (``rxfleet sync``); ``run_until``
+    drives it."""
+    _fleet()
+    settings = get_settings()
+    check_portal(settings)
+    parts = SyncParts(
+        portal=PortalClient(settings),
+        store=PortalStore(get_redis(), settings.key_prefix),
+        runs=context.runs(),
+        db=context.database(),
+        tokens=context.tokens(),
+        token_source=context.gateway_client(),
+        crosswalks=context.crosswalk(),
+        settings=settings,
+        send=send_batch,
+        ingest=lambda run_id: Ingest(run_id, tokenizer(settings), vault(settings)),
+        say=say or _quiet,
+    )
+    return Sync(parts, holder=producer_holder())
 
 
 def _fleet() -> None:

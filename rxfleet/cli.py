@@ -233,6 +233,13 @@ def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         metavar="FILE",
         help="fault-knob scenario (JSON; default: no faults)",
     )
+    sync = _sub(sub, "sync", "pull the payer portal's pending claims into the fleet, in order; "
+                "acknowledge them once recorded (RXFLEET_PORTAL_URL)")  # fmt: skip
+    sync.add_argument(
+        "--drain",
+        action="store_true",
+        help="stop once nothing is pending and every claim pulled is acknowledged",
+    )
     token = _sub(sub, "token", "the shared portal token: state, TTL, counters (never the token)")
     token.add_argument("action", choices=["status"], help="what to do")
     keys = _sub(sub, "keys", "fresh PHI keys (and Flower auth) as RXFLEET_* lines")
@@ -308,6 +315,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "stats": commands.stats,
         "metrics": commands.metrics,
         "keys": commands.keys,
+        "sync": commands.sync,
     }
     return handlers[args.command](args)
 

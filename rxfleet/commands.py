@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -570,6 +572,32 @@ def metrics(args: argparse.Namespace) -> int:
     _require_fleet()
     say(f"metrics on http://{args.host}:{args.port}/metrics")
     serve(api.fleet_snapshot, args.host, args.port)
+    return EXIT_OK
+
+
+def sync(args: argparse.Namespace) -> int:
+    """The payer-portal sync: pull, enqueue, acknowledge, until SIGTERM (``--drain``: until
+    the portal has nothing pending and every claim pulled is acknowledged)."""
+    settings = get_settings()
+    _require_fleet()
+    if not settings.portal_url and not args.drain:
+        say("RXFLEET_PORTAL_URL is not set: no payer portal to sync; idle")
+        stopping = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+        signal.sigwait(stopping)
+        return EXIT_OK
+    syncing = api.portal_sync(say)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    say(f"syncing {settings.portal_url} (portal {syncing.portal})")
+    try:
+        syncing.run_until(stop, drain=args.drain)
+    except KeyboardInterrupt:
+        syncing.release()
+        say("interrupted: the claims pulled go on; a sync started again picks up from there")
+        return EXIT_FAILED
+    say("portal drained: nothing pending, every claim pulled acknowledged" if args.drain
+        else "stopped")  # fmt: skip
     return EXIT_OK
 
 

@@ -5,7 +5,8 @@ Outside ``RXFLEET_SANDBOX=1`` the fleet refuses to start with:
 
 * no client credentials, or the sandbox's (``rxfleet-sandbox`` / ``sandbox-secret``);
 * no gateway or token URL, or one on this machine (the sandbox gateway's place);
-* an ``http://`` gateway or token URL, unless ``RXFLEET_ALLOW_INSECURE_GATEWAY=1``;
+  a portal URL (when set) on this machine;
+* an ``http://`` gateway, token or portal URL, unless ``RXFLEET_ALLOW_INSECURE_GATEWAY=1``;
 
 and always without two good, different PHI keys (``rxfleet.phikeys``).
 """
@@ -49,6 +50,8 @@ def check_gateway(settings: Settings) -> None:
         ("RXFLEET_TOKEN_URL", settings.token_url),
     ):
         _check_url(name, url, settings.allow_insecure_gateway)
+    if settings.portal_url:
+        _check_url("RXFLEET_PORTAL_URL", settings.portal_url, settings.allow_insecure_gateway)
 
 
 def _check_url(name: str, url: str | None, allow_insecure: bool) -> None:

@@ -97,17 +97,47 @@ def open_run(
     plan = RunPlan(new_run_id(), batch_size)
     if new:  # a run of its own: later plain runs of the input do not pick it up
         digest = f"{digest}#{plan.run_id}"
-    while True:  # one open run per input: a creator that lost the race picks it up
-        found = db.find_open_run(digest)
-        if found is not None:
-            plan = _picked_up(found)
-            break
-        inputs_text = "\n".join(str(Path(p)) for p in inputs)
-        if db.create_run(plan.run_id, inputs=inputs_text, input_hash=digest,
-                         options={**options, "batch_size": batch_size}):  # fmt: skip
-            break
+    inputs_text = "\n".join(str(Path(p)) for p in inputs)
+    plan = _find_or_create(db, plan, digest, inputs_text, options)
     _open_in_redis(runs, db, plan, options)
     return plan
+
+
+def _find_or_create(
+    db: Database, plan: RunPlan, key: str, inputs: str, options: dict[str, str]
+) -> RunPlan:
+    """The unfinished run keyed ``key``, or ``plan``'s, created (one open run per key:
+    a creator that lost the race picks the other's up)."""
+    while True:
+        found = db.find_open_run(key)
+        if found is not None:
+            return _picked_up(found)
+        if db.create_run(plan.run_id, inputs=inputs, input_hash=key,
+                         options={**options, "batch_size": plan.batch_size}):  # fmt: skip
+            return plan
+
+
+def open_source_run(
+    runs: RunStore, db: Database, crosswalks: CrosswalkCache, settings: Settings,
+    key: str, inputs: str, batch_size: int,
+) -> RunPlan:  # fmt: skip
+    """The unfinished run of a continuous source keyed ``key`` (a portal's day), or a
+    new one; made known to Redis. ``inputs`` describes the source (``rxfleet runs``)."""
+    options = outcome_options(settings, crosswalks.load(settings.crosswalk))
+    plan = _find_or_create(db, RunPlan(new_run_id(), batch_size), key, inputs, options)
+    _open_in_redis(runs, db, plan, options)
+    return plan
+
+
+def close_source_run(runs: RunStore, db: Database, run_id: str, total: int) -> bool:
+    """A continuous source's run takes no more claims: ``total`` is known, and the run
+    finishes once each is recorded (now, if they are). True when it finished now."""
+    runs.set_meta(run_id, total=total)
+    db.set_run(run_id, state="produced", total=total, produced=total)
+    done = runs.done(run_id)
+    return finish_if_complete(
+        runs, db, run_id, done if done is not None else db.result_count(run_id)
+    )
 
 
 def reopen(runs: RunStore, db: Database, crosswalks: CrosswalkCache, settings: Settings,

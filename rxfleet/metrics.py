@@ -27,6 +27,7 @@ from config import Settings
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.metrics import Counters, MetricsStore
 from rxfleet.stores.pause import FleetPause
+from rxfleet.stores.portal import PortalStore, lag_seconds
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
 
@@ -44,6 +45,7 @@ class Sources:
     breakers: list[Breaker]
     broker: redis.Redis | None  # None when the broker is not Redis: no queue depths
     queues: list[str]
+    portals: PortalStore | None = None  # the payer-portal syncs' counters
 
 
 @dataclass
@@ -56,6 +58,8 @@ class Snapshot:
     in_flight: int
     active_runs: int
     queue_depths: dict[str, int] = field(default_factory=dict)
+    #: Each payer portal a sync pulls (by label): its counters and ``lag_seconds``.
+    portals: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         c = self.counters
@@ -78,6 +82,7 @@ class Snapshot:
             "claims_in_flight": self.in_flight,
             "active_runs": self.active_runs,
             "queue_depths": self.queue_depths,
+            "portals": self.portals,
         }
 
 
@@ -96,7 +101,18 @@ def snapshot(src: Sources) -> Snapshot:
         queue_depths=(
             {q: int(src.broker.llen(q)) for q in src.queues} if src.broker is not None else {}
         ),
+        portals=portal_stats(src.portals) if src.portals is not None else {},
     )
+
+
+def portal_stats(store: PortalStore) -> dict[str, dict[str, float]]:
+    """Each portal's sync counters, and its lag now (-1 before its first pull)."""
+    out = {}
+    for portal, label in sorted(store.portals().items()):
+        stats = store.stats(portal)
+        lag = lag_seconds(stats)
+        out[label] = {**stats, "lag_seconds": round(lag, 3) if lag is not None else -1.0}
+    return out
 
 
 class FleetCollector(Collector):
@@ -114,6 +130,7 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     yield from _gateway(snap.counters)
     yield from _token(snap)
     yield from _gauges(snap)
+    yield from _portals(snap.portals)
 
 
 def _claims(c: Counters) -> Iterator[Metric]:
@@ -201,6 +218,43 @@ def _gauges(snap: Snapshot) -> Iterator[Metric]:
     for queue, n in sorted(snap.queue_depths.items()):
         depths.add_metric([queue], n)
     yield depths
+
+
+#: The portal sync's counters: (metric, its stats field, help).
+PORTAL_COUNTERS = (
+    ("rxfleet_portal_claims_pulled", "pulled", "claims pulled from the payer portal"),
+    ("rxfleet_portal_claims_acked", "acked", "claims acknowledged to the payer portal"),
+    ("rxfleet_portal_throttled", "throttled", "portal answers 429 (rate limited)"),
+    ("rxfleet_portal_paced_seconds", "paced_seconds",
+     "seconds the sync held back on X-RateLimit-Remaining/-Reset before a 429"),
+    ("rxfleet_portal_recovered", "recovered",
+     "claims pulled again after Redis lost them (same run and seq)"),
+)  # fmt: skip
+
+
+def _portals(portals: dict[str, dict[str, float]]) -> Iterator[Metric]:
+    lag = GaugeMetricFamily(
+        "rxfleet_portal_lag_seconds",
+        "upper bound of the wait of the oldest pending portal claim not yet pulled "
+        "(seconds since the sync last found nothing more pending; -1 before any pull)",
+        labels=["portal"],
+    )
+    for portal, stats in portals.items():
+        lag.add_metric([portal], stats["lag_seconds"])
+    yield lag
+    for name, key, text in PORTAL_COUNTERS:
+        family = CounterMetricFamily(name, text, labels=["portal"])
+        for portal, stats in portals.items():
+            family.add_metric([portal], stats.get(key, 0.0))
+        yield family
+    requests = CounterMetricFamily(
+        "rxfleet_portal_requests", "portal requests, by answer status", labels=["portal", "status"]
+    )
+    for portal, stats in portals.items():
+        for field_name, n in sorted(stats.items()):
+            if field_name.startswith("requests|"):
+                requests.add_metric([portal, field_name.removeprefix("requests|")], n)
+    yield requests
 
 
 def registry(read: Callable[[], Snapshot]) -> CollectorRegistry:

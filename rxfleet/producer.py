@@ -281,7 +281,7 @@ class Producer:
         if self.runs.aborted(self.run_id):
             raise InputError(self.run_id, "the run was aborted")
         items = [self.ingest(record, first + i, fmt) for i, (fmt, record) in enumerate(batch)]
-        _mark_duplicates(self.runs, self.run_id, [work for work, _ in items])
+        mark_duplicates(self.runs, self.run_id, [work for work, _ in items])
         todo = self._missing(first, items)
         if todo or self._boundary(first):
             self._wait_for_room()
@@ -405,7 +405,7 @@ def _batches(records: Iterator[Tagged], size: int) -> Iterator[tuple[int, list[T
         first += len(batch)
 
 
-def _mark_duplicates(runs: RunStore, run_id: str, works: list[WorkRecord]) -> None:
+def mark_duplicates(runs: RunStore, run_id: str, works: Sequence[WorkRecord]) -> None:
     """A claim id and transaction (``WorkRecord.duplicate_id``) carried by an earlier
     sequence number of the run is quarantined here."""
     keyed = [(w.duplicate_id, w.seq) for w in works if w.duplicate_id]

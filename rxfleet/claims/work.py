@@ -51,6 +51,7 @@ class WorkRecord(BaseModel):
     line: int
     fmt: str = "jsonl"
     transaction: int | None = None  # NCPDP: the transaction's place in its transmission
+    cursor: str | None = None  # a payer portal's claim: its cursor (``source`` is the portal)
     claim_id: str | None = None
     key: str | None = None  # the submission's Idempotency-Key (made at ingestion)
     fields: dict[str, Any] = Field(default_factory=dict)
@@ -81,7 +82,10 @@ class WorkRecord(BaseModel):
 
     @property
     def origin(self) -> str:
-        """The result's ``source``: ``file:line``, NCPDP ``file:line:transaction``."""
+        """The result's ``source``: ``file:line``, NCPDP ``file:line:transaction``, a
+        payer portal's claim ``portal:<cursor>``."""
+        if self.cursor is not None:
+            return f"portal:{self.cursor}"
         return self.where if self.transaction is None else f"{self.where}:{self.transaction}"
 
     @property

@@ -14,6 +14,8 @@ The tables (``rxfleet/stores/migrations/*.sql`` says it column by column):
 - ``audit_events``: the append-only trail of every stage of every claim (codes,
   hashes, versions: never PHI); UPDATE/DELETE are refused except by retention;
 - ``dead_letters``: claims a person must look at or that can be replayed;
+- ``portal_claims``: the claims pulled from a payer portal, in its order, and
+  whether the portal was told (``rxfleet.stores.portal_record``);
 - ``schema_migrations``: which migrations this database has.
 
 ``Database`` is the one handle, built in parts: the connections and the psycopg
@@ -44,6 +46,7 @@ from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import ConfigError, InfrastructureError
 from rxfleet.stores.audit_chain import AuditChain
 from rxfleet.stores.pg import MIGRATION_LOCK, Conn, Connections, Row
+from rxfleet.stores.portal_record import PortalRecord
 from rxfleet.stores.privileges import Privileges
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -381,10 +384,11 @@ class _ResultReads(Connections):
         )
 
 
-class Database(_Runs, _ResultReads, AuditChain, Privileges):
+class Database(_Runs, _ResultReads, PortalRecord, AuditChain, Privileges):
     """The system of record at ``url``: its schema, results written exactly once, the
-    dead letters and retention (the runs and the reads are its bases' above; the audit
-    chain's check and the roles' grants, theirs in ``audit_chain`` and ``privileges``)."""
+    dead letters and retention (the runs, the reads and the portal claims are its
+    bases'; the audit chain's check and the roles' grants, theirs in ``audit_chain``
+    and ``privileges``)."""
 
     # Schema.
 

@@ -20,6 +20,16 @@ from socketserver import TCPServer
 from typing import Any
 
 from rxfleet.gateway.sandbox.adjudicator import invalid_request
+from rxfleet.gateway.sandbox.portal import (
+    ACK_PATH,
+    PENDING_PATH,
+    PORTAL_STATS_PATH,
+    Portals,
+    PortalState,
+    Reply,
+    ack_reply,
+    pending_reply,
+)
 from rxfleet.gateway.sandbox.scenario import Throttle
 from rxfleet.gateway.sandbox.state import GatewayState, Ticket, retry_after_header
 
@@ -61,8 +71,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._token(raw)
         elif path == CLAIMS_PATH:
             self._claims(raw)
+        elif self._portal_path()[1] == ACK_PATH:
+            portal = self._portal_path()[0]
+            self._reply(ack_reply(portal, self.server.state, self._lower(), raw))
         elif path == RESET_PATH:
             self.server.state.reset()
+            self.server.portals.reset()
             self._send(200, {"reset": True}, record=False)
         else:
             self._send(404, {"error": "not_found"})
@@ -74,6 +88,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, self.server.state.stats(), record=False)
         elif path == BOOKS_PATH:
             self._send(200, self.server.state.books(), record=False)
+        elif self._portal_path()[1] == PENDING_PATH:
+            portal, state = self._portal_path()[0], self.server.state
+            self._reply(pending_reply(portal, state, self._lower(), self.path))
+        elif self._portal_path()[1] == PORTAL_STATS_PATH:
+            detail = "detail=1" in self.path
+            self._send(200, self._portal_path()[0].stats(detail), record=False)
         else:
             self._send(404, {"error": "not_found"})
 
@@ -165,6 +185,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answering -------------------------------------------------------
 
+    def _portal_path(self) -> tuple[PortalState, str]:
+        """The portal this request is for and its path within it."""
+        return self.server.portals.route(self.path.split("?", 1)[0])
+
+    def _lower(self) -> dict[str, str]:
+        """The request's headers by lower-case name."""
+        return {name.lower(): value for name, value in self.headers.items()}
+
+    def _reply(self, reply: Reply) -> None:
+        """A portal answer (counted by the portal, not in the gateway's log)."""
+        self._send(reply.status, reply.body, reply.headers, record=False)
+
     def _drop(self) -> None:
         """Close the connection without a byte of response."""
         self.close_connection = True
@@ -246,8 +278,12 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # a burst of clients (hundreds of connections at once) is not refused
 
-    def __init__(self, address: tuple[str, int], state: GatewayState, tcp_nodelay: bool) -> None:
+    def __init__(
+        self, address: tuple[str, int], state: GatewayState, tcp_nodelay: bool,
+        portals: Portals,
+    ) -> None:  # fmt: skip
         self.state = state
+        self.portals = portals
         self.tcp_nodelay = tcp_nodelay
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()

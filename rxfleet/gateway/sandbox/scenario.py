@@ -45,6 +45,14 @@ one-hour tokens. Every knob, with the JSON key that sets it:
 ``latency_ms`` / ``jitter_ms`` (float, 0)
     Every claim request waits ``latency_ms`` plus a seeded uniform
     ``[0, jitter_ms)`` before it is answered.
+``portal`` (object)
+    The payer portal of pending claims (``rxfleet.gateway.sandbox.portal``):
+    ``pending`` synthetic claims (``rxfleet.claims.synth``; ``mix: "sample"``
+    mixes in rejections and malformed claims, ``"payable"`` does not), ids
+    ``{id_prefix}{index:08d}``, seeded by ``seed``; a page holds at most
+    ``max_page`` claims; ``rate_limit`` requests (pending and ack together) per
+    ``rate_window`` seconds, above it 429 with Retry-After (0: no limit);
+    ``rate_headers: false`` leaves the X-RateLimit headers out.
 
 Example file::
 
@@ -111,6 +119,20 @@ class Override:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class Portal:
+    """The sandbox payer portal: its pending claims and its rate limit."""
+
+    pending: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    seed: int = 0
+    id_prefix: Annotated[str, Field(pattern=r"^[A-Z0-9-]{0,12}$")] = "PT"
+    mix: Literal["payable", "sample"] = "payable"
+    max_page: Annotated[int, Field(ge=1)] = 1000
+    rate_limit: Annotated[int, Field(ge=0)] = 0
+    rate_window: Annotated[float, Field(gt=0)] = 1.0
+    rate_headers: bool = True
+
+
+@dataclass(frozen=True, config=_STRICT)
 class Scenario:
     """Every fault knob of the sandbox gateway (see the module docstring)."""
 
@@ -124,6 +146,7 @@ class Scenario:
     answers: tuple[Override, ...] = ()
     latency_ms: Annotated[float, Field(ge=0)] = 0.0
     jitter_ms: Annotated[float, Field(ge=0)] = 0.0
+    portal: Portal = Portal()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Scenario:

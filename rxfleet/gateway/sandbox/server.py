@@ -24,6 +24,9 @@ Endpoints (JSON bodies unless said otherwise):
     The paid claims not reversed: ``{"claims": [{"claim_id", "key",
     "authorization_number", "amount_paid", "patient_pay"}], "count",
     "total_paid", "total_paid_cents"}`` (see ``Books.report``).
+``GET /v1/claims/pending``, ``POST /v1/claims/ack``, ``GET /v1/_sandbox/portal``
+    The payer portal (``rxfleet.gateway.sandbox.portal``): pending claims from the
+    scenario's ``portal``, pulled and acknowledged by cursor, under a rate limit.
 ``GET /v1/_sandbox/stats`` / ``POST /v1/_sandbox/reset``
     What the gateway received (see ``GatewayState.stats``) / forget it all
     (the books too).
@@ -49,6 +52,7 @@ from typing import Any
 from config.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, get_settings
 from rxfleet.gateway.sandbox.adjudicator import Adjudicator, PlanBook
 from rxfleet.gateway.sandbox.handler import TOKEN_PATH, SandboxHTTPServer
+from rxfleet.gateway.sandbox.portal import Portals
 from rxfleet.gateway.sandbox.scenario import Scenario
 from rxfleet.gateway.sandbox.state import GatewayState
 
@@ -73,6 +77,7 @@ class SandboxGateway:
         self.state = GatewayState(
             Adjudicator(book), scenario or Scenario(), client_id, client_secret
         )
+        self.portals = Portals(self.state.scenario.portal)
         self._address = (host, port)
         self._tcp_nodelay = tcp_nodelay
         self._server: SandboxHTTPServer | None = None
@@ -82,7 +87,9 @@ class SandboxGateway:
     def listen(self) -> SandboxGateway:
         """Bind and listen (once); connections queue until serving starts."""
         if self._server is None:
-            self._server = SandboxHTTPServer(self._address, self.state, self._tcp_nodelay)
+            self._server = SandboxHTTPServer(
+                self._address, self.state, self._tcp_nodelay, self.portals
+            )
         return self
 
     def start(self) -> SandboxGateway:
@@ -144,6 +151,8 @@ class SandboxGateway:
 
     @scenario.setter
     def scenario(self, scenario: Scenario) -> None:
+        if scenario.portal != self.state.scenario.portal:  # a new portal starts afresh
+            self.portals.configure(scenario.portal)
         self.state.set_scenario(scenario)
 
     def stats(self) -> dict[str, Any]:
@@ -157,6 +166,16 @@ class SandboxGateway:
     def reset(self) -> None:
         """Same as ``POST /v1/_sandbox/reset``."""
         self.state.reset()
+        self.portals.reset()
+
+    def portal_url(self, name: str = "") -> str:
+        """A portal's URL (what RXFLEET_PORTAL_URL names): the default, or ``name``'s."""
+        return f"{self.url}/portals/{name}" if name else self.url
+
+    def portal_stats(self, name: str = "", detail: bool = False) -> dict[str, Any]:
+        """Same as ``GET {portal}/v1/_sandbox/portal``."""
+        portal = self.portals.named(name) if name else self.portals.default
+        return portal.stats(detail)
 
     def __enter__(self) -> SandboxGateway:
         return self.start()

@@ -179,12 +179,15 @@ class GatewayState:
             if every and claim_no % every == 0:
                 self._tokens.clear()
             storm_error = self._storming(claim_no, now)
-            if storm_error is not None:
-                return storm_error
+        return storm_error or self.token_error(token)
+
+    def token_error(self, token: str | None) -> str | None:
+        """None when the token is good (no fault knob: the portal asks), else the 401 code."""
+        with self._lock:
             expires_at = self._tokens.get(token or "")
         if expires_at is None:
             return "invalid_token"
-        return "session_expired" if expires_at <= now else None
+        return "session_expired" if expires_at <= time.time() else None
 
     def _storming(self, claim_no: int, now: float) -> str | None:
         storm = self._scenario.storm

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.work import WorkRecord
-from rxfleet.producer import _mark_duplicates
+from rxfleet.producer import mark_duplicates
 from rxfleet.stores.runs import RunStore
 
 
@@ -24,15 +24,15 @@ def _duplicates(works: list[WorkRecord]) -> list[int]:
 
 def test_a_reversal_and_a_rebill_after_their_billing_are_no_duplicates(runs: RunStore) -> None:
     works = [_work(0, "C1"), _work(1, "C1", "B2"), _work(2, "C1", "B3")]
-    _mark_duplicates(runs, "R", works)
+    mark_duplicates(runs, "R", works)
     assert _duplicates(works) == [] and not any(w.quarantined for w in works)
 
 
 def test_a_second_billing_or_reversal_of_a_claim_is_a_duplicate(runs: RunStore) -> None:
     works = [_work(0, "C1"), _work(1, "C1", "B1", ndc="00071015523"), _work(2, "C1", "B2")]
-    _mark_duplicates(runs, "R", works)
+    mark_duplicates(runs, "R", works)
     later = [_work(3, "C1", "B2"), _work(4, "C2", "B2")]  # a later batch of the same run
-    _mark_duplicates(runs, "R", later)
+    mark_duplicates(runs, "R", later)
     assert _duplicates(works) == [1]  # B1 explicit or absent: the same billing
     assert _duplicates(later) == [3] and works[1].quarantined and later[0].quarantined
     assert later[0].events[-1]["codes"] == ["DUPLICATE_CLAIM_ID"]

@@ -9,6 +9,7 @@ import fakeredis
 from rxfleet.stores import lua
 from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
+from rxfleet.stores.portal import PortalStore
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
 
@@ -20,6 +21,7 @@ def test_every_script_file_is_registered_by_its_store() -> None:
         "tokens": TokenStore(client)._scripts,
         "pause": FleetPause(client)._scripts,
         "order": ClaimOrder(client)._scripts,
+        "portal": PortalStore(client)._scripts,
     }
     registered = {f"{store}_{name}" for store, scripts in stores.items() for name in scripts}
     on_disk = {p.name[:-4] for p in files(lua).iterdir() if p.name.endswith(".lua")}
