@@ -106,6 +106,30 @@ class Settings(BaseSettings):
         "refuses to start without it)",
     )
 
+    # Formulary webhooks (`rxfleet webhooks`; docs/operations.md, "Formulary webhooks").
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="shared secret of the payer's formulary webhook (HMAC-SHA-256 of "
+        "X-PBM-Signature); `rxfleet webhooks` refuses to start without it",
+    )
+    webhook_max_body: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="largest formulary event body accepted, bytes (larger: 413, nothing kept)",
+    )
+    formulary_gap_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="an event stored behind a gap in the sequence waits for the missing one; "
+        "after this long the gap is flagged (log line, rxfleet_formulary_waiting_seconds)",
+    )
+    formulary_wait_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="a claim whose NDC is in neither the crosswalk nor the formulary while "
+        "a formulary event waits is TRANSIENT: re-checked until this long, then FATAL",
+    )
+
     # Versioned data files.
     reject_matrix: Path = Field(
         default=CONFIG_DIR / "reject_codes.json", description="reject-code routing matrix (JSON)"
@@ -300,6 +324,16 @@ class Settings(BaseSettings):
             )
         if self.link_soft_time_limit >= self.link_time_limit:
             raise ConfigError("RXFLEET_LINK_SOFT_TIME_LIMIT must be below RXFLEET_LINK_TIME_LIMIT")
+
+    def webhook_secret_or_raise(self) -> bytes:
+        """The webhook secret, or a ConfigError that says how to set it."""
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+        if len(secret) < 16:
+            raise ConfigError(
+                "RXFLEET_WEBHOOK_SECRET is not set or shorter than 16 characters (the "
+                "formulary webhook's shared secret; `rxfleet keys generate` prints one)"
+            )
+        return secret.encode()
 
     def database_url_or_raise(self) -> str:
         if not self.database_url:

@@ -378,6 +378,7 @@ def metric_sources() -> Sources:
         breakers=[context.health_breaker(), context.auth_breaker()],
         broker=broker,
         queues=settings_queues(settings),
+        formulary=context.formulary(),
     )
 
 

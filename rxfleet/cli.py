@@ -216,6 +216,9 @@ def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         metavar="FILE",
         help="fault-knob scenario (JSON; default: no faults)",
     )
+    hooks = _sub(sub, "webhooks", "receive the payer's formulary events (RXFLEET_WEBHOOK_SECRET)")
+    hooks.add_argument("--port", type=int, default=8710, help="port to listen on")
+    hooks.add_argument("--host", default="127.0.0.1", help="address to listen on")
     token = _sub(sub, "token", "the shared portal token: state, TTL, counters (never the token)")
     token.add_argument("action", choices=["status"], help="what to do")
     keys = _sub(sub, "keys", "fresh PHI keys (and Flower auth) as RXFLEET_* lines")
@@ -289,6 +292,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "stats": commands.stats,
         "metrics": commands.metrics,
         "keys": commands.keys,
+        "webhooks": commands.webhooks,
     }
     return handlers[args.command](args)
 

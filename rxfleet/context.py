@@ -25,6 +25,7 @@ from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.connection import get_redis
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
+from rxfleet.stores.formulary import FormularyCache
 from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo
@@ -112,6 +113,11 @@ def routes() -> RouteMemo:
 
 def crosswalk() -> CrosswalkCache:
     return CrosswalkCache(get_redis(), get_settings().key_prefix)
+
+
+def formulary() -> FormularyCache:
+    """The live formulary in Redis (published by ``rxfleet webhooks``)."""
+    return FormularyCache(get_redis(), get_settings().key_prefix)
 
 
 def metrics() -> MetricsStore:

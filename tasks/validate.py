@@ -13,4 +13,5 @@ from workers.base import REDIS_OUTAGE, REDIS_OUTAGE_BACKOFF
 
 @app.task(autoretry_for=REDIS_OUTAGE, max_retries=None, **REDIS_OUTAGE_BACKOFF)
 def validate(run_id: str, first: int, count: int) -> dict[str, Any]:
-    return validate_batch(context.runs(), run_id, context.batch(first, count)).as_dict()
+    seqs = context.batch(first, count)
+    return validate_batch(context.runs(), run_id, seqs, metrics=context.metrics()).as_dict()

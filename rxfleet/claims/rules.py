@@ -39,7 +39,7 @@ class Rule(NamedTuple):
     meaning: str
 
 
-_F, _W = Severity.FATAL, Severity.WARN
+_F, _W, _T = Severity.FATAL, Severity.WARN, Severity.TRANSIENT
 
 RULES: dict[str, Rule] = {
     r.code: r
@@ -126,6 +126,7 @@ RULES: dict[str, Rule] = {
         Rule("AMOUNT_OUT_OF_RANGE", _F, None, "an amount above 999999.99 (NCPDP s9(6)v99)"),
         # Crosswalk (the crosswalk link).
         Rule("MISSING_GPI_MAPPING", _F, "ndc", "the NDC is not in the NDC-to-GPI crosswalk"),
+        Rule("FORMULARY_PENDING", _T, "ndc", "NDC unknown while a formulary update waits"),
         Rule("OBSOLETE_NDC", _W, "ndc", "the NDC is obsolete; the crosswalk names its successor"),
         Rule("PRIOR_AUTH_FLAG", _W, "ndc", "the drug needs prior authorization (pre-check)"),
         Rule("QUANTITY_LIMIT_FLAG", _W, "quantity_dispensed", "quantity over the drug's limit"),

@@ -14,6 +14,8 @@ The tables (``rxfleet/stores/migrations/*.sql`` says it column by column):
 - ``audit_events``: the append-only trail of every stage of every claim (codes,
   hashes, versions: never PHI); UPDATE/DELETE are refused except by retention;
 - ``dead_letters``: claims a person must look at or that can be replayed;
+- ``formulary_events``, ``formulary_entries``, ``formulary_state``: the versioned
+  formulary the webhook keeps, and ``token_rotations`` (``rxfleet.stores.formulary_db``);
 - ``schema_migrations``: which migrations this database has.
 
 ``Database`` is the one handle, built in parts: the connections and the psycopg
@@ -41,6 +43,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from rxfleet.claims.work import WorkRecord
+from rxfleet.stores.formulary_db import FormularyTables
 from rxfleet.stores.pg import Conn, Connections, Row
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -368,7 +371,7 @@ class _ResultReads(Connections):
         )
 
 
-class Database(_Runs, _ResultReads):
+class Database(_Runs, _ResultReads, FormularyTables):
     """The system of record at ``url``: its schema, results written exactly once, the
     dead letters and retention (the runs and the reads are its bases' above)."""
 
