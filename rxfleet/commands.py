@@ -353,6 +353,10 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in row.items()}
+
+
 def _require_fleet() -> None:
     settings = get_settings()
     settings.redis_url_or_raise()
@@ -456,6 +460,8 @@ def token(args: argparse.Namespace) -> int:
             "version": current.version,
         }
     state["counters"] = store.stats()
+    if get_settings().database_url:
+        state["rotations"] = [_plain_row(r) for r in context.database().token_rotations(5)]
     health, auth = context.health_breaker(), context.auth_breaker()
     state["gateway"] = {
         "breaker": health.state(),

@@ -10,14 +10,17 @@ Stores are thin and built on demand; the rest is kept for the process and
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from datetime import UTC, datetime
 from collections.abc import Callable
 from typing import TypeVar
 
 from config import get_settings
 from rxfleet.claims.rejects import matrix
 from rxfleet.gateway.aio import AioSender
+from rxfleet.errors import InfrastructureError
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.links.submit import LocalPause, SubmitContext
 from rxfleet.phikeys import token_sealer, vault
@@ -30,8 +33,9 @@ from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
-from rxfleet.stores.tokens import TokenStore
+from rxfleet.stores.tokens import Rotation, TokenStore
 
+log = logging.getLogger(__name__)
 _client: GatewayClient | None = None
 _kept: dict[tuple[object, ...], object] = {}
 _lock = threading.Lock()
@@ -60,7 +64,24 @@ def tokens() -> TokenStore:
         lock_timeout=settings.token_lock_timeout,
         lock_wait=settings.token_lock_wait,
         sealer=token_sealer(settings),
+        on_rotate=_record_rotation if settings.database_url else None,
     )
+
+
+def _record_rotation(rotation: Rotation) -> None:
+    """A rotation's audit record in the database; a database outage does not stop the
+    rotation (the claims need the token), it is logged without the token."""
+    old = rotation.old_expires_at
+    try:
+        database().record_rotation(
+            rotation.rotated_by,
+            rotation.reason,
+            datetime.fromtimestamp(old, UTC) if old else None,
+            datetime.fromtimestamp(rotation.new_expires_at, UTC),
+        )
+    except InfrastructureError as exc:
+        log.error("token rotation (%s, by %s) not recorded: %s", rotation.reason,
+                  rotation.rotated_by, exc)  # fmt: skip
 
 
 def health_breaker() -> Breaker:

@@ -214,6 +214,7 @@ ELSEWHERE = {
     "FIELD_COUNT_MISMATCH",  # the CSV reader
     "UNRECORDABLE_VALUE",  # the record link
     "MISSING_GPI_MAPPING",
+    "FORMULARY_PENDING",  # the crosswalk link: tests/unit/fleet/test_formulary_link.py
     "OBSOLETE_NDC",
     "PRIOR_AUTH_FLAG",
     "QUANTITY_LIMIT_FLAG",
