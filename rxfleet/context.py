@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from config import get_settings
 from rxfleet.claims.rejects import matrix
-from rxfleet.gateway.aio import AioSender
 from rxfleet.errors import InfrastructureError
+from rxfleet.gateway.aio import AioSender
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.links.submit import LocalPause, SubmitContext
 from rxfleet.phikeys import token_sealer, vault
