@@ -142,6 +142,11 @@ class Settings(BaseSettings):
         default=CONFIG_DIR / "payer_sheet.csv",
         description="NCPDP BIN, PCN and group to plan id (CSV), for plan-level reject routing",
     )
+    plan_limits: Path = Field(
+        default=CONFIG_DIR / "plan_limits.json",
+        description="plan limits of the cross-field rules (largest days supply per plan, "
+        "cardholder person codes; JSON)",
+    )
     sandbox_plans: Path = Field(
         default=CONFIG_DIR / "sandbox_plans.json",
         description="plans the sandbox gateway adjudicates",

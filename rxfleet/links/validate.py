@@ -7,6 +7,7 @@ from datetime import date
 
 from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.ndc import NdcError, normalize_ndc
+from rxfleet.claims.plans import NO_LIMITS, PlanLimits
 from rxfleet.claims.rules import Severity
 from rxfleet.claims.validation import validate
 from rxfleet.claims.work import Stage, WorkRecord
@@ -21,6 +22,7 @@ def validate_batch(
     batch: range,
     today: date | None = None,
     metrics: MetricsStore | None = None,
+    limits: PlanLimits = NO_LIMITS,
 ) -> LinkReport:
     """Validate the batch; each claim's validation time goes to the ``validation``
     histogram (``rxfleet_validation_seconds``) with the batch, in one round trip."""
@@ -29,7 +31,7 @@ def validate_batch(
     took = []
     for record in todo:
         started = time.perf_counter()
-        validate_record(record, today)
+        validate_record(record, today, limits)
         took.append(time.perf_counter() - started)
         record.trail(AuditStage.VALIDATED, codes=codes(record), outcome=record.severity.value)
         report.quarantined += record.quarantined
@@ -40,10 +42,12 @@ def validate_batch(
     return report
 
 
-def validate_record(record: WorkRecord, today: date | None = None) -> None:
+def validate_record(
+    record: WorkRecord, today: date | None = None, limits: PlanLimits = NO_LIMITS
+) -> None:
     """Apply every rule to ``record``; quarantine it when any is FATAL."""
     fields = {**record.fields, "patient_token": record.patient_token}
-    outcome = validate(fields, today=today, fmt=record.fmt)
+    outcome = validate(fields, today=today, fmt=record.fmt, limits=limits)
     record.add_issues(outcome.issues)
     record.ndc11 = _ndc11(record.fields.get("ndc"))
     if outcome.claim is None or record.severity is Severity.FATAL:
