@@ -65,7 +65,7 @@ def _start_webhooks(fleet: Fleet, port: int) -> str:
 
 def _rows(fleet: Fleet, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(fleet.database_url, connect_timeout=5) as conn:
-        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(query, params).fetchall()
 
 
 # (a) propagation -----------------------------------------------------------------------
@@ -102,14 +102,16 @@ def _first_checks(fleet: Fleet, run_id: str) -> list[tuple[float, int]]:
     return sorted((float(at), int(version)) for at, version in rows)
 
 
-def _not_rejected(fleet: Fleet, run_id: str, flips: list[tuple[int, float, str]]) -> int:
+def _not_rejected(
+    fleet: Fleet, run_id: str, flips: list[tuple[int, float, str]]
+) -> tuple[int, int]:
     """Claims of a flipped NDC checked at or after its flip that are not 70 FORMULARY."""
     flipped = {ndc: version for version, _, ndc in flips}
     rows = _rows(fleet, "SELECT r.ndc11, (a.detail->>'formulary')::int, r.reject_codes, r.reason"
                  " FROM results r JOIN audit_events a USING (run_id, seq) WHERE r.run_id = %s"
                  " AND a.stage = 'mapped'", (run_id,))  # fmt: skip
     late = [r for r in rows if r[0] in flipped and r[1] >= flipped[r[0]]]
-    return sum(1 for r in late if r[2] != ["70"] or r[3] != "FORMULARY"), len(late)  # type: ignore[return-value]
+    return sum(1 for r in late if r[2] != ["70"] or r[3] != "FORMULARY"), len(late)
 
 
 def propagation(events: int) -> dict[str, Any]:
@@ -233,14 +235,20 @@ def burst(rate: int, seconds: int) -> dict[str, Any]:
     figures = {
         "offered_per_s": round(total / offer["offered_s"]),
         "answered_per_s": round(total / offer["answered_s"]),
-        "answers": {k: dict(sorted((str(s), v.count(s)) for s in set(v))) for k, v in answers.items()},
+        "answers": {k: _tally(v) for k, v in answers.items()},
         "latency_median_ms": round(1000 * statistics.median(lat), 1),
         "latency_p99_ms": round(1000 * lat[int(0.99 * (len(lat) - 1))], 1),
-        "webhook_counters": {k: int(v) for k, v in counters.items() if k.startswith("webhook|")},
+        "webhook_counters": {
+            str(k): int(v) for k, v in counters.items() if str(k).startswith("webhook|")
+        },
         **checks,
-    }  # fmt: skip
+    }
     figures["ok"] = _burst_ok(figures, answers, total)
     return figures
+
+
+def _tally(statuses: list[int]) -> dict[str, int]:
+    return {str(s): statuses.count(s) for s in sorted(set(statuses))}
 
 
 def _burst_ok(figures: dict[str, Any], answers: dict[str, list[int]], total: int) -> bool:
@@ -253,8 +261,11 @@ def _burst_ok(figures: dict[str, Any], answers: dict[str, list[int]], total: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.webhooks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.webhooks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=30)
