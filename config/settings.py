@@ -118,6 +118,29 @@ class Settings(BaseSettings):
         description="permissions (octal) of the files the CLI writes: results, `rxfleet audit "
         "-o`; 600: the owner only (they hold claim ids, tokens, NDCs, amounts); e.g. 640",
     )
+    # Formulary webhooks (`rxfleet webhooks`; docs/operations.md, "Formulary webhooks").
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="shared secret of the payer's formulary webhook (HMAC-SHA-256 of "
+        "X-PBM-Signature); `rxfleet webhooks` refuses to start without it",
+    )
+    webhook_max_body: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="largest formulary event body accepted, bytes (larger: 413, nothing kept)",
+    )
+    formulary_gap_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="an event stored behind a gap in the sequence waits for the missing one; "
+        "after this long the gap is flagged (log line, rxfleet_formulary_waiting_seconds)",
+    )
+    formulary_wait_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="a claim whose NDC is in neither the crosswalk nor the formulary while "
+        "a formulary event waits is TRANSIENT: re-checked until this long, then FATAL",
+    )
 
     # Versioned data files.
     reject_matrix: Path = Field(
@@ -130,6 +153,11 @@ class Settings(BaseSettings):
     payer_sheet: Path = Field(
         default=CONFIG_DIR / "payer_sheet.csv",
         description="NCPDP BIN, PCN and group to plan id (CSV), for plan-level reject routing",
+    )
+    plan_limits: Path = Field(
+        default=CONFIG_DIR / "plan_limits.json",
+        description="plan limits of the cross-field rules (largest days supply per plan, "
+        "cardholder person codes; JSON)",
     )
     sandbox_plans: Path = Field(
         default=CONFIG_DIR / "sandbox_plans.json",
@@ -352,6 +380,16 @@ class Settings(BaseSettings):
     def export_permissions(self) -> int:
         """``export_mode`` as a mode number (``"600"``: 0o600)."""
         return int(self.export_mode, 8)
+
+    def webhook_secret_or_raise(self) -> bytes:
+        """The webhook secret, or a ConfigError that says how to set it."""
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+        if len(secret) < 16:
+            raise ConfigError(
+                "RXFLEET_WEBHOOK_SECRET is not set or shorter than 16 characters (the "
+                "formulary webhook's shared secret; `rxfleet keys generate` prints one)"
+            )
+        return secret.encode()
 
     def database_url_or_raise(self) -> str:
         if not self.database_url:

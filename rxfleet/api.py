@@ -37,6 +37,7 @@ from config import get_settings
 from rxfleet import context, lifecycle
 from rxfleet.claims.crosswalk import CrosswalkEntry, read_crosswalk
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
+from rxfleet.claims.plans import load_plan_limits
 from rxfleet.claims.validation import Issue
 from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import ConfigError, RunTimeout
@@ -346,7 +347,7 @@ def _check(work: WorkRecord, crosswalk: Mapping[str, CrosswalkEntry], seen: dict
         work.add_issues([Issue.of("DUPLICATE_CLAIM_ID")])
         work.quarantine()
     if not work.quarantined:
-        validate_record(work)
+        validate_record(work, limits=load_plan_limits(get_settings().plan_limits))
     if not work.quarantined:
         map_record(work, crosswalk.get(work.ndc11 or ""))
 
@@ -383,6 +384,7 @@ def metric_sources() -> Sources:
         broker=broker,
         queues=settings_queues(settings),
         portals=PortalStore(get_redis(), settings.key_prefix),
+        formulary=context.formulary(),
     )
 
 

@@ -240,6 +240,9 @@ def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         action="store_true",
         help="stop once nothing is pending and every claim pulled is acknowledged",
     )
+    hooks = _sub(sub, "webhooks", "receive the payer's formulary events (RXFLEET_WEBHOOK_SECRET)")
+    hooks.add_argument("--port", type=int, default=8710, help="port to listen on")
+    hooks.add_argument("--host", default="127.0.0.1", help="address to listen on")
     token = _sub(sub, "token", "the shared portal token: state, TTL, counters (never the token)")
     token.add_argument("action", choices=["status"], help="what to do")
     keys = _sub(sub, "keys", "fresh PHI keys (and Flower auth) as RXFLEET_* lines")
@@ -316,6 +319,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "metrics": commands.metrics,
         "keys": commands.keys,
         "sync": commands.sync,
+        "webhooks": commands.webhooks,
     }
     return handlers[args.command](args)
 

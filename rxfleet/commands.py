@@ -47,6 +47,9 @@ from rxfleet.report import (
     summary_tsv,
 )
 from rxfleet.stores.database import Database, LetterFilter
+from rxfleet.webhooks import PATH as WEBHOOK_PATH
+from rxfleet.webhooks import Publisher, Receiver
+from rxfleet.webhooks import serve as serve_webhooks
 from workers import app as app_module
 from workers.inprocess import beat_thread, worker_thread
 from workers.pipeline import send_batch
@@ -401,6 +404,10 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in row.items()}
+
+
 def _require_fleet() -> None:
     settings = get_settings()
     settings.redis_url_or_raise()
@@ -519,6 +526,8 @@ def token(args: argparse.Namespace) -> int:
             "version": current.version,
         }
     state["counters"] = store.stats()
+    if get_settings().database_url:
+        state["rotations"] = [_plain_row(r) for r in context.database().token_rotations(5)]
     health, auth = context.health_breaker(), context.auth_breaker()
     state["gateway"] = {
         "breaker": health.state(),
@@ -598,6 +607,21 @@ def sync(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     say("portal drained: nothing pending, every claim pulled acknowledged" if args.drain
         else "stopped")  # fmt: skip
+    return EXIT_OK
+
+
+def webhooks(args: argparse.Namespace) -> int:
+    """The formulary webhook receiver (Procfile ``webhooks``): refuses to start without
+    ``RXFLEET_WEBHOOK_SECRET``, Redis and the database."""
+    settings = get_settings()
+    secret = settings.webhook_secret_or_raise()
+    _require_fleet()
+    publisher = Publisher(context.database(), context.formulary(), context.metrics(),
+                          settings.formulary_gap_seconds)  # fmt: skip
+    version = publisher.sync()
+    say(f"webhooks on http://{args.host}:{args.port}{WEBHOOK_PATH} (formulary version {version})")
+    serve_webhooks(Receiver(publisher, secret, time.time), settings.webhook_max_body,
+                   args.host, args.port)  # fmt: skip
     return EXIT_OK
 
 

@@ -10,13 +10,16 @@ Stores are thin and built on demand; the rest is kept for the process and
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from config import Settings, get_settings
 from rxfleet.claims.rejects import matrix
+from rxfleet.errors import InfrastructureError
 from rxfleet.gateway.aio import AioSender
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.links.submit import LocalPause, SubmitContext
@@ -25,6 +28,7 @@ from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.connection import get_redis
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
+from rxfleet.stores.formulary import FormularyCache
 from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
@@ -32,8 +36,9 @@ from rxfleet.stores.pg import Notice
 from rxfleet.stores.privileges import Secured
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
-from rxfleet.stores.tokens import TokenStore
+from rxfleet.stores.tokens import Rotation, TokenStore
 
+log = logging.getLogger(__name__)
 _client: GatewayClient | None = None
 _kept: dict[tuple[object, ...], object] = {}
 _lock = threading.Lock()
@@ -64,7 +69,24 @@ def tokens() -> TokenStore:
         lock_timeout=settings.token_lock_timeout,
         lock_wait=settings.token_lock_wait,
         sealer=token_sealer(settings),
+        on_rotate=_record_rotation if settings.database_url else None,
     )
+
+
+def _record_rotation(rotation: Rotation) -> None:
+    """A rotation's audit record in the database; a database outage does not stop the
+    rotation (the claims need the token), it is logged without the token."""
+    old = rotation.old_expires_at
+    try:
+        database().record_rotation(
+            rotation.rotated_by,
+            rotation.reason,
+            datetime.fromtimestamp(old, UTC) if old else None,
+            datetime.fromtimestamp(rotation.new_expires_at, UTC),
+        )
+    except InfrastructureError as exc:
+        log.error("token rotation (%s, by %s) not recorded: %s", rotation.reason,
+                  rotation.rotated_by, exc)  # fmt: skip
 
 
 def health_breaker() -> Breaker:
@@ -148,6 +170,11 @@ def routes() -> RouteMemo:
 
 def crosswalk() -> CrosswalkCache:
     return CrosswalkCache(get_redis(), get_settings().key_prefix)
+
+
+def formulary() -> FormularyCache:
+    """The live formulary in Redis (published by ``rxfleet webhooks``)."""
+    return FormularyCache(get_redis(), get_settings().key_prefix)
 
 
 def metrics() -> MetricsStore:

@@ -25,7 +25,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from config import Settings
 from rxfleet.stores.breaker import Breaker
-from rxfleet.stores.metrics import Counters, MetricsStore
+from rxfleet.stores.formulary import FormularyCache
+from rxfleet.stores.metrics import HISTOGRAMS, Counters, MetricsStore, cumulative
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.portal import PortalStore, lag_seconds
 from rxfleet.stores.runs import RunStore
@@ -46,6 +47,7 @@ class Sources:
     broker: redis.Redis | None  # None when the broker is not Redis: no queue depths
     queues: list[str]
     portals: PortalStore | None = None  # the payer-portal syncs' counters
+    formulary: FormularyCache | None = None
 
 
 @dataclass
@@ -60,6 +62,8 @@ class Snapshot:
     queue_depths: dict[str, int] = field(default_factory=dict)
     #: Each payer portal a sync pulls (by label): its counters and ``lag_seconds``.
     portals: dict[str, dict[str, float]] = field(default_factory=dict)
+    formulary_version: int = 0
+    formulary_waiting: float = 0.0  # seconds an event has waited behind a gap (0: none)
 
     def as_dict(self) -> dict[str, Any]:
         c = self.counters
@@ -83,13 +87,28 @@ class Snapshot:
             "active_runs": self.active_runs,
             "queue_depths": self.queue_depths,
             "portals": self.portals,
+            "formulary": {
+                "version": self.formulary_version,
+                "waiting_seconds": round(self.formulary_waiting, 1),
+                "webhook_requests": dict(sorted(c.webhook.items())),
+                "claim_waits": dict(sorted(c.formulary_waits.items())),
+            },
+            "validation_seconds": _histogram_dict(c, "validation"),
+            "webhook_lag_seconds": _histogram_dict(c, "webhook_lag"),
         }
+
+
+def _histogram_dict(c: Counters, name: str) -> dict[str, Any]:
+    h = c.histogram(name)
+    return {"count": h.count, "sum_seconds": round(h.total, 6),
+            "buckets": dict(cumulative(HISTOGRAMS[name], h.buckets))}  # fmt: skip
 
 
 def snapshot(src: Sources) -> Snapshot:
     """Everything, read now: a handful of Redis commands whatever the fleet's size."""
     active = src.runs.active()
     current = src.tokens.current()
+    view = src.formulary.lookup([]) if src.formulary is not None else None
     return Snapshot(
         counters=src.metrics.read(),
         token_counters=src.tokens.stats(),
@@ -102,6 +121,8 @@ def snapshot(src: Sources) -> Snapshot:
             {q: int(src.broker.llen(q)) for q in src.queues} if src.broker is not None else {}
         ),
         portals=portal_stats(src.portals) if src.portals is not None else {},
+        formulary_version=view.version if view else 0,
+        formulary_waiting=time.time() - view.waiting_since if view and view.waiting_since else 0.0,
     )
 
 
@@ -131,6 +152,7 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     yield from _token(snap)
     yield from _gauges(snap)
     yield from _portals(snap.portals)
+    yield from _formulary(snap)
 
 
 def _claims(c: Counters) -> Iterator[Metric]:
@@ -255,6 +277,45 @@ def _portals(portals: dict[str, dict[str, float]]) -> Iterator[Metric]:
             if field_name.startswith("requests|"):
                 requests.add_metric([portal, field_name.removeprefix("requests|")], n)
     yield requests
+
+
+def _histogram(name: str, help_text: str, c: Counters, key: str) -> HistogramMetricFamily:
+    h = c.histogram(key)
+    family = HistogramMetricFamily(name, help_text)
+    buckets = [(b, float(n)) for b, n in cumulative(HISTOGRAMS[key], h.buckets)]
+    family.add_metric([], buckets, h.total)
+    return family
+
+
+def _formulary(snap: Snapshot) -> Iterator[Metric]:
+    c = snap.counters
+    yield _histogram("rxfleet_validation_seconds", "validation time per claim (validate link)",
+                     c, "validation")  # fmt: skip
+    yield _histogram("rxfleet_webhook_lag_seconds", "formulary events: published to applied",
+                     c, "webhook_lag")  # fmt: skip
+    hooks = CounterMetricFamily(
+        "rxfleet_webhook_requests", "formulary webhook requests, by answer", labels=["outcome"]
+    )
+    for outcome, n in sorted(c.webhook.items()):
+        hooks.add_metric([outcome], n)
+    yield hooks
+    waits = CounterMetricFamily(
+        "rxfleet_formulary_waits",
+        "claims held for a pending formulary update, and how each wait ended",
+        labels=["outcome"],
+    )
+    for outcome, n in sorted(c.formulary_waits.items()):
+        waits.add_metric([outcome], n)
+    yield waits
+    yield GaugeMetricFamily(
+        "rxfleet_formulary_version", "formulary version published (last event applied)",
+        value=snap.formulary_version,
+    )  # fmt: skip
+    yield GaugeMetricFamily(
+        "rxfleet_formulary_waiting_seconds",
+        "seconds a formulary event has waited behind a gap in the sequence (0: none)",
+        value=snap.formulary_waiting,
+    )
 
 
 def registry(read: Callable[[], Snapshot]) -> CollectorRegistry:

@@ -76,9 +76,11 @@ def token_sealer(settings: Settings) -> SecretSealer:
 
 
 def generated_env() -> list[str]:
-    """Fresh settings lines for a new fleet: both PHI keys and Flower's basic auth."""
+    """Fresh settings lines for a new fleet: both PHI keys, Flower's basic auth and the
+    formulary webhook's secret (give the payer the same one)."""
     return [
         f"RXFLEET_PHI_KEY={generate_key()}",
         f"RXFLEET_VAULT_KEY={generate_key()}",
         f"RXFLEET_FLOWER_AUTH=operator:{secrets.token_urlsafe(18)}",
+        f"RXFLEET_WEBHOOK_SECRET={secrets.token_urlsafe(32)}",
     ]

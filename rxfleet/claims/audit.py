@@ -16,6 +16,7 @@ class AuditStage(StrEnum):
 
     INGESTED = "ingested"
     VALIDATED = "validated"
+    WAITING = "waiting"
     MAPPED = "mapped"
     ATTEMPT = "attempt"
     SENT = "sent"
@@ -31,8 +32,12 @@ STAGE_MEANINGS: dict[AuditStage, str] = {
     " (`replay_of` in `detail`)",
     AuditStage.VALIDATED: "the validation rules ran; `outcome`: the severity; `codes`: the"
     " rule codes found",
+    AuditStage.WAITING: "the NDC is in neither the crosswalk nor the formulary while a"
+    " formulary update waits: `outcome` TRANSIENT, `codes` `FORMULARY_PENDING`; the claim is"
+    " re-checked until RXFLEET_FORMULARY_WAIT_SECONDS; `formulary` (version) in `detail`",
     AuditStage.MAPPED: "the crosswalk mapped the NDC to a GPI and the formulary pre-checks"
-    " ran; `codes`: their findings; `gpi` in `detail`",
+    " ran; `codes`: their findings; `gpi` and `formulary` (the formulary version checked"
+    " against; 0: the crosswalk file alone) in `detail`",
     AuditStage.ATTEMPT: "one request to the gateway; `outcome`: its answer's status, or the"
     " error that will be retried; `attempt`: its number; `gate_at` in `detail`",
     AuditStage.SENT: "the claim's answer: the gateway's, or the fleet's own (`04` routing"

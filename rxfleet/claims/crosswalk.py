@@ -32,9 +32,16 @@ class CrosswalkEntry:
     quantity_limit: str | None = None
     prior_auth: bool = False
     step_therapy: bool = False
+    #: From the payer's formulary events (``rxfleet.claims.formulary``): a file row is
+    #: covered and has no tier; an event may say the drug is not covered (reject 70).
+    covered: bool = True
+    tier: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, False)}
+        """The fields set (``covered`` only when False: a file row is covered)."""
+        out = {k: v for k, v in asdict(self).items() if v is not None and v is not False}
+        out.pop("covered", None)
+        return out if self.covered else {**out, "covered": False}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CrosswalkEntry:

@@ -73,6 +73,7 @@ class Route(StrEnum):
 #: The reject codes the fleet gives a claim itself (a payer-style answer).
 ROUTING_REJECT = "04"  # M/I Processor Control Number: the gateway has no such route (404)
 HOST_ERROR_REJECT = "99"  # Host Processing Error: the fleet gave up, or the request was refused
+FORMULARY_REJECT = "70"  # Product/Service Not Covered: the formulary pre-check, never sent
 
 
 class Reason(StrEnum):
@@ -88,6 +89,7 @@ class Reason(StrEnum):
     VALIDATION = "VALIDATION"  # quarantined by the fleet's validation
     POISON = "POISON"  # its link kept killing its worker, or kept failing on it: a person looks
     UNRECORDABLE = "UNRECORDABLE"  # the database refused a value of it: recorded escaped
+    FORMULARY = "FORMULARY"  # the formulary pre-check: not covered, rejected 70, never sent
 
 
 #: What each reason means, one line each (the docs' reason list is generated from this).
@@ -116,6 +118,8 @@ REASON_MEANINGS: dict[Reason, str] = {
     " gateway had answered, else `REJECTED` `99`, route `HOST_ERROR`; a person looks",
     Reason.UNRECORDABLE: "the database refused a value of the claim: `QUARANTINED`, route"
     " `DEAD_LETTER`, error `UNRECORDABLE_VALUE`; recorded escaped",
+    Reason.FORMULARY: "the formulary pre-check: the payer's formulary (its latest webhook"
+    " event) does not cover the NDC: `REJECTED` `70`, routed by the matrix, never sent",
 }
 
 

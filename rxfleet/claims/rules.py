@@ -39,7 +39,7 @@ class Rule(NamedTuple):
     meaning: str
 
 
-_F, _W = Severity.FATAL, Severity.WARN
+_F, _W, _T = Severity.FATAL, Severity.WARN, Severity.TRANSIENT
 
 RULES: dict[str, Rule] = {
     r.code: r
@@ -102,6 +102,7 @@ RULES: dict[str, Rule] = {
         Rule("INVALID_RX_NUMBER", _F, "rx_number", "Rx number: 402-D2 9(12); X12 REF02 AN 1-50"),
         Rule("INVALID_PERSON_CODE", _F, "person_code", "person code (303-C3): x(3)"),
         Rule("INVALID_RELATIONSHIP_CODE", _F, "patient_relationship_code", "306-C6: 0 to 4"),
+        Rule("RELATIONSHIP_MISMATCH", _W, "patient_relationship_code", "306-C6 vs 303-C3"),
         Rule("INVALID_COMPOUND", _F, "compound_ingredients", "compound ingredients (segment 10)"),
         Rule("INVALID_FILL_NUMBER", _F, "fill_number", "fill number (403-D3): 0 to 99"),
         Rule("INVALID_PRESCRIBER_NPI", _F, "prescriber_id", "prescriber NPI: 10 digits, Luhn"),
@@ -122,11 +123,13 @@ RULES: dict[str, Rule] = {
         Rule("MISSING_DAYS_SUPPLY", _F, "days_supply", "days supply (405-D5) is required"),
         Rule("INVALID_DAYS_SUPPLY", _F, "days_supply", "days supply is not a whole number"),
         Rule("DAYS_SUPPLY_OUT_OF_RANGE", _F, "days_supply", "days supply must be 1 to 365"),
+        Rule("DAYS_SUPPLY_OVER_PLAN_MAX", _W, "days_supply", "over the plan's maximum days supply"),
         Rule("INVALID_AMOUNT", _F, None, "an amount is not a number with at most 2 decimals"),
         Rule("NEGATIVE_AMOUNT", _F, None, "an amount is negative"),
         Rule("AMOUNT_OUT_OF_RANGE", _F, None, "an amount above 999999.99 (NCPDP s9(6)v99)"),
         # Crosswalk (the crosswalk link).
         Rule("MISSING_GPI_MAPPING", _F, "ndc", "the NDC is not in the NDC-to-GPI crosswalk"),
+        Rule("FORMULARY_PENDING", _T, "ndc", "NDC unknown while a formulary update waits"),
         Rule("OBSOLETE_NDC", _W, "ndc", "the NDC is obsolete; the crosswalk names its successor"),
         Rule("PRIOR_AUTH_FLAG", _W, "ndc", "the drug needs prior authorization (pre-check)"),
         Rule("QUANTITY_LIMIT_FLAG", _W, "quantity_dispensed", "quantity over the drug's limit"),

@@ -30,6 +30,7 @@ from rxfleet.claims.fields import (
 )
 from rxfleet.claims.model import Claim, is_reversal
 from rxfleet.claims.ndc import NdcError, normalize_ndc
+from rxfleet.claims.plans import NO_LIMITS, PlanLimits
 from rxfleet.claims.rules import Severity, rule, worst
 
 
@@ -373,13 +374,32 @@ def _unexpected(fields: Mapping[str, Any]) -> list[Issue]:
     ]
 
 
+def _cross_fields(values: Mapping[str, Any], limits: PlanLimits) -> list[Issue]:
+    """Seed 004's cross-field rules (``rxfleet.claims.plans``): WARN, the payer decides."""
+    issues = []
+    relationship, person = values.get("patient_relationship_code"), values.get("person_code")
+    if relationship and person and limits.cardholder_person_codes:
+        cardholder = person in limits.cardholder_person_codes
+        if (relationship == "1") != cardholder and relationship != "0":
+            issues.append(Issue.of("RELATIONSHIP_MISMATCH"))
+    most = limits.max_days_supply(values.get("plan_id"))
+    if most is not None and values.get("days_supply", 0) > most:
+        issues.append(Issue.of("DAYS_SUPPLY_OVER_PLAN_MAX"))
+    return issues
+
+
 def validate(
-    fields: Mapping[str, Any], *, today: date | None = None, fmt: str | None = None
+    fields: Mapping[str, Any],
+    *,
+    today: date | None = None,
+    fmt: str | None = None,
+    limits: PlanLimits = NO_LIMITS,
 ) -> Outcome:
     """Validate the non-PHI fields of a record (read from format ``fmt``) into a ``Claim``."""
     values, issues = _coerce(fields, _not_required(fields, fmt or ""), fmt or "")
     issues += _prescriber(fields, values) + _compound(fields.get("compound_ingredients"), values)
     issues += _ndc(fields, values) + _ranges(values, today or date.today()) + _unexpected(fields)
+    issues += _cross_fields(values, limits)
     if fields.get("patient_token"):
         values["patient_token"] = fields["patient_token"]
     if any(issue.severity is Severity.FATAL for issue in issues):

@@ -64,6 +64,9 @@ class WorkRecord(BaseModel):
     gpi: str | None = None
     attempts: int = 0
     failures: int = 0
+    #: When the crosswalk link first found the NDC unknown while a formulary update
+    #: waited (TRANSIENT); None when the claim is not waiting.
+    waiting_since: float | None = None
     response_status: str | None = None
     reject_codes: list[str] = Field(default_factory=list)
     route: Route | None = None

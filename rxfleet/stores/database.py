@@ -16,6 +16,8 @@ The tables (``rxfleet/stores/migrations/*.sql`` says it column by column):
 - ``dead_letters``: claims a person must look at or that can be replayed;
 - ``portal_claims``: the claims pulled from a payer portal, in its order, and
   whether the portal was told (``rxfleet.stores.portal_record``);
+- ``formulary_events``, ``formulary_entries``, ``formulary_state``: the versioned
+  formulary the webhook keeps, and ``token_rotations`` (``rxfleet.stores.formulary_db``);
 - ``schema_migrations``: which migrations this database has.
 
 ``Database`` is the one handle, built in parts: the connections and the psycopg
@@ -45,6 +47,7 @@ from psycopg.types.json import Jsonb
 from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import ConfigError, InfrastructureError
 from rxfleet.stores.audit_chain import AuditChain
+from rxfleet.stores.formulary_db import FormularyTables
 from rxfleet.stores.pg import MIGRATION_LOCK, Conn, Connections, Row
 from rxfleet.stores.portal_record import PortalRecord
 from rxfleet.stores.privileges import Privileges
@@ -384,7 +387,7 @@ class _ResultReads(Connections):
         )
 
 
-class Database(_Runs, _ResultReads, PortalRecord, AuditChain, Privileges):
+class Database(_Runs, _ResultReads, PortalRecord, FormularyTables, AuditChain, Privileges):
     """The system of record at ``url``: its schema, results written exactly once, the
     dead letters and retention (the runs, the reads and the portal claims are its
     bases'; the audit chain's check and the roles' grants, theirs in ``audit_chain``
@@ -559,6 +562,8 @@ def _letter_page(conn: Conn, params: dict[str, Any]) -> tuple[list[Row], int]:
         ).fetchall()
         total = conn.execute("SELECT count(*) AS n FROM dead_letters " + _DEAD_FILTER, params)
         return page, int(total.fetchone()["n"])  # type: ignore[index]
+
+
 def _append_events(conn: Conn, run_id: str, events: list[AuditEvent]) -> None:
     """Stage the events, then chain them to the run's trail (under the run's lock)."""
     if events:

@@ -20,7 +20,14 @@ Fields (``|`` separates a counter's name from its label values):
   (buckets not cumulative here; the exporter sums them);
 * ``requests|OUTCOME``: gateway requests by answer status or error class;
 * ``retries|REASON``: submit rounds that asked to come back later;
-* ``pauses``: fleet pauses set (429/503 with Retry-After).
+* ``pauses``: fleet pauses set (429/503 with Retry-After);
+* ``hist|NAME|BOUND``, ``hist_count|NAME``, ``hist_sum_us|NAME``: the histograms of
+  ``HISTOGRAMS`` (validation latency per claim, written per batch by the validate
+  link; webhook lag, published to applied, written by ``rxfleet webhooks``);
+* ``webhook|OUTCOME``: formulary webhook requests by answer (stored, duplicate,
+  stale, mismatch, missing, malformed, not_event, oversize, clash, unavailable);
+* ``formulary_waits|OUTCOME``: claims the crosswalk link held for a pending
+  formulary update (``waiting``), and how each wait ended (``mapped``, ``expired``).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -39,6 +46,39 @@ from rxfleet.stores.connection import as_dict
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+
+
+#: Upper bounds (seconds) of the other histograms, by name.
+HISTOGRAMS: dict[str, tuple[float, ...]] = {
+    "validation": (
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    ),
+    "webhook_lag": (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+}  # fmt: skip
+
+
+def bound_of(buckets: Sequence[float], seconds: float) -> str:
+    """The label of the bucket ``seconds`` falls in (``+Inf`` past the last)."""
+    index = bisect.bisect_left(buckets, seconds)
+    return "+Inf" if index == len(buckets) else repr(buckets[index])
+
+
+def cumulative(buckets: Sequence[float], counts: dict[str, int]) -> list[tuple[str, int]]:
+    """Prometheus' buckets from per-bucket counts: cumulative, ``+Inf`` last."""
+    out, running = [], 0
+    for bound in [*(repr(b) for b in buckets), "+Inf"]:
+        running += counts.get(bound, 0)
+        out.append((bound, running))
+    return out
+
+
+@dataclass
+class Histogram:
+    """One histogram's counts, parsed (buckets not cumulative)."""
+
+    buckets: dict[str, int] = field(default_factory=dict)
+    count: int = 0
+    total: float = 0.0
 
 
 def metrics_key(prefix: str) -> str:
@@ -65,9 +105,7 @@ class RequestTally:
     sum_us: int = 0
 
     def observe(self, seconds: float, outcome: str) -> None:
-        index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
-        bound = "+Inf" if index == len(LATENCY_BUCKETS) else repr(LATENCY_BUCKETS[index])
-        self.buckets[bound] += 1
+        self.buckets[bound_of(LATENCY_BUCKETS, seconds)] += 1
         self.outcomes[outcome] += 1
         self.count += 1
         self.sum_us += int(seconds * 1_000_000)
@@ -85,14 +123,16 @@ class Counters:
     requests: dict[str, int] = field(default_factory=dict)
     retries: dict[str, int] = field(default_factory=dict)
     pauses: int = 0
+    histograms: dict[str, Histogram] = field(default_factory=dict)
+    webhook: dict[str, int] = field(default_factory=dict)
+    formulary_waits: dict[str, int] = field(default_factory=dict)
 
     def cumulative_buckets(self) -> list[tuple[str, int]]:
         """Prometheus' buckets: cumulative, ``+Inf`` last."""
-        out, running = [], 0
-        for bound in [*(repr(b) for b in LATENCY_BUCKETS), "+Inf"]:
-            running += self.latency_buckets.get(bound, 0)
-            out.append((bound, running))
-        return out
+        return cumulative(LATENCY_BUCKETS, self.latency_buckets)
+
+    def histogram(self, name: str) -> Histogram:
+        return self.histograms.get(name) or Histogram()
 
 
 @dataclass
@@ -120,6 +160,28 @@ class MetricsStore:
             pipe.hincrby(self.key, f"retries|{slug(retry_reason)}", 1)
         pipe.execute()
 
+    def observe(
+        self, name: str, seconds: Sequence[float], counts: Mapping[str, int] | None = None
+    ) -> None:
+        """Add ``seconds`` to histogram ``name`` and ``counts`` (``field|label``: n) to their
+        counters: one pipeline, one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        buckets = Counter(bound_of(HISTOGRAMS[name], s) for s in seconds)
+        for bound, n in buckets.items():
+            pipe.hincrby(self.key, f"hist|{name}|{bound}", n)
+        if seconds:
+            pipe.hincrby(self.key, f"hist_count|{name}", len(seconds))
+            pipe.hincrby(self.key, f"hist_sum_us|{name}", int(sum(seconds) * 1_000_000))
+        for counter, n in (counts or {}).items():
+            if n:
+                pipe.hincrby(self.key, counter, n)
+        if len(pipe):
+            pipe.execute()
+
+    def add(self, counts: Mapping[str, int]) -> None:
+        """Add ``counts`` (``field|label``: n) to their counters in one round trip."""
+        self.observe("validation", [], counts)
+
     def read(self) -> Counters:
         out = Counters()
         for name, raw in as_dict(self.client.hgetall(self.key)).items():
@@ -131,6 +193,9 @@ class MetricsStore:
 
 
 def _parse(out: Counters, parts: Sequence[str], value: int) -> None:
+    if parts[0] in ("hist", "hist_count", "hist_sum_us", "webhook", "formulary_waits"):
+        _parse_more(out, parts, value)
+        return
     match parts:
         case ["claims", status, route]:
             out.claims[(status, route)] = value
@@ -148,3 +213,17 @@ def _parse(out: Counters, parts: Sequence[str], value: int) -> None:
             out.retries[reason] = value
         case ["pauses"]:
             out.pauses = value
+
+
+def _parse_more(out: Counters, parts: Sequence[str], value: int) -> None:
+    match parts:
+        case ["hist", name, bound]:
+            out.histograms.setdefault(name, Histogram()).buckets[bound] = value
+        case ["hist_count", name]:
+            out.histograms.setdefault(name, Histogram()).count = value
+        case ["hist_sum_us", name]:
+            out.histograms.setdefault(name, Histogram()).total = value / 1_000_000
+        case ["webhook", outcome]:
+            out.webhook[outcome] = value
+        case ["formulary_waits", outcome]:
+            out.formulary_waits[outcome] = value

@@ -9,7 +9,10 @@ The token lives in a hash: ``access_token``, ``expires_at`` (epoch seconds),
   with compare-and-set on ``version``: if its lock expired mid-fetch and another
   process stored a newer token, the late write is refused (no stale overwrite).
 * A worker that got 401 invalidates exactly the token it used
-  (compare-and-delete), so a newer token stored meanwhile survives.
+  (compare-and-delete), so a newer token stored meanwhile survives; the old expiry
+  and the 401's reason stay for the rotation's audit record (``Rotation``: who, why,
+  the old and the new expiry, never the token; the fleet writes it to the database's
+  ``token_rotations``).
 * At rest the token is sealed (AES-256-GCM under an HKDF subkey of the vault
   key, ``rxfleet.phikeys.token_sealer``) and opened on read; compare-and-delete
   compares a keyed digest (``token_digest``). A token that no longer opens (the
@@ -18,7 +21,10 @@ The token lives in a hash: ``access_token``, ``expires_at`` (epoch seconds),
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,6 +35,7 @@ from redis.exceptions import LockError
 from rxfleet.errors import InfrastructureError
 from rxfleet.stores import lua
 from rxfleet.stores.connection import as_dict, as_text
+from rxfleet.stores.metrics import slug
 
 
 class TokenSource(Protocol):
@@ -66,6 +73,25 @@ class Token:
         return self.expires_at - (time.time() if now is None else now)
 
 
+@dataclass(frozen=True)
+class Rotation:
+    """A token rotation's audit record: who, why, the old and new expiry (never the token).
+
+    ``reason``: ``rej_001``/``rej_004`` (a 401 invalidated it: invalid token, session
+    expired), ``expired`` (its time ran out), ``due`` (the beat, within the margin),
+    ``needed`` (a worker needed more time left than it had), ``none`` (no token yet)."""
+
+    rotated_by: str
+    reason: str
+    old_expires_at: float | None
+    new_expires_at: float
+
+
+def rotator() -> str:
+    """Who rotates: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 @dataclass
 class TokenStore:
     client: redis.Redis
@@ -74,6 +100,8 @@ class TokenStore:
     lock_wait: float = 20.0
     #: None stores the token in clear (unit tests only); the fleet always passes one.
     sealer: Sealer | None = None
+    #: Called with each rotation this process made (the fleet writes it to the database).
+    on_rotate: Callable[[Rotation], None] | None = None
 
     _scripts: dict[str, Script] = field(init=False, repr=False)
 
@@ -115,7 +143,7 @@ class TokenStore:
             return token
         return self.rotate(source, min_ttl=min_ttl)
 
-    def rotate(self, source: TokenSource, *, min_ttl: float = 1.0) -> Token:
+    def rotate(self, source: TokenSource, *, min_ttl: float = 1.0, why: str = "needed") -> Token:
         """Single-flight rotation: one process fetches, the others reuse its token."""
         lock = self.client.lock(
             self._lock, timeout=self.lock_timeout, blocking_timeout=self.lock_wait
@@ -123,29 +151,43 @@ class TokenStore:
         if not lock.acquire():
             raise InfrastructureError("timed out waiting for the token lock")
         try:
-            return self._rotate_locked(source, min_ttl)
+            return self._rotate_locked(source, min_ttl, why)
         finally:
             try:
                 lock.release()
             except LockError:  # expired while we fetched: the CAS below already guarded
                 self._count("lock_lost")
 
-    def _rotate_locked(self, source: TokenSource, min_ttl: float) -> Token:
+    def _rotate_locked(self, source: TokenSource, min_ttl: float, why: str) -> Token:
         token = self.current()
         if token is not None and token.ttl() >= min_ttl:
             return token  # rotated by someone else while we waited
-        seen = as_text(self.client.hget(self.key, "version")) or "0"
+        before = as_dict(self.client.hgetall(self.key))
+        seen = before.get("version") or "0"
         grant = source.fetch_token()
         lifetime = float(grant.expires_in)
         fresh = Token(grant.access_token, time.time() + lifetime, int(seen) + 1, lifetime)
         if self._store_if_version(str(seen), fresh):
             self._count("fetches")
+            self._audit(before, why, fresh)
             return fresh
         self._count("stale_writes_refused")
         newer = self.current()
         if newer is None:
             raise InfrastructureError("token rotation raced and left no token")
         return newer
+
+    def _audit(self, before: dict[str, str], why: str, fresh: Token) -> None:
+        if self.on_rotate is None:
+            return
+        old = float(before.get("invalidated_expires_at") or before.get("expires_at") or 0)
+        if "invalidated_reason" in before:
+            why = before["invalidated_reason"]
+        elif not before:
+            why = "none"
+        elif old and old <= time.time() + 1.0 and why != "due":
+            why = "expired"
+        self.on_rotate(Rotation(rotator(), why, old or None, fresh.expires_at))
 
     def _store_if_version(self, seen: str, token: Token) -> bool:
         args = [
@@ -164,6 +206,7 @@ class TokenStore:
         self._count(f"auth_{reason}")
         sealed = self.sealer is not None  # then only the token's digest is compared
         args = [self._digest(used), "token_digest"] if sealed else [used, "access_token"]
+        args.append(slug(reason))
         return bool(self._scripts["delete_if_token"](keys=[self.key], args=args))
 
     def _open(self, stored: str) -> str | None:
@@ -183,7 +226,7 @@ class TokenStore:
             margin = min(margin, token.lifetime / 3) if token.lifetime > 0 else margin
             if token.ttl() > margin:
                 return False
-        self.rotate(source, min_ttl=margin)
+        self.rotate(source, min_ttl=margin, why="due")
         return True
 
     def version(self) -> int:

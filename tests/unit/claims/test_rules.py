@@ -32,9 +32,15 @@ def test_every_rule_is_complete(code: str) -> None:
     assert entry.field is None or entry.field in _SOURCE_FIELDS
 
 
-def test_warnings_are_the_crosswalk_flags() -> None:
+def test_warnings_are_the_crosswalk_flags_and_the_plan_rules() -> None:
     warns = {code for code, entry in RULES.items() if entry.severity is Severity.WARN}
-    assert warns == {"OBSOLETE_NDC", "PRIOR_AUTH_FLAG", "QUANTITY_LIMIT_FLAG", "STEP_THERAPY_FLAG"}
+    assert warns == {"OBSOLETE_NDC", "PRIOR_AUTH_FLAG", "QUANTITY_LIMIT_FLAG", "STEP_THERAPY_FLAG",
+                     "RELATIONSHIP_MISMATCH", "DAYS_SUPPLY_OVER_PLAN_MAX"}  # fmt: skip
+
+
+def test_the_one_transient_rule_is_the_formulary_wait() -> None:
+    transient = {c for c, entry in RULES.items() if entry.severity is Severity.TRANSIENT}
+    assert transient == {"FORMULARY_PENDING"}
 
 
 def test_rule_lookup() -> None:

@@ -215,6 +215,9 @@ ELSEWHERE = {
     "FIELD_COUNT_MISMATCH",  # the CSV reader
     "UNRECORDABLE_VALUE",  # the record link
     "MISSING_GPI_MAPPING",
+    "FORMULARY_PENDING",  # the crosswalk link: tests/unit/fleet/test_formulary_link.py
+    "RELATIONSHIP_MISMATCH",  # with plan limits: tests/unit/claims/test_plans.py
+    "DAYS_SUPPLY_OVER_PLAN_MAX",
     "OBSOLETE_NDC",
     "PRIOR_AUTH_FLAG",
     "QUANTITY_LIMIT_FLAG",

@@ -55,7 +55,12 @@ def test_bad_keys_refused(values: dict[str, Any], needle: str) -> None:
 def test_generated_env_lines() -> None:
     lines = generated_env()
     names = [line.split("=", 1)[0] for line in lines]
-    assert names == ["RXFLEET_PHI_KEY", "RXFLEET_VAULT_KEY", "RXFLEET_FLOWER_AUTH"]
+    assert names == [
+        "RXFLEET_PHI_KEY",
+        "RXFLEET_VAULT_KEY",
+        "RXFLEET_FLOWER_AUTH",
+        "RXFLEET_WEBHOOK_SECRET",
+    ]
     values = dict(line.split("=", 1) for line in lines)
     good = settings(
         phi_key=SecretStr(values["RXFLEET_PHI_KEY"]),
@@ -64,6 +69,8 @@ def test_generated_env_lines() -> None:
     require_keys(good)
     assert tokenizer(good).token("x") and token_sealer(good).open(token_sealer(good).seal("t"))
     assert values["RXFLEET_FLOWER_AUTH"].startswith("operator:")
+    secret = SecretStr(values["RXFLEET_WEBHOOK_SECRET"])
+    assert settings(webhook_secret=secret).webhook_secret_or_raise()
 
 
 REAL = {

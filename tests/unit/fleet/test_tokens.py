@@ -121,3 +121,24 @@ def test_the_token_is_sealed_at_rest(tokens: TokenStore) -> None:
     assert rotated.current() is None
     assert rotated.ensure(CountingSource()).value == "token-1"
     assert rotated.invalidate("token-1", "REJ_001") is True
+
+
+def test_each_rotation_leaves_an_audit_record_without_the_token(tokens: TokenStore) -> None:
+    from rxfleet.stores.tokens import Rotation
+
+    records: list[Rotation] = []
+    tokens.on_rotate = records.append
+    source = CountingSource(lifetime=60.0)
+    first = tokens.ensure(source)  # no token yet
+    tokens.rotate(source, min_ttl=120.0, why="due")  # what the beat does within its margin
+    second = tokens.current()
+    assert second is not None
+    tokens.invalidate(second.value, "REJ_001")  # a 401
+    third = tokens.ensure(source)
+    assert [r.reason for r in records] == ["none", "due", "rej_001"]
+    assert records[0].old_expires_at is None
+    assert records[1].old_expires_at == first.expires_at
+    assert records[2].old_expires_at == second.expires_at  # kept across the invalidation
+    assert records[2].new_expires_at == third.expires_at
+    assert all(r.rotated_by.endswith(f":{__import__('os').getpid()}") for r in records)
+    assert not any("token-" in repr(r) for r in records)
