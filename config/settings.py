@@ -17,6 +17,9 @@ SAMPLE_CROSSWALK = CONFIG_DIR / "crosswalk_sample.csv"
 SANDBOX_CLIENT_ID = "rxfleet-sandbox"
 SANDBOX_CLIENT_SECRET = "sandbox-secret"
 SANDBOX_SCOPE = "claims.submit"
+#: Every answer of the sandbox gateway carries this header: the fleet tells the sandbox
+#: apart by what it is (its credentials, this header), not by where it listens.
+SANDBOX_IDENTITY_HEADER = "X-Rxfleet-Sandbox"
 
 ENV_PREFIX = "RXFLEET_"
 

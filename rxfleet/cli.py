@@ -11,6 +11,7 @@ import redis
 from pydantic import ValidationError
 
 from config import get_settings
+from config.processes import guarded_commands, secrets_of
 from rxfleet import __version__, commands, logs
 from rxfleet.claims.rejects import Reason
 from rxfleet.errors import ConfigError, InfrastructureError, InputError, RxFleetError
@@ -233,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        _guard(args.command, bool(getattr(args, "dry_run", False)))
+        _guard(_command_name(args), bool(getattr(args, "dry_run", False)))
         return _dispatch(args)
     except (InputError, ConfigError) as exc:
         print(f"rxfleet: {exc}", file=sys.stderr)
@@ -264,11 +265,19 @@ UNGUARDED = frozenset({"gateway", "keys"})
 
 
 def _guard(command: str, dry_run: bool = False) -> None:
-    """Log filters (scrub last) and format; with a Redis URL, the production guards."""
+    """Log filters (scrub last) and format; with a Redis URL, the production guards: the
+    secrets this command needs (``config.processes``), the gateway rules for the producer."""
     settings = get_settings()
     logs.configure(settings)
     if command not in UNGUARDED and settings.redis_url and not dry_run:
-        check_fleet(settings)
+        check_fleet(settings, secrets_of(command), gateway=command in guarded_commands())
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """``dlq replay`` and ``dlq list`` are told apart: only a replay opens PHI."""
+    if args.command == "dlq":
+        return f"dlq {args.dlq_command}"
+    return str(args.command)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -443,8 +443,8 @@ def gateway(args: argparse.Namespace) -> int:
 def token(args: argparse.Namespace) -> int:
     """The token's state, TTL and rotation counters, and the gateway's health: never the token."""
     get_settings().redis_url_or_raise()
-    store = context.tokens()
-    current = store.current()
+    store = context.token_info()
+    current = store.info()
     state: dict[str, Any] = {"state": "missing"}
     if current is not None:
         state = {
@@ -502,8 +502,9 @@ def stats(args: argparse.Namespace) -> int:
 
 
 def metrics(args: argparse.Namespace) -> int:
-    """The Prometheus exporter: one process for the fleet (Procfile ``metrics``)."""
-    _require_fleet()
+    """The Prometheus exporter: one process for the fleet (Procfile ``metrics``); it reads
+    Redis only: no database, no PHI key."""
+    get_settings().redis_url_or_raise()
     say(f"metrics on http://{args.host}:{args.port}/metrics")
     serve(api.fleet_snapshot, args.host, args.port)
     return EXIT_OK

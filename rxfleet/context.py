@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from config import get_settings
 from rxfleet.claims.rejects import matrix
+from rxfleet.errors import ConfigError
 from rxfleet.gateway.aio import AioSender
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.links.submit import LocalPause, SubmitContext
@@ -60,6 +61,25 @@ def tokens() -> TokenStore:
         lock_wait=settings.token_lock_wait,
         sealer=token_sealer(settings),
     )
+
+
+def token_info() -> TokenStore:
+    """The token store for reading the token's expiry and counters only (``info``,
+    ``stats``): no vault key needed; it cannot open, store or rotate a token."""
+    settings = get_settings()
+    return TokenStore(get_redis(), settings.key_prefix, sealer=_NO_KEY)
+
+
+class _NoKey:
+    """The sealer of a read-only token store: any use of the token itself is refused."""
+
+    def _refuse(self, *_: object) -> str:
+        raise ConfigError("this process holds no RXFLEET_VAULT_KEY: it cannot use the token")
+
+    seal = open = digest = _refuse
+
+
+_NO_KEY = _NoKey()
 
 
 def health_breaker() -> Breaker:

@@ -9,21 +9,24 @@ queue depths) are read live when scraped. See docs/operations.md, "Metrics".
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import redis
+from prometheus_client import make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from config import Settings
+from rxfleet.errors import InfrastructureError
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.metrics import Counters, MetricsStore
 from rxfleet.stores.pause import FleetPause
@@ -84,7 +87,7 @@ class Snapshot:
 def snapshot(src: Sources) -> Snapshot:
     """Everything, read now: a handful of Redis commands whatever the fleet's size."""
     active = src.runs.active()
-    current = src.tokens.current()
+    current = src.tokens.info()
     return Snapshot(
         counters=src.metrics.read(),
         token_counters=src.tokens.stats(),
@@ -210,16 +213,37 @@ def registry(read: Callable[[], Snapshot]) -> CollectorRegistry:
     return reg
 
 
+#: What a scrape answers when Redis (the counters' home) cannot be read.
+UNAVAILABLE = "503 Service Unavailable"
+
+
+def wsgi_app(reg: CollectorRegistry) -> Callable[..., list[bytes]]:
+    """Prometheus's WSGI app, but Redis away is one line and 503, never a traceback."""
+    inner = make_wsgi_app(reg)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        try:
+            return list(inner(environ, start_response))
+        except (redis.RedisError, InfrastructureError) as exc:
+            line = f"rxfleet metrics: Redis unavailable ({type(exc).__name__})\n"
+            start_response(UNAVAILABLE, [("Content-Type", "text/plain; charset=utf-8")])
+            return [line.encode()]
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log (a scrape every few seconds)."""
+
+
 def serve(read: Callable[[], Snapshot], host: str, port: int) -> None:  # pragma: no cover
     """Serve ``/metrics`` until interrupted."""
-    from prometheus_client import start_http_server
-
-    server, thread = start_http_server(port, addr=host, registry=registry(read))
+    server = make_server(host, port, wsgi_app(registry(read)), ThreadingWSGIServer,
+                         handler_class=_QuietHandler)  # fmt: skip
     try:
-        while thread.is_alive():
-            time.sleep(1.0)
+        server.serve_forever()
     finally:
-        server.shutdown()
         server.server_close()
 
 

@@ -11,6 +11,7 @@ from celery.signals import after_setup_logger, beat_init, worker_init, worker_pr
 from pydantic import ValidationError
 
 from config import get_settings
+from config.processes import WORKER_SECRETS
 from rxfleet import context, logs
 from rxfleet.errors import ConfigError
 from rxfleet.guards import check_fleet
@@ -36,7 +37,8 @@ def _on_worker_init(**_: Any) -> None:
         raise SystemExit(f"rxfleet: settings not valid: {names}") from None
     logs.configure(settings)
     try:
-        check_fleet(settings)  # Redis, keys, and real settings unless RXFLEET_SANDBOX=1
+        # Redis, the vault key (config.processes), and real settings unless RXFLEET_SANDBOX=1
+        check_fleet(settings, WORKER_SECRETS)
         settings.check_delivery()  # no held retry handed to a second worker early
     except ConfigError as exc:
         # Celery logs and swallows a receiver's exceptions; SystemExit stops the worker.

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any
 
+from config.settings import SANDBOX_IDENTITY_HEADER
 from rxfleet.gateway.sandbox.adjudicator import invalid_request
 from rxfleet.gateway.sandbox.scenario import Throttle
 from rxfleet.gateway.sandbox.state import GatewayState, Ticket, retry_after_header
@@ -186,6 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        self.send_header(SANDBOX_IDENTITY_HEADER, "1")
         for name, value in headers or []:
             self.send_header(name, value)
         if close:
