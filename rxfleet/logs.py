@@ -55,10 +55,13 @@ class ContextFilter(logging.Filter):
     """Copies the bound ids onto the record (every field present, ``None`` when unknown)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        bound = _context.get() or {}
-        for name in CONTEXT_FIELDS:
-            if not hasattr(record, name) or name in bound:
-                setattr(record, name, bound.get(name))
+        try:
+            bound = _context.get() or {}
+            for name in CONTEXT_FIELDS:
+                if not hasattr(record, name) or name in bound:
+                    setattr(record, name, bound.get(name))
+        except (AttributeError, TypeError):  # interpreter shutdown: module globals are None
+            pass
         return True
 
 
