@@ -55,13 +55,12 @@ class ContextFilter(logging.Filter):
     """Copies the bound ids onto the record (every field present, ``None`` when unknown)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
+        # At interpreter shutdown module globals are None: log the record as it is.
+        with contextlib.suppress(AttributeError, TypeError):
             bound = _context.get() or {}
             for name in CONTEXT_FIELDS:
                 if not hasattr(record, name) or name in bound:
                     setattr(record, name, bound.get(name))
-        except (AttributeError, TypeError):  # interpreter shutdown: module globals are None
-            pass
         return True
 
 

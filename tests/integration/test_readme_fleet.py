@@ -69,10 +69,8 @@ def _clean_env(**settings: str) -> dict[str, str]:
 
 def _scrape(url: str, into: list[str], until: threading.Event) -> None:
     while not until.is_set():
-        try:
+        with contextlib.suppress(requests.RequestException):
             into.append(requests.get(url, timeout=2).text)
-        except requests.RequestException:
-            pass
         until.wait(0.2)
 
 
