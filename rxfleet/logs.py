@@ -55,12 +55,14 @@ class ContextFilter(logging.Filter):
     """Copies the bound ids onto the record (every field present, ``None`` when unknown)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        # At interpreter shutdown module globals are None: log the record as it is.
-        with contextlib.suppress(AttributeError, TypeError):
+        # At interpreter shutdown module globals (contextlib too) are None: no ``suppress``.
+        try:
             bound = _context.get() or {}
             for name in CONTEXT_FIELDS:
                 if not hasattr(record, name) or name in bound:
                     setattr(record, name, bound.get(name))
+        except (AttributeError, TypeError):
+            pass
         return True
 
 
