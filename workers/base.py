@@ -52,7 +52,7 @@ class FleetTask(Task):  # type: ignore[type-arg]
         original is not chained into the result backend, Sentry or a log. The
         log line names the type and the fingerprint, never the message.
         """
-        ids = _batch_ids(args)
+        ids = batch_ids(args)
         request = self.request
         with logs.bind(**ids, task_id=request.id, trace_id=request.root_id or request.id):
             try:
@@ -99,7 +99,7 @@ class FleetTask(Task):  # type: ignore[type-arg]
         return report.as_dict()
 
 
-def _batch_ids(args: tuple[Any, ...]) -> dict[str, Any]:
+def batch_ids(args: tuple[Any, ...]) -> dict[str, Any]:
     """run_id, batch (first sequence number) and count from a link's arguments."""
     if (
         len(args) >= 3

@@ -176,3 +176,9 @@ def test_the_readme_fleet_block_runs_as_written(block: Block) -> None:
     assert any("rxfleet_claims_total" in text for text in block.scrapes), output
     assert (block.where / ".env").read_text().count("RXFLEET_") == 3
     assert "Traceback" not in output, output  # none at shutdown either
+    # Celery's own task lines carry the link's ids, and each link run has a summary line.
+    run_id = re.search(r"rxfleet: run (\S+)", output)
+    assert run_id, output
+    tag = f"[run_id={run_id.group(1)} link=submit batch=0 count=500"
+    assert any("succeeded in" in line and tag in line for line in block.output), output
+    assert any("link submit success in" in line and tag in line for line in block.output)
