@@ -268,10 +268,11 @@ def resume(run_id: str, *, say: Say | None = None) -> Run:
     return Run(plan.run_id)
 
 
-def abort(run_id: str) -> None:
-    """Stop a run: its producer stops, claims not yet sent end ``99`` (reason ``aborted``)."""
+def abort(run_id: str) -> bool:
+    """Stop a run: its producer stops, claims not yet sent end ``99`` (reason ``ABORTED``).
+    False when it had already finished; ``ConfigError`` when there is no such run."""
     _fleet()
-    lifecycle.abort(context.runs(), context.database(), run_id)
+    return lifecycle.abort(context.runs(), context.database(), run_id)
 
 
 def stats(run_id: str | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from rxfleet.guards import check_fleet
 log = logging.getLogger("rxfleet")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports it
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -59,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EPILOG = """exit codes: 0 done, 1 the fleet could not finish (timeout, Redis away),
-2 bad input or settings (nothing enqueued). Every command and option: docs/cli.md.
+EPILOG = """exit codes: 0 done, 1 the fleet could not finish (timeout, Redis away, an
+aborted run), 2 bad input or settings (nothing enqueued), 130 interrupted (Ctrl-C).
+Every command and option: docs/cli.md.
 Settings (RXFLEET_*): docs/settings.md."""
 
 
@@ -136,15 +138,17 @@ def _follow_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--output",
         required=True,
         metavar="OUT",
-        help="results file: .jsonl, .csv or .parquet",
+        help="results file: .jsonl, .csv or .parquet; - for JSON lines on stdout",
     )
     runs = _sub(sub, "runs", "the runs, newest first: state, claims terminal / total, times")
     runs.add_argument("--limit", type=int, default=20, help="how many runs")
+    runs.add_argument("--json", action="store_true", help="one JSON object, even on a terminal")
     resume = _sub(sub, "resume", "finish a run whose producer or chains were lost")
     _following(resume)
     abort = _sub(sub, "abort", "stop a run: its open claims end 99 (aborted)")
     abort.add_argument("run_id", metavar="RUN_ID")
-    audit = _sub(sub, "audit", "each claim's path through the stages (JSON lines)")
+    audit = _sub(sub, "audit", "each claim's path through the stages (a table on a terminal, "
+                 "JSON lines in a pipe or a file)")  # fmt: skip
     audit.add_argument("run_id", metavar="RUN_ID")
     audit.add_argument("--claim", default=None, help="one claim id (default: every claim)")
     audit.add_argument(
@@ -254,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("rxfleet: interrupted", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `rxfleet ... | head`: the reader has what it wanted
         sys.stderr.close()
         return EXIT_OK

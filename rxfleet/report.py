@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -128,19 +129,30 @@ def summary(console: Console, run_id: str, tally: Tally, elapsed: float) -> None
         )
 
 
+def show(console: Console, table: Table) -> None:
+    """A table at its natural width, however narrow the terminal: ids (run ids, claim
+    ids) are never cut or folded; a line longer than the terminal wraps there."""
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    terminal = console.width
+    console.width = max(natural, terminal)
+    try:
+        console.print(table, crop=False)
+    finally:
+        console.width = terminal
+
+
 def quarantined(console: Console, rows: Sequence[dict[str, Any]], count: int, hint: str) -> None:
     """The first quarantined claims: where, claim, field, code."""
-    table = Table(title="quarantined, the first of them", show_edge=False, title_justify="left")
-    longest = max((len(str((r.get("codes") or [""])[0])) for r in rows), default=4)
-    for column in ("where", "claim", "field"):
-        table.add_column(column, overflow="fold")
-    table.add_column("code", no_wrap=True, overflow="ignore", min_width=longest)  # never folded
+    table = Table(title="quarantined, the first of them (input order)", show_edge=False,
+                  title_justify="left")  # fmt: skip
+    for column in ("where", "claim", "field", "code"):
+        table.add_column(column, no_wrap=True)
     for row in rows:
         codes = row.get("codes") or [""]
         where = f"{row.get('source')}:{row.get('line')}"
         table.add_row(where, str(row.get("claim_id") or "?"), row.get("field") or "(the record)",
                       codes[0])  # fmt: skip
-    console.print(table)
+    show(console, table)
     if count > len(rows):
         console.print(f"... and {count - len(rows)} more: each is in the results with its codes, "
                       f"and {hint}")  # fmt: skip
