@@ -168,7 +168,9 @@ def _token(snap: Snapshot) -> Iterator[Metric]:
     )
     refused = CounterMetricFamily(
         "rxfleet_token_invalidations",
-        "401s that invalidated the fleet's token (each led to one rotation)",
+        "401s refusing the fleet's token, by reason; each asks to drop the token it was "
+        "sent with, and all the 401s of one token lead to one rotation "
+        "(compare rxfleet_token_fetches)",
         labels=["reason"],
     )
     for name, n in sorted(counters.items()):
