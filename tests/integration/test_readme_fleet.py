@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import redis
 import requests
 
 from bench.harness import ROOT
@@ -175,6 +176,10 @@ def test_the_readme_fleet_block_runs_as_written(block: Block) -> None:
     assert "exited with code 1" not in output and "exited with code 2" not in output, output
     assert any("rxfleet_claims_total" in text for text in block.scrapes), output
     assert (block.where / ".env").read_text().count("RXFLEET_") == 3
+    broker = redis.Redis.from_url(block.env["RXFLEET_REDIS_URL"], decode_responses=True)
+    for queue in ("rxfleet.cpu", "rxfleet.gateway"):  # each under an exchange of its own
+        bound = broker.smembers(f"_kombu.binding.{queue}")
+        assert {b.split("\x06\x16")[-1] for b in bound} == {queue}, bound
     assert "Traceback" not in output, output  # none at shutdown either
     # Celery's own task lines carry the link's ids, and each link run has a summary line.
     run_id = re.search(r"rxfleet: run (\S+)", output)

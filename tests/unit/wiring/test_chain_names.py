@@ -21,3 +21,9 @@ def test_the_chain_carries_ids_only_and_routes_submit_to_the_gateway_queue() -> 
     assert all(s.args == ("RUN", 0, 500) and s.immutable for s in links)
     routes = app.conf.task_routes
     assert routes["tasks.submit.*"]["queue"] == app.conf.task_queues[1].name
+
+
+def test_each_queue_is_bound_to_its_own_exchange() -> None:
+    queues = app.conf.task_queues
+    assert [(q.exchange.name, q.routing_key) for q in queues] == [(q.name, q.name) for q in queues]
+    assert len({q.exchange.name for q in queues}) == len(queues) == 2
