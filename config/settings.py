@@ -270,6 +270,12 @@ class Settings(BaseSettings):
         default=180.0,
         description="seconds the CLI rides through a Redis outage before it gives up",
     )
+    progress_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds between the CLI's progress lines when its output is not a "
+        "terminal (a pipe, cron): claims terminal, rate, time left, what the fleet waits on",
+    )
 
     def token_check_seconds(self) -> float:
         """Beat's token check period: as set, else min(margin / 2, 30 s)."""

@@ -101,9 +101,24 @@ def _follow(
                     say, outage=settings.redis_outage)  # fmt: skip
     queues = [settings.queue_cpu, settings.queue_gateway]
     watch = contextlib.nullcontext() if embedded else WorkerWatch(_served_queues, queues, say)
-    bar, tick = progress_bar(console)
+    bar, tick = progress_bar(console, _waiting_on, every=settings.progress_interval, say=say)
     with watch, bar:
         return waiter.wait(timeout, tick)
+
+
+def _waiting_on() -> str | None:
+    """What holds the fleet back now: a fleet pause, an open breaker."""
+    paused = context.pause().remaining()
+    held = []
+    if paused > 0:
+        until = time.strftime("%H:%M:%S", time.gmtime(time.time() + paused))
+        held.append(f"fleet paused until {until} UTC ({paused:.0f} s: the gateway's "
+                    "Retry-After or an operator's pause)")  # fmt: skip
+    for breaker in (context.health_breaker(), context.auth_breaker()):
+        state = breaker.state()
+        if state != "closed":
+            held.append(f"{breaker.name} breaker {state}")
+    return "; ".join(held) or None
 
 
 def _finish(console: Console, run_id: str, output: str | None, elapsed: float,

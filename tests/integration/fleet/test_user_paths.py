@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from celery.signals import task_retry
 
-from rxfleet import api, cli
+import config.settings as config_settings
+from config import configure
+from rxfleet import api, cli, context
 from rxfleet.gateway.sandbox.scenario import Scenario, Throttle
 from tests.integration.fleet.fleet_support import SAMPLE, Fleet
 from tests.integration.fleet.test_gateway_faults import clean_claims
@@ -167,3 +169,22 @@ def test_a_waiting_batch_says_why_in_its_retry(
                for r in retries), retries  # fmt: skip
     assert any("Retry-After" in r for r in retries), retries
     clean_fleet.reset()
+
+
+def test_piped_progress_says_the_rate_and_what_the_fleet_waits_on(
+    clean_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A pipe (cron) gets a progress line every RXFLEET_PROGRESS_INTERVAL seconds: claims
+    terminal, the rate, and the fleet pause the gateway asked for."""
+    monkeypatch.setattr(config_settings, "_current", clean_fleet.settings)
+    configure(progress_interval=0.3)
+    clean_claims(tmp_path / "c.jsonl", 60, seed=33)
+    context.pause().lengthen(3.0)  # as a 429's Retry-After would
+    plan = api.open_plan([str(tmp_path / "c.jsonl")], 20, new=True, say=lambda line: None)
+    api.produce(plan, [str(tmp_path / "c.jsonl")], say=lambda line: None)
+    assert cli.main(["wait", plan.run_id, "--timeout", "120"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "claims terminal" in ln]
+    assert lines, "no progress line in a pipe"
+    assert any("of 60 claims terminal" in ln and "fleet paused until" in ln for ln in lines)
+    assert all(re.search(r"measuring the rate|\d+ claims/s", ln) for ln in lines), lines
