@@ -7,6 +7,8 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import TaskPredicate
+from celery.worker.request import Request
+from kombu.utils.encoding import safe_repr
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -27,6 +29,18 @@ REDIS_OUTAGE_BACKOFF: dict[str, Any] = {
 }
 
 
+class FleetRequest(Request):
+    """A retry's event without its traceback: Flower shows why a batch waits (the
+    exception, e.g. ``BatchDeferred('gateway asked to wait (Retry-After)')``), and a
+    task that then succeeds shows no stale Retry traceback."""
+
+    def on_retry(self, exc_info: Any) -> None:
+        if self.task.acks_late:
+            self.acknowledge()
+        self.send_event("task-retried", exception=safe_repr(exc_info.exception.exc),
+                        traceback="")  # fmt: skip
+
+
 class FleetTask(Task):  # type: ignore[type-arg]
     """Late acks, JSON args (run id and sequence numbers: never claims, never PHI).
 
@@ -35,6 +49,7 @@ class FleetTask(Task):  # type: ignore[type-arg]
     """
 
     abstract = True
+    Request = "workers.base:FleetRequest"
     acks_late = True
     reject_on_worker_lost = True
     # Task arguments are run ids and numbers; still, never echo them into logs/events.

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import importlib
+from types import SimpleNamespace
 
+from celery.exceptions import Retry
+
+from rxfleet.errors import BatchDeferred
 from workers.app import TASK_MODULES, app
+from workers.base import FleetRequest
 from workers.pipeline import LINKS, batch_chain
 
 
@@ -27,3 +32,16 @@ def test_each_queue_is_bound_to_its_own_exchange() -> None:
     queues = app.conf.task_queues
     assert [(q.exchange.name, q.routing_key) for q in queues] == [(q.name, q.name) for q in queues]
     assert len({q.exchange.name for q in queues}) == len(queues) == 2
+
+
+def test_a_retry_event_names_its_reason_and_carries_no_traceback() -> None:
+    """Flower keeps a retry's traceback after the task succeeds: send none."""
+    sent: list[tuple[str, dict[str, object]]] = []
+    request = FleetRequest.__new__(FleetRequest)
+    request._task = SimpleNamespace(acks_late=False)  # type: ignore[assignment]
+    request.send_event = lambda kind, **fields: sent.append((kind, fields))  # type: ignore[method-assign]
+    reason = Retry(exc=BatchDeferred("gateway asked to wait (Retry-After)"), when=1.5)
+    request.on_retry(SimpleNamespace(exception=reason, traceback="Traceback (most recent...)"))
+    assert sent == [("task-retried", {
+        "exception": "BatchDeferred('gateway asked to wait (Retry-After)')", "traceback": ""})]  # fmt: skip
+    assert str(reason) == "Retry in 1.5s: BatchDeferred('gateway asked to wait (Retry-After)')"
