@@ -179,7 +179,7 @@ def test_the_readme_fleet_block_runs_as_written(block: Block) -> None:
     broker = redis.Redis.from_url(block.env["RXFLEET_REDIS_URL"], decode_responses=True)
     for queue in ("rxfleet.cpu", "rxfleet.gateway"):  # each under an exchange of its own
         bound = broker.smembers(f"_kombu.binding.{queue}")
-        assert {b.split("\x06\x16")[-1] for b in bound} == {queue}, bound
+        assert {str(b).split("\x06\x16")[-1] for b in bound} == {queue}, bound
     assert "Traceback" not in output, output  # none at shutdown either
     # Celery's own task lines carry the link's ids, and each link run has a summary line.
     run_id = re.search(r"rxfleet: run (\S+)", output)
