@@ -9,7 +9,8 @@
 from the table it mirrors: the validation rules (``rxfleet.claims.rules``), the
 severities, the result fields (``rxfleet.claims.fields``), the statuses, routes,
 reject codes and reasons (``rxfleet.claims.rejects`` and the bundled, versioned
-reject matrix), the audit trail's stages (``rxfleet.claims.audit``). The prose
+reject matrix), the audit trail's stages (``rxfleet.claims.audit``), which process
+needs which PHI key (``config.processes``). The prose
 around the sections stays hand-written. ``--check`` exits 1 when a section is
 stale or missing; a test runs it, so a code added without regenerating the docs
 fails CI.
@@ -22,6 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from config.processes import PROCESSES
 from config.settings import CONFIG_DIR
 from rxfleet.claims.audit import STAGE_MEANINGS
 from rxfleet.claims.fields import RESULT_FIELD_MEANINGS, RESULT_FIELDS
@@ -118,9 +120,15 @@ def audit_stages() -> str:
     return _table(("stage", "meaning"), rows)
 
 
+def process_secrets() -> str:
+    rows = [(p.name, ", ".join(f"`{k}`" for k in p.secrets) or "neither", p.why) for p in PROCESSES]
+    return _table(("process", "PHI keys it needs", "why"), rows)
+
+
 #: Each doc and the sections it holds, by name.
 SECTIONS: dict[str, dict[str, Callable[[], str]]] = {
     "formats.md": {"rule-codes": rule_codes, "severities": severities},
+    "operations.md": {"process-secrets": process_secrets},
     "results.md": {
         "result-fields": result_fields,
         "statuses": statuses,

@@ -17,6 +17,9 @@ SAMPLE_CROSSWALK = CONFIG_DIR / "crosswalk_sample.csv"
 SANDBOX_CLIENT_ID = "rxfleet-sandbox"
 SANDBOX_CLIENT_SECRET = "sandbox-secret"
 SANDBOX_SCOPE = "claims.submit"
+#: Every answer of the sandbox gateway carries this header: the fleet tells the sandbox
+#: apart by what it is (its credentials, this header), not by where it listens.
+SANDBOX_IDENTITY_HEADER = "X-Rxfleet-Sandbox"
 
 ENV_PREFIX = "RXFLEET_"
 
@@ -342,6 +345,12 @@ class Settings(BaseSettings):
         ge=0,
         description="seconds the CLI waits for PostgreSQL to come back (restart, failover, "
         "read-only) before a command gives up; workers retry their link instead",
+    )
+    progress_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds between the CLI's progress lines when its output is not a "
+        "terminal (a pipe, cron): claims terminal, rate, time left, what the fleet waits on",
     )
 
     def token_check_seconds(self) -> float:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from config import get_settings
+from config.processes import secrets_of
 from rxfleet import context, lifecycle
 from rxfleet.claims.crosswalk import CrosswalkEntry, read_crosswalk
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
@@ -195,7 +196,7 @@ def enqueue(
     unreadable file raises ``InputError`` before anything is enqueued. The same
     input while its run is unfinished picks that run up (``new=True``: a fresh run).
     """
-    _fleet()
+    _fleet(producer=True)
     paths = _paths(inputs)
     check_inputs(paths)
     plan = open_plan(paths, batch_size_of(batch_size), new=new, say=say or _quiet)
@@ -219,7 +220,7 @@ def enqueue_claims(
     such a run cannot be ``resume``d after its producer died: abort it and
     enqueue again. Dates and decimals are written as ISO text and strings.
     """
-    _fleet()
+    _fleet(producer=True)
     handle, name = tempfile.mkstemp(prefix="rxfleet-claims-", suffix=".jsonl", dir=tmp_dir)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -261,7 +262,7 @@ def runs(limit: int = 20) -> list[RunInfo]:
 def resume(run_id: str, *, say: Say | None = None) -> Run:
     """Finish a run whose producer or chains were lost: re-read its input and enqueue
     exactly the claims neither recorded nor in flight (same ids: nothing twice)."""
-    _fleet()
+    _fleet(producer=True)
     settings = get_settings()
     require_keys(settings)
     plan, inputs = lifecycle.reopen(context.runs(), context.database(), context.crosswalk(),
@@ -272,10 +273,11 @@ def resume(run_id: str, *, say: Say | None = None) -> Run:
     return Run(plan.run_id)
 
 
-def abort(run_id: str) -> None:
-    """Stop a run: its producer stops, claims not yet sent end ``99`` (reason ``aborted``)."""
+def abort(run_id: str) -> bool:
+    """Stop a run: its producer stops, claims not yet sent end ``99`` (reason ``ABORTED``).
+    False when it had already finished; ``ConfigError`` when there is no such run."""
     _fleet()
-    lifecycle.abort(context.runs(), context.database(), run_id)
+    return lifecycle.abort(context.runs(), context.database(), run_id)
 
 
 def stats(run_id: str | None = None) -> dict[str, Any]:
@@ -378,7 +380,7 @@ def metric_sources() -> Sources:
     return Sources(
         metrics=context.metrics(),
         runs=context.runs(),
-        tokens=context.tokens(),
+        tokens=context.token_info(),
         pause=context.pause(),
         breakers=[context.health_breaker(), context.auth_breaker()],
         broker=broker,
@@ -480,12 +482,14 @@ def portal_sync(say: Say | None = None) -> Sync:
     return Sync(parts, holder=producer_holder())
 
 
-def _fleet() -> None:
-    """A configured fleet (Redis and PostgreSQL), and the production guards."""
+def _fleet(*, producer: bool = False) -> None:
+    """A configured fleet (Redis and PostgreSQL), and the production guards: a producer
+    needs both PHI keys and real gateway settings; a reader neither (``config.processes``)."""
     settings = get_settings()
     settings.redis_url_or_raise()
     settings.database_url_or_raise()
-    check_fleet(settings)
+    secrets = secrets_of("enqueue") if producer else ()
+    check_fleet(settings, secrets, gateway=producer)
 
 
 def _paths(inputs: PathLike | Sequence[PathLike]) -> list[str]:

@@ -11,6 +11,7 @@ import redis
 from pydantic import ValidationError
 
 from config import get_settings
+from config.processes import guarded_commands, secrets_of
 from rxfleet import __version__, commands, logs
 from rxfleet.claims.rejects import Reason
 from rxfleet.errors import ConfigError, InfrastructureError, InputError, RxFleetError
@@ -20,6 +21,7 @@ from rxfleet.stores.connection import check_eviction, get_redis
 log = logging.getLogger("rxfleet")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports it
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -59,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EPILOG = """exit codes: 0 done, 1 the fleet could not finish (timeout, Redis away),
-2 bad input or settings (nothing enqueued). Every command and option: docs/cli.md.
+EPILOG = """exit codes: 0 done, 1 the fleet could not finish (timeout, Redis away, an
+aborted run), 2 bad input or settings (nothing enqueued), 130 interrupted (Ctrl-C).
+Every command and option: docs/cli.md.
 Settings (RXFLEET_*): docs/settings.md."""
 
 
@@ -136,10 +139,11 @@ def _follow_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--output",
         required=True,
         metavar="OUT",
-        help="results file: .jsonl, .csv or .parquet",
+        help="results file: .jsonl, .csv or .parquet; - for JSON lines on stdout",
     )
     runs = _sub(sub, "runs", "the runs, newest first: state, claims terminal / total, times")
     runs.add_argument("--limit", type=int, default=20, help="how many runs")
+    runs.add_argument("--json", action="store_true", help="one JSON object, even on a terminal")
     resume = _sub(sub, "resume", "finish a run whose producer or chains were lost")
     _following(resume)
     abort = _sub(sub, "abort", "stop a run: its open claims end 99 (aborted)")
@@ -154,7 +158,8 @@ def _audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     audit = _sub(
         sub,
         "audit",
-        "each claim's path through the stages (JSON lines); "
+        "each claim's path through the stages (a table on a terminal, JSON lines in a "
+        "pipe or a file); "
         "`audit verify [RUN_ID]`: check the trail's hash chain (every run by default)",
     )
     audit.add_argument("run_id", metavar="RUN_ID", help="a run, or `verify`")
@@ -260,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        _guard(args.command, bool(getattr(args, "dry_run", False)))
+        _guard(_command_name(args), bool(getattr(args, "dry_run", False)))
         return _dispatch(args)
     except (InputError, ConfigError) as exc:
         commands.say(str(exc))
@@ -280,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("rxfleet: interrupted", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `rxfleet ... | head`: the reader has what it wanted
         sys.stderr.close()
         return EXIT_OK
@@ -291,13 +296,21 @@ UNGUARDED = frozenset({"gateway", "keys"})
 
 
 def _guard(command: str, dry_run: bool = False) -> None:
-    """Log filters (scrub last) and format; with a Redis URL, the production guards."""
+    """Log filters (scrub last) and format; with a Redis URL, the production guards: the
+    secrets this command needs (``config.processes``), the gateway rules for the producer."""
     settings = get_settings()
     logs.configure(settings)
     commands.ride_outages()
     if command not in UNGUARDED and settings.redis_url and not dry_run:
-        check_fleet(settings)
+        check_fleet(settings, secrets_of(command), gateway=command in guarded_commands())
         check_eviction(get_redis())
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """``dlq replay`` and ``dlq list`` are told apart: only a replay opens PHI."""
+    if args.command == "dlq":
+        return f"dlq {args.dlq_command}"
+    return str(args.command)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

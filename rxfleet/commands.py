@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import signal
 import sys
@@ -26,13 +27,14 @@ from rich.text import Text
 from config import Settings, get_settings
 from rxfleet import api, context, history, lifecycle
 from rxfleet import dlq as dead_letters
+from rxfleet.claims.rejects import Reason
 from rxfleet.claims.text import shown
 from rxfleet.embedded import embedded_services
 from rxfleet.errors import ConfigError, RunTimeout
 from rxfleet.gateway.sandbox.server import run_gateway
 from rxfleet.lifecycle import Waiter
 from rxfleet.metrics import serve
-from rxfleet.output import check_output, create_private, write_results
+from rxfleet.output import STDOUT, check_output, create_private, write_results
 from rxfleet.phikeys import generated_env, vault
 from rxfleet.producer import ProduceResult
 from rxfleet.report import (
@@ -42,6 +44,7 @@ from rxfleet.report import (
     progress_bar,
     quarantine_tsv,
     quarantined,
+    show,
     summary,
     summary_dict,
     summary_tsv,
@@ -55,6 +58,7 @@ from workers.inprocess import beat_thread, worker_thread
 from workers.pipeline import send_batch
 
 EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EMBEDDED_CONCURRENCY = 4
 
 
@@ -116,14 +120,30 @@ def _follow(
                     recover=None if embedded else recover)  # fmt: skip
     queues = [settings.queue_cpu, settings.queue_gateway]
     watch = contextlib.nullcontext() if embedded else WorkerWatch(_served_queues, queues, say)
-    bar, tick = progress_bar(console)
+    bar, tick = progress_bar(console, _waiting_on, every=settings.progress_interval, say=say)
     with watch, bar:
         return waiter.wait(timeout, tick)
 
 
+def _waiting_on() -> str | None:
+    """What holds the fleet back now: a fleet pause, an open breaker."""
+    paused = context.pause().remaining()
+    held = []
+    if paused > 0:
+        until = time.strftime("%H:%M:%S", time.gmtime(time.time() + paused))
+        held.append(f"fleet paused until {until} UTC ({paused:.0f} s: the gateway's "
+                    "Retry-After or an operator's pause)")  # fmt: skip
+    for breaker in (context.health_breaker(), context.auth_breaker()):
+        state = breaker.state()
+        if state != "closed":
+            held.append(f"{breaker.name} breaker {state}")
+    return "; ".join(held) or None
+
+
 def _finish(console: Console, run_id: str, output: str | None, elapsed: float,
-            embedded: bool, as_json: bool = False) -> None:  # fmt: skip
-    """Results to ``output``; the summary: JSON (--json), TSV in a pipe, tables on a terminal."""
+            embedded: bool, as_json: bool = False) -> int:  # fmt: skip
+    """Results to ``output``; the summary: JSON (--json), TSV in a pipe, tables on a
+    terminal. Exit 1 when the run was aborted (its open claims ended 99, replayable)."""
     db = context.database()
     tally = Tally()
     rows = tally.watch(db.results(run_id))
@@ -132,24 +152,43 @@ def _finish(console: Console, run_id: str, output: str | None, elapsed: float,
     else:
         for _ in rows:
             pass
+    elapsed = _run_seconds(db.get_run(run_id)) or elapsed
     count = tally.statuses.get("QUARANTINED", 0)
-    firsts: list[dict[str, Any]] = []
-    if count:
-        page, _ = dead_letters.listing(db, run_id, limit=10, offset=0)
-        firsts = [r for r in page if r["status"] == "QUARANTINED"]
+    firsts = dead_letters.first_quarantined(db, run_id) if count else []
+    aborted = tally.reasons.get(Reason.ABORTED, 0)
     if as_json:
         print(json.dumps(summary_dict(run_id, tally, elapsed, output, firsts)), flush=True)
-        return
-    if not console.is_terminal:
+    elif not console.is_terminal:
         for line in summary_tsv(run_id, tally, elapsed, output, firsts):
             print(line)
-        return
+    else:
+        _summary_tables(console, run_id, tally, elapsed, output, firsts, embedded)
+    if aborted:
+        say(f"run {run_id} was aborted: {aborted} claims ended 99 unsent (reason ABORTED); "
+            f"`rxfleet dlq replay --run {run_id} --reason ABORTED` sends them again")  # fmt: skip
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _summary_tables(console: Console, run_id: str, tally: Tally, elapsed: float,
+                    output: str | None, firsts: list[dict[str, Any]],
+                    embedded: bool) -> None:  # fmt: skip
     summary(console, run_id, tally, elapsed)
+    count = tally.statuses.get("QUARANTINED", 0)
     if count:
         hint = "in `rxfleet dlq list`" if not embedded else "in the results file"
         quarantined(console, firsts, count, hint)
     if output:
         console.print(Text(f"results: {shown(output)}"))
+
+
+def _run_seconds(row: dict[str, Any] | None) -> float | None:
+    """The run's own time, created to finished (a ``wait`` that came late does not make
+    a run look fast); None while it has no finish time."""
+    if row is None or row.get("finished_at") is None or row.get("created_at") is None:
+        return None
+    seconds: float = (row["finished_at"] - row["created_at"]).total_seconds()
+    return max(seconds, 0.001)
 
 
 def _unfinished(run_id: str, progress: lifecycle.Progress, embedded: bool) -> int:
@@ -169,7 +208,7 @@ def _interrupted(
     results where asked). Stopped while ``producing``, only a resume enqueues the rest."""
     if run_id is None:
         say("interrupted before the run started; nothing was enqueued")
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED
     progress = lifecycle.progress(context.runs(), context.database(), run_id)
     where = ""
     if embedded and output:
@@ -182,7 +221,7 @@ def _interrupted(
         after = "the embedded fleet stopped with it"
     say(f"interrupted: run {run_id} has {progress.done} of {progress.total or '?'} claims "
         f"terminal{where}; {after}")  # fmt: skip
-    return EXIT_FAILED
+    return EXIT_INTERRUPTED
 
 
 # -- the commands -----------------------------------------------------------------------
@@ -214,12 +253,13 @@ def run(args: argparse.Namespace) -> int:
             progress = _follow(console, run_id, args.timeout, embedded)
             if not progress.finished:
                 return _unfinished(run_id, progress, embedded)
-            _finish(console, run_id, args.output, time.monotonic() - started, embedded, args.json)
+            code = _finish(console, run_id, args.output, time.monotonic() - started, embedded,
+                           args.json)  # fmt: skip
         except KeyboardInterrupt:
             return _interrupted(run_id, args.output, embedded, producing)
     # An input that could not be read to its end: what was read is finished and
     # exported, and the exit says the input was not all processed.
-    return EXIT_FAILED if produced is not None and produced.cut_short else EXIT_OK
+    return EXIT_FAILED if produced is not None and produced.cut_short else code
 
 
 def _dry_run(args: argparse.Namespace) -> int:
@@ -272,8 +312,7 @@ def wait(args: argparse.Namespace) -> int:
         return _interrupted(args.run_id, None, embedded=False)
     if not progress.finished:
         return _unfinished(args.run_id, progress, embedded=False)
-    _finish(console, args.run_id, args.output, time.monotonic() - started, False, as_json)
-    return EXIT_OK
+    return _finish(console, args.run_id, args.output, time.monotonic() - started, False, as_json)
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -288,8 +327,12 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def abort(args: argparse.Namespace) -> int:
-    api.abort(args.run_id)
-    say(f"run {args.run_id}: aborting; claims not yet sent end 99 (reason aborted)")
+    """Stop a run; an unknown run id is an error (exit 2), a finished run is said so."""
+    if not api.abort(args.run_id):
+        say(f"run {args.run_id} has already finished: nothing to abort")
+        return EXIT_OK
+    say(f"run {args.run_id}: aborting; claims not yet sent end 99 (reason ABORTED); "
+        f"`rxfleet dlq replay --run {args.run_id} --reason ABORTED` sends them later")  # fmt: skip
     return EXIT_OK
 
 
@@ -297,6 +340,9 @@ def runs(args: argparse.Namespace) -> int:
     """The runs, newest first: id, input, state, claims terminal / total, created, last progress."""
     rows = [_run_row(info) for info in api.runs(args.limit)]
     console = Console()
+    if args.json:
+        print(json.dumps({"runs": rows}))
+        return EXIT_OK
     if not console.is_terminal:
         for row in rows:
             print(json.dumps(row))
@@ -306,10 +352,15 @@ def runs(args: argparse.Namespace) -> int:
         table.add_column(column, no_wrap=True)
     for row in rows:
         table.add_row(*cells(row["run_id"], row["input"], row["state"],
-                             f"{row['terminal']} / {row['total'] or '?'}", row["created_at"],
-                             row["updated_at"]))  # fmt: skip
-    console.print(table)
+                             f"{row['terminal']} / {row['total'] or '?'}",
+                             _when(row["created_at"]), _when(row["updated_at"])))  # fmt: skip
+    show(console, table)
     return EXIT_OK
+
+
+def _when(iso: str | None) -> str:
+    """An ISO time as a person reads it in a table: to the second, UTC."""
+    return (iso or "")[:19].replace("T", " ")
 
 
 def _run_row(info: api.RunInfo) -> dict[str, Any]:
@@ -335,26 +386,38 @@ def results(args: argparse.Namespace) -> int:
     progress = lifecycle.progress(context.runs(), db, args.run_id)
     count = write_results(args.output, db.results(args.run_id))
     total = progress.total
-    print(
-        f"{count} results written to {shown(args.output)} ({count} of {total or '?'} claims "
-        "terminal)"
-    )
+    where = "stdout" if args.output == STDOUT else shown(args.output)
+    line = f"{count} results written to {where} ({count} of {total or '?'} claims terminal)"
+    if args.output == STDOUT:
+        say(line)  # stdout holds the results only
+    else:
+        print(line)
     return EXIT_OK if total is not None and count >= total else EXIT_FAILED
 
 
 def audit(args: argparse.Namespace) -> int:
-    """Each claim's path through the stages, from the system of record (JSON lines);
-    ``audit verify [RUN_ID]``: recompute the runs' hash chains."""
+    """Each claim's path through the stages, from the system of record: a table on a
+    terminal, JSON lines in a pipe or a file. A ``--claim`` the run lacks: exit 1."""
     if args.run_id == "verify":
         return _verify(args.verify_run)
     _require_fleet()
     db = context.database()
     if db.get_run(args.run_id) is None:
         raise ConfigError(f"no run {args.run_id} in the database")
-    events = ({k: _plain(v) for k, v in e.items() if k != "id"}
-              for e in db.audit(args.run_id, args.claim))  # fmt: skip
+    found = ({k: _plain(v) for k, v in e.items() if k != "id"}
+             for e in db.audit(args.run_id, args.claim))  # fmt: skip
+    first = next(found, None)
+    if first is None:
+        what = f"claim {args.claim} in run {args.run_id}" if args.claim else f"run {args.run_id}"
+        say(f"no audit events for {what}")
+        return EXIT_FAILED
+    events = itertools.chain([first], found)
     if args.output:
         create_private(Path(args.output))
+    console = Console()
+    if args.output is None and console.is_terminal:
+        _audit_table(console, events)
+        return EXIT_OK
     handle = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         for event in events:
@@ -380,6 +443,21 @@ def _verify(run_id: str | None) -> int:
     say(f"{len(runs) - broken} of {len(runs)} runs intact"
         + (f", {broken} BROKEN" if broken else ""))  # fmt: skip
     return EXIT_FAILED if broken else EXIT_OK
+
+
+AUDIT_COLUMNS = ("seq", "claim_id", "stage", "outcome", "codes", "attempt", "at")
+
+
+def _audit_table(console: Console, events: Iterator[dict[str, Any]]) -> None:
+    table = Table(show_edge=False)
+    for column in AUDIT_COLUMNS:
+        table.add_column(column, no_wrap=True)
+    for event in events:
+        codes = " ".join(event.get("codes") or [])
+        table.add_row(*(codes if c == "codes" else _when(event.get(c)) if c == "at"
+                        else str(event.get(c) if event.get(c) is not None else "")
+                        for c in AUDIT_COLUMNS))  # fmt: skip
+    show(console, table)
 
 
 def claim(args: argparse.Namespace) -> int:
@@ -470,13 +548,13 @@ def _letters(rows: list[dict[str, Any]]) -> None:
         return
     table = Table(show_edge=False)
     for column in ("run", "where", "claim", "field", "route", "codes", "reason", "at"):
-        table.add_column(column, no_wrap=True, overflow="ignore")
+        table.add_column(column, no_wrap=True)
     for row in rows:
         table.add_row(*cells(row["run_id"], f"{row['source']}:{row['line']}",
-                             row["claim_id"] or "?", row["field"] or "(the record)",
+                             str(row["claim_id"] or "?"), row["field"] or "(the record)",
                              row["route"], " ".join(row["codes"] or []), row["reason"] or "",
-                             row["created_at"]))  # fmt: skip
-    console.print(table)
+                             _when(str(row["created_at"]))))  # fmt: skip
+    show(console, table)
 
 
 def db(args: argparse.Namespace) -> int:
@@ -516,8 +594,8 @@ def gateway(args: argparse.Namespace) -> int:
 def token(args: argparse.Namespace) -> int:
     """The token's state, TTL and rotation counters, and the gateway's health: never the token."""
     get_settings().redis_url_or_raise()
-    store = context.tokens()
-    current = store.current()
+    store = context.token_info()
+    current = store.info()
     state: dict[str, Any] = {"state": "missing"}
     if current is not None:
         state = {
@@ -563,22 +641,33 @@ def stats(args: argparse.Namespace) -> int:
     for code, n in rejects.items():
         codes.add_row(code, str(n))
     console.print(codes)
-    latency = data["gateway_latency"]
-    mean = latency["sum_seconds"] / latency["count"] if latency["count"] else 0.0
-    console.print(
-        f"gateway requests {latency['count']} (mean {mean * 1000:.1f} ms), "
-        f"retries {sum(data['submit_retries'].values())}, fleet pauses {data['fleet_pauses']}, "
-        f"token fetches {data['token'].get('fetches', 0)}; breakers {data['breakers']}; "
-        f"in flight {data['claims_in_flight']} in {data['active_runs']} runs; "
-        f"queues {data['queue_depths']}",
-        highlight=False,
-    )
+    console.print(_fleet_line(data), highlight=False)
     return EXIT_OK
 
 
+def _fleet_line(data: dict[str, Any]) -> str:
+    """The gauges and gateway counters in words (never a Python dict)."""
+    latency = data["gateway_latency"]
+    mean = latency["sum_seconds"] / latency["count"] if latency["count"] else 0.0
+    breakers = ", ".join(f"{name} {state}" for name, state in sorted(data["breakers"].items()))
+    depths = data["queue_depths"]
+    queues = ", ".join(f"{q} {n}" for q, n in sorted(depths.items())) if depths else "unknown"
+    ttl = data["token"].get("ttl_seconds")
+    return "\n".join([
+        f"gateway requests {latency['count']} (mean {mean * 1000:.1f} ms), retries "
+        f"{sum(data['submit_retries'].values())}, fleet pauses {data['fleet_pauses']}",
+        f"token: fetches {data['token'].get('fetches', 0)}, "
+        + (f"{ttl:.0f} s left" if ttl is not None else "none stored"),
+        f"breakers: {breakers or 'none'}; fleet pause {data['pause_seconds']:.0f} s",
+        f"in flight: {data['claims_in_flight']} claims in {data['active_runs']} runs; "
+        f"queued messages: {queues}",
+    ])  # fmt: skip
+
+
 def metrics(args: argparse.Namespace) -> int:
-    """The Prometheus exporter: one process for the fleet (Procfile ``metrics``)."""
-    _require_fleet()
+    """The Prometheus exporter: one process for the fleet (Procfile ``metrics``); it reads
+    Redis only: no database, no PHI key."""
+    get_settings().redis_url_or_raise()
     say(f"metrics on http://{args.host}:{args.port}/metrics")
     serve(api.fleet_snapshot, args.host, args.port)
     return EXIT_OK

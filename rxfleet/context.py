@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from config import Settings, get_settings
 from rxfleet.claims.rejects import matrix
-from rxfleet.errors import InfrastructureError
+from rxfleet.errors import ConfigError, InfrastructureError
 from rxfleet.gateway.aio import AioSender
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.links.submit import LocalPause, SubmitContext
@@ -87,6 +87,25 @@ def _record_rotation(rotation: Rotation) -> None:
     except InfrastructureError as exc:
         log.error("token rotation (%s, by %s) not recorded: %s", rotation.reason,
                   rotation.rotated_by, exc)  # fmt: skip
+
+
+def token_info() -> TokenStore:
+    """The token store for reading the token's expiry and counters only (``info``,
+    ``stats``): no vault key needed; it cannot open, store or rotate a token."""
+    settings = get_settings()
+    return TokenStore(get_redis(), settings.key_prefix, sealer=_NO_KEY)
+
+
+class _NoKey:
+    """The sealer of a read-only token store: any use of the token itself is refused."""
+
+    def _refuse(self, *_: object) -> str:
+        raise ConfigError("this process holds no RXFLEET_VAULT_KEY: it cannot use the token")
+
+    seal = open = digest = _refuse
+
+
+_NO_KEY = _NoKey()
 
 
 def health_breaker() -> Breaker:

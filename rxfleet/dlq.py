@@ -59,6 +59,11 @@ def listing(
     return [_listed(row) for row in rows], total
 
 
+def first_quarantined(db: Database, run_id: str, limit: int = 10) -> list[dict[str, Any]]:
+    """A run's first quarantined claims in input order, the listed fields."""
+    return [_listed(row) for row in db.first_quarantined(run_id, limit)]
+
+
 def _listed(row: dict[str, Any]) -> dict[str, Any]:
     return {k: _plain(row.get(k)) for k in LISTED}
 

@@ -17,7 +17,9 @@ Every exception the project raises on purpose derives from ``RxFleetError``::
     │   ├── GatewayUnavailable      503 or other 5xx; may carry Retry-After
     │   │   └── AnswerMismatch      a 200 answer naming another claim: a gateway fault
     │   ├── GatewayTimeout          connect/read timeout, reset, refused
-    │   └── AuthenticationFailed    401: the token is invalid (REJ_001) or expired (REJ_004)
+    │   ├── AuthenticationFailed    401: the token is invalid (REJ_001) or expired (REJ_004)
+    │   └── BatchDeferred           a submit batch comes back later; its message is the
+    │                               reason (what Flower shows beside "Retry in N s")
     └── FatalError                  will fail the same way every time
         ├── ClaimValidationError    a claim breaks a rule; carries the rule's code
         ├── RoutingMiss             404: the gateway does not know the BIN/PCN
@@ -119,6 +121,14 @@ class RetryableError(RxFleetError):
         self.claim_id = claim_id
         self.request = request
         self.retry_after = retry_after
+
+
+class BatchDeferred(RetryableError):
+    """A submit batch waits and comes back: the reason (``fleet_pause``,
+    ``claims_to_try_again``...) is its message, so a retry says why it waits."""
+
+    def __reduce__(self) -> tuple[type[BatchDeferred], tuple[str]]:
+        return type(self), (str(self),)
 
 
 class RateLimited(RetryableError):

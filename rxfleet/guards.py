@@ -4,19 +4,24 @@ the CLI when ``RXFLEET_REDIS_URL`` is set); the embedded mode is the sandbox.
 Outside ``RXFLEET_SANDBOX=1`` the fleet refuses to start with:
 
 * no client credentials, or the sandbox's (``rxfleet-sandbox`` / ``sandbox-secret``);
-* no gateway or token URL, or one on this machine (the sandbox gateway's place);
-  a portal URL (when set) on this machine;
+* no gateway or token URL;
 * an ``http://`` gateway, token or portal URL, unless ``RXFLEET_ALLOW_INSECURE_GATEWAY=1``;
 
-and always without two good, different PHI keys (``rxfleet.phikeys``).
+and always without the PHI keys the process needs (``config.processes``: the
+producer both, the workers the vault key, read-only commands neither).
+
+The sandbox is told apart by what it is, not where it listens: its credentials
+are refused here, and a gateway whose answers carry the sandbox's identity header
+is refused by the gateway client. A TLS (or mTLS) sidecar on 127.0.0.1 (stunnel,
+Envoy, ghostunnel) in front of a real gateway is allowed.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from config import Settings
+from config.processes import PHI_KEY, VAULT_KEY
 from config.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from rxfleet.errors import ConfigError
 from rxfleet.phikeys import require_keys
@@ -24,11 +29,15 @@ from rxfleet.phikeys import require_keys
 _SANDBOX_HINT = "(for the sandbox gateway set RXFLEET_SANDBOX=1)"
 
 
-def check_fleet(settings: Settings) -> None:
-    """Everything a worker or producer needs before it touches the fleet, or a ConfigError."""
+def check_fleet(
+    settings: Settings, secrets: tuple[str, ...] = (PHI_KEY, VAULT_KEY), *, gateway: bool = True
+) -> None:
+    """Everything a worker or producer needs before it touches the fleet, or a ConfigError:
+    Redis, the ``secrets`` it needs and, where it ``gateway`` matters, the real-gateway rules."""
     settings.redis_url_or_raise()
-    require_keys(settings)
-    if not settings.sandbox:
+    if secrets:
+        require_keys(settings, secrets)
+    if gateway and not settings.sandbox:
         check_gateway(settings)
 
 
@@ -60,21 +69,8 @@ def _check_url(name: str, url: str | None, allow_insecure: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme not in {"https", "http"} or not parts.hostname:
         raise ConfigError(f"{name} is not an http(s) URL")
-    if _is_local(parts.hostname):
-        raise ConfigError(
-            f"{name} points at this machine, where the sandbox gateway runs {_SANDBOX_HINT}"
-        )
     if parts.scheme == "http" and not allow_insecure:
         raise ConfigError(
             f"{name} is plain http://; use https:// "
-            "(or set RXFLEET_ALLOW_INSECURE_GATEWAY=1 for a trusted network)"
+            "(or set RXFLEET_ALLOW_INSECURE_GATEWAY=1 for a trusted network) " + _SANDBOX_HINT
         )
-
-
-def _is_local(host: str) -> bool:
-    if host.lower() in {"localhost", "localhost.localdomain"}:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

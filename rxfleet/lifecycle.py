@@ -279,10 +279,18 @@ class Waiter:
         time.sleep(min(2.0, self.outage / 10))
 
 
-def abort(runs: RunStore, db: Database, run_id: str) -> None:
-    """Stop sending: the producer stops, open claims end 99 (reason ``aborted``)."""
+def abort(runs: RunStore, db: Database, run_id: str) -> bool:
+    """Stop sending: the producer stops, open claims end 99 (reason ``ABORTED``). False
+    when the run had already finished (nothing to stop); ``ConfigError`` when there is
+    no such run."""
+    row = db.get_run(run_id)
+    if row is None:
+        raise ConfigError(f"no run {run_id} in the database")
+    if row["state"] == "finished":
+        return False
     runs.abort(run_id)
     db.set_run(run_id, state="aborting", note="aborted by an operator")
+    return True
 
 
 def finish_if_complete(runs: RunStore, db: Database, run_id: str, done: int | None) -> bool:

@@ -5,7 +5,11 @@
   (``None`` when unknown). The base task binds the run, the batch (its first
   sequence number) and count, the task id and the chain's root id (the trace).
 * ``RXFLEET_LOG_FORMAT=json``: one JSON object a line (python-json-logger) with
-  those ids; ``text`` (the default) keeps the usual format.
+  those ids; ``text`` (the default) keeps the handler's format and appends the ids
+  bound (``[run_id=... link=validate batch=500 count=500]``).
+* ``push``/``pop``: the same, for a pair of hooks: the worker binds a link's ids at
+  Celery's ``task_prerun`` and drops them at ``task_postrun``, so Celery's own task
+  lines (succeeded, retry, failed) carry them too.
 * ``ScrubFilter``, always the last filter of every handler: exception text is
   never trusted (a message may quote a claim's value), so a record's exception
   becomes its type and its traceback's frames (no locals, no message), and an
@@ -25,7 +29,9 @@ from typing import Any
 
 from config import Settings
 
-CONTEXT_FIELDS = ("run_id", "batch", "count", "claim", "task_id", "trace_id")
+CONTEXT_FIELDS = ("run_id", "link", "batch", "count", "claim", "task_id", "trace_id")
+#: What a text line shows of the context, when bound (ids a reader follows a batch by).
+TEXT_FIELDS = ("run_id", "link", "batch", "count", "trace_id")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JSON_FIELDS = ["asctime", "levelname", "name", "message", *CONTEXT_FIELDS]
 
@@ -47,6 +53,19 @@ def bind(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
+def push(**fields: Any) -> contextvars.Token[dict[str, Any] | None]:
+    """``bind`` for a pair of hooks (Celery's task_prerun and task_postrun): the
+    returned token goes back to ``pop``."""
+    unknown = set(fields) - set(CONTEXT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown log context fields: {sorted(unknown)}")
+    return _context.set({**(_context.get() or {}), **fields})
+
+
+def pop(token: contextvars.Token[dict[str, Any] | None]) -> None:
+    _context.reset(token)
+
+
 def current() -> dict[str, Any]:
     return dict(_context.get() or {})
 
@@ -55,10 +74,14 @@ class ContextFilter(logging.Filter):
     """Copies the bound ids onto the record (every field present, ``None`` when unknown)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        bound = _context.get() or {}
-        for name in CONTEXT_FIELDS:
-            if not hasattr(record, name) or name in bound:
-                setattr(record, name, bound.get(name))
+        # At interpreter shutdown module globals (contextlib too) are None: no ``suppress``.
+        try:
+            bound = _context.get() or {}
+            for name in CONTEXT_FIELDS:
+                if not hasattr(record, name) or name in bound:
+                    setattr(record, name, bound.get(name))
+        except (AttributeError, TypeError):
+            pass
         return True
 
 
@@ -110,6 +133,21 @@ class ScrubFilter(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """The handler's own text format (Celery's, or ``TEXT_FORMAT``), then the bound ids:
+    ``... succeeded in 0.05s: {...} [run_id=3f2c... link=validate batch=500 count=500]``."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = self.inner.format(record)
+        ids = [f"{name}={getattr(record, name)}" for name in TEXT_FIELDS
+               if getattr(record, name, None) is not None]  # fmt: skip
+        return f"{line} [{' '.join(ids)}]" if ids else line
+
+
 def json_formatter() -> logging.Formatter:
     from pythonjsonlogger.json import JsonFormatter
 
@@ -124,6 +162,8 @@ def install(handler: logging.Handler, settings: Settings | None = None) -> None:
     handler.addFilter(ScrubFilter())
     if settings is not None and settings.log_format == "json":
         handler.setFormatter(json_formatter())
+    elif not isinstance(handler.formatter, TextFormatter):
+        handler.setFormatter(TextFormatter(handler.formatter))
 
 
 def configure(settings: Settings, root: logging.Logger | None = None) -> None:

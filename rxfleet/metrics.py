@@ -13,17 +13,21 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import redis
+from prometheus_client import make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from config import Settings
+from rxfleet.errors import InfrastructureError
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.formulary import FormularyCache
 from rxfleet.stores.metrics import HISTOGRAMS, Counters, MetricsStore, cumulative
@@ -107,7 +111,7 @@ def _histogram_dict(c: Counters, name: str) -> dict[str, Any]:
 def snapshot(src: Sources) -> Snapshot:
     """Everything, read now: a handful of Redis commands whatever the fleet's size."""
     active = src.runs.active()
-    current = src.tokens.current()
+    current = src.tokens.info()
     view = src.formulary.lookup([]) if src.formulary is not None else None
     return Snapshot(
         counters=src.metrics.read(),
@@ -204,7 +208,9 @@ def _token(snap: Snapshot) -> Iterator[Metric]:
     )
     refused = CounterMetricFamily(
         "rxfleet_token_invalidations",
-        "401s that invalidated the fleet's token (each led to one rotation)",
+        "401s refusing the fleet's token, by reason; each asks to drop the token it was "
+        "sent with, and all the 401s of one token lead to one rotation "
+        "(compare rxfleet_token_fetches)",
         labels=["reason"],
     )
     for name, n in sorted(counters.items()):
@@ -325,16 +331,37 @@ def registry(read: Callable[[], Snapshot]) -> CollectorRegistry:
     return reg
 
 
+#: What a scrape answers when Redis (the counters' home) cannot be read.
+UNAVAILABLE = "503 Service Unavailable"
+
+
+def wsgi_app(reg: CollectorRegistry) -> Callable[..., list[bytes]]:
+    """Prometheus's WSGI app, but Redis away is one line and 503, never a traceback."""
+    inner = make_wsgi_app(reg)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        try:
+            return list(inner(environ, start_response))
+        except (redis.RedisError, InfrastructureError) as exc:
+            line = f"rxfleet metrics: Redis unavailable ({type(exc).__name__})\n"
+            start_response(UNAVAILABLE, [("Content-Type", "text/plain; charset=utf-8")])
+            return [line.encode()]
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log (a scrape every few seconds)."""
+
+
 def serve(read: Callable[[], Snapshot], host: str, port: int) -> None:  # pragma: no cover
     """Serve ``/metrics`` until interrupted."""
-    from prometheus_client import start_http_server
-
-    server, thread = start_http_server(port, addr=host, registry=registry(read))
+    server = make_server(host, port, wsgi_app(registry(read)), ThreadingWSGIServer,
+                         handler_class=_QuietHandler)  # fmt: skip
     try:
-        while thread.is_alive():
-            time.sleep(1.0)
+        server.serve_forever()
     finally:
-        server.shutdown()
         server.server_close()
 
 

@@ -15,27 +15,34 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from config import get_settings
 from rxfleet.claims.fields import LIST_FIELDS, MONEY_FIELDS, RESULT_FIELDS
 from rxfleet.errors import ConfigError
 
 SUFFIXES = (".jsonl", ".csv", ".parquet")
+#: ``-o -``: JSON lines on standard output.
+STDOUT = "-"
 
 
 def check_output(path: str) -> None:
     """Refuse an output path whose format is unknown, before anything is enqueued."""
-    if Path(path).suffix.lower() not in SUFFIXES:
-        raise ConfigError(f"{path}: output must end in .jsonl, .csv or .parquet")
+    if path != STDOUT and Path(path).suffix.lower() not in SUFFIXES:
+        raise ConfigError(f"{path}: output must end in .jsonl, .csv or .parquet, or be - "
+                          "(JSON lines on stdout)")  # fmt: skip
 
 
 def write_results(path: str, rows: Iterable[dict[str, Any]]) -> int:
-    """Write ``rows`` to ``path`` (atomically: a temp file renamed); rows written."""
+    """Write ``rows`` to ``path`` (atomically: a temp file renamed; ``-``: JSON lines on
+    stdout); rows written."""
     check_output(path)
+    if path == STDOUT:
+        return _jsonl_to(sys.stdout, rows)
     target = Path(path)
     tmp = target.with_name(f".{target.name}.tmp")
     writer = {".jsonl": _jsonl, ".csv": _csv, ".parquet": _parquet}[target.suffix.lower()]
@@ -59,11 +66,16 @@ def create_private(path: Path, mode: int | None = None) -> None:
 
 
 def _jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
-    count = 0
     with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(_shaped(row, _number)) + "\n")
-            count += 1
+        return _jsonl_to(handle, rows)
+
+
+def _jsonl_to(handle: TextIO, rows: Iterable[dict[str, Any]]) -> int:
+    count = 0
+    for row in rows:
+        handle.write(json.dumps(_shaped(row, _number)) + "\n")
+        count += 1
+    handle.flush()
     return count
 
 

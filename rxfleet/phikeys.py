@@ -13,6 +13,7 @@ import secrets
 from pydantic import SecretStr
 
 from config import Settings
+from config.processes import PHI_KEY, VAULT_KEY
 from rxfleet.claims.phi import (
     PhiTokenizer,
     SecretSealer,
@@ -31,23 +32,22 @@ def _key(value: SecretStr | None, name: str) -> bytes:
     return parse_key(value.get_secret_value(), name)
 
 
-def require_keys(settings: Settings) -> None:
-    """Refuse to start without two good, different PHI keys (embedded mode makes its own)."""
-    missing = [
-        name
-        for name, value in (
-            ("RXFLEET_PHI_KEY", settings.phi_key),
-            ("RXFLEET_VAULT_KEY", settings.vault_key),
-        )
-        if value is None or not value.get_secret_value().strip()
-    ]
+def require_keys(settings: Settings, names: tuple[str, ...] = (PHI_KEY, VAULT_KEY)) -> None:
+    """Refuse to start without the good keys ``names`` (``config.processes`` says which
+    process needs which); the two keys, where both are set, must differ."""
+    given = {PHI_KEY: settings.phi_key, VAULT_KEY: settings.vault_key}
+    missing = [name for name in names if not _present(given[name])]
     if missing:
         raise ConfigError(f"{' and '.join(missing)} must be set; {_HOW_TO}")
-    phi = _key(settings.phi_key, "RXFLEET_PHI_KEY")
-    current = _key(settings.vault_key, "RXFLEET_VAULT_KEY")
-    if phi == current:
-        raise ConfigError(f"RXFLEET_PHI_KEY and RXFLEET_VAULT_KEY must differ; {_HOW_TO}")
-    _old_vault_keys(settings)
+    parsed = {name: _key(given[name], name) for name in names}
+    if len(parsed) == 2 and parsed[PHI_KEY] == parsed[VAULT_KEY]:
+        raise ConfigError(f"{PHI_KEY} and {VAULT_KEY} must differ; {_HOW_TO}")
+    if VAULT_KEY in names:
+        _old_vault_keys(settings)
+
+
+def _present(value: SecretStr | None) -> bool:
+    return value is not None and bool(value.get_secret_value().strip())
 
 
 def _old_vault_keys(settings: Settings) -> list[bytes]:
@@ -60,18 +60,18 @@ def _old_vault_keys(settings: Settings) -> list[bytes]:
 
 
 def tokenizer(settings: Settings) -> PhiTokenizer:
-    require_keys(settings)
+    require_keys(settings, (PHI_KEY,))
     return PhiTokenizer(_key(settings.phi_key, "RXFLEET_PHI_KEY"))
 
 
 def vault(settings: Settings) -> VaultCipher:
-    require_keys(settings)
+    require_keys(settings, (VAULT_KEY,))
     return VaultCipher(_key(settings.vault_key, "RXFLEET_VAULT_KEY"), _old_vault_keys(settings))
 
 
 def token_sealer(settings: Settings) -> SecretSealer:
     """Seals the portal's bearer token at rest, under its own subkey of the vault key."""
-    require_keys(settings)
+    require_keys(settings, (VAULT_KEY,))
     return SecretSealer(_key(settings.vault_key, "RXFLEET_VAULT_KEY"))
 
 

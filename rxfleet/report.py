@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -45,24 +46,105 @@ class Tally:
             yield row
 
 
-def progress_bar(console: Console) -> tuple[AbstractContextManager[Any], Tick]:
-    """A live bar on a terminal; a no-op elsewhere (CI logs stay clean)."""
+@dataclass
+class Pace:
+    """Claims a second over the last ``window`` seconds, and the time left at that rate."""
+
+    window: float = 30.0
+    seen: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def update(self, done: int, now: float) -> None:
+        self.seen.append((now, done))
+        while len(self.seen) > 2 and now - self.seen[1][0] >= self.window:
+            self.seen.popleft()
+
+    def rate(self) -> float | None:
+        if len(self.seen) < 2 or self.seen[-1][0] - self.seen[0][0] < 1.0:
+            return None
+        (t0, d0), (t1, d1) = self.seen[0], self.seen[-1]
+        return (d1 - d0) / (t1 - t0)
+
+    def text(self, done: int, total: int | None) -> str:
+        rate = self.rate()
+        if rate is None:
+            return "measuring the rate"
+        if rate <= 0:
+            return "0 claims/s"
+        left = f", about {_duration((total - done) / rate)} left" if total else ""
+        return f"{rate:.0f} claims/s{left}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+#: What the fleet is waiting on now (a pause, an open breaker), or None: read at most
+#: once a second by the progress display.
+Note = Callable[[], str | None]
+
+
+def progress_bar(
+    console: Console, note: Note = lambda: None, *, every: float = 10.0, say: Say | None = None
+) -> tuple[AbstractContextManager[Any], Tick]:
+    """On a terminal, a live bar with the rate, the time left and what the fleet waits
+    on; elsewhere (a pipe, cron), one line every ``every`` seconds through ``say``."""
+    pace, noted = Pace(), _Throttled(note, 1.0)
     if not console.is_terminal:
-        return nullcontext(), lambda done, total: None
+        return nullcontext(), _periodic_lines(pace, noted, every, say)
     bar = Progress(
         TextColumn("claims"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[detail]}"),
         console=console,
         transient=True,
     )
-    task = bar.add_task("claims", total=None)
+    task = bar.add_task("claims", total=None, detail="")
 
     def tick(done: int, total: int | None) -> None:
-        bar.update(task, completed=done, total=total)
+        pace.update(done, time.monotonic())
+        bar.update(task, completed=done, total=total, detail=_detail(pace, done, total, noted()))
 
     return bar, tick
+
+
+def _detail(pace: Pace, done: int, total: int | None, waiting: str | None) -> str:
+    return pace.text(done, total) + (f"; {waiting}" if waiting else "")
+
+
+def _periodic_lines(pace: Pace, noted: _Throttled, every: float, say: Say | None) -> Tick:
+    last = [time.monotonic()]
+
+    def tick(done: int, total: int | None) -> None:
+        now = time.monotonic()
+        pace.update(done, now)
+        if say is None or now - last[0] < every:
+            return
+        last[0] = now
+        say(f"{done} of {total if total is not None else '?'} claims terminal, "
+            + _detail(pace, done, total, noted()))  # fmt: skip
+
+    return tick
+
+
+@dataclass
+class _Throttled:
+    """``read`` at most once every ``every`` seconds; the last answer in between."""
+
+    read: Note
+    every: float
+    _at: float = -1e9
+    _last: str | None = None
+
+    def __call__(self) -> str | None:
+        now = time.monotonic()
+        if now - self._at >= self.every:
+            self._at = now
+            with contextlib.suppress(Exception):  # Redis away: the Waiter says so
+                self._last = self.read()
+        return self._last
 
 
 @dataclass
@@ -130,19 +212,30 @@ def summary(console: Console, run_id: str, tally: Tally, elapsed: float) -> None
         )
 
 
+def show(console: Console, table: Table) -> None:
+    """A table at its natural width, however narrow the terminal: ids (run ids, claim
+    ids) are never cut or folded; a line longer than the terminal wraps there."""
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    terminal = console.width
+    console.width = max(natural, terminal)
+    try:
+        console.print(table, crop=False)
+    finally:
+        console.width = terminal
+
+
 def quarantined(console: Console, rows: Sequence[dict[str, Any]], count: int, hint: str) -> None:
     """The first quarantined claims: where, claim, field, code."""
-    table = Table(title="quarantined, the first of them", show_edge=False, title_justify="left")
-    longest = max((len(str((r.get("codes") or [""])[0])) for r in rows), default=4)
-    for column in ("where", "claim", "field"):
-        table.add_column(column, overflow="fold")
-    table.add_column("code", no_wrap=True, overflow="ignore", min_width=longest)  # never folded
+    table = Table(title="quarantined, the first of them (input order)", show_edge=False,
+                  title_justify="left")  # fmt: skip
+    for column in ("where", "claim", "field", "code"):
+        table.add_column(column, no_wrap=True)
     for row in rows:
         codes = row.get("codes") or [""]
         where = f"{row.get('source')}:{row.get('line')}"
-        table.add_row(*cells(where, row.get("claim_id") or "?", row.get("field") or "(the record)",
-                             codes[0]))  # fmt: skip
-    console.print(table)
+        table.add_row(*cells(where, str(row.get("claim_id") or "?"),
+                             row.get("field") or "(the record)", codes[0]))  # fmt: skip
+    show(console, table)
     if count > len(rows):
         console.print(f"... and {count - len(rows)} more: each is in the results with its codes, "
                       f"and {hint}")  # fmt: skip

@@ -8,7 +8,7 @@ from rxfleet import context
 from workers.app import app
 
 
-@app.task(ignore_result=True)
+@app.task(ignore_result=True, send_events=False)
 def prune() -> dict[str, int]:
     days = get_settings().retention_days
     return context.database().prune(days, days)

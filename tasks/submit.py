@@ -15,6 +15,7 @@ from typing import Any
 from celery import Task
 
 from rxfleet import context
+from rxfleet.errors import BatchDeferred
 from rxfleet.links.submit import submit_batch
 from rxfleet.stores.connection import REDIS_OUTAGE
 from workers.app import app
@@ -28,5 +29,7 @@ def submit(self: Task, run_id: str, first: int, count: int, failures: int = 0) -
     if report.retry is not None:
         retry = report.retry
         args, kwargs = (run_id, first, count), {"failures": retry.failures}
-        raise self.retry(args=args, kwargs=kwargs, countdown=retry.countdown, max_retries=None)
+        why = BatchDeferred(report.reason or "retry")  # Flower: "Retry in 2s: BatchDeferred(...)"
+        raise self.retry(args=args, kwargs=kwargs, countdown=round(retry.countdown, 2),
+                         max_retries=None, exc=why)  # fmt: skip
     return report.as_dict()

@@ -13,7 +13,7 @@ from workers.app import app
 from workers.pipeline import send_batch
 
 
-@app.task(ignore_result=True)
+@app.task(ignore_result=True, send_events=False)
 def sweep() -> int:
     runs, settings = context.runs(), get_settings()
     stalled = stalled_batches(runs, settings.stall_seconds)

@@ -18,7 +18,7 @@ import contextlib
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 from pydantic import ValidationError
 
 from config import Settings, get_settings
@@ -66,7 +66,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": settings.link_time_limit,
         "broker_connection_max_retries": None,  # ride through a broker outage
         "task_default_queue": settings.queue_cpu,
-        "task_queues": [Queue(settings.queue_cpu), Queue(settings.queue_gateway)],
+        "task_queues": [_queue(settings.queue_cpu), _queue(settings.queue_gateway)],
         "task_routes": {"tasks.submit.*": {"queue": settings.queue_gateway}},
         "task_send_sent_event": True,
         "worker_send_task_events": True,
@@ -74,6 +74,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule": beat_schedule(settings),
         "timezone": "UTC",
     }
+
+
+def _queue(name: str) -> Queue:
+    """A queue bound to an exchange of its own name (a broker shows two exchanges, not
+    both queues under ``rxfleet.cpu``, the default exchange)."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Reject, TaskPredicate
+from celery.worker.request import Request
+from kombu.utils.encoding import safe_repr
 
 from config import get_settings
 from rxfleet import context, logs
@@ -30,6 +32,18 @@ REDIS_OUTAGE_BACKOFF: dict[str, Any] = {
 }
 
 
+class FleetRequest(Request):
+    """A retry's event without its traceback: Flower shows why a batch waits (the
+    exception, e.g. ``BatchDeferred('gateway asked to wait (Retry-After)')``), and a
+    task that then succeeds shows no stale Retry traceback."""
+
+    def on_retry(self, exc_info: Any) -> None:
+        if self.task.acks_late:
+            self.acknowledge()
+        self.send_event("task-retried", exception=safe_repr(exc_info.exception.exc),
+                        traceback="")  # fmt: skip
+
+
 class FleetTask(Task):  # type: ignore[type-arg]
     """Late acks, JSON args (run id and sequence numbers: never claims, never PHI).
 
@@ -38,6 +52,7 @@ class FleetTask(Task):  # type: ignore[type-arg]
     """
 
     abstract = True
+    Request = "workers.base:FleetRequest"
     acks_late = True
     reject_on_worker_lost = True
     # Task arguments are run ids and numbers; still, never echo them into logs/events.
@@ -55,7 +70,7 @@ class FleetTask(Task):  # type: ignore[type-arg]
         original is not chained into the result backend, Sentry or a log. The
         log line names the type and the fingerprint, never the message.
         """
-        ids = _batch_ids(args)
+        ids = batch_ids(args)
         request = self.request
         with logs.bind(**ids, task_id=request.id, trace_id=request.root_id or request.id):
             try:
@@ -125,7 +140,7 @@ class FleetTask(Task):  # type: ignore[type-arg]
         return report.as_dict()
 
 
-def _batch_ids(args: tuple[Any, ...]) -> dict[str, Any]:
+def batch_ids(args: tuple[Any, ...]) -> dict[str, Any]:
     """run_id, batch (first sequence number) and count from a link's arguments."""
     if (
         len(args) >= 3

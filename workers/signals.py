@@ -3,19 +3,33 @@ sandbox settings mixed with real ones, no fleet without keys)."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import threading
+import time
 from typing import Any
 
-from celery.signals import after_setup_logger, beat_init, worker_init, worker_process_init
+from celery.signals import (
+    after_setup_logger,
+    beat_init,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 from pydantic import ValidationError
 
 from config import get_settings
+from config.processes import WORKER_SECRETS
 from rxfleet import context, logs
 from rxfleet.errors import ConfigError
 from rxfleet.guards import check_fleet
 from rxfleet.observability import init_sentry
 from rxfleet.stores.connection import check_eviction, forget_clients, get_redis
+from workers.base import batch_ids
 
 log = logging.getLogger("rxfleet.worker")
 
@@ -26,6 +40,10 @@ def connect_signals() -> None:
     beat_init.connect(_on_beat_init, weak=False)
     worker_process_init.connect(_on_worker_process_init, weak=False)
     after_setup_logger.connect(_on_setup_logger, weak=False)
+    worker_shutdown.connect(_on_shutdown, weak=False)
+    task_prerun.connect(_on_task_prerun, weak=False)
+    task_postrun.connect(_on_task_postrun, weak=False)
+    worker_process_shutdown.connect(_on_shutdown, weak=False)
 
 
 def _on_worker_init(**_: Any) -> None:
@@ -36,7 +54,8 @@ def _on_worker_init(**_: Any) -> None:
         raise SystemExit(f"rxfleet: settings not valid: {names}") from None
     logs.configure(settings)
     try:
-        check_fleet(settings)  # Redis, keys, and real settings unless RXFLEET_SANDBOX=1
+        # Redis, the vault key (config.processes), and real settings unless RXFLEET_SANDBOX=1
+        check_fleet(settings, WORKER_SECRETS)
         check_eviction(get_redis())  # a Redis that drops keys when full loses claims
         settings.check_delivery()  # no held retry handed to a second worker early
     except ConfigError as exc:
@@ -72,3 +91,44 @@ def _on_beat_init(sender: Any = None, **_: Any) -> None:
 def _on_worker_process_init(**_: Any) -> None:
     forget_clients()  # never share a socket across a fork
     context.forget()
+
+
+def _on_shutdown(**_: Any) -> None:
+    """Close what this process opened (the aiohttp session and its loop, the database)
+    before the interpreter tears down: no "unclosed session" traceback at shutdown."""
+    context.forget()
+
+
+#: The log context each running task pushed, by task id (popped at postrun).
+_bound: dict[str, tuple[contextvars.Token[dict[str, Any] | None], float]] = {}
+
+
+def _on_task_prerun(task_id: str = "", task: Any = None, args: Any = (), **_: Any) -> None:
+    """Bind the link's ids before Celery logs anything of the task: its own lines
+    (succeeded, retry, failed) and ours carry run, link, batch and count."""
+    request = getattr(task, "request", None)
+    root = getattr(request, "root_id", None) or task_id
+    ids = batch_ids(tuple(args or ()))
+    link = str(getattr(task, "name", "")).split(".")[-1] or None
+    token = logs.push(**ids, link=link, task_id=task_id, trace_id=root)
+    _bound[task_id] = (token, time.monotonic())
+
+
+def _on_task_postrun(task_id: str = "", retval: Any = None, state: str = "", **_: Any) -> None:
+    """One summary line per link run (its counts), then the ids are dropped."""
+    token, started = _bound.pop(task_id, (None, time.monotonic()))
+    fields = logs.current()
+    if fields.get("run_id") is not None:
+        counts = " ".join(f"{k}={v}" for k, v in sorted(_counts(retval).items()))
+        log.info("link %s %s in %.2f s: %s", fields.get("link"), (state or "?").lower(),
+                 time.monotonic() - started, counts or "no counts")  # fmt: skip
+    if token is not None:
+        with contextlib.suppress(ValueError):  # pushed in another context: nothing to drop
+            logs.pop(token)
+
+
+def _counts(retval: Any) -> dict[str, int]:
+    """The link's answer, counts only (never anything else a result might hold)."""
+    if not isinstance(retval, dict):
+        return {}
+    return {str(k): v for k, v in retval.items() if isinstance(v, int) and not isinstance(v, bool)}

@@ -141,7 +141,7 @@ class WorkRecord(BaseModel):
         self.sent()
 
     def end_aborted(self) -> None:
-        """An open claim of an aborted run: never sent, rejected 99 for the reason ``aborted``."""
+        """An open claim of an aborted run: never sent, rejected 99 for the reason ``ABORTED``."""
         self.reject(HOST_ERROR_REJECT, Reason.ABORTED)
         self.status, self.route, self.stage = Status.REJECTED, Route.HOST_ERROR, Stage.ROUTED
 

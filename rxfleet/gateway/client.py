@@ -49,7 +49,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from config.settings import Settings
+from config.settings import SANDBOX_IDENTITY_HEADER, Settings
 from rxfleet.claims.fields import PHI_FIELDS
 from rxfleet.errors import (
     AnswerMismatch,
@@ -219,9 +219,19 @@ class GatewayClient:
         if self.settings.scope:
             form["scope"] = self.settings.scope
         with self._post(url, data=form) as response:
+            self._not_the_sandbox(response, "RXFLEET_TOKEN_URL")
             if response.status_code == 200:
                 return self._grant(response, url)
             raise _token_error(response, f"POST {url}")
+
+    def _not_the_sandbox(self, response: requests.Response, name: str) -> None:
+        """Outside ``RXFLEET_SANDBOX=1``, a gateway that says it is the sandbox is refused
+        (wherever it listens: a TLS sidecar on this machine is a real gateway's)."""
+        if not self.settings.sandbox and response.headers.get(SANDBOX_IDENTITY_HEADER):
+            raise ConfigError(
+                f"{name} answers as the rxfleet sandbox gateway ({SANDBOX_IDENTITY_HEADER}); "
+                "set RXFLEET_SANDBOX=1 to use it, or point it at the PBM gateway"
+            )
 
     def _grant(self, response: requests.Response, url: str) -> TokenGrant:
         data = _json_object(response)

@@ -509,6 +509,19 @@ class Database(_Runs, _ResultReads, PortalRecord, FormularyTables, AuditChain, P
         params |= {"all": include_replayed, "limit": limit, "offset": offset}
         return self._call("dead_letters", lambda conn: _letter_page(conn, params))
 
+    def first_quarantined(self, run_id: str, limit: int = 10) -> list[Row]:
+        """A run's first quarantined claims, in input order (the oldest, not the newest)."""
+        with self._guard("first_quarantined"):
+            return (
+                self._conn()
+                .execute(
+                    "SELECT * FROM dead_letters WHERE run_id = %s AND status = 'QUARANTINED' "
+                    "ORDER BY seq LIMIT %s",
+                    (run_id, limit),
+                )
+                .fetchall()
+            )
+
     def mark_replayed(self, keys: Sequence[tuple[str, int]], replay_run_id: str) -> int:
         """Mark (run_id, seq) dead letters as replayed into ``replay_run_id``; how many were
         not marked already (so a replay happens once)."""

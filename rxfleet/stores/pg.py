@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, LiteralString, Self, TypeVar
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -36,6 +37,47 @@ Conn = psycopg.Connection[DictRow]
 T = TypeVar("T")
 Notice = Callable[[str], None]
 log = logging.getLogger("rxfleet.database")
+
+
+#: Why a connection failed, from libpq's message (matched, never quoted: it may hold a
+#: password of a malformed URL): (what the message says, what we say).
+CONNECT_CAUSES: tuple[tuple[str, str], ...] = (
+    ("connection refused", "connection refused (is PostgreSQL running there?)"),
+    ("timeout expired", "connection timed out"),
+    ("could not translate host name", "unknown host"),
+    ("name or service not known", "unknown host"),
+    ("no such file or directory", "no server on that socket"),
+    ("password authentication failed", "password authentication failed"),
+    ("no password supplied", "no password supplied"),
+    ("role", "no such user (role)"),
+    ("database", "no such database"),
+    ("invalid dsn", "RXFLEET_DATABASE_URL is not a PostgreSQL URL"),
+    ("invalid uri", "RXFLEET_DATABASE_URL is not a PostgreSQL URL"),
+    ("invalid connection option", "RXFLEET_DATABASE_URL is not a PostgreSQL URL"),
+    ('missing "="', "RXFLEET_DATABASE_URL is not a PostgreSQL URL"),
+)
+
+
+def connect_cause(exc: psycopg.Error, url: str) -> str | None:
+    """The cause of a failed connection and where it went (host, port, database: never
+    the user's password), or None when ``exc`` is not about connecting."""
+    if exc.sqlstate is not None and not exc.sqlstate.startswith(("08", "28", "3D")):
+        return None
+    text = str(exc).lower()
+    for needle, said in CONNECT_CAUSES:
+        if needle in text and (needle not in ("role", "database") or "does not exist" in text):
+            return said if said.startswith("RXFLEET_") else f"{said} at {where(url)}"
+    return None
+
+
+def where(url: str) -> str:
+    """``host:port/database`` of a URL, without user or password."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "localhost", parts.port or 5432
+    except ValueError:
+        return "RXFLEET_DATABASE_URL"
+    return f"{host}:{port}/{parts.path.lstrip('/') or '(default database)'}"
 
 
 class Connections:
@@ -108,7 +150,10 @@ class Connections:
                 self._drop()
                 self._gone(reason)
                 raise DatabaseAway(f"database: {operation} failed ({reason})") from None
-            raise InfrastructureError(f"database: {operation} failed ({reason})") from None
+            cause = connect_cause(exc, self.url)
+            raise InfrastructureError(
+                f"database: {operation} failed ({reason})" + (f": {cause}" if cause else "")
+            ) from None
         self._back()
 
     def _gone(self, reason: str) -> None:

@@ -92,6 +92,17 @@ def rotator() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """What is known of the stored token without opening it: no key needed."""
+
+    expires_at: float
+    version: int
+
+    def ttl(self, now: float | None = None) -> float:
+        return self.expires_at - (time.time() if now is None else now)
+
+
 @dataclass
 class TokenStore:
     client: redis.Redis
@@ -135,6 +146,15 @@ class TokenStore:
             float(raw.get("lifetime", 0.0)),
         )
         return token if token.ttl() > 1.0 else None
+
+    def info(self) -> TokenInfo | None:
+        """The stored token's expiry and version, never its value: read-only processes
+        (``rxfleet stats``, ``token status``, the exporter) hold no vault key."""
+        raw = as_dict(self.client.hgetall(self.key))
+        if "access_token" not in raw or "expires_at" not in raw:
+            return None
+        info = TokenInfo(float(raw["expires_at"]), int(raw.get("version", 0)))
+        return info if info.ttl() > 1.0 else None
 
     def ensure(self, source: TokenSource, min_ttl: float = 1.0) -> Token:
         """A token with at least ``min_ttl`` seconds left, rotating if need be."""

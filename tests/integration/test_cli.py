@@ -248,11 +248,11 @@ class _worker_and_gateway:
             log.close()  # type: ignore[attr-defined]
 
 
-def test_a_worker_without_phi_keys_refuses_to_start(server: LocalRedis) -> None:
+def test_a_worker_without_the_vault_key_refuses_to_start(server: LocalRedis) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RXFLEET_")}
     env["RXFLEET_REDIS_URL"] = server.url
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     worker = ["celery", "-A", "workers.app", "worker", "--pool", "solo", "-n", "nokeys@%h"]
     done = run_command(env, worker, timeout=60)
     assert done.returncode != 0
-    assert "RXFLEET_PHI_KEY" in done.stdout + done.stderr
+    assert "RXFLEET_VAULT_KEY must be set" in done.stdout + done.stderr

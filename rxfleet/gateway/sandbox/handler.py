@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any
 
+from config.settings import SANDBOX_IDENTITY_HEADER
 from rxfleet.gateway.sandbox.adjudicator import invalid_request
 from rxfleet.gateway.sandbox.portal import (
     ACK_PATH,
@@ -71,9 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._token(raw)
         elif path == CLAIMS_PATH:
             self._claims(raw)
-        elif self._portal_path()[1] == ACK_PATH:
-            portal = self._portal_path()[0]
-            self._reply(ack_reply(portal, self.server.state, self._lower(), raw))
+        elif (portal := self._portal_path())[1] == ACK_PATH:
+            self._reply(ack_reply(portal[0], self.server.state, self._lower(), raw))
         elif path == RESET_PATH:
             self.server.state.reset()
             self.server.portals.reset()
@@ -218,6 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        self.send_header(SANDBOX_IDENTITY_HEADER, "1")
         for name, value in headers or []:
             self.send_header(name, value)
         if close:

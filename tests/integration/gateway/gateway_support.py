@@ -30,6 +30,7 @@ def make_settings(gateway: SandboxGateway, **overrides: Any) -> Settings:
         "token_url": gateway.token_url,
         "client_id": "rxfleet-sandbox",
         "client_secret": "sandbox-secret",
+        "sandbox": True,  # the sandbox gateway: its identity header is expected
         "scope": "claims.submit",
         "connect_timeout": 2.0,
         "read_timeout": 5.0,

@@ -514,3 +514,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def test_the_sandbox_is_told_by_what_it_is_not_where_it_listens(gateway: SandboxGateway) -> None:
+    """Outside RXFLEET_SANDBOX=1 a gateway that answers as the sandbox is refused at the
+    first token request, with one line; with it, the same gateway serves tokens."""
+    real = make_settings(gateway, sandbox=False, client_id="acme", client_secret="s3cr3t")
+    with GatewayClient(real) as client, pytest.raises(ConfigError) as refused:
+        client.fetch_token()
+    assert "answers as the rxfleet sandbox gateway" in str(refused.value)
+    assert "RXFLEET_SANDBOX=1" in str(refused.value) and "s3cr3t" not in str(refused.value)
+    with GatewayClient(make_settings(gateway)) as client:
+        assert client.fetch_token().access_token
+    answer = requests.post(gateway.token_url, data={"grant_type": "client_credentials"}, timeout=5)
+    assert answer.headers["X-Rxfleet-Sandbox"] == "1"

@@ -8,6 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from config import Settings
+from config.processes import WORKER_SECRETS, secrets_of
 from rxfleet.claims.phi import generate_key, key_id, parse_key
 from rxfleet.errors import ConfigError
 from rxfleet.guards import check_fleet
@@ -93,8 +94,8 @@ def test_real_settings_pass() -> None:
         ({"client_secret": None}, "RXFLEET_CLIENT_ID and RXFLEET_CLIENT_SECRET must be set"),
         ({"client_id": "rxfleet-sandbox"}, "sandbox's credentials"),
         ({"client_secret": SecretStr("sandbox-secret")}, "sandbox's credentials"),
-        ({"gateway_url": "http://127.0.0.1:8700"}, "RXFLEET_GATEWAY_URL points at this machine"),
-        ({"token_url": "https://localhost/oauth2/token"}, "RXFLEET_TOKEN_URL points at this"),
+        ({"gateway_url": "http://127.0.0.1:8700"}, "RXFLEET_GATEWAY_URL is plain http://"),
+        ({"token_url": "http://localhost/oauth2/token"}, "RXFLEET_SANDBOX=1"),
         ({"gateway_url": "http://pbm.example.com"}, "RXFLEET_ALLOW_INSECURE_GATEWAY=1"),
         ({"token_url": None}, "RXFLEET_TOKEN_URL must be set"),
     ],
@@ -135,3 +136,42 @@ def test_cli_keys_generate(capsys: pytest.CaptureFixture[str]) -> None:
     assert [line.split("=", 1)[0] for line in lines[:2]] == ["RXFLEET_PHI_KEY", "RXFLEET_VAULT_KEY"]
     for line in lines[:2]:
         parse_key(line.split("=", 1)[1], "K")
+
+
+def test_a_tls_sidecar_on_this_machine_is_a_real_gateway() -> None:
+    """stunnel, Envoy or ghostunnel at 127.0.0.1 in front of the PBM: allowed, by what it
+    is (TLS, real credentials), not refused for where it listens."""
+    local = {"gateway_url": "https://127.0.0.1:8443", "token_url": "https://localhost/token"}
+    check_fleet(settings(**{**REAL, **local}))
+    trusted = {"gateway_url": "http://127.0.0.1:8080", "token_url": "http://127.0.0.1:8080/t"}
+    check_fleet(settings(**{**REAL, **trusted}, allow_insecure_gateway=True))
+
+
+@pytest.mark.parametrize(
+    ("command", "needs"),
+    [
+        ("run", {"RXFLEET_PHI_KEY", "RXFLEET_VAULT_KEY"}),
+        ("dlq replay", {"RXFLEET_PHI_KEY", "RXFLEET_VAULT_KEY"}),
+        ("stats", set()),
+        ("metrics", set()),
+        ("runs", set()),
+        ("dlq list", set()),
+        ("audit", set()),
+        ("token", set()),
+        ("a-command-not-in-the-table", {"RXFLEET_PHI_KEY", "RXFLEET_VAULT_KEY"}),
+    ],
+)
+def test_which_command_needs_which_key(command: str, needs: set[str]) -> None:
+    assert set(secrets_of(command)) == needs
+    keyless = settings(**REAL, phi_key=None, vault_key=None)
+    if needs:
+        with pytest.raises(ConfigError, match="must be set"):
+            check_fleet(keyless, secrets_of(command))
+    else:
+        check_fleet(keyless, secrets_of(command), gateway=False)
+
+
+def test_workers_need_the_vault_key_only() -> None:
+    check_fleet(settings(**REAL, phi_key=None), WORKER_SECRETS)
+    with pytest.raises(ConfigError, match="RXFLEET_VAULT_KEY must be set"):
+        check_fleet(settings(**REAL, vault_key=None), WORKER_SECRETS)

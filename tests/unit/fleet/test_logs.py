@@ -6,11 +6,13 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
 from config import Settings
 from rxfleet import logs
+from workers import signals
 
 RAW = "ZH987654321"
 
@@ -104,3 +106,48 @@ def test_fingerprint_is_stable_and_textless() -> None:
         except ValueError as exc:
             refs.add(logs.fingerprint(exc))
     assert len(refs) == 1 and len(refs.pop()) == 12
+
+
+def test_celery_task_lines_carry_the_links_ids_and_one_summary_line(
+    stream: tuple[logging.Logger, io.StringIO, logging.Handler],
+) -> None:
+    """task_prerun binds run, link, batch and count before Celery logs the task; a
+    line logged then (Celery's own "succeeded") has them, and postrun logs one summary
+    line of the link's counts, then unbinds."""
+    logger, out, handler = stream
+    logs.install(handler, Settings(log_format="json"))
+    signals.log.addHandler(handler)
+    level = signals.log.level
+    signals.log.setLevel(logging.INFO)
+    task = SimpleNamespace(name="tasks.crosswalk.crosswalk", request=SimpleNamespace(root_id="r0"))
+    try:
+        signals._on_task_prerun(task_id="t1", task=task, args=("run-1", 500, 250))
+        logger.info("Task %s succeeded", "tasks.crosswalk.crosswalk")
+        signals._on_task_postrun(task_id="t1", retval={"done": 240, "quarantined": 10,
+                                 "reason": RAW, "deferred": False}, state="SUCCESS")  # fmt: skip
+        logger.info("after the task")
+    finally:
+        signals.log.removeHandler(handler)
+        signals.log.setLevel(level)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    celery_line, summary, after = lines
+    for line in (celery_line, summary):
+        assert (line["run_id"], line["link"], line["batch"], line["count"]) == (
+            "run-1", "crosswalk", 500, 250)  # fmt: skip
+        assert line["trace_id"] == "r0" and line["task_id"] == "t1"
+    assert "link crosswalk success in" in summary["message"]
+    assert "done=240 quarantined=10" in summary["message"] and RAW not in summary["message"]
+    assert after["run_id"] is None and after["link"] is None
+
+
+def test_text_lines_show_the_bound_ids(
+    stream: tuple[logging.Logger, io.StringIO, logging.Handler],
+) -> None:
+    logger, out, handler = stream
+    logs.install(handler, Settings())
+    with logs.bind(run_id="run-2", link="submit", batch=0, count=500):
+        logger.info("window sent")
+    logger.info("no ids")
+    first, second = out.getvalue().splitlines()
+    assert first.endswith("window sent [run_id=run-2 link=submit batch=0 count=500]")
+    assert second.endswith("no ids")
