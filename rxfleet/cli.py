@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 
@@ -204,6 +205,17 @@ def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="also this run's counts, from the database",
     )
     stats.add_argument("--json", action="store_true", help="one JSON object, even on a terminal")
+    pause = _sub(sub, "pause", "hold every submit worker back (within a second) until unpaused")
+    pause.add_argument(
+        "--for",
+        dest="duration",
+        type=duration,
+        default=None,
+        metavar="DURATION",
+        help="end the pause by itself after this long: 90, 90s, 15m, 2h (default: until "
+        "`rxfleet unpause`)",
+    )
+    _sub(sub, "unpause", "end an operator's pause (a pause the gateway asked for runs its course)")
     metrics = _sub(sub, "metrics", "serve the fleet's metrics to Prometheus (/metrics)")
     metrics.add_argument("--port", type=int, default=9808, help="port to listen on")
     metrics.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -224,6 +236,23 @@ def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     db.add_argument("action", choices=["upgrade", "prune"],
                     help="upgrade: apply pending migrations; prune: delete what is older than "
                     "RXFLEET_RETENTION_DAYS")  # fmt: skip
+
+
+UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(text: str) -> float:
+    """``--for``: seconds, or a number with ``s``, ``m`` or ``h``; more than zero."""
+    number, unit = text.strip().lower(), ""
+    if number[-1:] in ("s", "m", "h"):
+        number, unit = number[:-1], number[-1]
+    try:
+        seconds = float(number) * UNITS[unit]
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90, 90s, 15m, 2h)")
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -287,6 +316,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "token": commands.token,
         "db": commands.db,
         "stats": commands.stats,
+        "pause": commands.pause,
+        "unpause": commands.unpause,
         "metrics": commands.metrics,
         "keys": commands.keys,
     }

@@ -30,6 +30,7 @@ from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
+from rxfleet.stores.workers import WorkerRoll
 
 _client: GatewayClient | None = None
 _kept: dict[tuple[object, ...], object] = {}
@@ -103,6 +104,11 @@ def sender() -> AioSender:
 
 def pause() -> FleetPause:
     return FleetPause(get_redis(), get_settings().key_prefix)
+
+
+def workers() -> WorkerRoll:
+    """Which workers were heard from lately, per queue (their heartbeats)."""
+    return WorkerRoll(get_redis(), get_settings().key_prefix)
 
 
 def routes() -> RouteMemo:

@@ -7,7 +7,15 @@ import logging
 import threading
 from typing import Any
 
-from celery.signals import after_setup_logger, beat_init, worker_init, worker_process_init
+import redis
+from celery.signals import (
+    after_setup_logger,
+    beat_init,
+    celeryd_after_setup,
+    heartbeat_sent,
+    worker_init,
+    worker_process_init,
+)
 from pydantic import ValidationError
 
 from config import get_settings
@@ -26,6 +34,8 @@ def connect_signals() -> None:
     beat_init.connect(_on_beat_init, weak=False)
     worker_process_init.connect(_on_worker_process_init, weak=False)
     after_setup_logger.connect(_on_setup_logger, weak=False)
+    celeryd_after_setup.connect(_on_worker_named, weak=False)
+    heartbeat_sent.connect(_on_heartbeat, weak=False)
 
 
 def _on_worker_init(**_: Any) -> None:
@@ -61,6 +71,25 @@ def _on_beat_init(sender: Any = None, **_: Any) -> None:
         # producer's app and leaves its events alone.)
         sender.app.conf.task_send_sent_event = False
     init_sentry(settings)
+
+
+_roll: dict[str, list[str]] = {}  # this worker's node name → the queues it consumes
+
+
+def _on_worker_named(sender: str = "", instance: Any = None, **_: Any) -> None:
+    """The node name and its queues (-Q), for the heartbeats below."""
+    if instance is not None:
+        _roll[sender] = sorted(instance.app.amqp.queues.consume_from)
+
+
+def _on_heartbeat(**_: Any) -> None:
+    """Every event heartbeat (2 s): this worker is alive (the exporter's ``rxfleet_workers``)."""
+    try:
+        roll = context.workers()
+        for node, queues in _roll.items():
+            roll.heard(node, queues)
+    except (redis.RedisError, ConfigError, ValidationError):
+        pass  # Redis away: the worker stops being counted, which is the truth
 
 
 def _on_worker_process_init(**_: Any) -> None:

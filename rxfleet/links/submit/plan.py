@@ -1,6 +1,7 @@
 """Planning a window: one Redis read, then what to send, end here, or wait for.
 
-The read is one pipelined round trip: the fleet pause, the breakers' gates,
+The read is one pipelined round trip: the fleet pauses (the gateway's and an
+operator's hold), the breakers' gates,
 the run's abort flag, the window's send leases, its vault blobs and the route
 memos of its BIN/PCN pairs. Each store queues its own commands and hands back
 its own decoder, so nothing here counts reply slots.
@@ -17,10 +18,14 @@ from rxfleet.claims.rejects import ROUTING_REJECT, Reason
 from rxfleet.claims.work import WorkRecord
 from rxfleet.links.submit.breakers import RoundBreakers
 from rxfleet.links.submit.context import MAX_REPLAYS, SubmitContext, route_of
+from rxfleet.stores.pause import Hold
 from rxfleet.stores.routes import RouteState
 from rxfleet.stores.runs import Lease
 
 Route = tuple[str, str]
+#: A window held by an operator's pause comes back this often (at most), so that
+#: ``rxfleet unpause`` is heard within about this long.
+HOLD_RECHECK = 1.0
 Gate = Callable[[], tuple[float, bool]]  # a breaker's decision, made when asked
 
 
@@ -54,6 +59,7 @@ class Planner:
         pipe = ctx.runs.pipeline()
         plan = Plan(gate_at=time.time())  # before the read: a lower bound of what it saw
         paused = ctx.pause.read(pipe)
+        held = ctx.pause.read_hold(pipe)
         gates = [(b.name, b.read(pipe)) for b in self.breakers.to_read()]
         aborted = ctx.runs.aborted_flag(pipe, self.run_id)
         leases = ctx.runs.lease(pipe, self.run_id, seqs, self.owner, self._lease_ms())
@@ -62,7 +68,7 @@ class Planner:
         memos = {route: ctx.routes.read(pipe, *route) for route in routes}
         replies = pipe.execute()
         gated = [(name, partial(decode, replies)) for name, decode in gates]
-        self._gate(plan, paused(replies), gated)
+        self._gate(plan, paused(replies), gated, held(replies))
         plan.aborted = aborted(replies)
         plan.sealed = dict(zip(seqs, sealed(replies), strict=True))
         states = {route: memo(replies) for route, memo in memos.items()}
@@ -71,8 +77,14 @@ class Planner:
             self._choose(plan, window, leases(replies), states)
         return plan
 
-    def _gate(self, plan: Plan, paused: float, gates: Sequence[tuple[str, Gate]]) -> None:
-        """The fleet pause first; then each breaker (deciding a half-open one takes its probe)."""
+    def _gate(
+        self, plan: Plan, paused: float, gates: Sequence[tuple[str, Gate]], held: Hold | None
+    ) -> None:
+        """An operator's hold, then the fleet pause; then each breaker (deciding a half-open
+        one takes its probe). The hold is not noted in the process: unpause is heard at once."""
+        if held is not None and held.remaining() > 0:
+            plan.wait, plan.why = min(held.remaining(), HOLD_RECHECK), "paused by an operator"
+            return
         paused = max(paused, self.ctx.local_pause.remaining())
         if paused > 0:
             self.ctx.local_pause.note(paused)
