@@ -195,16 +195,7 @@ def _letter_filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    stats = _sub(sub, "stats", "the fleet's counters and gauges (what `rxfleet metrics` exports)")
-    stats.add_argument(
-        "run_id",
-        nargs="?",
-        default=None,
-        metavar="RUN_ID",
-        help="also this run's counts, from the database",
-    )
-    stats.add_argument("--json", action="store_true", help="one JSON object, even on a terminal")
+def _pause_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pause = _sub(sub, "pause", "hold every submit worker back (within a second) until unpaused")
     pause.add_argument(
         "--for",
@@ -216,6 +207,19 @@ def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "`rxfleet unpause`)",
     )
     _sub(sub, "unpause", "end an operator's pause (a pause the gateway asked for runs its course)")
+
+
+def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stats = _sub(sub, "stats", "the fleet's counters and gauges (what `rxfleet metrics` exports)")
+    stats.add_argument(
+        "run_id",
+        nargs="?",
+        default=None,
+        metavar="RUN_ID",
+        help="also this run's counts, from the database",
+    )
+    stats.add_argument("--json", action="store_true", help="one JSON object, even on a terminal")
+    _pause_parsers(sub)
     metrics = _sub(sub, "metrics", "serve the fleet's metrics to Prometheus (/metrics)")
     metrics.add_argument("--port", type=int, default=9808, help="port to listen on")
     metrics.add_argument("--host", default="127.0.0.1", help="address to listen on")

@@ -12,6 +12,7 @@ know whether another does); it says so and keeps asking.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -76,8 +77,6 @@ class LeasedScheduler(PersistentScheduler):
 
     def close(self) -> None:
         if self._lease is not None and self._leading:
-            try:
+            with contextlib.suppress(redis.RedisError):
                 self._lease.release()  # a standby takes over at its next ask, not after the TTL
-            except redis.RedisError:
-                pass
         super().close()

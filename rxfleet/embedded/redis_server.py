@@ -58,6 +58,7 @@ class LocalRedis:
     port: int = 0
     kind: str = ""
     appendonly: bool = False  # AOF, fsync every write: survives a SIGKILL
+    also_bind: str | None = None  # an address to listen on beside 127.0.0.1 (a test's bridge)
     _process: subprocess.Popen[bytes] | None = None
     _fake: Any = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -88,7 +89,9 @@ class LocalRedis:
         assert self._tmp is not None and self._binary is not None
         aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else [
             "--appendonly", "no"]  # fmt: skip
-        args = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        bind = ["127.0.0.1", self.also_bind, "--protected-mode", "no"] if self.also_bind else [
+            "127.0.0.1"]  # fmt: skip
+        args = [self._binary, "--port", str(self.port), "--bind", *bind, "--save", "",
                 *aof, "--dir", self._tmp.name, "--loglevel", "warning",
                 "--logfile", str(Path(self._tmp.name) / "server.log")]  # fmt: skip
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
