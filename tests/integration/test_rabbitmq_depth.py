@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kombu import Connection, Exchange, Queue
@@ -61,7 +62,8 @@ def test_queue_depths_are_read_from_rabbitmq(amqp_url: str) -> None:
             family = next(f for f in families(snap) if f.name == "rxfleet_queue_depth")
             assert {s.labels["queue"]: s.value for s in family.samples} == {full: 3.0, empty: 0.0}
             with Connection(amqp_url) as again:  # nothing was consumed by the reading
-                assert again.default_channel.queue_declare(full, passive=True).message_count == 3
+                channel: Any = again.default_channel
+                assert channel.queue_declare(full, passive=True).message_count == 3
         finally:
             for queue in queues:
                 queue(conn.default_channel).delete()
