@@ -75,6 +75,10 @@ class Hosts:
         """Unplug ``host``: its link goes down; its processes live on, cut off."""
         _ip("netns", "exec", self.namespaces[host], "ip", "link", "set", self.nic(host), "down")
 
+    def restore(self, host: int) -> None:
+        """Plug ``host`` back in."""
+        _ip("netns", "exec", self.namespaces[host], "ip", "link", "set", self.nic(host), "up")
+
 
 def _free_net() -> str:
     taken = _ip("-o", "addr").stdout
