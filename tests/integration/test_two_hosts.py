@@ -34,9 +34,9 @@ HOSTS = (1, 2)
 SETTINGS = {
     "RXFLEET_BEAT_LEASE": "3",
     "RXFLEET_SWEEP_INTERVAL": "1",
-    "RXFLEET_STALL_SECONDS": "5",  # a batch held by the cut host is re-driven after 5 s
+    "RXFLEET_STALL_SECONDS": "3",  # a batch held by the cut host is re-driven after 3 s
     "RXFLEET_CONNECT_TIMEOUT": "1",
-    "RXFLEET_READ_TIMEOUT": "2",  # its send leases run out after 4 x 3 s
+    "RXFLEET_READ_TIMEOUT": "1",  # its send leases run out after 4 x 2 s
     "RXFLEET_COUNTDOWN_MAX": "5",
     "RXFLEET_LINK_SOFT_TIME_LIMIT": "8",
     "RXFLEET_LINK_TIME_LIMIT": "10",
