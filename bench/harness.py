@@ -148,6 +148,7 @@ class Fleet:
     app: str = "workers.app"
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     extras: dict[str, dict[str, str]] = field(default_factory=dict)
+    wraps: dict[str, list[str]] = field(default_factory=dict)  # e.g. ip netns exec NS
     restarts: list[tuple[float, str]] = field(default_factory=list)  # (monotonic, name)
     stopping: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -157,12 +158,15 @@ class Fleet:
         line = procfile()[name.rstrip("0123456789")]
         return line.replace("-A workers.app", f"-A {self.app}")
 
-    def start(self, name: str, **extra: str) -> None:
-        """Start process ``name`` (its Procfile line; ``extra``: more environment)."""
+    def start(self, name: str, wrap: Sequence[str] = (), **extra: str) -> None:
+        """Start process ``name`` (its Procfile line; ``extra``: more environment; ``wrap``:
+        a command it runs under, such as ``ip netns exec NS`` for another "host")."""
         self.extras[name] = extra
+        self.wraps[name] = list(wrap or self.wraps.get(name, []))
         with (self.tmp / f"{name}.log").open("ab") as log:
             self.procs[name] = subprocess.Popen(
-                ["bash", "-c", f"exec {self.line(name)}"], cwd=ROOT, env={**self.env, **extra},
+                [*self.wraps[name], "bash", "-c", f"exec {self.line(name)}"], cwd=ROOT,
+                env={**self.env, **extra},
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
 

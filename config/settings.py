@@ -336,6 +336,13 @@ class Settings(BaseSettings):
         description="deliveries of one link message (its worker died each time) before its "
         "batch's open claims end in the dead letters with the reason poison",
     )
+    beat_lease: float = Field(
+        default=15.0,
+        gt=0,
+        description="seconds a beat's lease on scheduling lasts unrenewed (renewed every third of "
+        "it): one beat schedules, any other started by mistake waits and takes over this long "
+        "after the first is gone",
+    )
     redis_outage: float = Field(
         default=180.0,
         description="seconds the CLI rides through a Redis outage before it gives up",

@@ -61,8 +61,10 @@ from rxfleet.producer import (
     producer_holder,
     take_run,
 )
+from rxfleet.stores.broker import broker_depths
 from rxfleet.stores.connection import get_redis
 from rxfleet.stores.database import Database
+from rxfleet.stores.pause import Hold
 from rxfleet.stores.portal import PortalStore
 from rxfleet.sync import Sync, SyncParts, check_portal
 from workers.pipeline import send_batch
@@ -280,6 +282,19 @@ def abort(run_id: str) -> bool:
     return lifecycle.abort(context.runs(), context.database(), run_id)
 
 
+def pause(seconds: float | None = None) -> Hold:
+    """Hold every submit worker back (``seconds``; None: until ``unpause``). Requests in
+    flight finish; nothing is sent from about a second on. Replaces an earlier pause."""
+    get_settings().redis_url_or_raise()
+    return context.pause().hold(seconds)
+
+
+def unpause() -> Hold | None:
+    """End the operator's pause (a pause the gateway asked for runs its course); what it was."""
+    get_settings().redis_url_or_raise()
+    return context.pause().release()
+
+
 def stats(run_id: str | None = None) -> dict[str, Any]:
     """The fleet's counters and live gauges (what ``rxfleet metrics`` exports); with
     ``run_id``, that run's counts from the database (status x route, reject codes) too."""
@@ -375,16 +390,18 @@ def fleet_snapshot() -> Snapshot:
 
 def metric_sources() -> Sources:
     settings = get_settings()
-    broker_url = settings.broker_url or settings.redis_url
-    broker = get_redis(broker_url) if broker_url and broker_url.startswith("redis") else None
+    queues = settings_queues(settings)
+    broker_url = settings.broker_url or settings.redis_url or ""
     return Sources(
         metrics=context.metrics(),
         runs=context.runs(),
         tokens=context.token_info(),
         pause=context.pause(),
         breakers=[context.health_breaker(), context.auth_breaker()],
-        broker=broker,
-        queues=settings_queues(settings),
+        queues=queues,
+        depths=broker_depths(broker_url, queues, get_redis),
+        roll=context.workers(),
+        letters=context.database().waiting_letters if settings.database_url else None,
         portals=PortalStore(get_redis(), settings.key_prefix),
         formulary=context.formulary(),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 
@@ -216,6 +217,20 @@ def _letter_filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _pause_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pause = _sub(sub, "pause", "hold every submit worker back (within a second) until unpaused")
+    pause.add_argument(
+        "--for",
+        dest="duration",
+        type=duration,
+        default=None,
+        metavar="DURATION",
+        help="end the pause by itself after this long: 90, 90s, 15m, 2h (default: until "
+        "`rxfleet unpause`)",
+    )
+    _sub(sub, "unpause", "end an operator's pause (a pause the gateway asked for runs its course)")
+
+
 def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stats = _sub(sub, "stats", "the fleet's counters and gauges (what `rxfleet metrics` exports)")
     stats.add_argument(
@@ -226,6 +241,7 @@ def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="also this run's counts, from the database",
     )
     stats.add_argument("--json", action="store_true", help="one JSON object, even on a terminal")
+    _pause_parsers(sub)
     metrics = _sub(sub, "metrics", "serve the fleet's metrics to Prometheus (/metrics)")
     metrics.add_argument("--port", type=int, default=9808, help="port to listen on")
     metrics.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -238,6 +254,19 @@ def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         metavar="FILE",
         help="fault-knob scenario (JSON; default: no faults)",
     )
+    _payer_parsers(sub)
+    token = _sub(sub, "token", "the shared portal token: state, TTL, counters (never the token)")
+    token.add_argument("action", choices=["status"], help="what to do")
+    keys = _sub(sub, "keys", "fresh PHI keys (and Flower auth) as RXFLEET_* lines")
+    keys.add_argument("action", choices=["generate"], help="what to do")
+    db = _sub(sub, "db", "the system of record: apply its migrations, or prune past retention")
+    db.add_argument("action", choices=["upgrade", "prune"],
+                    help="upgrade: apply pending migrations; prune: delete what is older than "
+                    "RXFLEET_RETENTION_DAYS")  # fmt: skip
+
+
+def _payer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The payer's two feeds: the portal's pending claims, the formulary's events."""
     sync = _sub(sub, "sync", "pull the payer portal's pending claims into the fleet, in order; "
                 "acknowledge them once recorded (RXFLEET_PORTAL_URL)")  # fmt: skip
     sync.add_argument(
@@ -248,14 +277,23 @@ def _fleet_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     hooks = _sub(sub, "webhooks", "receive the payer's formulary events (RXFLEET_WEBHOOK_SECRET)")
     hooks.add_argument("--port", type=int, default=8710, help="port to listen on")
     hooks.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    token = _sub(sub, "token", "the shared portal token: state, TTL, counters (never the token)")
-    token.add_argument("action", choices=["status"], help="what to do")
-    keys = _sub(sub, "keys", "fresh PHI keys (and Flower auth) as RXFLEET_* lines")
-    keys.add_argument("action", choices=["generate"], help="what to do")
-    db = _sub(sub, "db", "the system of record: apply its migrations, or prune past retention")
-    db.add_argument("action", choices=["upgrade", "prune"],
-                    help="upgrade: apply pending migrations; prune: delete what is older than "
-                    "RXFLEET_RETENTION_DAYS")  # fmt: skip
+
+
+UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(text: str) -> float:
+    """``--for``: seconds, or a number with ``s``, ``m`` or ``h``; more than zero."""
+    number, unit = text.strip().lower(), ""
+    if number[-1:] in ("s", "m", "h"):
+        number, unit = number[:-1], number[-1]
+    try:
+        seconds = float(number) * UNITS[unit]
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90, 90s, 15m, 2h)")
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -329,6 +367,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "token": commands.token,
         "db": commands.db,
         "stats": commands.stats,
+        "pause": commands.pause,
+        "unpause": commands.unpause,
         "metrics": commands.metrics,
         "keys": commands.keys,
         "sync": commands.sync,

@@ -38,6 +38,7 @@ from rxfleet.output import STDOUT, check_output, create_private, write_results
 from rxfleet.phikeys import generated_env, vault
 from rxfleet.producer import ProduceResult
 from rxfleet.report import (
+    HoldWatch,
     Tally,
     WorkerWatch,
     cells,
@@ -48,6 +49,7 @@ from rxfleet.report import (
     summary,
     summary_dict,
     summary_tsv,
+    utc_clock,
 )
 from rxfleet.stores.database import Database, LetterFilter
 from rxfleet.webhooks import PATH as WEBHOOK_PATH
@@ -120,8 +122,9 @@ def _follow(
                     recover=None if embedded else recover)  # fmt: skip
     queues = [settings.queue_cpu, settings.queue_gateway]
     watch = contextlib.nullcontext() if embedded else WorkerWatch(_served_queues, queues, say)
+    held = HoldWatch(context.pause().held, say)
     bar, tick = progress_bar(console, _waiting_on, every=settings.progress_interval, say=say)
-    with watch, bar:
+    with watch, held, bar:
         return waiter.wait(timeout, tick)
 
 
@@ -642,6 +645,45 @@ def stats(args: argparse.Namespace) -> int:
         codes.add_row(code, str(n))
     console.print(codes)
     console.print(_fleet_line(data), highlight=False)
+    _fleet_state(console, data)
+    return EXIT_OK
+
+
+def _fleet_state(console: Console, data: dict[str, Any]) -> None:
+    """The pauses, the workers heard from, the oldest batch, the dead letters waiting."""
+    hold = data["operator_pause"]
+    if hold is not None:
+        until = "`rxfleet unpause`" if hold["until"] is None else utc_clock(hold["until"])
+        console.print(f"paused by an operator until {until}", highlight=False)
+    if data["pause_seconds"] > 0:
+        console.print(f"the gateway asked the fleet to wait {data['pause_seconds']:.0f} s more",
+                      highlight=False)  # fmt: skip
+    workers = ", ".join(f"{q} {n}" for q, n in sorted(data["workers"].items()))
+    letters = sum(data["dead_letters_waiting"].values())
+    console.print(f"workers heard from (10 s): {workers or 'none'}; oldest open batch "
+                  f"{data['oldest_batch_age_seconds']:.0f} s since progress; dead letters "
+                  f"waiting {letters}", highlight=False)  # fmt: skip
+
+
+def pause(args: argparse.Namespace) -> int:
+    """``rxfleet pause [--for D]``: every submit worker holds back until unpaused."""
+    held = api.pause(args.duration)
+    until = "`rxfleet unpause`" if held.until is None else utc_clock(held.until)
+    say(f"paused: no submit worker sends from within a second, until {until}; "
+        "requests in flight finish")  # fmt: skip
+    return EXIT_OK
+
+
+def unpause(args: argparse.Namespace) -> int:
+    """``rxfleet unpause``: the operator's pause ends; a gateway-requested one runs its course."""
+    was = api.unpause()
+    gateway = context.pause().remaining()
+    if was is None:
+        say("not paused by an operator; nothing to end")
+    else:
+        say("unpaused: submit workers send again within a second")
+    if gateway > 0:
+        say(f"the gateway asked the fleet to wait: {gateway:.0f} s more (Retry-After)")
     return EXIT_OK
 
 

@@ -37,6 +37,7 @@ from rxfleet.stores.privileges import Secured
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import Rotation, TokenStore
+from rxfleet.stores.workers import WorkerRoll
 
 log = logging.getLogger(__name__)
 _client: GatewayClient | None = None
@@ -180,6 +181,11 @@ def order() -> ClaimOrder:
 
 def pause() -> FleetPause:
     return FleetPause(get_redis(), get_settings().key_prefix)
+
+
+def workers() -> WorkerRoll:
+    """Which workers were heard from lately, per queue (their heartbeats)."""
+    return WorkerRoll(get_redis(), get_settings().key_prefix)
 
 
 def routes() -> RouteMemo:

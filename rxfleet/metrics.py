@@ -3,12 +3,14 @@
 ``rxfleet metrics --port P`` serves it to Prometheus (one exporter process for the
 whole fleet, in the Procfile); ``rxfleet stats`` prints it on a terminal. The
 counters live in Redis (``rxfleet.stores.metrics``: written per batch by the
-record and submit links); the gauges (breakers, pause, token, claims in flight,
-queue depths) are read live when scraped. See docs/operations.md, "Metrics".
+record and submit links); the gauges (breakers, pauses, token, claims in flight,
+queue depths on Redis or RabbitMQ, workers heard from, the oldest batch's age,
+dead letters waiting) are read live when scraped. See docs/operations.md, "Metrics".
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,14 +31,17 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from config import Settings
 from rxfleet.errors import InfrastructureError
 from rxfleet.stores.breaker import Breaker
+from rxfleet.stores.broker import Depths, no_depths
 from rxfleet.stores.formulary import FormularyCache
 from rxfleet.stores.metrics import HISTOGRAMS, Counters, MetricsStore, cumulative
-from rxfleet.stores.pause import FleetPause
+from rxfleet.stores.pause import FleetPause, Hold
 from rxfleet.stores.portal import PortalStore, lag_seconds
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
+from rxfleet.stores.workers import WorkerRoll
 
 BREAKER_STATES = ("closed", "half-open", "open")
+WORKERS_WITHIN = 10.0  # a worker not heard from this long (5 heartbeats) is gone
 
 
 @dataclass
@@ -48,10 +53,12 @@ class Sources:
     tokens: TokenStore
     pause: FleetPause
     breakers: list[Breaker]
-    broker: redis.Redis | None  # None when the broker is not Redis: no queue depths
     queues: list[str]
     portals: PortalStore | None = None  # the payer-portal syncs' counters
     formulary: FormularyCache | None = None
+    depths: Depths = no_depths  # the broker's queue depths (Redis or RabbitMQ)
+    roll: WorkerRoll | None = None  # None: no worker counts
+    letters: Callable[[], dict[str, int]] | None = None  # dead letters waiting, by reason
 
 
 @dataclass
@@ -68,6 +75,10 @@ class Snapshot:
     portals: dict[str, dict[str, float]] = field(default_factory=dict)
     formulary_version: int = 0
     formulary_waiting: float = 0.0  # seconds an event has waited behind a gap (0: none)
+    hold: Hold | None = None  # an operator's pause
+    workers: dict[str, int] = field(default_factory=dict)  # queue → workers heard lately
+    oldest_batch_age: float = 0.0  # seconds since the least recent progress of an open batch
+    dead_letters: dict[str, int] = field(default_factory=dict)  # reason → waiting
 
     def as_dict(self) -> dict[str, Any]:
         c = self.counters
@@ -99,6 +110,10 @@ class Snapshot:
             },
             "validation_seconds": _histogram_dict(c, "validation"),
             "webhook_lag_seconds": _histogram_dict(c, "webhook_lag"),
+            "operator_pause": self.hold.as_dict() if self.hold is not None else None,
+            "workers": self.workers,
+            "oldest_batch_age_seconds": round(self.oldest_batch_age, 1),
+            "dead_letters_waiting": self.dead_letters,
         }
 
 
@@ -113,6 +128,7 @@ def snapshot(src: Sources) -> Snapshot:
     active = src.runs.active()
     current = src.tokens.info()
     view = src.formulary.lookup([]) if src.formulary is not None else None
+    queues = src.queues
     return Snapshot(
         counters=src.metrics.read(),
         token_counters=src.tokens.stats(),
@@ -121,9 +137,11 @@ def snapshot(src: Sources) -> Snapshot:
         pause_seconds=src.pause.remaining(),
         in_flight=sum(src.runs.in_flight(run_id) for run_id in active),
         active_runs=len(active),
-        queue_depths=(
-            {q: int(src.broker.llen(q)) for q in src.queues} if src.broker is not None else {}
-        ),
+        queue_depths=src.depths(),
+        hold=src.pause.held(),
+        workers=src.roll.count(queues, WORKERS_WITHIN) if src.roll is not None else {},
+        oldest_batch_age=oldest_batch_age(src.runs, active),
+        dead_letters=src.letters() if src.letters is not None else {},
         portals=portal_stats(src.portals) if src.portals is not None else {},
         formulary_version=view.version if view else 0,
         formulary_waiting=time.time() - view.waiting_since if view and view.waiting_since else 0.0,
@@ -138,6 +156,12 @@ def portal_stats(store: PortalStore) -> dict[str, dict[str, float]]:
         lag = lag_seconds(stats)
         out[label] = {**stats, "lag_seconds": round(lag, 3) if lag is not None else -1.0}
     return out
+
+
+def oldest_batch_age(runs: RunStore, active: list[str]) -> float:
+    """Seconds since the least recent progress of any open batch of the active runs."""
+    lasts = [last for run_id in active for _, last in runs.batches(run_id).values()]
+    return max(0.0, time.time() - min(lasts)) if lasts else 0.0
 
 
 class FleetCollector(Collector):
@@ -157,6 +181,7 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     yield from _gauges(snap)
     yield from _portals(snap.portals)
     yield from _formulary(snap)
+    yield from _fleet(snap)
 
 
 def _claims(c: Counters) -> Iterator[Metric]:
@@ -322,6 +347,37 @@ def _formulary(snap: Snapshot) -> Iterator[Metric]:
         "seconds a formulary event has waited behind a gap in the sequence (0: none)",
         value=snap.formulary_waiting,
     )
+
+
+def _fleet(snap: Snapshot) -> Iterator[Metric]:
+    """The operator's pause, workers heard from, stalled batches, dead letters waiting."""
+    left = snap.hold.remaining() if snap.hold is not None else 0.0
+    yield GaugeMetricFamily(
+        "rxfleet_operator_pause", "1 while an operator's pause holds the fleet (rxfleet pause)",
+        value=1.0 if snap.hold is not None else 0.0,
+    )  # fmt: skip
+    yield GaugeMetricFamily(
+        "rxfleet_operator_pause_seconds",
+        "seconds left of the operator's pause (-1: until rxfleet unpause; 0: none)",
+        value=-1.0 if math.isinf(left) else left,
+    )
+    workers = GaugeMetricFamily(
+        "rxfleet_workers", "workers heard from in the last 10 s, by queue", labels=["queue"]
+    )
+    for queue, n in sorted(snap.workers.items()):
+        workers.add_metric([queue], n)
+    yield workers
+    yield GaugeMetricFamily(
+        "rxfleet_oldest_batch_age_seconds",
+        "seconds since the least recent progress of an open batch (0: none open)",
+        value=snap.oldest_batch_age,
+    )
+    letters = GaugeMetricFamily(
+        "rxfleet_dead_letters", "dead letters not yet replayed, by reason", labels=["reason"]
+    )
+    for reason, n in sorted(snap.dead_letters.items()):
+        letters.add_metric([reason], n)
+    yield letters
 
 
 def registry(read: Callable[[], Snapshot]) -> CollectorRegistry:

@@ -22,6 +22,7 @@ from rich.text import Text
 from rxfleet.claims.rejects import Reason, Status
 from rxfleet.claims.text import shown
 from rxfleet.lifecycle import Say, Tick
+from rxfleet.stores.pause import Hold
 
 #: Reasons that mean the gateway could not be reached (the fleet gave up, replayable).
 TRANSPORT_REASONS = {Reason.RETRIES_EXHAUSTED}
@@ -185,6 +186,45 @@ class WorkerWatch:
             if now - since >= self.patience and queue not in self._told:
                 self._told.add(queue)
                 self.say(f"no worker consumes queue {queue}: the run waits until one does")
+
+
+@dataclass
+class HoldWatch:
+    """Says, while a run is followed, when an operator pauses the fleet and when it resumes."""
+
+    read: Callable[[], Hold | None]  # the operator's pause now
+    say: Say
+    every: float = 1.0
+    _told: Hold | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> HoldWatch:
+        threading.Thread(target=self._loop, name="rxfleet-hold-watch", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):  # Redis away: the Waiter reports it
+                self.check(self.read())
+            self._stop.wait(self.every)
+
+    def check(self, held: Hold | None) -> None:
+        if held == self._told:
+            return
+        if held is None:
+            self.say("unpaused: claims are sent again")
+        else:
+            until = "`rxfleet unpause`" if held.until is None else utc_clock(held.until)
+            self.say(f"paused by an operator until {until}: no claims are sent meanwhile")
+        self._told = held
+
+
+def utc_clock(epoch: float) -> str:
+    """An instant as an operator reads it: ``2026-12-04 19:05:00 UTC``."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 def summary(console: Console, run_id: str, tally: Tally, elapsed: float) -> None:

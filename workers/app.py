@@ -1,7 +1,8 @@
 """The Celery app: ``celery -A workers.app worker|beat|flower``.
 
 Redis is broker (unless ``RXFLEET_BROKER_URL`` names another, e.g. RabbitMQ)
-and result backend. JSON only; late acks with reject on worker loss, prefetch 1.
+and result backend. JSON only; late acks with reject on worker loss, prefetch 1. Beat schedules
+exactly once across the fleet: a lease in Redis (``workers.beat``).
 
 A dead worker costs minutes, not hours: the visibility timeout is short
 (``RXFLEET_VISIBILITY_TIMEOUT``, 100 s) and every worker sweeps the unacked
@@ -72,6 +73,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "worker_hijack_root_logger": False,
         "beat_schedule": beat_schedule(settings),
+        "beat_scheduler": "workers.beat:LeasedScheduler",  # one beat schedules, others wait
         "timezone": "UTC",
     }
 

@@ -10,9 +10,12 @@ import threading
 import time
 from typing import Any
 
+import redis
 from celery.signals import (
     after_setup_logger,
     beat_init,
+    celeryd_after_setup,
+    heartbeat_sent,
     task_postrun,
     task_prerun,
     worker_init,
@@ -44,6 +47,8 @@ def connect_signals() -> None:
     task_prerun.connect(_on_task_prerun, weak=False)
     task_postrun.connect(_on_task_postrun, weak=False)
     worker_process_shutdown.connect(_on_shutdown, weak=False)
+    celeryd_after_setup.connect(_on_worker_named, weak=False)
+    heartbeat_sent.connect(_on_heartbeat, weak=False)
 
 
 def _on_worker_init(**_: Any) -> None:
@@ -86,6 +91,25 @@ def _on_beat_init(sender: Any = None, **_: Any) -> None:
         # producer's app and leaves its events alone.)
         sender.app.conf.task_send_sent_event = False
     init_sentry(settings)
+
+
+_roll: dict[str, list[str]] = {}  # this worker's node name → the queues it consumes
+
+
+def _on_worker_named(sender: str = "", instance: Any = None, **_: Any) -> None:
+    """The node name and its queues (-Q), for the heartbeats below."""
+    if instance is not None:
+        _roll[sender] = sorted(instance.app.amqp.queues.consume_from)
+
+
+def _on_heartbeat(**_: Any) -> None:
+    """Every event heartbeat (2 s): this worker is alive (the exporter's ``rxfleet_workers``)."""
+    try:
+        roll = context.workers()
+        for node, queues in _roll.items():
+            roll.heard(node, queues)
+    except (redis.RedisError, ConfigError, ValidationError):
+        pass  # Redis away: the worker stops being counted, which is the truth
 
 
 def _on_worker_process_init(**_: Any) -> None:

@@ -167,6 +167,8 @@ class LocalPostgres:
     port: int = 0
     kind: str = ""
     started_from_cache: bool = False
+    listen: str = ""  # listen_addresses: none, the socket only (a test may add its bridge)
+    trust_network: str | None = None  # a CIDR also trusted, beside the loopback
     _process: Popen[bytes] | None = None
     _tmp: Path | None = None
 
@@ -208,6 +210,10 @@ class LocalPostgres:
         self.kind = str(bin_dir)
         owner = _run_as(self.user)
         self._prepare(bin_dir, owner)
+        if self.trust_network:
+            assert self._tmp is not None
+            with (self._tmp / "data" / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self.trust_network} trust\n")
         for _ in range(3):  # a free port can be taken between probe and bind
             self.port = free_port()
             if self._start_server(bin_dir, owner):
@@ -234,7 +240,7 @@ class LocalPostgres:
     def _start_server(self, bin_dir: Path, owner: tuple[int, int] | None) -> bool:
         assert self._tmp is not None
         args = [str(bin_dir / "postgres"), "-D", str(self._tmp / "data"), "-p", str(self.port),
-                "-c", "listen_addresses=", "-k", str(self._tmp)]  # fmt: skip
+                "-c", f"listen_addresses={self.listen}", "-k", str(self._tmp)]  # fmt: skip
         for setting in FAST_UNSAFE_SETTINGS:
             if not (self.durable_commits and setting.startswith("synchronous_commit")):
                 args += ["-c", setting]

@@ -78,6 +78,7 @@ class LocalRedis:
     appendonly: bool = False  # AOF, fsync every write: survives a SIGKILL
     secret: bool = False  # a generated password, in a 0600 config file
     password: str | None = None
+    also_bind: str | None = None  # an address to listen on beside 127.0.0.1 (a test's bridge)
     _process: subprocess.Popen[bytes] | None = None
     _fake: Any = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -114,7 +115,9 @@ class LocalRedis:
             "--appendonly", "no"]  # fmt: skip
         config = Path(self._tmp.name) / CONFIG_FILE
         first = [str(config)] if config.exists() else []
-        args = [self._binary, *first, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        bind = ["127.0.0.1", self.also_bind, "--protected-mode", "no"] if self.also_bind else [
+            "127.0.0.1"]  # fmt: skip
+        args = [self._binary, *first, "--port", str(self.port), "--bind", *bind, "--save", "",
                 *aof, "--dir", self._tmp.name, "--loglevel", "warning",
                 "--logfile", str(Path(self._tmp.name) / "server.log")]  # fmt: skip
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -522,6 +522,19 @@ class Database(_Runs, _ResultReads, PortalRecord, FormularyTables, AuditChain, P
                 .fetchall()
             )
 
+    def waiting_letters(self) -> dict[str, int]:
+        """Dead letters not yet replayed, by reason (``""``: none given)."""
+        with self._guard("waiting_letters"):
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT coalesce(reason, '') AS reason, count(*) AS n FROM dead_letters "
+                    "WHERE replayed_at IS NULL GROUP BY 1"
+                )
+                .fetchall()
+            )
+            return {str(r["reason"]): int(r["n"]) for r in rows}
+
     def mark_replayed(self, keys: Sequence[tuple[str, int]], replay_run_id: str) -> int:
         """Mark (run_id, seq) dead letters as replayed into ``replay_run_id``; how many were
         not marked already (so a replay happens once)."""

@@ -1,14 +1,22 @@
-"""The fleet-wide pause: when the gateway says 429/503 with Retry-After, every
-worker holds back until then, not just the one that was told.
+"""The fleet-wide pauses: every submit worker holds back, not just the one that was told.
 
-Keys: ``{p}:gateway:pause`` (epoch milliseconds until which nobody sends; it
-expires then) and ``{p}:gateway:pauses`` (a capped log of what the fleet was
-told: when each pause was set and until when).
+Two pauses, kept apart so neither ends the other early:
+
+* the **gateway's** pause: a 429/503 with Retry-After holds the fleet until then.
+  It is only ever lengthened. Keys: ``{p}:gateway:pause`` (epoch milliseconds
+  until which nobody sends; it expires then) and ``{p}:gateway:pauses`` (a
+  capped log of what the fleet was told: when each pause was set and until when).
+* the **operator's** hold (``rxfleet pause [--for D]`` / ``rxfleet unpause``):
+  ``{p}:fleet:hold``, a JSON ``{"set_at", "until"}`` (``until`` null: until
+  unpaused), expiring with its ``--for``. A later ``pause`` replaces it;
+  ``unpause`` deletes it and leaves the gateway's pause alone. Workers send
+  while neither holds them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -65,7 +73,66 @@ class FleetPause:
         return [json.loads(str(entry)) for entry in self.client.lrange(self.log_key, 0, -1)]
 
     def clear(self) -> None:
-        self.client.delete(self.key, self.log_key)
+        self.client.delete(self.key, self.log_key, self.hold_key)
+
+    @property
+    def hold_key(self) -> str:
+        return f"{self.prefix}:fleet:hold"
+
+    def hold(self, seconds: float | None) -> Hold:
+        """The operator's pause: every submit worker holds back for ``seconds`` (None:
+        until ``release``). Replaces an earlier hold; leaves the gateway's pause alone."""
+        now = time.time()
+        held = Hold(set_at=now, until=None if seconds is None else now + seconds)
+        text = json.dumps({"set_at": held.set_at, "until": held.until})
+        if seconds is None:
+            self.client.set(self.hold_key, text)
+        else:
+            self.client.set(self.hold_key, text, px=max(1, int(seconds * 1000)))
+        return held
+
+    def release(self) -> Hold | None:
+        """End the operator's pause (the gateway's, if any, runs its course); what it was."""
+        pipe = self.client.pipeline()
+        pipe.get(self.hold_key)
+        pipe.delete(self.hold_key)
+        was, _ = pipe.execute()
+        return _hold(was)
+
+    def read_hold(self, pipe: Pipeline) -> Decoder[Hold | None]:
+        """Queue the hold's read on ``pipe``; the decoder says the hold, None when none."""
+        at = len(pipe)
+        pipe.get(self.hold_key)
+        return lambda replies: _hold(replies[at])
+
+    def held(self) -> Hold | None:
+        """The operator's pause now, None when none."""
+        return _hold(self.client.get(self.hold_key))
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An operator's pause: set at ``set_at``, until ``until`` (epoch s; None: unpaused)."""
+
+    set_at: float
+    until: float | None
+
+    def remaining(self) -> float:
+        """Seconds left (``math.inf`` until unpaused)."""
+        return math.inf if self.until is None else max(0.0, self.until - time.time())
+
+    def as_dict(self) -> dict[str, float | None]:
+        left = self.remaining()
+        return {"set_at": self.set_at, "until": self.until,
+                "seconds_left": None if math.isinf(left) else round(left, 1)}  # fmt: skip
+
+
+def _hold(reply: object) -> Hold | None:
+    text = as_text(reply)
+    if text is None:
+        return None
+    data = json.loads(text)
+    return Hold(set_at=float(data["set_at"]), until=data["until"])
 
 
 def _remaining(reply: object) -> float:

@@ -21,7 +21,11 @@ from rxfleet.embedded.postgres_server import LocalPostgres, local_postgres, memo
 
 HERE = Path(__file__).resolve().parent
 CHAOS_DIRS = frozenset({HERE / "survive"})
-CHAOS_FILES = frozenset({HERE / "fleet" / "test_gateway_faults.py"})
+CHAOS_FILES = frozenset({
+    HERE / "fleet" / "test_gateway_faults.py",
+    HERE / "test_two_hosts.py",  # cuts a host off mid-run
+    HERE / "test_beat_once.py",  # kills a beat
+})  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

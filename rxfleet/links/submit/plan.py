@@ -1,11 +1,11 @@
 """Planning a window: one Redis read, then what to send, end here, or wait for.
 
-The read is one pipelined round trip: the fleet pause, the breakers' gates,
-the run's abort flag, the window's send leases, its vault blobs, the route
-memos of its BIN/PCN pairs and which of its claims have an earlier submission of
-their claim id ahead of them (only those are looked at further: ``order``). Each
-store queues its own commands and hands back its own decoder, so nothing here counts
-reply slots.
+The read is one pipelined round trip: the fleet pauses (the gateway's and an
+operator's hold), the breakers' gates, the run's abort flag, the window's send
+leases, its vault blobs, the route memos of its BIN/PCN pairs and which of its
+claims have an earlier submission of their claim id ahead of them (only those are
+looked at further: ``order``). Each store queues its own commands and hands back
+its own decoder, so nothing here counts reply slots.
 """
 
 from __future__ import annotations
@@ -20,10 +20,14 @@ from rxfleet.claims.work import WorkRecord
 from rxfleet.links.submit.breakers import RoundBreakers
 from rxfleet.links.submit.context import MAX_REPLAYS, SubmitContext, route_of
 from rxfleet.links.submit.order import held_back
+from rxfleet.stores.pause import Hold
 from rxfleet.stores.routes import RouteState
 from rxfleet.stores.runs import Lease
 
 Route = tuple[str, str]
+#: A window held by an operator's pause comes back this often (at most), so that
+#: ``rxfleet unpause`` is heard within about this long.
+HOLD_RECHECK = 1.0
 Gate = Callable[[], tuple[float, bool]]  # a breaker's decision, made when asked
 
 
@@ -57,6 +61,7 @@ class Planner:
         pipe = ctx.runs.pipeline()
         plan = Plan(gate_at=time.time())  # before the read: a lower bound of what it saw
         paused = ctx.pause.read(pipe)
+        held = ctx.pause.read_hold(pipe)
         gates = [(b.name, b.read(pipe)) for b in self.breakers.to_read()]
         aborted = ctx.runs.aborted_flag(pipe, self.run_id)
         leases = ctx.runs.lease(pipe, self.run_id, seqs, self.owner, self._lease_ms())
@@ -66,17 +71,17 @@ class Planner:
         waiting = ctx.order.waiting(pipe, self.run_id, seqs) if ctx.order else None
         replies = pipe.execute()
         gated = [(name, partial(decode, replies)) for name, decode in gates]
-        self._gate(plan, paused(replies), gated)
+        self._gate(plan, paused(replies), gated, held(replies))
         plan.aborted = aborted(replies)
         plan.sealed = dict(zip(seqs, sealed(replies), strict=True))
         states = {route: memo(replies) for route, memo in memos.items()}
         self.known.update(route for route, state in states.items() if state is RouteState.KNOWN)
         if plan.wait <= 0:  # a window that sends nothing takes no probe
-            held = self._held(window, waiting(replies) if waiting else set())
+            behind = self._held(window, waiting(replies) if waiting else set())
             chosen = list(zip(window, leases(replies), strict=True))
             if plan.aborted:  # only claims in doubt (a try behind them) are asked again
                 chosen = [(r, lease) for r, lease in chosen if r.attempts > 0]
-            self._choose(plan, chosen, states, held)
+            self._choose(plan, chosen, states, behind)
         return plan
 
     def _held(self, window: list[WorkRecord], flagged: set[int]) -> set[int]:
@@ -86,8 +91,14 @@ class Planner:
         records = [r for r in window if r.seq in flagged]
         return held_back(self.ctx.order, self.ctx.runs, self.run_id, records)
 
-    def _gate(self, plan: Plan, paused: float, gates: Sequence[tuple[str, Gate]]) -> None:
-        """The fleet pause first; then each breaker (deciding a half-open one takes its probe)."""
+    def _gate(
+        self, plan: Plan, paused: float, gates: Sequence[tuple[str, Gate]], held: Hold | None
+    ) -> None:
+        """An operator's hold, then the fleet pause; then each breaker (deciding a half-open
+        one takes its probe). The hold is not noted in the process: unpause is heard at once."""
+        if held is not None and held.remaining() > 0:
+            plan.wait, plan.why = min(held.remaining(), HOLD_RECHECK), "paused by an operator"
+            return
         paused = max(paused, self.ctx.local_pause.remaining())
         if paused > 0:
             self.ctx.local_pause.note(paused)

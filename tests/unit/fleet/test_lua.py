@@ -7,6 +7,7 @@ from importlib.resources import files
 import fakeredis
 
 from rxfleet.stores import lua
+from rxfleet.stores.beat import BeatLease
 from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.portal import PortalStore
@@ -22,6 +23,7 @@ def test_every_script_file_is_registered_by_its_store() -> None:
         "pause": FleetPause(client)._scripts,
         "order": ClaimOrder(client)._scripts,
         "portal": PortalStore(client)._scripts,
+        "beat": BeatLease(client, "t", "me")._scripts,
     }
     registered = {f"{store}_{name}" for store, scripts in stores.items() for name in scripts}
     on_disk = {p.name[:-4] for p in files(lua).iterdir() if p.name.endswith(".lua")}

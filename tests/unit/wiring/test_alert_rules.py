@@ -42,3 +42,19 @@ def test_rules_name_only_metrics_the_exporter_serves() -> None:
     named = {m for r in rules for m in re.findall(r"\brxfleet_\w+", r["expr"])}
     assert named, "no rule names an rxfleet metric"
     assert named <= served_names(), sorted(named - served_names())
+
+
+def test_each_alert_fires_when_it_should_and_not_before() -> None:
+    tests = RULES.with_name("alerts_test.yml")
+    done = subprocess.run(
+        [str(find_promtool()), "test", "rules", str(tests)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=RULES.parent,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    fired = {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}
+    tested = {t["alertname"] for c in yaml.safe_load(tests.read_text())["tests"]
+              for t in c["alert_rule_test"]}  # fmt: skip
+    assert fired <= tested, sorted(fired - tested)

@@ -1,0 +1,100 @@
+"""``rxfleet pause`` / ``unpause`` on the Procfile's fleet: mid-run, no gateway request
+reaches the sandbox while paused (its own count); the pause shows in ``rxfleet stats``,
+the exporter and the run's own output; after ``unpause`` the run finishes, every
+claim once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from bench.harness import Fleet, http_up, procfile_fleet, wait_for
+from rxfleet.embedded.postgres_server import LocalPostgres
+from rxfleet.embedded.redis_server import free_port
+from tests.integration.conftest import new_database
+from tests.integration.survive.support import exactly_once, start_run
+
+CLAIMS = 400
+HONOURED = 1.0  # every submit worker holds back within a second
+WATCHED = 3.0  # then this long without a single request
+
+
+@pytest.fixture(scope="module")
+def fleet(pg_server: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    scenario = tmp_path_factory.mktemp("pause") / "slow.json"
+    scenario.write_text(json.dumps({"latency_ms": 100}))  # a run long enough to pause mid-way
+    metrics_port = str(free_port())
+    with procfile_fleet(
+        scenario=scenario,
+        submit_workers=2,
+        database_url=new_database(pg_server),
+        extra_env={  # 2 workers x 2 threads x 2 in flight / 0.1 s: about 80 claims a second
+            "RXFLEET_SUBMIT_CONCURRENCY": "2",
+            "RXFLEET_SUBMIT_INFLIGHT": "2",
+            "RXFLEET_METRICS_PORT": metrics_port,
+        },
+    ) as started:
+        started.start("metrics")
+        wait_for(lambda: http_up(_metrics_url(started)), 60, "the exporter")
+        yield started
+
+
+def _metrics_url(fleet: Fleet) -> str:
+    return f"http://127.0.0.1:{fleet.env['RXFLEET_METRICS_PORT']}/metrics"
+
+
+def _sandbox_requests(fleet: Fleet) -> int:
+    stats = requests.get(fleet.gateway + "/v1/_sandbox/stats", timeout=30).json()
+    return int(stats["claim_requests"])
+
+
+def _exported(fleet: Fleet) -> str:
+    return requests.get(_metrics_url(fleet), timeout=30).text
+
+
+def test_pause_mid_run_sends_nothing_and_unpause_finishes(fleet: Fleet, tmp_path: Path) -> None:
+    ids, out, run, _ = start_run(fleet, tmp_path, "PAUSE", CLAIMS)
+    try:
+        _pause_and_unpause(fleet)
+        _, err = run.communicate(timeout=180)
+    finally:
+        run.kill()
+        run.communicate()
+    assert run.returncode == 0, err
+    assert "paused by an operator until `rxfleet unpause`" in err  # the run said so
+    assert "unpaused: claims are sent again" in err
+    exactly_once(fleet, out, ids)
+    assert "rxfleet_operator_pause 0.0" in _exported(fleet)
+
+
+def _pause_and_unpause(fleet: Fleet) -> None:
+    wait_for(lambda: _sandbox_requests(fleet) >= 40, 120, "the run under way")
+    paused = fleet.cli("pause")
+    assert paused.returncode == 0, paused.stderr
+    assert "until `rxfleet unpause`" in paused.stderr
+    time.sleep(HONOURED)  # the grace the command promises: requests in flight finish
+    before = _sandbox_requests(fleet)
+    assert 0 < before < CLAIMS
+    stats = json.loads(fleet.cli("stats", "--json").stdout)
+    assert stats["operator_pause"]["until"] is None
+    assert "rxfleet_operator_pause 1.0" in _exported(fleet)
+    assert 'rxfleet_workers{queue="rxfleet.gateway"} 2.0' in _exported(fleet)
+    time.sleep(WATCHED)
+    assert _sandbox_requests(fleet) == before  # not one request while paused
+    resumed = fleet.cli("unpause")
+    assert resumed.returncode == 0 and "unpaused" in resumed.stderr, resumed.stderr
+
+
+def test_a_pause_for_a_while_ends_by_itself(fleet: Fleet) -> None:
+    paused = fleet.cli("pause", "--for", "5s")
+    assert paused.returncode == 0 and " UTC;" in paused.stderr, paused.stderr
+    assert "rxfleet_operator_pause 1.0" in _exported(fleet)
+    wait_for(lambda: "rxfleet_operator_pause 0.0" in _exported(fleet), 20, "the pause's end")
+    assert json.loads(fleet.cli("stats", "--json").stdout)["operator_pause"] is None
+    nothing = fleet.cli("unpause")
+    assert nothing.returncode == 0 and "nothing to end" in nothing.stderr
