@@ -11,7 +11,9 @@ Stores are thin and built on demand; the rest is kept for the process and
 from __future__ import annotations
 
 import os
+import socket
 import threading
+import urllib.parse
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -20,13 +22,16 @@ from rxfleet.claims.rejects import matrix
 from rxfleet.gateway.aio import AioSender
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.links.submit import LocalPause, SubmitContext
+from rxfleet.links.submit.pace import Pacer
 from rxfleet.phikeys import token_sealer, vault
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.connection import get_redis
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
+from rxfleet.stores.inflight import InflightLimit
 from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.pause import FleetPause
+from rxfleet.stores.rate import GatewayRate
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
@@ -101,6 +106,36 @@ def sender() -> AioSender:
     return _keep(("sender", size), AioSender, lambda: AioSender(gateway_client()))
 
 
+def gateway_id() -> str:
+    """The gateway's name in the keys of its limits: the host and port of its URL."""
+    url = get_settings().gateway_url or "sandbox"
+    return urllib.parse.urlsplit(url).netloc or url
+
+
+def inflight() -> InflightLimit:
+    """The fleet's adaptive in-flight limit for this gateway."""
+    s = get_settings()
+    return InflightLimit(get_redis(), s.key_prefix, gateway_id(), s.inflight_floor,
+                         max(s.inflight_floor, s.inflight_ceiling), s.gateway_rate)  # fmt: skip
+
+
+def gateway_rate() -> GatewayRate | None:
+    """The fleet's rate for this gateway (None: RXFLEET_GATEWAY_RATE unset)."""
+    s = get_settings()
+    if s.gateway_rate is None:
+        return None
+    return GatewayRate(get_redis(), s.gateway_rate, s.key_prefix, gateway_id())
+
+
+def pacer() -> Pacer:
+    """This process's share of the fleet's in-flight limit and its send slots."""
+    s = get_settings()
+    process = f"{socket.gethostname()}:{os.getpid()}"
+    shape = ("pacer", gateway_id(), s.gateway_rate, s.inflight_floor, s.inflight_ceiling,
+             s.submit_inflight, s.key_prefix)  # fmt: skip
+    return _keep(shape, Pacer, lambda: Pacer(inflight(), gateway_rate(), sender(), process))
+
+
 def pause() -> FleetPause:
     return FleetPause(get_redis(), get_settings().key_prefix)
 
@@ -161,6 +196,7 @@ def submit_context(owner: str) -> SubmitContext:
         rejects=matrix(settings.reject_matrix),
         metrics=metrics(),
         owner=owner,
+        pacer=pacer(),
     )
 
 

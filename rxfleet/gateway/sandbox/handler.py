@@ -108,6 +108,16 @@ class _Handler(BaseHTTPRequestHandler):
         key = self.headers.get("Idempotency-Key", "")
         self._key = key or None
         ticket = state.admit(key)
+        try:
+            self._answer_claim(ticket, key, raw)
+        finally:
+            state.leave()
+
+    def _answer_claim(self, ticket: Ticket, key: str, raw: bytes) -> None:
+        state = self.server.state
+        if ticket.crowded:
+            self._send(429, {"error": "too_many_requests"})
+            return
         if ticket.delay:
             time.sleep(ticket.delay)
         if ticket.drop:

@@ -43,6 +43,11 @@ one-hour tokens. Every knob, with the JSON key that sets it:
 ``latency_ms`` / ``jitter_ms`` (float, 0)
     Every claim request waits ``latency_ms`` plus a seeded uniform
     ``[0, jitter_ms)`` before it is answered.
+``max_concurrency`` (int, 0 = no cap)
+    A claim request that arrives while this many are already in progress is
+    answered ``429 {"error": "too_many_requests"}`` at once, without Retry-After
+    (a gateway's concurrency limiter); the stats count claim requests per second
+    (``per_second``) and the most in progress at once (``peak_concurrency``).
 
 Example file::
 
@@ -121,6 +126,7 @@ class Scenario:
     answers: tuple[Override, ...] = ()
     latency_ms: Annotated[float, Field(ge=0)] = 0.0
     jitter_ms: Annotated[float, Field(ge=0)] = 0.0
+    max_concurrency: Annotated[int, Field(ge=0)] = 0
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Scenario:

@@ -64,6 +64,7 @@ class Ticket:
     drop: bool = False
     drop_after: bool = False
     throttle: Throttle | None = None
+    crowded: bool = False  # over the scenario's max_concurrency: 429 at once
 
 
 @dataclass(slots=True)
@@ -81,6 +82,8 @@ class _Counters:
     token_fetches: int = 0
     tokens_issued: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
+    per_second: Counter[int] = field(default_factory=Counter)  # claim requests by epoch second
+    peak_concurrency: int = 0
     keys: dict[str, _KeyCount] = field(default_factory=dict)
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
 
@@ -102,6 +105,7 @@ class GatewayState:
         self._books = Books()
         self._storm = _Storm()
         self._counts = _Counters()
+        self._in_progress = 0  # claim requests admitted and not yet answered
 
     @property
     def scenario(self) -> Scenario:
@@ -162,14 +166,25 @@ class GatewayState:
     # -- claims ----------------------------------------------------------
 
     def admit(self, key: str) -> Ticket:
-        """Count a claim request and decide its faults."""
+        """Count a claim request and decide its faults; ``leave`` when it is answered."""
         with self._lock:
             counts = self._counts
             counts.claim_requests += 1
+            counts.per_second[int(time.time())] += 1
+            self._in_progress += 1  # outlives a reset: requests in progress then still leave
+            counts.peak_concurrency = max(counts.peak_concurrency, self._in_progress)
             per_key = counts.keys.setdefault(key, _KeyCount())
             per_key.requests += 1
             attempt, claim_no, scenario = per_key.requests, counts.claim_requests, self._scenario
+            cap = scenario.max_concurrency
+            if cap and self._in_progress > cap:
+                return Ticket(attempt, claim_no, crowded=True)
         return _ticket(scenario, key, attempt, claim_no)
+
+    def leave(self) -> None:
+        """A claim request admitted is answered (or dropped)."""
+        with self._lock:
+            self._in_progress -= 1
 
     def authenticate(self, token: str | None, claim_no: int) -> str | None:
         """None when the token is good, else the 401 error code."""
@@ -275,6 +290,7 @@ class GatewayState:
 
         ``{"requests", "by_status": {"200": n, "dropped": n, ...}, "token_fetches",
         "tokens_issued", "claim_requests", "adjudications", "same_content",
+        "per_second": {epoch second: claim requests}, "peak_concurrency",
         "keys": {key: {"requests", "adjudications"}},
         "claims": {claim_id: {"keys", "requests", "adjudications"}},
         "log": [{"path", "key", "status", "started", "finished", "retry_after",
@@ -294,6 +310,8 @@ def _report(c: _Counters) -> dict[str, Any]:
         "claim_requests": c.claim_requests,
         "adjudications": c.adjudications,
         "same_content": c.same_content,
+        "per_second": {str(second): n for second, n in sorted(c.per_second.items())},
+        "peak_concurrency": c.peak_concurrency,
         "keys": {
             k: {"requests": v.requests, "adjudications": v.adjudications} for k, v in c.keys.items()
         },

@@ -24,6 +24,7 @@ from rxfleet.errors import ConfigError, GatewayUnavailable, RxFleetError
 from rxfleet.gateway.aio import Job
 from rxfleet.gateway.client import Pricing
 from rxfleet.links import LinkReport
+from rxfleet.links.submit.pace import Pacer
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.pause import FleetPause
@@ -105,6 +106,7 @@ class SubmitContext:
     rejects: RejectMatrix | None = None  # which reject codes are transient (90-98)
     owner: str = "local"  # whose leases these are (the task id)
     metrics: MetricsStore | None = None  # None: no fleet counters (unit tests)
+    pacer: Pacer | None = None  # None: windows of RXFLEET_SUBMIT_INFLIGHT, no rate (unit tests)
 
 
 @dataclass(frozen=True)
