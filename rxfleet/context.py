@@ -133,7 +133,8 @@ def pacer() -> Pacer:
     process = f"{socket.gethostname()}:{os.getpid()}"
     shape = ("pacer", gateway_id(), s.gateway_rate, s.inflight_floor, s.inflight_ceiling,
              s.submit_inflight, s.key_prefix)  # fmt: skip
-    return _keep(shape, Pacer, lambda: Pacer(inflight(), gateway_rate(), sender(), process))
+    limit, rate, gate = inflight(), gateway_rate(), sender()  # not under _keep's lock
+    return _keep(shape, Pacer, lambda: Pacer(limit, rate, gate, process))
 
 
 def pause() -> FleetPause:
