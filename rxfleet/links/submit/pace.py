@@ -53,6 +53,14 @@ class Pacer:
             self.share = self.limit.share(limit, procs)
             self.gate.resize(self.share)
 
+    def shrink(self) -> None:
+        """A 429 just heard: one slot less at once (each throttled answer frees its slot
+        at once, so without this a window over the cap would spin through 429s until its
+        report cut the fleet's limit)."""
+        with self._lock:
+            self.share = max(1, self.share - 1)
+            self.gate.resize(self.share)
+
     def full(self) -> bool:
         """Whether requests queued at the gate since the last look (the share was used)."""
         return self.gate.demand()[1]

@@ -60,10 +60,13 @@ class Dispatch:
         return not self.stop.is_set() and self.ctx.local_pause.remaining() <= 0
 
     def _heard(self, result: Heard) -> None:
-        """Each answer as it comes: the first 429/503 with Retry-After stops new sends."""
+        """Each answer as it comes: the first 429/503 with Retry-After stops new sends;
+        a 429 without takes one slot off this process's share at once."""
         if isinstance(result, RateLimited | GatewayUnavailable) and result.retry_after is not None:
             self.stop.set()
             self.ctx.local_pause.note(result.retry_after)
+        elif isinstance(result, RateLimited) and self.ctx.pacer is not None:
+            self.ctx.pacer.shrink()
 
     def _body(self, record: WorkRecord) -> dict[str, Any]:
         """The HTTP body: the claim's fields and, for this one hop, its PHI from the vault
