@@ -378,6 +378,8 @@ def metric_sources() -> Sources:
         breakers=[context.health_breaker(), context.auth_breaker()],
         broker=broker,
         queues=settings_queues(settings),
+        inflight=context.inflight(),
+        rate=settings.gateway_rate,
     )
 
 

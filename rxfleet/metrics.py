@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from config import Settings
 from rxfleet.stores.breaker import Breaker
+from rxfleet.stores.inflight import InflightLimit
 from rxfleet.stores.metrics import Counters, MetricsStore
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.runs import RunStore
@@ -44,6 +45,8 @@ class Sources:
     breakers: list[Breaker]
     broker: redis.Redis | None  # None when the broker is not Redis: no queue depths
     queues: list[str]
+    inflight: InflightLimit | None = None  # the fleet's adaptive in-flight limit
+    rate: float | None = None  # RXFLEET_GATEWAY_RATE
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Snapshot:
     in_flight: int
     active_runs: int
     queue_depths: dict[str, int] = field(default_factory=dict)
+    pace: dict[str, float | None] = field(default_factory=dict)  # in-flight limit, rate
 
     def as_dict(self) -> dict[str, Any]:
         c = self.counters
@@ -78,6 +82,7 @@ class Snapshot:
             "claims_in_flight": self.in_flight,
             "active_runs": self.active_runs,
             "queue_depths": self.queue_depths,
+            "gateway_pace": self.pace,
         }
 
 
@@ -96,7 +101,20 @@ def snapshot(src: Sources) -> Snapshot:
         queue_depths=(
             {q: int(src.broker.llen(q)) for q in src.queues} if src.broker is not None else {}
         ),
+        pace=_pace(src),
     )
+
+
+def _pace(src: Sources) -> dict[str, float | None]:
+    """The fleet's in-flight limit (``inflight_limit``, its baseline latency and cuts)
+    and ``RXFLEET_GATEWAY_RATE`` (``rate_limit``, None: unset)."""
+    state = src.inflight.state() if src.inflight is not None else {}
+    return {
+        "inflight_limit": round(state["limit"], 1) if state else None,
+        "inflight_base_ms": round(state["base_ms"], 1) if state else None,
+        "inflight_cuts": state.get("cuts"),
+        "rate_limit": src.rate,
+    }
 
 
 class FleetCollector(Collector):
@@ -195,6 +213,7 @@ def _gauges(snap: Snapshot) -> Iterator[Metric]:
         "rxfleet_claims_in_flight", "claims held in Redis now (all runs)", value=snap.in_flight
     )
     yield GaugeMetricFamily("rxfleet_active_runs", "runs not yet finished", value=snap.active_runs)
+    yield from _pace_gauges(snap)
     depths = GaugeMetricFamily(
         "rxfleet_queue_depth", "messages waiting in each Celery queue", labels=["queue"]
     )
@@ -225,3 +244,19 @@ def serve(read: Callable[[], Snapshot], host: str, port: int) -> None:  # pragma
 
 def settings_queues(settings: Settings) -> list[str]:
     return [settings.queue_cpu, settings.queue_gateway]
+
+
+def _pace_gauges(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
+    limit, rate = snap.pace.get("inflight_limit"), snap.pace.get("rate_limit")
+    if limit is not None:
+        yield GaugeMetricFamily(
+            "rxfleet_gateway_inflight_limit",
+            "the fleet's adaptive limit of gateway requests in flight",
+            value=limit,
+        )
+    if rate is not None:
+        yield GaugeMetricFamily(
+            "rxfleet_gateway_rate_limit",
+            "claims a second the fleet may send (RXFLEET_GATEWAY_RATE)",
+            value=rate,
+        )
