@@ -6,12 +6,14 @@ answered, how many throttled (429, or 503 with Retry-After), their mean latency,
 whether it kept its share in flight. One Lua script moves the shared limit:
 
 * a 429/503 cuts it, by ``BETA`` times the share of the window that was answered
-  (a window half throttled halves it), at most once a round trip;
+  (never below 0.6 in one cut), at most once per two round trips (windows sent
+  before a cut still report what caused it);
 * a latency above ``TOLERANCE`` times the baseline (the least latency seen, drifting
   up slowly; never taken below ``NOISE_MS``) cuts it by ``BETA_LATENCY``: the gateway
   is queueing, before it has to say so;
 * otherwise a worker that used its share grows it: by half the answers while no cut
-  has happened yet (slow start: x1.5 a round trip), then by one a round trip.
+  has happened yet (slow start: x1.5 a round trip), then by one a round trip (1% of
+  the limit a round trip above 100).
 
 It stays between ``RXFLEET_INFLIGHT_FLOOR`` and ``RXFLEET_INFLIGHT_CEILING``, and under
 ``RXFLEET_GATEWAY_RATE`` x baseline latency x ``RATE_HEADROOM`` when a rate is set

@@ -49,8 +49,9 @@ class Pacer:
         if window.answered + window.throttled == 0:
             return
         limit, procs = self.limit.observe(self.process, window)
-        with self._lock:
-            self.share = self.limit.share(limit, procs)
+        share = self.limit.share(limit, procs)
+        with self._lock:  # a throttled window never gives back what its 429s took off
+            self.share = min(self.share, share) if window.throttled else share
             self.gate.resize(self.share)
 
     def shrink(self) -> None:

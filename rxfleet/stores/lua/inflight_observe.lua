@@ -32,13 +32,15 @@ if latency >= 0 then  -- the baseline: the least latency seen, drifting up slowl
 end
 local rising = latency >= 0 and latency > tolerance * math.max(base, noise)
 if throttled > 0 or rising then
-  if now - cut_at >= math.max(latency, base or 0, noise) then  -- one cut a round trip
+  -- one cut per two round trips: windows sent before a cut still report its cause
+  if now - cut_at >= 2 * math.max(latency, base or 0, noise) then
     local factor = beta_latency
-    if throttled > 0 then factor = math.max(0.5, beta * ok / (ok + throttled)) end
+    if throttled > 0 then factor = math.max(0.6, beta * ok / (ok + throttled)) end
     limit, cut_at, slow, cuts = limit * factor, now, false, cuts + 1
   end
 elseif full and ok > 0 then
-  if slow then limit = limit + ok / 2 else limit = limit + ok / limit end
+  -- slow start: x1.5 a round trip; then +1 a round trip (+1% of the limit above 100)
+  if slow then limit = limit + ok / 2 else limit = limit + ok / limit * math.max(1, limit / 100) end
 end
 
 local cap = ceiling

@@ -36,9 +36,9 @@ def test_a_throttled_window_cuts_by_the_share_answered_once_a_round_trip(
     again, _ = limit.observe("p1", Window(48, 16, 100.0, True))
     assert again == cut  # the same round trip: no second cut
     fake.hset(limit.key, "cut_at", 0)  # a round trip later
-    assert limit.observe("p1", Window(0, 64, None, True))[0] == pytest.approx(cut * 0.5)
+    assert limit.observe("p1", Window(0, 64, None, True))[0] == pytest.approx(cut * 0.6)
     grown, _ = limit.observe("p1", _ok(10))
-    assert grown == pytest.approx(cut * 0.5 + 10 / (cut * 0.5))  # after a cut: +1 a round trip
+    assert grown == pytest.approx(cut * 0.6 + 10 / (cut * 0.6))  # after a cut: +1 a round trip
     assert limit.state()["cuts"] == 2
 
 
