@@ -87,7 +87,7 @@ def cap_part(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     stats, limit, seconds = fleet_run(tmp, args.claims, "cap-", scenario, 1, {})
     log = [e for e in stats["log"] if e["path"] == "/v1/claims"]
     first, last = log[0]["started"], max(e["finished"] for e in log)
-    middle = (first + last) / 2
+    middle, span = (first + last) / 2, last - first
     late = [e for e in log if e["started"] >= middle]
     throttled = sum(1 for e in log if e["status"] == 429)
     return {
@@ -96,6 +96,7 @@ def cap_part(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "throttled_share": round(throttled / len(log), 4),
         "throttled_share_late": round(sum(1 for e in late if e["status"] == 429) / len(late), 4),
         "in_progress_late": round(in_progress(log, middle, last), 1),
+        "in_progress_settled": round(in_progress(log, first + 0.4 * span, first + 0.8 * span), 1),
         "peak_concurrency": stats["peak_concurrency"], "fleet_limit": limit,
         "problems": stats["once"]["problems"],
     }  # fmt: skip

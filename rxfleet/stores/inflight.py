@@ -11,8 +11,8 @@ whether it kept its share in flight. One Lua script moves the shared limit:
 * a latency above ``TOLERANCE`` times the baseline (the least latency seen, drifting
   up slowly; never taken below ``NOISE_MS``) cuts it by ``BETA_LATENCY``: the gateway
   is queueing, before it has to say so;
-* otherwise a worker that used its share grows it: by half the answers while no cut
-  has happened yet (slow start: x1.5 a round trip), then by one a round trip (1% of
+* otherwise a worker that used its share grows it: by a quarter of the answers while no cut
+  has happened yet (slow start: x1.25 a round trip), then by one a round trip (1% of
   the limit a round trip above 100).
 
 It stays between ``RXFLEET_INFLIGHT_FLOOR`` and ``RXFLEET_INFLIGHT_CEILING``, and under

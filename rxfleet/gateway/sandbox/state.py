@@ -168,16 +168,10 @@ class GatewayState:
     def admit(self, key: str) -> Ticket:
         """Count a claim request and decide its faults; ``leave`` when it is answered."""
         with self._lock:
-            counts = self._counts
-            counts.claim_requests += 1
-            counts.per_second[int(time.time())] += 1
             self._in_progress += 1  # outlives a reset: requests in progress then still leave
-            counts.peak_concurrency = max(counts.peak_concurrency, self._in_progress)
-            per_key = counts.keys.setdefault(key, _KeyCount())
-            per_key.requests += 1
-            attempt, claim_no, scenario = per_key.requests, counts.claim_requests, self._scenario
-            cap = scenario.max_concurrency
-            if cap and self._in_progress > cap:
+            attempt, claim_no = _admitted(self._counts, key, self._in_progress)
+            scenario = self._scenario
+            if scenario.max_concurrency and self._in_progress > scenario.max_concurrency:
                 return Ticket(attempt, claim_no, crowded=True)
         return _ticket(scenario, key, attempt, claim_no)
 
@@ -285,23 +279,32 @@ class GatewayState:
             self._counts.log.append(entry)
 
     def stats(self) -> dict[str, Any]:
-        """Everything counted since start or the last reset; no PHI (a key is its
-        claim id and an HMAC).
-
-        ``{"requests", "by_status": {"200": n, "dropped": n, ...}, "token_fetches",
-        "tokens_issued", "claim_requests", "adjudications", "same_content",
-        "per_second": {epoch second: claim requests}, "peak_concurrency",
-        "keys": {key: {"requests", "adjudications"}},
-        "claims": {claim_id: {"keys", "requests", "adjudications"}},
-        "log": [{"path", "key", "status", "started", "finished", "retry_after",
-        "not_before", "replayed"}]}``; times are epoch seconds.
-        """
+        """Everything counted since start or the last reset (``_report`` says what)."""
         with self._lock:
             return _report(self._counts)
 
 
+def _admitted(counts: _Counters, key: str, in_progress: int) -> tuple[int, int]:
+    """Count one claim request (under the state's lock): its key's attempt, its number."""
+    counts.claim_requests += 1
+    counts.per_second[int(time.time())] += 1
+    counts.peak_concurrency = max(counts.peak_concurrency, in_progress)
+    per_key = counts.keys.setdefault(key, _KeyCount())
+    per_key.requests += 1
+    return per_key.requests, counts.claim_requests
+
+
 def _report(c: _Counters) -> dict[str, Any]:
-    """The counters as ``GatewayState.stats`` answers them (under its lock)."""
+    """The counters as ``GatewayState.stats`` answers them (under its lock): no PHI (a
+    key is its claim id and an HMAC).
+
+    ``{"requests", "by_status": {"200": n, "dropped": n, ...}, "token_fetches",
+    "tokens_issued", "claim_requests", "adjudications", "same_content",
+    "per_second": {epoch second: claim requests}, "peak_concurrency",
+    "keys": {key: {"requests", "adjudications"}},
+    "claims": {claim_id: {"keys", "requests", "adjudications"}},
+    "log": [{"path", "key", "status", "started", "finished", "retry_after",
+    "not_before", "replayed"}]}``; times are epoch seconds."""
     return {
         "requests": c.requests,
         "by_status": dict(c.by_status),

@@ -39,8 +39,8 @@ if throttled > 0 or rising then
     limit, cut_at, slow, cuts = limit * factor, now, false, cuts + 1
   end
 elseif full and ok > 0 then
-  -- slow start: x1.5 a round trip; then +1 a round trip (+1% of the limit above 100)
-  if slow then limit = limit + ok / 2 else limit = limit + ok / limit * math.max(1, limit / 100) end
+  -- slow start: x1.25 a round trip; then +1 a round trip (+1% of the limit above 100)
+  if slow then limit = limit + ok / 4 else limit = limit + ok / limit * math.max(1, limit / 100) end
 end
 
 local cap = ceiling
