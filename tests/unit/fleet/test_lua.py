@@ -7,7 +7,9 @@ from importlib.resources import files
 import fakeredis
 
 from rxfleet.stores import lua
+from rxfleet.stores.inflight import InflightLimit
 from rxfleet.stores.pause import FleetPause
+from rxfleet.stores.rate import GatewayRate
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
 
@@ -18,6 +20,8 @@ def test_every_script_file_is_registered_by_its_store() -> None:
         "runs": RunStore(client)._scripts,
         "tokens": TokenStore(client)._scripts,
         "pause": FleetPause(client)._scripts,
+        "inflight": InflightLimit(client)._scripts,
+        "rate": GatewayRate(client, 1.0)._scripts,
     }
     registered = {f"{store}_{name}" for store, scripts in stores.items() for name in scripts}
     on_disk = {p.name[:-4] for p in files(lua).iterdir() if p.name.endswith(".lua")}
