@@ -3,8 +3,9 @@
 Throughput is in-flight ÷ latency: a round sends the open claims in windows of
 this process's share of the fleet's adaptive in-flight limit (``pace``; without a
 pacer, ``RXFLEET_SUBMIT_INFLIGHT``), each request in its slot under the fleet's
-rate when one is set, all through the context's ``Sender`` (in the fleet, one aiohttp event loop and session per worker
-process, ``rxfleet.gateway.aio``; a window of one too). Redis is read once per
+rate when one is set, all through the context's ``Sender`` (in the fleet, one
+aiohttp event loop and session per worker process, ``rxfleet.gateway.aio``; a
+window of one too). Redis is read once per
 window (the fleet pause and both breakers, the abort flag, the claims' send
 leases, their vault blobs, the route memos: ``plan``) and written once per
 window (the ledger, the audit trail and the batch's heartbeat).
