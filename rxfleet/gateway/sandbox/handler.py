@@ -56,6 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     _started: float = 0.0
     _key: str | None = None
+    _admitted: bool = False  # a claim request counted in progress
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: no per-request lines (and never a body)."""
@@ -128,6 +129,24 @@ class _Handler(BaseHTTPRequestHandler):
         key = self.headers.get("Idempotency-Key", "")
         self._key = key or None
         ticket = state.admit(key)
+        self._admitted = True
+        try:
+            self._answer_claim(ticket, key, raw)
+        finally:
+            self._leave()
+
+    def _leave(self) -> None:
+        """No longer in progress: before the answer leaves, so a client that has it and
+        sends its next request at once is not counted twice against max_concurrency."""
+        if self._admitted:
+            self._admitted = False
+            self.server.state.leave()
+
+    def _answer_claim(self, ticket: Ticket, key: str, raw: bytes) -> None:
+        state = self.server.state
+        if ticket.crowded:
+            self._send(429, {"error": "too_many_requests"})
+            return
         if ticket.delay:
             time.sleep(ticket.delay)
         if ticket.drop:
@@ -201,6 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Close the connection without a byte of response."""
         self.close_connection = True
         self._record("dropped", None, None, False)
+        self._leave()
 
     def _send(
         self,
@@ -226,6 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         if record:  # before the answer leaves, so a client that has it sees it counted
             self._record(status, retry_after, not_before, replayed)
+        self._leave()
         self.end_headers()
         try:
             self.wfile.write(data)
