@@ -475,14 +475,15 @@ def test_garbage_200_is_unavailable(
 
 
 def test_raw_answer_is_scrubbed_of_phi(gateway: SandboxGateway, make_claim: ClaimFactory) -> None:
+    claim = make_claim()
     echo = (
-        b'{"claim_id": "E1", "transaction_response_status": "R", "reject_codes": ["65"],'
+        b'{"claim_id": "%s", "transaction_response_status": "R", "reject_codes": ["65"],'
         b' "cardholder_id": "ZPHI4417X9", "patient": {"date_of_birth": "1961-07-04"}}'
-    )
+    ) % str(claim["claim_id"]).encode()
     with sender_answering(gateway, 200, echo) as (sender, _):
-        result = submit(sender, make_claim(), "tkn")
+        result = submit(sender, claim, "tkn")
     assert result.raw == {
-        "claim_id": "E1",
+        "claim_id": claim["claim_id"],
         "transaction_response_status": "R",
         "reject_codes": ["65"],
         "patient": {},
