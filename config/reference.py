@@ -88,6 +88,8 @@ PROCFILE_VARIABLES: dict[str, tuple[str, str]] = {
     "RXFLEET_FLOWER_PORT": ("5555", "Flower's port (`flower:`, on 127.0.0.1 only)"),
     "RXFLEET_METRICS_HOST": ("127.0.0.1", "address the exporter listens on (`metrics:`)"),
     "RXFLEET_METRICS_PORT": ("9808", "port of the exporter (`metrics:`)"),
+    "RXFLEET_WEBHOOK_HOST": ("127.0.0.1", "address the formulary webhook listens on (`webhooks:`)"),
+    "RXFLEET_WEBHOOK_PORT": ("8710", "port of the formulary webhook (`webhooks:`)"),
 }  # fmt: skip
 
 PROCFILE_HEADER = """

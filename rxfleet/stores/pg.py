@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, LiteralString, Self, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -71,10 +71,13 @@ def connect_cause(exc: psycopg.Error, url: str) -> str | None:
 
 
 def where(url: str) -> str:
-    """``host:port/database`` of a URL, without user or password."""
+    """``host:port/database`` of a URL (a Unix socket's directory when ``host=`` names
+    one), without user or password."""
     try:
         parts = urlsplit(url)
-        host, port = parts.hostname or "localhost", parts.port or 5432
+        query = dict(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair)
+        host = unquote(query.get("host", "")) or parts.hostname or "localhost"
+        port = query.get("port") or parts.port or 5432
     except ValueError:
         return "RXFLEET_DATABASE_URL"
     return f"{host}:{port}/{parts.path.lstrip('/') or '(default database)'}"
@@ -98,6 +101,7 @@ class Connections:
         self.outage = outage  # seconds a statement safe to repeat waits for the database
         self.notice = notice or log.warning
         self._away: str | None = None  # what the last failure said, while the database is away
+        self._reached = False  # a connection was ever made: a failure now is an outage
         self._local = threading.local()
         self._lock = threading.Lock()
         self._opened: list[tuple[int, Conn]] = []
@@ -119,6 +123,7 @@ class Connections:
         if conn is not None and self._local.pid != os.getpid():
             self._inherited.append(conn)  # closing it would end the parent's session
         conn = self._connect()
+        self._reached = True
         self._local.conn, self._local.pid, self._local.staging = conn, os.getpid(), False
         with self._lock:
             self._opened.append((os.getpid(), conn))
@@ -146,7 +151,7 @@ class Connections:
             reason = exc.sqlstate or type(exc).__name__
             if refuses_value(exc):
                 raise ValueRefused(operation, reason) from None
-            if is_away(exc):
+            if is_away(exc) and self._reached:  # never reached: a wrong URL, not an outage
                 self._drop()
                 self._gone(reason)
                 raise DatabaseAway(f"database: {operation} failed ({reason})") from None

@@ -32,7 +32,7 @@ def _other_database(url: str, name: str) -> str:
 @pytest.mark.parametrize(
     ("make", "cause"),
     [
-        (lambda pg: _other_database(pg.url, "no_such_db"), "no such database at 127.0.0.1:"),
+        (lambda pg: _other_database(pg.url, "no_such_db"), "no such database at "),
         (lambda pg: f"postgresql://rx:pw@127.0.0.1:{free_port()}/rx",
          "connection refused (is PostgreSQL running there?) at 127.0.0.1:"),
         (lambda pg: "postgresql:/not a url", "RXFLEET_DATABASE_URL is not a PostgreSQL URL"),
@@ -46,7 +46,7 @@ def test_database_errors_name_their_cause(
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and cause in lines[0], done.stderr
-    assert lines[0].startswith("rxfleet: database: upgrade failed") and "pw" not in lines[0]
+    assert lines[0].startswith("rxfleet: database: ") and "pw" not in lines[0]
 
 
 @pytest.fixture
