@@ -80,6 +80,7 @@ def block(pg_server: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) ->
     where = tmp_path_factory.mktemp("readme-fleet")
     shutil.copy(ROOT / "Procfile", where / "Procfile")
     shutil.copytree(ROOT / "samples", where / "samples")
+    shutil.copytree(ROOT / "workers", where / "workers")  # Flower's --conf=workers/flowerconfig.py
     (where / ".venv").symlink_to(Path(sys.prefix))
     server = LocalRedis(binary=shutil.which("redis-server")).start()
     env = _clean_env(
@@ -88,6 +89,7 @@ def block(pg_server: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) ->
         RXFLEET_SANDBOX_PORT=str(free_port()),
         RXFLEET_FLOWER_PORT=str(free_port()),
         RXFLEET_METRICS_PORT=str(free_port()),
+        RXFLEET_WEBHOOK_PORT=str(free_port()),
     )
     proc = subprocess.Popen(["bash", "-c", readme_block()], cwd=where, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -175,7 +177,7 @@ def test_the_readme_fleet_block_runs_as_written(block: Block) -> None:
     assert rows == len(SAMPLE.read_text().splitlines()), output
     assert "exited with code 1" not in output and "exited with code 2" not in output, output
     assert any("rxfleet_claims_total" in text for text in block.scrapes), output
-    assert (block.where / ".env").read_text().count("RXFLEET_") == 3
+    assert (block.where / ".env").read_text().count("RXFLEET_") == 4  # keys, Flower, webhook
     broker = redis.Redis.from_url(block.env["RXFLEET_REDIS_URL"], decode_responses=True)
     for queue in ("rxfleet.cpu", "rxfleet.gateway"):  # each under an exchange of its own
         bound = broker.smembers(f"_kombu.binding.{queue}")
