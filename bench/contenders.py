@@ -13,9 +13,6 @@
   or jittered backoff, 404 mapped to reject 04. Adapted: ``/v1/claims``, one
   token fetched form-encoded, the four headers.
 
-* ``aio_floor``: one aiohttp session, 512 requests in flight, one POST a claim:
-  the floor of an asyncio client (bench/scale.py's "aiohttp").
-
 Each returns a Counter of answers: NCPDP ``transaction_response_status`` for a 200,
 else a short label.
 """
@@ -201,34 +198,4 @@ def seed003(sandbox: Sandbox, items: list[Item], threads: int) -> Counter[str]:
     return asyncio.run(_seed003(sandbox, items, 500))
 
 
-async def _aio_floor(sandbox: Sandbox, items: list[Item], inflight: int) -> Counter[str]:
-    statuses: Counter[str] = Counter()
-    gate = asyncio.Semaphore(inflight)
-    connector = aiohttp.TCPConnector(limit=inflight)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.post(sandbox.token_url, data=TOKEN_FORM) as resp:
-            token = (await resp.json())["access_token"]
-
-        async def one(key: str, claim: dict[str, Any]) -> None:
-            async with (
-                gate,
-                session.post(
-                    sandbox.claims_url, json=claim, headers=_headers(token, 3600, key)
-                ) as response,
-            ):
-                body = await response.json()
-                statuses[str(body.get("transaction_response_status", response.status))] += 1
-
-        await asyncio.gather(*(one(key, claim) for key, claim in items))
-    return statuses
-
-
-def aio_floor(sandbox: Sandbox, items: list[Item], threads: int) -> Counter[str]:
-    """The least an asyncio client does: one aiohttp session, 512 in flight, one POST a
-    claim, no retries (``threads`` is ignored)."""
-    return asyncio.run(_aio_floor(sandbox, items, 512))
-
-
-CONTENDERS: dict[str, Contender] = {
-    "bare": bare_loop, "seed000": seed000, "seed003": seed003, "aiohttp": aio_floor,
-}  # fmt: skip
+CONTENDERS: dict[str, Contender] = {"bare": bare_loop, "seed000": seed000, "seed003": seed003}

@@ -232,29 +232,11 @@ class Settings(BaseSettings):
     client_key: Path | None = Field(default=None, description="mutual-TLS client key (PEM)")
     ca_bundle: Path | None = Field(default=None, description="CA bundle to verify the gateway")
     submit_inflight: int = Field(
-        default=512,
+        default=64,
         ge=1,
-        le=4096,
-        description="most gateway requests one submit worker process keeps in flight (its "
-        "connection pool); each process sends its share of the fleet's adaptive limit under it",
-    )
-    inflight_ceiling: int = Field(
-        default=1024,
-        ge=1,
-        description="ceiling of the fleet-wide adaptive in-flight limit (requests in flight at "
-        "once to the gateway, all submit workers together; throughput ~ in-flight / latency)",
-    )
-    inflight_floor: int = Field(
-        default=4,
-        ge=1,
-        description="floor of the fleet-wide adaptive in-flight limit; set it equal to "
-        "RXFLEET_INFLIGHT_CEILING for a fixed limit",
-    )
-    gateway_rate: float | None = Field(
-        default=None,
-        gt=0,
-        description="claims a second the whole fleet may send the gateway (a shared token "
-        "bucket in Redis: a PBM's contracted transactions per second); unset: no limit",
+        le=512,
+        description="gateway requests in flight at once per submit worker process "
+        "(throughput ~ in-flight / latency); the connection pool is sized to match",
     )
     submit_round_seconds: float = Field(
         default=25.0, description="a submit task sends for at most this long, then hands on"

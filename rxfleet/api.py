@@ -404,8 +404,6 @@ def metric_sources() -> Sources:
         letters=context.database().waiting_letters if settings.database_url else None,
         portals=PortalStore(get_redis(), settings.key_prefix),
         formulary=context.formulary(),
-        inflight=context.inflight(),
-        rate=settings.gateway_rate,
     )
 
 

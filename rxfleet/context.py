@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
-import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -25,20 +23,17 @@ from rxfleet.errors import ConfigError, InfrastructureError
 from rxfleet.gateway.aio import AioSender
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.links.submit import LocalPause, SubmitContext
-from rxfleet.links.submit.pace import Pacer
 from rxfleet.phikeys import token_sealer, vault
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.connection import get_redis
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
 from rxfleet.stores.formulary import FormularyCache
-from rxfleet.stores.inflight import InflightLimit
 from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.pg import Notice
 from rxfleet.stores.privileges import Secured
-from rxfleet.stores.rate import GatewayRate
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import Rotation, TokenStore
@@ -184,37 +179,6 @@ def order() -> ClaimOrder:
     return ClaimOrder(get_redis(), get_settings().key_prefix)
 
 
-def gateway_id() -> str:
-    """The gateway's name in the keys of its limits: the host and port of its URL."""
-    url = get_settings().gateway_url or "sandbox"
-    return urllib.parse.urlsplit(url).netloc or url
-
-
-def inflight() -> InflightLimit:
-    """The fleet's adaptive in-flight limit for this gateway."""
-    s = get_settings()
-    return InflightLimit(get_redis(), s.key_prefix, gateway_id(), s.inflight_floor,
-                         max(s.inflight_floor, s.inflight_ceiling), s.gateway_rate)  # fmt: skip
-
-
-def gateway_rate() -> GatewayRate | None:
-    """The fleet's rate for this gateway (None: RXFLEET_GATEWAY_RATE unset)."""
-    s = get_settings()
-    if s.gateway_rate is None:
-        return None
-    return GatewayRate(get_redis(), s.gateway_rate, s.key_prefix, gateway_id())
-
-
-def pacer() -> Pacer:
-    """This process's share of the fleet's in-flight limit and its send slots."""
-    s = get_settings()
-    process = f"{socket.gethostname()}:{os.getpid()}"
-    shape = ("pacer", gateway_id(), s.gateway_rate, s.inflight_floor, s.inflight_ceiling,
-             s.submit_inflight, s.key_prefix)  # fmt: skip
-    limit, rate, gate = inflight(), gateway_rate(), sender()  # not under _keep's lock
-    return _keep(shape, Pacer, lambda: Pacer(limit, rate, gate, process))
-
-
 def pause() -> FleetPause:
     return FleetPause(get_redis(), get_settings().key_prefix)
 
@@ -286,7 +250,6 @@ def submit_context(owner: str) -> SubmitContext:
         metrics=metrics(),
         order=order(),
         owner=owner,
-        pacer=pacer(),
     )
 
 

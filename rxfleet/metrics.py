@@ -33,7 +33,6 @@ from rxfleet.errors import InfrastructureError
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.broker import Depths, no_depths
 from rxfleet.stores.formulary import FormularyCache
-from rxfleet.stores.inflight import InflightLimit
 from rxfleet.stores.metrics import HISTOGRAMS, Counters, MetricsStore, cumulative
 from rxfleet.stores.pause import FleetPause, Hold
 from rxfleet.stores.portal import PortalStore, lag_seconds
@@ -60,8 +59,6 @@ class Sources:
     depths: Depths = no_depths  # the broker's queue depths (Redis or RabbitMQ)
     roll: WorkerRoll | None = None  # None: no worker counts
     letters: Callable[[], dict[str, int]] | None = None  # dead letters waiting, by reason
-    inflight: InflightLimit | None = None  # the fleet's adaptive in-flight limit
-    rate: float | None = None  # RXFLEET_GATEWAY_RATE
 
 
 @dataclass
@@ -82,7 +79,6 @@ class Snapshot:
     workers: dict[str, int] = field(default_factory=dict)  # queue → workers heard lately
     oldest_batch_age: float = 0.0  # seconds since the least recent progress of an open batch
     dead_letters: dict[str, int] = field(default_factory=dict)  # reason → waiting
-    pace: dict[str, float | None] = field(default_factory=dict)  # in-flight limit, rate
 
     def as_dict(self) -> dict[str, Any]:
         c = self.counters
@@ -118,7 +114,6 @@ class Snapshot:
             "workers": self.workers,
             "oldest_batch_age_seconds": round(self.oldest_batch_age, 1),
             "dead_letters_waiting": self.dead_letters,
-            "gateway_pace": self.pace,
         }
 
 
@@ -150,7 +145,6 @@ def snapshot(src: Sources) -> Snapshot:
         portals=portal_stats(src.portals) if src.portals is not None else {},
         formulary_version=view.version if view else 0,
         formulary_waiting=time.time() - view.waiting_since if view and view.waiting_since else 0.0,
-        pace=_pace(src),
     )
 
 
@@ -168,18 +162,6 @@ def oldest_batch_age(runs: RunStore, active: list[str]) -> float:
     """Seconds since the least recent progress of any open batch of the active runs."""
     lasts = [last for run_id in active for _, last in runs.batches(run_id).values()]
     return max(0.0, time.time() - min(lasts)) if lasts else 0.0
-
-
-def _pace(src: Sources) -> dict[str, float | None]:
-    """The fleet's in-flight limit (``inflight_limit``, its baseline latency and cuts)
-    and ``RXFLEET_GATEWAY_RATE`` (``rate_limit``, None: unset)."""
-    state = src.inflight.state() if src.inflight is not None else {}
-    return {
-        "inflight_limit": round(state["limit"], 1) if state else None,
-        "inflight_base_ms": round(state["base_ms"], 1) if state else None,
-        "inflight_cuts": state.get("cuts"),
-        "rate_limit": src.rate,
-    }
 
 
 class FleetCollector(Collector):
@@ -283,7 +265,6 @@ def _gauges(snap: Snapshot) -> Iterator[Metric]:
         "rxfleet_claims_in_flight", "claims held in Redis now (all runs)", value=snap.in_flight
     )
     yield GaugeMetricFamily("rxfleet_active_runs", "runs not yet finished", value=snap.active_runs)
-    yield from _pace_gauges(snap)
     depths = GaugeMetricFamily(
         "rxfleet_queue_depth", "messages waiting in each Celery queue", labels=["queue"]
     )
@@ -442,19 +423,3 @@ def serve(read: Callable[[], Snapshot], host: str, port: int) -> None:  # pragma
 
 def settings_queues(settings: Settings) -> list[str]:
     return [settings.queue_cpu, settings.queue_gateway]
-
-
-def _pace_gauges(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
-    limit, rate = snap.pace.get("inflight_limit"), snap.pace.get("rate_limit")
-    if limit is not None:
-        yield GaugeMetricFamily(
-            "rxfleet_gateway_inflight_limit",
-            "the fleet's adaptive limit of gateway requests in flight",
-            value=limit,
-        )
-    if rate is not None:
-        yield GaugeMetricFamily(
-            "rxfleet_gateway_rate_limit",
-            "claims a second the fleet may send (RXFLEET_GATEWAY_RATE)",
-            value=rate,
-        )

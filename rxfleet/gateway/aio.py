@@ -3,10 +3,8 @@
 The submit link's windows go out through one ``AioSender`` per worker process:
 an asyncio event loop in a thread of its own and one ``aiohttp.ClientSession``
 whose connector holds at most ``RXFLEET_SUBMIT_INFLIGHT`` connections. Every
-submit task of the process hands its window over and waits for the answers; a
-gate holds the process's requests in flight to its share of the fleet's adaptive
-limit (``resize``), and a job with a send time (``Job.at``, the fleet's rate) waits
-for it before it queues at the gate. Measured against a
+submit task of the process hands its window over and waits for the answers, so
+the process never has more requests in flight than that. Measured against a
 ``requests.Session`` in a thread pool of the same size, aiohttp costs about a
 third of the CPU per request (bench/throughput.py), which is what throughput
 is bounded by on a small machine.
@@ -25,7 +23,6 @@ import json
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -58,7 +55,6 @@ class Job:
     token: str
     session_ttl: int
     key: str
-    at: float = 0.0  # monotonic time before which it is not sent (the fleet's rate)
 
 
 @dataclass(frozen=True)
@@ -83,8 +79,7 @@ class AioSender:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._gate: Gate | None = None
-        self._size = self.settings.submit_inflight
+        self._gate: asyncio.Semaphore | None = None
         self._thread: threading.Thread | None = None
 
     def send(
@@ -99,35 +94,17 @@ class AioSender:
         each answer comes with the seconds its request took; None in the list is a
         job that was held back and not sent.
         """
-        requests = [(self._request(j), j.at) for j in jobs]
+        requests = [self.client.claim_request(j.body, token=j.token, session_ttl=j.session_ttl,
+                                              idempotency_key=j.key) for j in jobs]  # fmt: skip
         return self._run(self._all(requests, go, seen))
-
-    def _request(self, job: Job) -> ClaimRequest:
-        return self.client.claim_request(
-            job.body, token=job.token, session_ttl=job.session_ttl, idempotency_key=job.key
-        )
-
-    def resize(self, size: int) -> None:
-        """In flight at most ``size`` (under ``RXFLEET_SUBMIT_INFLIGHT``) from now on."""
-        self._size = max(1, min(size, self.settings.submit_inflight))
-        if self._gate is not None and self._loop is not None:
-            gate, size = self._gate, self._size
-            self._loop.call_soon_threadsafe(gate.resize, size)
-
-    def demand(self) -> tuple[int, bool]:
-        """The gate's size, and whether it was full since the last look (then forgotten)."""
-        gate = self._gate
-        if gate is None:
-            return self._size, False
-        return gate.limit, gate.full()
 
     async def _all(
         self,
-        requests: Sequence[tuple[ClaimRequest, float]],
+        requests: Sequence[ClaimRequest],
         go: Callable[[], bool],
         seen: Callable[[Result], None],
     ) -> list[Timed | None]:
-        return list(await asyncio.gather(*(self._one(r, at, go, seen) for r, at in requests)))
+        return list(await asyncio.gather(*(self._one(r, go, seen) for r in requests)))
 
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(work, self._started())
@@ -143,17 +120,10 @@ class AioSender:
             return self._loop
 
     async def _one(
-        self,
-        request: ClaimRequest,
-        at: float,
-        go: Callable[[], bool],
-        seen: Callable[[Result], None],
+        self, request: ClaimRequest, go: Callable[[], bool], seen: Callable[[Result], None]
     ) -> Timed | None:
         session = self._client()
         assert self._gate is not None
-        delay = at - time.monotonic()
-        if delay > 0:  # its slot under the fleet's rate
-            await asyncio.sleep(delay)
         async with self._gate:
             if not go():
                 return None
@@ -166,7 +136,7 @@ class AioSender:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # made in the loop's thread, the first time it is needed
             limit = self.settings.submit_inflight
-            self._gate = Gate(self._size)  # held back here, not in the pool's queue
+            self._gate = asyncio.Semaphore(limit)  # held back here, not in the pool's queue
             connector = aiohttp.TCPConnector(limit=limit, ssl=Tls.of(self.settings).ssl_context())
             timeout = aiohttp.ClientTimeout(
                 sock_connect=self.settings.connect_timeout, sock_read=self.settings.read_timeout
@@ -192,47 +162,6 @@ class AioSender:
             loop.close()
         self._loop = self._session = None
         self._thread = None
-
-
-class Gate:
-    """A semaphore whose size may change while requests wait (loop thread only)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.busy, self.waiting = limit, 0, 0
-        self._peak = 0  # most requests that wanted in at once, since the last look
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    def resize(self, limit: int) -> None:
-        self.limit = limit
-        self._wake()
-
-    def full(self) -> bool:
-        peak, self._peak = self._peak, self.busy + self.waiting
-        return peak >= self.limit
-
-    async def __aenter__(self) -> None:
-        self._peak = max(self._peak, self.busy + self.waiting + 1)
-        while self.busy >= self.limit:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            self.waiting += 1
-            try:
-                await waiter
-            finally:
-                self.waiting -= 1
-        self.busy += 1
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.busy -= 1
-        self._wake()
-
-    def _wake(self) -> None:
-        free = self.limit - self.busy
-        while free > 0 and self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                free -= 1
 
 
 async def _post(session: aiohttp.ClientSession, request: ClaimRequest) -> Result:

@@ -7,8 +7,6 @@ Redis, the fleet's working memory; keys under the prefix (default ``rx``):
 * ``tokens``: ``token``, ``token:stats``, ``lock:token``.
 * ``breaker``: ``breaker:{health|auth}:open``, ``:tripped``, ``:probe``, ``:stats``, ``:w:{n}``.
 * ``pause``: ``gateway:pause``, ``gateway:pauses``.
-* ``inflight``: ``gateway:inflight:{host:port}`` and its ``:procs``.
-* ``rate``: ``gateway:rate:{host:port}``.
 * ``routes``: ``gateway:miss:{bin}:{pcn}``, ``gateway:route:…``, ``gateway:probe:…``.
 * ``crosswalk``: ``crosswalk:{version}``, ``crosswalk:{version}:ready``.
 * ``metrics``: the fleet's counters for the exporter.

@@ -47,9 +47,7 @@ IDLE_TIMEOUT = 75.0
 _TTL = re.compile(r"^[0-9]+$")
 
 
-class _Wire(BaseHTTPRequestHandler):
-    """The sandbox's HTTP plumbing: bodies in, JSON answers out, every answer logged."""
-
+class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "rxfleet-sandbox/1"
     sys_version = ""
@@ -58,94 +56,10 @@ class _Wire(BaseHTTPRequestHandler):
 
     _started: float = 0.0
     _key: str | None = None
-    _admitted: bool = False  # a claim request counted in progress
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: no per-request lines (and never a body)."""
 
-    def _read_body(self) -> bytes | None:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self._send(411, {"error": "length_required"}, close=True)
-            return None
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_BODY:
-            self._send(413, {"error": "bad_content_length"}, close=True)
-            return None
-        return self.rfile.read(length)
-
-    def _leave(self) -> None:
-        """No longer in progress: before the answer leaves, so a client that has it and
-        sends its next request at once is not counted twice against max_concurrency."""
-        if self._admitted:
-            self._admitted = False
-            self.server.state.leave()
-
-    def _lower(self) -> dict[str, str]:
-        """The request's headers by lower-case name."""
-        return {name.lower(): value for name, value in self.headers.items()}
-
-    def _reply(self, reply: Reply) -> None:
-        """A portal answer (counted by the portal, not in the gateway's log)."""
-        self._send(reply.status, reply.body, reply.headers, record=False)
-
-    def _drop(self) -> None:
-        """Close the connection without a byte of response."""
-        self.close_connection = True
-        self._record("dropped", None, None, False)
-        self._leave()
-
-    def _send(
-        self,
-        status: int,
-        body: dict[str, Any],
-        headers: list[tuple[str, str]] | None = None,
-        *,
-        close: bool = False,
-        record: bool = True,
-        replayed: bool = False,
-        retry_after: str | None = None,
-        not_before: float | None = None,
-    ) -> None:
-        data = json.dumps(body, separators=(",", ":")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header(SANDBOX_IDENTITY_HEADER, "1")
-        for name, value in headers or []:
-            self.send_header(name, value)
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        if record:  # before the answer leaves, so a client that has it sees it counted
-            self._record(status, retry_after, not_before, replayed)
-        self._leave()
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except OSError:
-            self.close_connection = True
-
-    def _record(
-        self, status: int | str, retry_after: str | None, not_before: float | None, replayed: bool
-    ) -> None:
-        self.server.state.record(
-            {
-                "path": self.path.split("?", 1)[0],
-                "key": self._key,
-                "status": status,
-                "started": self._started,
-                "finished": time.time(),
-                "retry_after": retry_after,
-                "not_before": not_before,
-                "replayed": replayed,
-            }
-        )
-
-
-class _Handler(_Wire):
     # -- dispatch --------------------------------------------------------
 
     def do_POST(self) -> None:
@@ -183,6 +97,19 @@ class _Handler(_Wire):
         else:
             self._send(404, {"error": "not_found"})
 
+    def _read_body(self) -> bytes | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._send(411, {"error": "length_required"}, close=True)
+            return None
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self._send(413, {"error": "bad_content_length"}, close=True)
+            return None
+        return self.rfile.read(length)
+
     # -- token endpoint --------------------------------------------------
 
     def _token(self, raw: bytes) -> None:
@@ -201,17 +128,6 @@ class _Handler(_Wire):
         key = self.headers.get("Idempotency-Key", "")
         self._key = key or None
         ticket = state.admit(key)
-        self._admitted = True
-        try:
-            self._answer_claim(ticket, key, raw)
-        finally:
-            self._leave()
-
-    def _answer_claim(self, ticket: Ticket, key: str, raw: bytes) -> None:
-        state = self.server.state
-        if ticket.crowded:
-            self._send(429, {"error": "too_many_requests"})
-            return
         if ticket.delay:
             time.sleep(ticket.delay)
         if ticket.drop:
@@ -272,6 +188,65 @@ class _Handler(_Wire):
     def _portal_path(self) -> tuple[PortalState, str]:
         """The portal this request is for and its path within it."""
         return self.server.portals.route(self.path.split("?", 1)[0])
+
+    def _lower(self) -> dict[str, str]:
+        """The request's headers by lower-case name."""
+        return {name.lower(): value for name, value in self.headers.items()}
+
+    def _reply(self, reply: Reply) -> None:
+        """A portal answer (counted by the portal, not in the gateway's log)."""
+        self._send(reply.status, reply.body, reply.headers, record=False)
+
+    def _drop(self) -> None:
+        """Close the connection without a byte of response."""
+        self.close_connection = True
+        self._record("dropped", None, None, False)
+
+    def _send(
+        self,
+        status: int,
+        body: dict[str, Any],
+        headers: list[tuple[str, str]] | None = None,
+        *,
+        close: bool = False,
+        record: bool = True,
+        replayed: bool = False,
+        retry_after: str | None = None,
+        not_before: float | None = None,
+    ) -> None:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header(SANDBOX_IDENTITY_HEADER, "1")
+        for name, value in headers or []:
+            self.send_header(name, value)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        if record:  # before the answer leaves, so a client that has it sees it counted
+            self._record(status, retry_after, not_before, replayed)
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except OSError:
+            self.close_connection = True
+
+    def _record(
+        self, status: int | str, retry_after: str | None, not_before: float | None, replayed: bool
+    ) -> None:
+        self.server.state.record(
+            {
+                "path": self.path.split("?", 1)[0],
+                "key": self._key,
+                "status": status,
+                "started": self._started,
+                "finished": time.time(),
+                "retry_after": retry_after,
+                "not_before": not_before,
+                "replayed": replayed,
+            }
+        )
 
 
 _FORM = "application/x-www-form-urlencoded"

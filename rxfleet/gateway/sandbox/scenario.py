@@ -53,11 +53,6 @@ one-hour tokens. Every knob, with the JSON key that sets it:
     ``max_page`` claims; ``rate_limit`` requests (pending and ack together) per
     ``rate_window`` seconds, above it 429 with Retry-After (0: no limit);
     ``rate_headers: false`` leaves the X-RateLimit headers out.
-``max_concurrency`` (int, 0 = no cap)
-    A claim request that arrives while this many are already in progress is
-    answered ``429 {"error": "too_many_requests"}`` at once, without Retry-After
-    (a gateway's concurrency limiter); the stats count claim requests per second
-    (``per_second``) and the most in progress at once (``peak_concurrency``).
 
 Example file::
 
@@ -152,7 +147,6 @@ class Scenario:
     latency_ms: Annotated[float, Field(ge=0)] = 0.0
     jitter_ms: Annotated[float, Field(ge=0)] = 0.0
     portal: Portal = Portal()
-    max_concurrency: Annotated[int, Field(ge=0)] = 0
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Scenario:

@@ -64,7 +64,6 @@ class Ticket:
     drop: bool = False
     drop_after: bool = False
     throttle: Throttle | None = None
-    crowded: bool = False  # over the scenario's max_concurrency: 429 at once
 
 
 @dataclass(slots=True)
@@ -82,8 +81,6 @@ class _Counters:
     token_fetches: int = 0
     tokens_issued: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
-    per_second: Counter[int] = field(default_factory=Counter)  # claim requests by epoch second
-    peak_concurrency: int = 0
     keys: dict[str, _KeyCount] = field(default_factory=dict)
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
 
@@ -105,7 +102,6 @@ class GatewayState:
         self._books = Books()
         self._storm = _Storm()
         self._counts = _Counters()
-        self._in_progress = 0  # claim requests admitted and not yet answered
 
     @property
     def scenario(self) -> Scenario:
@@ -166,19 +162,14 @@ class GatewayState:
     # -- claims ----------------------------------------------------------
 
     def admit(self, key: str) -> Ticket:
-        """Count a claim request and decide its faults; ``leave`` when it is answered."""
+        """Count a claim request and decide its faults."""
         with self._lock:
-            self._in_progress += 1  # outlives a reset: requests in progress then still leave
-            attempt, claim_no = _admitted(self._counts, key, self._in_progress)
-            scenario = self._scenario
-            if scenario.max_concurrency and self._in_progress > scenario.max_concurrency:
-                return Ticket(attempt, claim_no, crowded=True)
+            counts = self._counts
+            counts.claim_requests += 1
+            per_key = counts.keys.setdefault(key, _KeyCount())
+            per_key.requests += 1
+            attempt, claim_no, scenario = per_key.requests, counts.claim_requests, self._scenario
         return _ticket(scenario, key, attempt, claim_no)
-
-    def leave(self) -> None:
-        """A claim request admitted is answered (or dropped)."""
-        with self._lock:
-            self._in_progress -= 1
 
     def authenticate(self, token: str | None, claim_no: int) -> str | None:
         """None when the token is good, else the 401 error code."""
@@ -282,32 +273,22 @@ class GatewayState:
             self._counts.log.append(entry)
 
     def stats(self) -> dict[str, Any]:
-        """Everything counted since start or the last reset (``_report`` says what)."""
+        """Everything counted since start or the last reset; no PHI (a key is its
+        claim id and an HMAC).
+
+        ``{"requests", "by_status": {"200": n, "dropped": n, ...}, "token_fetches",
+        "tokens_issued", "claim_requests", "adjudications", "same_content",
+        "keys": {key: {"requests", "adjudications"}},
+        "claims": {claim_id: {"keys", "requests", "adjudications"}},
+        "log": [{"path", "key", "status", "started", "finished", "retry_after",
+        "not_before", "replayed"}]}``; times are epoch seconds.
+        """
         with self._lock:
             return _report(self._counts)
 
 
-def _admitted(counts: _Counters, key: str, in_progress: int) -> tuple[int, int]:
-    """Count one claim request (under the state's lock): its key's attempt, its number."""
-    counts.claim_requests += 1
-    counts.per_second[int(time.time())] += 1
-    counts.peak_concurrency = max(counts.peak_concurrency, in_progress)
-    per_key = counts.keys.setdefault(key, _KeyCount())
-    per_key.requests += 1
-    return per_key.requests, counts.claim_requests
-
-
 def _report(c: _Counters) -> dict[str, Any]:
-    """The counters as ``GatewayState.stats`` answers them (under its lock): no PHI (a
-    key is its claim id and an HMAC).
-
-    ``{"requests", "by_status": {"200": n, "dropped": n, ...}, "token_fetches",
-    "tokens_issued", "claim_requests", "adjudications", "same_content",
-    "per_second": {epoch second: claim requests}, "peak_concurrency",
-    "keys": {key: {"requests", "adjudications"}},
-    "claims": {claim_id: {"keys", "requests", "adjudications"}},
-    "log": [{"path", "key", "status", "started", "finished", "retry_after",
-    "not_before", "replayed"}]}``; times are epoch seconds."""
+    """The counters as ``GatewayState.stats`` answers them (under its lock)."""
     return {
         "requests": c.requests,
         "by_status": dict(c.by_status),
@@ -316,8 +297,6 @@ def _report(c: _Counters) -> dict[str, Any]:
         "claim_requests": c.claim_requests,
         "adjudications": c.adjudications,
         "same_content": c.same_content,
-        "per_second": {str(second): n for second, n in sorted(c.per_second.items())},
-        "peak_concurrency": c.peak_concurrency,
         "keys": {
             k: {"requests": v.requests, "adjudications": v.adjudications} for k, v in c.keys.items()
         },

@@ -1,11 +1,9 @@
 """submit: a batch's open claims to the gateway, a window of requests in flight at a time.
 
 Throughput is in-flight ÷ latency: a round sends the open claims in windows of
-this process's share of the fleet's adaptive in-flight limit (``pace``; without a
-pacer, ``RXFLEET_SUBMIT_INFLIGHT``), each request in its slot under the fleet's
-rate when one is set, all through the context's ``Sender`` (in the fleet, one
-aiohttp event loop and session per worker process, ``rxfleet.gateway.aio``; a
-window of one too). Redis is read once per
+``RXFLEET_SUBMIT_INFLIGHT`` concurrent requests, all through the context's
+``Sender`` (in the fleet, one aiohttp event loop and session per worker
+process, ``rxfleet.gateway.aio``; a window of one too). Redis is read once per
 window (the fleet pause and both breakers, the abort flag, the claims' send
 leases, their vault blobs, the route memos: ``plan``) and written once per
 window (the ledger, the audit trail and the batch's heartbeat).
@@ -32,8 +30,7 @@ longer than ``RXFLEET_COUNTDOWN_MAX`` are taken in hops, so the broker's
 visibility timeout can stay short.
 
 The modules: ``context`` (what the link works with), ``plan`` (a window's Redis
-read and choice), ``pace`` (the process's share and send slots), ``send`` (the
-window through the sender), ``settle`` (outcomes
+read and choice), ``send`` (the window through the sender), ``settle`` (outcomes
 onto records), ``round`` (the loop).
 """
 

@@ -24,7 +24,6 @@ from rxfleet.errors import ConfigError, GatewayUnavailable, RxFleetError
 from rxfleet.gateway.aio import Job
 from rxfleet.gateway.client import Pricing
 from rxfleet.links import LinkReport
-from rxfleet.links.submit.pace import Pacer
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.order import ClaimOrder
@@ -108,7 +107,6 @@ class SubmitContext:
     owner: str = "local"  # whose leases these are (the task id)
     metrics: MetricsStore | None = None  # None: no fleet counters (unit tests)
     order: ClaimOrder | None = None  # None: claims of one claim id are not ordered
-    pacer: Pacer | None = None  # None: windows of RXFLEET_SUBMIT_INFLIGHT, no rate (unit tests)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from rxfleet.links.submit.context import (
     token_or_wait,
 )
 from rxfleet.links.submit.plan import Plan, Planner
-from rxfleet.links.submit.send import Dispatch, Outcome, window_of
+from rxfleet.links.submit.send import Dispatch, Outcome
 from rxfleet.links.submit.settle import Settler, spent_reason
 
 ROUTE_PROBE_WAIT = 0.2  # a batch waiting for another's route probe holds back this long
@@ -64,7 +64,7 @@ class Round:
         if time.monotonic() > self.deadline:
             self._defer(0.0, "round time budget", deferred=True)
             return
-        size = 1 if self.breakers.probing() else self._window_size()
+        size = 1 if self.breakers.probing() else self.ctx.settings.submit_inflight
         window = [pending.popleft() for _ in range(min(size, len(pending)))]
         plan = self.planner.plan(window)
         self.dispatch.sealed.update(plan.sealed)
@@ -99,10 +99,6 @@ class Round:
         self.report.reason = "run aborted"
         return [r for r in window if r.attempts > 0]
 
-    def _window_size(self) -> int:
-        pacer = self.ctx.pacer
-        return self.ctx.settings.submit_inflight if pacer is None else pacer.window()
-
     def _unlease(self, records: Iterable[WorkRecord]) -> None:
         self.ctx.runs.release(self.run_id, [r.seq for r in records], self.owner)
 
@@ -125,8 +121,6 @@ class Round:
         ctx = self.ctx
         token = token_or_wait(lambda: ctx.tokens.ensure(ctx.gateway))
         outcomes = self.dispatch.post(records, token, gate_at)
-        if ctx.pacer is not None:
-            ctx.pacer.observe(window_of(outcomes, full=ctx.pacer.full()))
         retry: list[WorkRecord] = []
         for replay in range(MAX_REPLAYS + 1):
             last = replay == MAX_REPLAYS

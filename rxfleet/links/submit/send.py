@@ -17,7 +17,6 @@ from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import GatewayUnavailable, RateLimited, RxFleetError
 from rxfleet.gateway.aio import Job
 from rxfleet.links.submit.context import Adjudicated, Heard, SubmitContext, Timed
-from rxfleet.stores.inflight import Window
 from rxfleet.stores.tokens import Token
 
 
@@ -45,10 +44,7 @@ class Dispatch:
     def post(self, records: Sequence[WorkRecord], token: Token, gate_at: float) -> list[Outcome]:
         """Send ``records`` with ``token``; one outcome per record, in order."""
         ttl = max(0, int(token.ttl()))
-        pacer = self.ctx.pacer
-        at = pacer.schedule(len(records)) if pacer is not None else [0.0] * len(records)
-        jobs = [Job(self._body(r), token.value, ttl, idempotency_key(r), when)
-                for r, when in zip(records, at, strict=True)]  # fmt: skip
+        jobs = [Job(self._body(r), token.value, ttl, idempotency_key(r)) for r in records]
         results = self.ctx.sender.send(jobs, self._may_send, self._heard)
         return [
             _outcome(record, token, gate_at, result)
@@ -60,13 +56,10 @@ class Dispatch:
         return not self.stop.is_set() and self.ctx.local_pause.remaining() <= 0
 
     def _heard(self, result: Heard) -> None:
-        """Each answer as it comes: the first 429/503 with Retry-After stops new sends;
-        a 429 without takes one slot off this process's share at once."""
+        """Each answer as it comes: the first 429/503 with Retry-After stops new sends."""
         if isinstance(result, RateLimited | GatewayUnavailable) and result.retry_after is not None:
             self.stop.set()
             self.ctx.local_pause.note(result.retry_after)
-        elif isinstance(result, RateLimited) and self.ctx.pacer is not None:
-            self.ctx.pacer.shrink()
 
     def _body(self, record: WorkRecord) -> dict[str, Any]:
         """The HTTP body: the claim's fields and, for this one hop, its PHI from the vault
@@ -95,20 +88,3 @@ def _outcome(record: WorkRecord, token: Token, gate_at: float, timed: Timed | No
     if isinstance(result, RxFleetError):
         return Outcome(record, token, gate_at, error=result, seconds=seconds)
     return Outcome(record, token, gate_at, answer=result, seconds=seconds)
-
-
-def throttled(outcome: Outcome) -> bool:
-    """A 429, or a 503 with Retry-After: the gateway asking for less."""
-    error = outcome.error
-    if isinstance(error, RateLimited):
-        return True
-    return isinstance(error, GatewayUnavailable) and error.retry_after is not None
-
-
-def window_of(outcomes: Sequence[Outcome], *, full: bool) -> Window:
-    """What a window heard, as the fleet's in-flight limit wants it."""
-    heard = [o for o in outcomes if not o.skipped]
-    answered = [o.seconds for o in heard if o.answer is not None]
-    slow = sum(1 for o in heard if throttled(o))
-    latency = 1000 * sum(answered) / len(answered) if answered else None
-    return Window(len(heard) - slow, slow, latency, full)

@@ -122,8 +122,6 @@ class Settler:
             wait = min(error.retry_after, self.ctx.settings.retry_after_cap)
             self.retry_after = max(self.retry_after or 0.0, wait + random.uniform(0.0, 0.25))
             return  # the gateway asking for a pause is healthy
-        if isinstance(error, RateLimited):
-            return  # a 429 without Retry-After asks for less in flight: the in-flight limit's
         self.breakers.observe(ok=False)
 
     def _transient(self, record: WorkRecord) -> bool:

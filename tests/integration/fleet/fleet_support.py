@@ -89,7 +89,6 @@ class Fleet:
         context.routes().clear()
         context.health_breaker().clear()
         context.auth_breaker().clear()
-        context.inflight().clear()
 
 
 def phi_tokenizer() -> PhiTokenizer:

@@ -9,11 +9,9 @@ import fakeredis
 from rxfleet.stores import lua
 from rxfleet.stores.beat import BeatLease
 from rxfleet.stores.formulary import FormularyCache
-from rxfleet.stores.inflight import InflightLimit
 from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.portal import PortalStore
-from rxfleet.stores.rate import GatewayRate
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
 
@@ -27,8 +25,6 @@ def test_every_script_file_is_registered_by_its_store() -> None:
         "order": ClaimOrder(client)._scripts,
         "portal": PortalStore(client)._scripts,
         "beat": BeatLease(client, "t", "me")._scripts,
-        "inflight": InflightLimit(client)._scripts,
-        "rate": GatewayRate(client, 1.0)._scripts,
         "formulary": FormularyCache(client)._scripts,
     }
     registered = {f"{store}_{name}" for store, scripts in stores.items() for name in scripts}
