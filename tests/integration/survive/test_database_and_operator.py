@@ -129,7 +129,7 @@ def test_ctrl_c_while_producing_names_resume_and_resume_finishes_the_run(
     assert _state(fleet, run_id) == "producing"  # 40 in flight at most: still reading
     run.send_signal(signal.SIGINT)
     stderr = exit_after_interrupt(run)
-    assert run.returncode == 1 and "Traceback" not in stderr
+    assert run.returncode == 130 and "Traceback" not in stderr  # Ctrl-C: 128 + SIGINT
     assert f"`rxfleet resume {run_id}` finishes it" in stderr, stderr
     assert "rxfleet wait" not in stderr
     resumed = fleet.cli("resume", run_id, "-o", str(out))
