@@ -109,8 +109,15 @@ def _served_queues() -> set[str]:
 # -- following and finishing ----------------------------------------------------------
 
 
+def _worker_watch(embedded: bool) -> contextlib.AbstractContextManager[object]:
+    """Names a queue no worker consumes (the embedded fleet is its own workers)."""
+    settings = get_settings()
+    queues = [settings.queue_cpu, settings.queue_gateway]
+    return contextlib.nullcontext() if embedded else WorkerWatch(_served_queues, queues, say)
+
+
 def _follow(
-    console: Console, run_id: str, timeout: float | None, embedded: bool
+    console: Console, run_id: str, timeout: float | None, embedded: bool, watch: bool = True
 ) -> lifecycle.Progress:
     settings = get_settings()
 
@@ -120,11 +127,10 @@ def _follow(
     waiter = Waiter(lambda: lifecycle.progress(context.runs(), context.database(), run_id),
                     say, outage=settings.redis_outage,
                     recover=None if embedded else recover)  # fmt: skip
-    queues = [settings.queue_cpu, settings.queue_gateway]
-    watch = contextlib.nullcontext() if embedded else WorkerWatch(_served_queues, queues, say)
+    workers = _worker_watch(embedded or not watch)
     held = HoldWatch(context.pause().held, say)
     bar, tick = progress_bar(console, _waiting_on, every=settings.progress_interval, say=say)
-    with watch, held, bar:
+    with workers, held, bar:
         return waiter.wait(timeout, tick)
 
 
@@ -251,9 +257,10 @@ def run(args: argparse.Namespace) -> int:
             started = time.monotonic()
             plan = api.open_plan(args.inputs, batch_size, new=args.new, say=say)
             run_id, producing = plan.run_id, True
-            produced = api.produce(plan, args.inputs, say=say)
-            producing = False
-            progress = _follow(console, run_id, args.timeout, embedded)
+            with _worker_watch(embedded):  # while producing too: a full window waits on them
+                produced = api.produce(plan, args.inputs, say=say)
+                producing = False
+                progress = _follow(console, run_id, args.timeout, embedded, watch=False)
             if not progress.finished:
                 return _unfinished(run_id, progress, embedded)
             code = _finish(console, run_id, args.output, time.monotonic() - started, embedded,
