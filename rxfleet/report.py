@@ -155,7 +155,7 @@ class WorkerWatch:
     ask: Callable[[], set[str]]  # the queues some worker consumes now
     queues: Sequence[str]
     say: Say
-    patience: float = 5.0  # asked every second (the ask included): named ~6 s after the start
+    patience: float = 3.0  # asked every second (the ask included): named ~4 s after the start
     every: float = 1.0
     _missing: dict[str, float] = field(default_factory=dict)
     _told: set[str] = field(default_factory=set)
