@@ -42,6 +42,11 @@ log = logging.getLogger("rxfleet.database")
 #: Why a connection failed, from libpq's message (matched, never quoted: it may hold a
 #: password of a malformed URL): (what the message says, what we say).
 CONNECT_CAUSES: tuple[tuple[str, str], ...] = (
+    ("too many clients", "no free connection slot (max_connections)"),
+    ("remaining connection slots", "no free connection slot (max_connections)"),
+    ("starting up", "the server is starting up"),
+    ("shutting down", "the server is shutting down"),
+    ("recovery mode", "the server is recovering from a crash"),
     ("connection refused", "connection refused (is PostgreSQL running there?)"),
     ("timeout expired", "connection timed out"),
     ("could not translate host name", "unknown host"),
@@ -151,11 +156,11 @@ class Connections:
             reason = exc.sqlstate or type(exc).__name__
             if refuses_value(exc):
                 raise ValueRefused(operation, reason) from None
-            if is_away(exc) and self._reached:  # never reached: a wrong URL, not an outage
-                self._drop()
-                self._gone(reason)
-                raise DatabaseAway(f"database: {operation} failed ({reason})") from None
             cause = connect_cause(exc, self.url)
+            if is_away(exc) and (self._reached or busy(exc)):  # else a wrong URL: not an outage
+                self._drop()
+                self._gone(cause or reason)
+                raise DatabaseAway(f"database: {operation} failed ({cause or reason})") from None
             raise InfrastructureError(
                 f"database: {operation} failed ({reason})" + (f": {cause}" if cause else "")
             ) from None
@@ -279,6 +284,18 @@ class Patience:
 #: or a crash ended the session (57P01-57P03), a read-only transaction (25006; a standby
 #: or ``default_transaction_read_only``), and every connection exception (class 08).
 _AWAY = frozenset({"57P01", "57P02", "57P03", "25006"})
+
+
+#: What a server that is there but cannot take this connection yet says: busy or
+#: restarting. A process that never reached it waits for it as for an outage.
+_BUSY = ("too many clients", "remaining connection slots", "starting up", "shutting down",
+         "recovery mode", "not yet accepting connections")  # fmt: skip
+
+
+def busy(exc: psycopg.Error) -> bool:
+    """True when ``exc`` says the server is there but full or restarting."""
+    text = str(exc).lower()
+    return isinstance(exc, psycopg.OperationalError) and any(n in text for n in _BUSY)
 
 
 def is_away(exc: psycopg.Error) -> bool:

@@ -114,6 +114,37 @@ def test_stopped_server_leaves_nothing() -> None:
         psycopg.connect(server.url, connect_timeout=1)
 
 
+def _every_slot(url: str) -> list[psycopg.Connection[tuple[object, ...]]]:
+    """Connections to the server of ``url`` until it takes no more."""
+    taken: list[psycopg.Connection[tuple[object, ...]]] = []
+    while True:
+        try:
+            taken.append(psycopg.connect(url))
+        except psycopg.OperationalError:
+            return taken
+
+
+def test_a_full_server_is_waited_for_and_named(blank_url: str) -> None:
+    """A process that never reached the server finds it full (``max_connections``):
+    it waits as for an outage, says why once, and goes on when a slot frees; with no
+    patience it fails with one line that names the cause."""
+    Database(blank_url).close()  # the server is there: no slot is taken by this
+    taken = _every_slot(blank_url)
+    said: list[str] = []
+    try:
+        assert len(taken) > 50
+        with pytest.raises(InfrastructureError, match=r"no free connection slot \(max_conn"):
+            Database(blank_url).schema_version()
+        threading.Timer(1.0, taken.pop().close).start()
+        patient = Database(blank_url, outage=30, notice=said.append)
+        assert patient.schema_version() == 0
+        patient.close()
+    finally:
+        for conn in taken:
+            conn.close()
+    assert len(said) == 2 and "no free connection slot" in said[0] and "back" in said[1]
+
+
 def test_upgrade_is_idempotent(blank_url: str) -> None:
     with Database(blank_url) as db:
         assert db.schema_version() == 0
