@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -72,7 +73,13 @@ def connect_cause(exc: psycopg.Error, url: str) -> str | None:
     for needle, said in CONNECT_CAUSES:
         if needle in text and (needle not in ("role", "database") or "does not exist" in text):
             return said if said.startswith("RXFLEET_") else f"{said} at {where(url)}"
-    return None
+    return _server_said(str(exc))
+
+
+def _server_said(text: str) -> str | None:
+    """The server's own FATAL line (it never holds the URL's password), cut short."""
+    found = re.search(r"FATAL:\s+([^\n]{1,120})", text)
+    return f"the server said: {found.group(1).strip()}" if found else None
 
 
 def where(url: str) -> str:
