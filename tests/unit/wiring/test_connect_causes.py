@@ -15,14 +15,20 @@ PREFIX = 'connection failed: connection to server at "10.0.0.9", port 6543 faile
     ("server", "said", "waits"),
     [
         ("FATAL:  sorry, too many clients already", "no free connection slot", True),
-        ("FATAL:  remaining connection slots are reserved for roles with the SUPERUSER "
-         "attribute", "no free connection slot", True),  # fmt: skip
+        (
+            "FATAL:  remaining connection slots are reserved for roles with the SUPERUSER "
+            "attribute",
+            "no free connection slot",
+            True,
+        ),
         ("FATAL:  the database system is starting up", "starting up", True),
         ("FATAL:  the database system is in recovery mode", "recovering", True),
-        ("Connection refused\n\tIs the server running on that host?", "connection refused",
-         False),  # fmt: skip
-        ('FATAL:  no pg_hba.conf entry for host "10.0.0.1", user "fleet"',
-         'the server said: no pg_hba.conf entry for host "10.0.0.1", user "fleet"', False),
+        ("Connection refused\n\tIs the server running on that host?", "connection refused", False),
+        (
+            'FATAL:  no pg_hba.conf entry for host "10.0.0.1", user "fleet"',
+            'the server said: no pg_hba.conf entry for host "10.0.0.1", user "fleet"',
+            False,
+        ),
     ],
 )
 def test_a_failed_connection_names_its_cause(server: str, said: str, waits: bool) -> None:
