@@ -241,6 +241,12 @@ class Settings(BaseSettings):
     submit_round_seconds: float = Field(
         default=25.0, description="a submit task sends for at most this long, then hands on"
     )
+    gateway_rate: float = Field(
+        default=0.0,
+        ge=0,
+        description="claims a second the whole fleet sends the gateway at most (the payer's "
+        "contracted rate; one schedule in Redis shared by every submit worker); 0: no limit",
+    )
 
     # Token rotation.
     token_refresh_margin: float = Field(

@@ -404,6 +404,7 @@ def metric_sources() -> Sources:
         letters=context.database().waiting_letters if settings.database_url else None,
         portals=PortalStore(get_redis(), settings.key_prefix),
         formulary=context.formulary(),
+        rate=context.gateway_rate,
     )
 
 

@@ -135,7 +135,7 @@ def _follow(
 
 
 def _waiting_on() -> str | None:
-    """What holds the fleet back now: a fleet pause, an open breaker."""
+    """What holds the fleet back now: a fleet pause, an open breaker, the gateway rate."""
     paused = context.pause().remaining()
     held = []
     if paused > 0:
@@ -146,6 +146,9 @@ def _waiting_on() -> str | None:
         state = breaker.state()
         if state != "closed":
             held.append(f"{breaker.name} breaker {state}")
+    rate = context.gateway_rate()
+    if rate is not None:
+        held.append(f"sent at the fleet's gateway rate, {rate:g} claims/s at most")
     return "; ".join(held) or None
 
 

@@ -20,7 +20,7 @@ from typing import TypeVar
 from config import Settings, get_settings
 from rxfleet.claims.rejects import matrix
 from rxfleet.errors import ConfigError, InfrastructureError
-from rxfleet.gateway.aio import AioSender
+from rxfleet.gateway.aio import AioSender, Pace
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.links.submit import LocalPause, SubmitContext
 from rxfleet.phikeys import token_sealer, vault
@@ -34,6 +34,7 @@ from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.pg import Notice
 from rxfleet.stores.privileges import Secured
+from rxfleet.stores.rate import GatewayRate, rate_in_force
 from rxfleet.stores.routes import RouteMemo
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import Rotation, TokenStore
@@ -170,9 +171,29 @@ def secure(settings: Settings) -> tuple[list[int], Secured]:
 
 
 def sender() -> AioSender:
-    """The submit link's requests in flight: one event loop and session per process."""
-    size = get_settings().submit_inflight
-    return _keep(("sender", size), AioSender, lambda: AioSender(gateway_client()))
+    """The submit link's requests in flight: one event loop and session per process,
+    each request in a slot of the fleet's rate when ``RXFLEET_GATEWAY_RATE`` sets one."""
+    settings = get_settings()
+    size, rate = settings.submit_inflight, settings.gateway_rate
+    return _keep(("sender", size, rate), AioSender,
+                 lambda: AioSender(gateway_client(), pace=_pace(settings)))  # fmt: skip
+
+
+def gateway_rate() -> float | None:
+    """The rate the fleet's submit workers send at (None: no limit in force)."""
+    return rate_in_force(get_redis(), get_settings().key_prefix)
+
+
+def _pace(settings: Settings) -> Pace | None:
+    if not settings.gateway_rate:
+        return None
+    rate = GatewayRate(get_redis(), settings.gateway_rate, settings.key_prefix)
+
+    def take() -> tuple[bool, float]:
+        slot = rate.take()
+        return slot.granted, slot.seconds
+
+    return take
 
 
 def order() -> ClaimOrder:

@@ -59,6 +59,7 @@ class Sources:
     depths: Depths = no_depths  # the broker's queue depths (Redis or RabbitMQ)
     roll: WorkerRoll | None = None  # None: no worker counts
     letters: Callable[[], dict[str, int]] | None = None  # dead letters waiting, by reason
+    rate: Callable[[], float | None] | None = None  # the fleet's gateway rate in force
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Snapshot:
     workers: dict[str, int] = field(default_factory=dict)  # queue → workers heard lately
     oldest_batch_age: float = 0.0  # seconds since the least recent progress of an open batch
     dead_letters: dict[str, int] = field(default_factory=dict)  # reason → waiting
+    gateway_rate: float | None = None  # claims a second the fleet sends at most (None: no limit)
 
     def as_dict(self) -> dict[str, Any]:
         c = self.counters
@@ -114,6 +116,7 @@ class Snapshot:
             "workers": self.workers,
             "oldest_batch_age_seconds": round(self.oldest_batch_age, 1),
             "dead_letters_waiting": self.dead_letters,
+            "gateway_rate_per_second": self.gateway_rate,
         }
 
 
@@ -142,6 +145,7 @@ def snapshot(src: Sources) -> Snapshot:
         workers=src.roll.count(queues, WORKERS_WITHIN) if src.roll is not None else {},
         oldest_batch_age=oldest_batch_age(src.runs, active),
         dead_letters=src.letters() if src.letters is not None else {},
+        gateway_rate=src.rate() if src.rate is not None else None,
         portals=portal_stats(src.portals) if src.portals is not None else {},
         formulary_version=view.version if view else 0,
         formulary_waiting=time.time() - view.waiting_since if view and view.waiting_since else 0.0,
@@ -265,6 +269,11 @@ def _gauges(snap: Snapshot) -> Iterator[Metric]:
         "rxfleet_claims_in_flight", "claims held in Redis now (all runs)", value=snap.in_flight
     )
     yield GaugeMetricFamily("rxfleet_active_runs", "runs not yet finished", value=snap.active_runs)
+    yield GaugeMetricFamily(
+        "rxfleet_gateway_rate",
+        "claims a second the fleet sends the gateway at most (RXFLEET_GATEWAY_RATE; 0: none)",
+        value=snap.gateway_rate or 0.0,
+    )
     depths = GaugeMetricFamily(
         "rxfleet_queue_depth", "messages waiting in each Celery queue", labels=["queue"]
     )

@@ -14,6 +14,10 @@ the same headers, the same body encoding, the same error mapping. Transport
 failures become ``GatewayTimeout``/``GatewayUnavailable`` with no exception
 chained (they could carry the body, which holds PHI). The token endpoint
 stays on the client's ``requests.Session``.
+
+Under a fleet-wide rate (``RXFLEET_GATEWAY_RATE``) each request takes its slot from
+the sender's ``pace`` (``rxfleet.stores.rate``) right before it goes out: one asker
+per process at a time, and ``go`` asked again once the slot is there.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ from rxfleet.gateway.tls import Tls
 
 Result = Adjudication | RxFleetError
 Timed = tuple[Result, float]  # an answer and the seconds its request took
+#: A send slot under the fleet's rate, now: (True, 0) or (False, seconds until the
+#: next); see ``rxfleet.stores.rate``.
+Pace = Callable[[], tuple[bool, float]]
 T = TypeVar("T")
 
 
@@ -72,14 +79,16 @@ class _Answered:
 class AioSender:
     """Many claim requests at once from any thread; one event loop per process."""
 
-    def __init__(self, client: GatewayClient) -> None:
+    def __init__(self, client: GatewayClient, pace: Pace | None = None) -> None:
         self.client = client
+        self.pace = pace  # None: no fleet rate, every request goes as soon as the gate lets it
         self.settings: Settings = client.settings
         self.pid = os.getpid()  # a fork's child makes its own
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
         self._gate: asyncio.Semaphore | None = None
+        self._pacing: asyncio.Lock | None = None
         self._thread: threading.Thread | None = None
 
     def send(
@@ -125,7 +134,7 @@ class AioSender:
         session = self._client()
         assert self._gate is not None
         async with self._gate:
-            if not go():
+            if not go() or (self.pace is not None and not await self._paced(go)):
                 return None
             started = time.perf_counter()
             result = await _post(session, request)
@@ -133,10 +142,25 @@ class AioSender:
         seen(result)
         return result, seconds
 
+    async def _paced(self, go: Callable[[], bool]) -> bool:
+        """Wait for a slot under the fleet's rate, taken right before the request goes
+        out (a blocking Redis call in the loop: no thread hop between slot and send);
+        one asker per process at a time, the others queue here, not at Redis."""
+        assert self.pace is not None and self._pacing is not None
+        async with self._pacing:
+            granted, seconds = self.pace()
+            while not granted:
+                if not go():
+                    return False
+                await asyncio.sleep(seconds)
+                granted, seconds = self.pace()
+        return go()  # asked again: the wait may have been long (a low rate, many askers)
+
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # made in the loop's thread, the first time it is needed
             limit = self.settings.submit_inflight
             self._gate = asyncio.Semaphore(limit)  # held back here, not in the pool's queue
+            self._pacing = asyncio.Lock()
             connector = aiohttp.TCPConnector(limit=limit, ssl=Tls.of(self.settings).ssl_context())
             timeout = aiohttp.ClientTimeout(
                 sock_connect=self.settings.connect_timeout, sock_read=self.settings.read_timeout

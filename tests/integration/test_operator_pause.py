@@ -1,14 +1,19 @@
-"""``rxfleet pause`` / ``unpause`` on the Procfile's fleet: mid-run, no gateway request
-reaches the sandbox while paused (its own count); the pause shows in ``rxfleet stats``,
-the exporter and the run's own output; after ``unpause`` the run finishes, every
-claim once."""
+"""The operator's controls of the send pace, on the Procfile's fleet under a fleet-wide
+gateway rate (``RXFLEET_GATEWAY_RATE``): no second at the sandbox ever sees more
+requests than the rate, and the run keeps up to it; ``rxfleet pause`` / ``unpause``
+mid-run: no gateway request reaches the sandbox while paused (its own count), though
+a window sent at the rate takes longer than the second the pause promises; the pause
+and the rate show in ``rxfleet stats``, the exporter and the run's own output; after
+``unpause`` the run finishes, every claim once."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import requests
@@ -19,9 +24,10 @@ from rxfleet.embedded.redis_server import free_port
 from tests.integration.conftest import new_database
 from tests.integration.survive.support import exactly_once, start_run
 
-CLAIMS = 400
+CLAIMS = 240
 HONOURED = 1.0  # every submit worker holds back within a second
 WATCHED = 3.0  # then this long without a single request
+RATE = 40  # claims a second, the whole fleet
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +39,11 @@ def fleet(pg_server: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) ->
         scenario=scenario,
         submit_workers=2,
         database_url=new_database(pg_server),
-        extra_env={  # 2 workers x 2 threads x 2 in flight / 0.1 s: about 80 claims a second
-            "RXFLEET_SUBMIT_CONCURRENCY": "2",
-            "RXFLEET_SUBMIT_INFLIGHT": "2",
+        extra_env={  # 2 workers x 2 threads x 16 in flight / 0.1 s: 640 a second, but for
+            "RXFLEET_SUBMIT_CONCURRENCY": "2",  # the rate: a window of 16 takes ~1.6 s
+            "RXFLEET_SUBMIT_INFLIGHT": "16",
+            "RXFLEET_GATEWAY_RATE": str(RATE),
+            "RXFLEET_PROGRESS_INTERVAL": "1",  # the run's own lines, in a pipe
             "RXFLEET_METRICS_PORT": metrics_port,
         },
     ) as started:
@@ -48,9 +56,51 @@ def _metrics_url(fleet: Fleet) -> str:
     return f"http://127.0.0.1:{fleet.env['RXFLEET_METRICS_PORT']}/metrics"
 
 
-def _sandbox_requests(fleet: Fleet) -> int:
+def _sends(fleet: Fleet, prefix: str) -> list[float]:
+    """When each claim request of the claims ``prefix`` names reached the sandbox."""
     stats = requests.get(fleet.gateway + "/v1/_sandbox/stats", timeout=30).json()
-    return int(stats["claim_requests"])
+    return sorted(e["started"] for e in stats["log"]
+                  if e["path"] == "/v1/claims" and str(e["key"]).startswith(prefix))  # fmt: skip
+
+
+def _busiest_second(times: list[float]) -> int:
+    """The most requests in any one-second window (sliding, not aligned)."""
+    return max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+
+
+def test_no_second_sees_more_than_the_rate_and_the_run_keeps_up(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    ids, out, run, _ = start_run(fleet, tmp_path, "RATE", 200)
+    seen = []
+    try:
+        while run.poll() is None:
+            seen.append(_stats(fleet)["gateway_rate_per_second"])
+            time.sleep(0.5)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+        run.communicate()
+    assert run.returncode == 0, err
+    assert f"sent at the fleet's gateway rate, {RATE} claims/s at most" in err
+    exactly_once(fleet, out, ids)
+    times = _sends(fleet, "RATE")
+    assert len(times) == 200
+    kept = (len(times) - 1) / (times[-1] - times[0])
+    assert _busiest_second(times) <= RATE, (_busiest_second(times), kept)
+    assert kept >= 0.85 * RATE, (_busiest_second(times), kept)  # the run kept up
+    assert float(RATE) in seen
+    assert f"rxfleet_gateway_rate {RATE:.1f}" in _exported(fleet)
+
+
+def _stats(fleet: Fleet) -> dict[str, Any]:
+    stats = fleet.cli("stats", "--json")
+    assert stats.returncode == 0, stats.stderr
+    return cast(dict[str, Any], json.loads(stats.stdout))
+
+
+def _sandbox_requests(fleet: Fleet) -> int:
+    return len(_sends(fleet, "PAUSE"))
 
 
 def _exported(fleet: Fleet) -> str:

@@ -7,10 +7,14 @@ the window's size: a breaker probe and a lone 401 replay too). The first 429 or
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import redis
 
 from rxfleet.claims.model import gateway_body, is_reversal
 from rxfleet.claims.work import WorkRecord
@@ -18,6 +22,9 @@ from rxfleet.errors import GatewayUnavailable, RateLimited, RxFleetError
 from rxfleet.gateway.aio import Job
 from rxfleet.links.submit.context import Adjudicated, Heard, SubmitContext, Timed
 from rxfleet.stores.tokens import Token
+
+#: Seconds between two reads of the fleet's pauses while a window is sent.
+RECHECK_S = 0.5
 
 
 @dataclass
@@ -40,6 +47,7 @@ class Dispatch:
         self.ctx, self.run_id = ctx, run_id
         self.stop = threading.Event()
         self.sealed: dict[int, str | None] = {}
+        self._checked, self._held = time.monotonic(), False  # the plan just read both
 
     def post(self, records: Sequence[WorkRecord], token: Token, gate_at: float) -> list[Outcome]:
         """Send ``records`` with ``token``; one outcome per record, in order."""
@@ -52,8 +60,22 @@ class Dispatch:
         ]
 
     def _may_send(self) -> bool:
-        """Right before each request: not stopped by this round, not paused in this process."""
-        return not self.stop.is_set() and self.ctx.local_pause.remaining() <= 0
+        """Right before each request: not stopped by this round, not paused in this process,
+        nor by the fleet (an operator's pause, another worker's Retry-After: read again
+        every ``RECHECK_S``, so a window sent slowly, under the fleet's rate, stops too)."""
+        return (not self.stop.is_set() and self.ctx.local_pause.remaining() <= 0
+                and not self._fleet_holds())  # fmt: skip
+
+    def _fleet_holds(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked >= RECHECK_S:
+            self._checked = now
+            with contextlib.suppress(redis.RedisError):  # Redis away: the round finds out
+                pipe = self.ctx.runs.pipeline()
+                paused, held = self.ctx.pause.read(pipe), self.ctx.pause.read_hold(pipe)
+                replies = pipe.execute()
+                self._held = paused(replies) > 0 or held(replies) is not None
+        return self._held
 
     def _heard(self, result: Heard) -> None:
         """Each answer as it comes: the first 429/503 with Retry-After stops new sends."""

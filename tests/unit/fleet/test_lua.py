@@ -12,6 +12,7 @@ from rxfleet.stores.formulary import FormularyCache
 from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.portal import PortalStore
+from rxfleet.stores.rate import GatewayRate
 from rxfleet.stores.runs import RunStore
 from rxfleet.stores.tokens import TokenStore
 
@@ -26,6 +27,7 @@ def test_every_script_file_is_registered_by_its_store() -> None:
         "portal": PortalStore(client)._scripts,
         "beat": BeatLease(client, "t", "me")._scripts,
         "formulary": FormularyCache(client)._scripts,
+        "rate": GatewayRate(client, 10.0)._scripts,
     }
     registered = {f"{store}_{name}" for store, scripts in stores.items() for name in scripts}
     on_disk = {p.name[:-4] for p in files(lua).iterdir() if p.name.endswith(".lua")}
