@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 
 from cryptography.exceptions import InvalidTag
@@ -43,6 +44,7 @@ MIN_DISTINCT_BYTES = 16
 #: this length has odds of about 2**-27 a key; in a key typed or counted by hand, it is the key.
 MAX_STEP_RUN = 6
 _NONCE_BYTES = 12
+_KID = re.compile(r"[0-9a-f]{8}")  # what key_id makes
 _HOW_TO = "make one with `rxfleet keys generate`"
 
 #: HKDF purpose labels: one subkey per use of a key.
@@ -191,6 +193,12 @@ class VaultCipher:
         plain = json.dumps(dict(fields), separators=(",", ":")).encode()
         sealed = nonce + self._current.encrypt(nonce, plain, context.encode())
         return f"{self.kid}.{base64.b64encode(sealed).decode('ascii')}"
+
+    def lacks(self, blob: str) -> str | None:
+        """The key id ``blob`` was sealed under when this cipher has no such key, else
+        None (a blob that is not one says nothing here: ``open`` refuses it)."""
+        kid, dot, _ = blob.partition(".")
+        return kid if dot and kid not in self._by_kid and _KID.fullmatch(kid) else None
 
     def open(self, blob: str, *, context: str) -> dict[str, str | None]:
         """Decrypt a blob sealed for ``context``; ValueError if it is not one."""

@@ -4,12 +4,17 @@ requests than the rate, and the run keeps up to it; ``rxfleet pause`` / ``unpaus
 mid-run: no gateway request reaches the sandbox while paused (its own count), though
 a window sent at the rate takes longer than the second the pause promises; the pause
 and the rate show in ``rxfleet stats``, the exporter and the run's own output; after
-``unpause`` the run finishes, every claim once."""
+``unpause`` the run finishes, every claim once. And a vault key rotated in the wrong
+order (the producer given the new key before the workers): the workers name the key
+id they lack, once each, the claims wait, and once the workers have it the run
+finishes, every claim once."""
 
 from __future__ import annotations
 
+import base64
 import bisect
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +24,7 @@ import pytest
 import requests
 
 from bench.harness import Fleet, http_up, procfile_fleet, wait_for
+from rxfleet.claims.phi import VaultCipher
 from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import free_port
 from tests.integration.conftest import new_database
@@ -148,3 +154,40 @@ def test_a_pause_for_a_while_ends_by_itself(fleet: Fleet) -> None:
     assert json.loads(fleet.cli("stats", "--json").stdout)["operator_pause"] is None
     nothing = fleet.cli("unpause")
     assert nothing.returncode == 0 and "nothing to end" in nothing.stderr
+
+
+def test_a_vault_key_the_workers_lack_is_named_once_and_the_claims_wait(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    newer = base64.b64encode(os.urandom(32)).decode()
+    kid = VaultCipher(base64.b64decode(newer)).kid
+    said = f"vault key id {kid}: this worker lacks it"
+    workers = ("submit1", "submit2")
+    seen = {name: _log(fleet, name).count(said) for name in workers}
+    producer = dict(fleet.env)
+    fleet.env["RXFLEET_VAULT_KEY"] = newer  # only for the run's own process
+    try:
+        ids, out, run, _ = start_run(fleet, tmp_path, "KID", 40)
+    finally:
+        fleet.env.clear()
+        fleet.env.update(producer)
+    try:
+        wait_for(lambda: all(_log(fleet, n).count(said) > seen[n] for n in workers), 60,
+                 "the workers naming the key id")  # fmt: skip
+        time.sleep(6)  # a batch comes back every 5 s: each worker has had another look
+        assert [_log(fleet, n).count(said) - seen[n] for n in workers] == [1, 1]
+        assert _sends(fleet, "KID") == []  # nothing sent, nothing ended
+        for name in workers:
+            fleet.stop(name)
+            fleet.start(name, RXFLEET_VAULT_KEYS_OLD=newer)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+        run.communicate()
+    assert run.returncode == 0, err
+    rows = exactly_once(fleet, out, ids)
+    assert all(r["status"] == "PAID" for r in rows)
+
+
+def _log(fleet: Fleet, name: str) -> str:
+    return (fleet.tmp / f"{name}.log").read_text(errors="replace")

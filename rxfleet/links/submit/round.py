@@ -21,6 +21,7 @@ from rxfleet.links.submit.context import (
     SubmitContext,
     SubmitReport,
     backoff,
+    log,
     token_or_wait,
 )
 from rxfleet.links.submit.plan import Plan, Planner
@@ -29,6 +30,8 @@ from rxfleet.links.submit.settle import Settler, spent_reason
 
 ROUTE_PROBE_WAIT = 0.2  # a batch waiting for another's route probe holds back this long
 LEASE_HELD_WAIT = 1.0  # a batch whose claims another holder is sending comes back after this
+KEY_WAIT = 5.0  # a batch sealed under a vault key this worker lacks comes back after this
+_TOLD: set[str] = set()  # the vault key ids this process said it lacks
 
 
 class Round:
@@ -72,12 +75,34 @@ class Round:
             window = self._abort_unsent(window, pending)
             if not window:
                 return
-        if plan.wait > 0:
+        lacked = self._lacked_key(plan)
+        if plan.wait > 0 or lacked:
+            for route in plan.probed:  # taken only when the window would go (never on a wait)
+                self.ctx.routes.release(*route)
             self._unlease(window)
             pending.extendleft(reversed(window))
-            self._defer(plan.wait, plan.why, deferred=True)
+            wait, why = (plan.wait, plan.why) if plan.wait > 0 else (KEY_WAIT, lacked)
+            self._defer(wait, why, deferred=True)
             return
         self._send_window(plan, pending)
+
+    def _lacked_key(self, plan: Plan) -> str:
+        """Why the window waits when a claim in it was sealed under a vault key this
+        worker lacks (a producer given a new key before the workers): said once a key
+        id, in the worker's log; the claims wait, for this worker or another, and use
+        up no retry. Empty when every blob opens here."""
+        sealed = (plan.sealed.get(r.seq) for r in plan.send)
+        kids = {kid for blob in sealed if blob for kid in [self.ctx.vault.lacks(blob)] if kid}
+        if not kids:
+            return ""
+        for kid in sorted(kids - _TOLD):
+            _TOLD.add(kid)
+            log.warning(
+                "vault key id %s: this worker lacks it and cannot open the claims sealed "
+                "under it; they wait. Give the submit workers that key (RXFLEET_VAULT_KEY, "
+                "or RXFLEET_VAULT_KEYS_OLD) and restart them", kid,
+            )  # fmt: skip
+        return f"vault key {','.join(sorted(kids))} missing on this worker"
 
     def _abort_unsent(
         self, window: list[WorkRecord], pending: deque[WorkRecord]

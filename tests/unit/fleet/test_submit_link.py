@@ -466,3 +466,30 @@ def test_an_abort_ends_only_claims_never_sent_and_asks_again_for_those_in_doubt(
     assert by_seq[1].status is None and by_seq[1].stage == Stage.SENT  # answered: P
     assert [by_seq[s].reason for s in (0, 2)] == ["ABORTED", "ABORTED"]
     assert report.done == 3
+
+
+def test_claims_sealed_under_a_key_this_worker_lacks_wait_and_it_is_said_once(
+    runs: RunStore, tokens: TokenStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The producer was given a new vault key before the workers: nothing is sent, no
+    retry is used up, the key id is named once in the log; with the key, all goes."""
+    gateway = ScriptedGateway()
+    ctx = _ctx(runs, tokens, gateway, 3)
+    newer = VaultCipher(bytes(range(1, 33)))
+    kid = newer.kid
+    ctx.vault = VaultCipher(bytes(range(2, 34)))  # knows neither CIPHER's key nor the newer
+    for seq in range(3):  # resealed by the newer producer
+        runs.client.hset(runs._vault("R"), str(seq),
+                         newer.seal({"cardholder_id": "ZH1"}, context=f"R:{seq}"))  # fmt: skip
+    with caplog.at_level("WARNING", logger="rxfleet.submit"):
+        first = submit_batch(ctx, "R", range(3))
+        second = submit_batch(
+            ctx, "R", range(3), failures=first.retry.failures if first.retry else 0
+        )
+    assert gateway.sent == [] and first.done == second.done == 0
+    assert first.reason == f"vault key {kid} missing on this worker" and first.deferred
+    assert second.retry is not None and second.retry.failures == 0  # no retry used up
+    assert sum(kid in r.getMessage() for r in caplog.records) == 1
+    assert "ZH1" not in caplog.text
+    ctx.vault = VaultCipher(bytes(range(2, 34)), old=[bytes(range(1, 33))])
+    assert submit_batch(ctx, "R", range(3)).done == 3 and len(gateway.sent) == 3
