@@ -353,6 +353,13 @@ class Settings(BaseSettings):
         default=180.0,
         description="seconds the CLI rides through a Redis outage before it gives up",
     )
+    clock_skew_max: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds this host's clock may differ from the Redis server's: a "
+        "worker, beat or command further off refuses to start (leases, message visibility "
+        "and the sweeper's ages compare times written by different hosts)",
+    )
     database_outage: float = Field(
         default=180.0,
         ge=0,

@@ -17,7 +17,7 @@ from rxfleet import __version__, commands, logs
 from rxfleet.claims.rejects import Reason
 from rxfleet.errors import ConfigError, InfrastructureError, InputError, RxFleetError
 from rxfleet.guards import check_fleet
-from rxfleet.stores.connection import check_eviction, get_redis
+from rxfleet.stores.connection import check_clock, check_eviction, get_redis
 
 log = logging.getLogger("rxfleet")
 
@@ -342,6 +342,7 @@ def _guard(command: str, dry_run: bool = False) -> None:
     if command not in UNGUARDED and settings.redis_url and not dry_run:
         check_fleet(settings, secrets_of(command), gateway=command in guarded_commands())
         check_eviction(get_redis())
+        check_clock(get_redis(), settings.clock_skew_max)
 
 
 def _command_name(args: argparse.Namespace) -> str:

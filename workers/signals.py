@@ -31,7 +31,12 @@ from rxfleet import context, logs
 from rxfleet.errors import ConfigError
 from rxfleet.guards import check_fleet
 from rxfleet.observability import init_sentry
-from rxfleet.stores.connection import check_eviction, forget_clients, get_redis
+from rxfleet.stores.connection import (
+    check_clock,
+    check_eviction,
+    forget_clients,
+    get_redis,
+)
 from workers.base import batch_ids
 
 log = logging.getLogger("rxfleet.worker")
@@ -62,6 +67,7 @@ def _on_worker_init(**_: Any) -> None:
         # Redis, the vault key (config.processes), and real settings unless RXFLEET_SANDBOX=1
         check_fleet(settings, WORKER_SECRETS)
         check_eviction(get_redis())  # a Redis that drops keys when full loses claims
+        check_clock(get_redis(), settings.clock_skew_max)  # leases compare hosts' times
         settings.check_delivery()  # no held retry handed to a second worker early
     except ConfigError as exc:
         # Celery logs and swallows a receiver's exceptions; SystemExit stops the worker.
@@ -82,6 +88,7 @@ def _on_beat_init(sender: Any = None, **_: Any) -> None:
     logs.configure(settings)
     try:
         check_eviction(get_redis())
+        check_clock(get_redis(), settings.clock_skew_max)
     except ConfigError as exc:
         log.critical("rxfleet: %s", str(exc))
         raise SystemExit(f"rxfleet: {exc}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 
@@ -29,6 +30,7 @@ __all__ = [
     "Pipeline",
     "as_dict",
     "as_text",
+    "check_clock",
     "check_eviction",
     "fields",
     "forget_clients",
@@ -61,6 +63,35 @@ def check_eviction(client: redis.Redis) -> None:
         raise ConfigError(
             f"Redis evicts keys when full (maxmemory-policy {policy}): in-flight claims "
             f"would be lost; set maxmemory-policy {NO_EVICTION} (docs/operations.md, Redis)"
+        )
+
+
+_UNREADABLE: tuple[type[Exception], ...] = (*REDIS_OUTAGE, redis.ResponseError)
+
+
+def clock_skew(client: redis.Redis) -> tuple[float, float]:
+    """(this host's clock minus the Redis server's, the uncertainty of that), seconds."""
+    before = time.time()
+    seconds, micros = client.time()
+    after = time.time()
+    return (before + after) / 2 - (seconds + micros / 1e6), (after - before) / 2
+
+
+def check_clock(client: redis.Redis, most: float) -> None:
+    """Refuse, in one line, a host whose clock is more than ``most`` seconds off the
+    Redis server's: leases, message visibility and batch ages compare times that
+    different hosts wrote, and a clock far ahead would take live work for stalled
+    (restore another worker's messages, re-drive healthy batches as poison). An
+    unreachable Redis is left to the outage handling."""
+    try:
+        skew, doubt = clock_skew(client)
+    except _UNREADABLE:
+        return
+    if abs(skew) > most + doubt:
+        way = "ahead of" if skew > 0 else "behind"
+        raise ConfigError(
+            f"this host's clock is {abs(skew):.1f} s {way} the Redis server's (at most "
+            f"RXFLEET_CLOCK_SKEW_MAX={most:g} s): sync it (NTP, chrony) before starting"
         )
 
 

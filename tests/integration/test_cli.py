@@ -157,6 +157,34 @@ def test_real_redis_without_keys_refuses_to_start(server: LocalRedis, database: 
     assert done.returncode == 2 and "RXFLEET_PHI_KEY" in done.stderr
 
 
+SKEWED = Path(__file__).parent / "skewed_clock"  # its sitecustomize moves the clock
+
+
+def _skewed(env: dict[str, str], seconds: float) -> dict[str, str]:
+    return {**env, "PYTHONPATH": str(SKEWED), "SKEWED_CLOCK_OFFSET": str(seconds)}
+
+
+def test_a_host_whose_clock_is_off_redis_refuses_to_start(
+    server: LocalRedis, database: str
+) -> None:
+    """Ten minutes ahead (or behind), a worker and a command refuse in one line, before
+    any lease, visibility or batch age is compared; a second off is tolerated."""
+    env = {"RXFLEET_REDIS_URL": server.url, "RXFLEET_DATABASE_URL": database, **KEYS}
+    ahead = cli("run", str(SAMPLE), env=_skewed(env, 600))
+    assert ahead.returncode == 2 and len(ahead.stderr.strip().splitlines()) == 1
+    assert "this host's clock is 600.0 s ahead of the Redis server's" in ahead.stderr
+    behind = cli("runs", env=_skewed(env, -600))
+    assert behind.returncode == 2 and "600.0 s behind" in behind.stderr
+    assert cli("runs", env=_skewed(env, 1)).returncode == 0
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RXFLEET_")}
+    worker_env = _skewed({**base, **env, "RXFLEET_SANDBOX": "1"}, 600)
+    worker_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+    worker = ["celery", "-A", "workers.app", "worker", "--pool", "solo", "-n", "skewed@%h"]
+    done = run_command(worker_env, worker, timeout=60)
+    assert done.returncode != 0
+    assert "clock is 600.0 s ahead" in done.stdout + done.stderr
+
+
 def test_timeout_exits_1_and_wait_picks_the_run_up(
     server: LocalRedis, database: str, tmp_path: Path
 ) -> None:
