@@ -17,7 +17,8 @@ from celery.signals import task_retry
 import config.settings as config_settings
 from config import configure
 from rxfleet import api, cli, context
-from rxfleet.gateway.sandbox.scenario import Scenario, Throttle
+from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Throttle
+from bench.harness import wait_for
 from tests.integration.fleet.fleet_support import SAMPLE, Fleet
 from tests.integration.fleet.test_gateway_faults import clean_claims
 
@@ -139,6 +140,37 @@ def test_wait_after_an_abort_says_how_to_replay_and_exits_1(
     assert f"{aborted} claims ended 99 unsent (reason ABORTED)" in err
     assert f"rxfleet dlq replay --run {plan.run_id} --reason ABORTED" in err
     assert "total\t400" in out
+    clean_fleet.reset()
+
+
+def test_an_abort_under_lost_answers_leaves_the_books_equal_to_the_payers(
+    clean_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A third of the first answers are lost after the gateway adjudicated them, and the
+    run is aborted mid-way: a claim in doubt is asked again under its key (the stored
+    answer comes back), so what the database records paid is what the payer paid, per
+    claim and to the cent; only claims never sent end ``99 ABORTED``."""
+    ids = clean_claims(tmp_path / "doubt.jsonl", 400, seed=37)
+    lost = Drop(claim_ids=frozenset(ids[::3]), attempts=1, after_adjudication=True)
+    clean_fleet.reset(Scenario(latency_ms=300, drops=(lost,)))
+    plan = api.open_plan([str(tmp_path / "doubt.jsonl")], 50, new=True, say=lambda line: None)
+    api.produce(plan, [str(tmp_path / "doubt.jsonl")], say=lambda line: None)
+    gateway = clean_fleet.gateway
+    wait_for(lambda: gateway.stats()["by_status"].get("dropped", 0) >= 20, 60, "lost answers")
+    assert cli.main(["abort", plan.run_id]) == 0
+    assert cli.main(["wait", plan.run_id, "--timeout", "120"]) == 1
+    capsys.readouterr()
+    rows = clean_fleet.results(plan.run_id)
+    assert sorted(r["claim_id"] for r in rows) == sorted(ids)
+    stats = gateway.stats()
+    assert all(c["adjudications"] <= 1 for c in stats["claims"].values())
+    aborted = [r for r in rows if r["reason"] == "ABORTED"]
+    assert aborted and all(stats["claims"].get(r["claim_id"]) is None for r in aborted)
+    books = gateway.books()["claims"]
+    paid = {r["claim_id"]: round(float(r["amount_paid"]) * 100) for r in rows
+            if r["status"] == "PAID"}  # fmt: skip
+    assert paid == {b["claim_id"]: round(b["amount_paid"] * 100) for b in books}
+    assert paid and len(paid) + len(aborted) <= len(ids)
     clean_fleet.reset()
 
 
