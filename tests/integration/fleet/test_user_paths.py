@@ -15,10 +15,10 @@ import pytest
 from celery.signals import task_retry
 
 import config.settings as config_settings
+from bench.harness import wait_for
 from config import configure
 from rxfleet import api, cli, context
 from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Throttle
-from bench.harness import wait_for
 from tests.integration.fleet.fleet_support import SAMPLE, Fleet
 from tests.integration.fleet.test_gateway_faults import clean_claims
 
