@@ -10,6 +10,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Reject, TaskPredicate
 from celery.worker.request import Request
+from kombu.exceptions import OperationalError as KombuOperationalError
 from kombu.utils.encoding import safe_repr
 
 from config import get_settings
@@ -30,6 +31,15 @@ REDIS_OUTAGE_BACKOFF: dict[str, Any] = {
     "retry_backoff_max": 60,
     "retry_jitter": True,
 }
+
+
+BROKER_OUTAGE: tuple[type[Exception], ...] = (*REDIS_OUTAGE, KombuOperationalError)
+
+
+def broker_outage(exc: object) -> bool:
+    """Redis away or full, as redis-py raises it, or as kombu wraps it when publishing a
+    message (a retry) fails: ``kombu.exceptions.OperationalError``."""
+    return isinstance(exc, BROKER_OUTAGE)
 
 
 class FleetRequest(Request):
@@ -93,21 +103,26 @@ class FleetTask(Task):  # type: ignore[type-arg]
     def _riding_out(self, call: Callable[[], Any]) -> Any:
         """The link, run again in this process while Redis is away or full, for up to half
         its soft time limit. Celery's own retry needs Redis to queue the retry; when it
-        cannot, it rejects the message (``Reject``), and the batch would wait for the
-        sweeper. Links are idempotent: running one again is safe."""
+        cannot, it rejects the message for good (``Reject``, no requeue), and the batch
+        would wait for the sweeper. Past the budget the message goes back to its queue
+        (``Reject(requeue=True)``): at once if Redis takes the write by then, else it
+        stays unacknowledged and the broker hands it out again after the visibility
+        timeout. Never dropped. Links are idempotent: running one again is safe."""
         budget = time.monotonic() + get_settings().link_soft_time_limit / 2
         delay = RIDE_FIRST_WAIT
         while True:
             try:
                 return call()
             except Reject as exc:
-                outage: BaseException = exc
-                if not isinstance(getattr(exc, "reason", None), REDIS_OUTAGE):
+                outage: Exception = exc
+                if not broker_outage(getattr(exc, "reason", None)):
                     raise
             except REDIS_OUTAGE as exc:
                 outage = exc
             if time.monotonic() + delay > budget:
-                raise outage
+                log.warning("link %s: Redis still away or full (%s); the message goes back "
+                            "to its queue", self.name, type(outage).__name__)  # fmt: skip
+                raise Reject(outage, requeue=True) from None
             log.warning("link %s: Redis away or full (%s); running it again in %.2g s",
                         self.name, type(outage).__name__, delay)  # fmt: skip
             time.sleep(delay)

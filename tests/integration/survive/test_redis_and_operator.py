@@ -1,6 +1,6 @@
-"""Redis killed (AOF), restarted empty and set to evict; two runs of one input, no
-worker and Ctrl-C, a failure text quoting PHI: every claim once, none adjudicated
-twice, nothing leaked, an evicting Redis refused at start."""
+"""Redis killed (AOF), restarted empty, full (OOM) and set to evict; two runs of one
+input, no worker and Ctrl-C, a failure text quoting PHI: every claim once, none
+adjudicated twice, nothing leaked, an evicting Redis refused at start."""
 
 from __future__ import annotations
 
@@ -155,3 +155,19 @@ def test_an_evicting_redis_is_refused_at_start_with_one_line(chaos: Fleet) -> No
         assert "maxmemory-policy allkeys-lru" in worker.stderr + worker.stdout
     finally:
         client.config_set("maxmemory-policy", "noeviction")
+
+
+def test_a_full_redis_is_an_outage_ridden_through(chaos: Fleet, tmp_path: Path) -> None:
+    """``maxmemory`` reached under ``noeviction``: every write is refused (OOM) for a
+    while; the links wait it out like an outage, nothing lost, nothing sent twice."""
+    ids, out, run, run_id = start_run(chaos, tmp_path, "M", 300)
+    wait_for(lambda: chaos.results_count(run_id) >= 40, 60, "first results")
+    client = redis.Redis.from_url(chaos.redis_url)
+    client.config_set("maxmemory", "1")  # every write from now on: OOM
+    full = time.monotonic()
+    time.sleep(4)
+    client.config_set("maxmemory", "0")
+    _, stderr = run.communicate(timeout=150)
+    assert run.returncode == 0, stderr
+    exactly_once(chaos, out, ids)
+    print(f"\nRedis full 4 s: the run finished {time.monotonic() - full:.1f} s after")
