@@ -4,7 +4,7 @@ Two pauses, kept apart so neither ends the other early:
 
 * the **gateway's** pause: a 429/503 with Retry-After holds the fleet until then.
   It is only ever lengthened. Keys: ``{p}:gateway:pause`` (epoch milliseconds
-  until which nobody sends; it expires then) and ``{p}:gateway:pauses`` (a
+  until which nobody sends; it expires a second later) and ``{p}:gateway:pauses`` (a
   capped log of what the fleet was told: when each pause was set and until when).
 * the **operator's** hold (``rxfleet pause [--for D]`` / ``rxfleet unpause``):
   ``{p}:fleet:hold``, a JSON ``{"set_at", "until"}`` (``until`` null: until
@@ -28,6 +28,9 @@ from rxfleet.stores.connection import Decoder, Pipeline, as_text
 from rxfleet.stores.metrics import metrics_key
 
 LOG_LENGTH = 10_000
+#: How long the pause key outlives the pause, so that a read begun before its end and
+#: answered after it still finds it (``read(since=...)``).
+GRACE_MS = 1_000
 
 
 @dataclass
@@ -47,11 +50,14 @@ class FleetPause:
     def log_key(self) -> str:
         return f"{self.prefix}:gateway:pauses"
 
-    def read(self, pipe: Pipeline) -> Decoder[float]:
-        """Queue the pause's read on ``pipe``; the decoder says the seconds left of it."""
+    def read(self, pipe: Pipeline, since: float | None = None) -> Decoder[float]:
+        """Queue the pause's read on ``pipe``; the decoder says the seconds left of it,
+        counted from ``since`` (epoch s, taken before the read) when given: a read begun
+        before the pause's end is held by it, however long the read took (the key
+        outlives its end by ``GRACE_MS`` for this)."""
         at = len(pipe)
         pipe.get(self.key)
-        return lambda replies: _remaining(replies[at])
+        return lambda replies: _remaining(replies[at], since)
 
     def remaining(self) -> float:
         """Seconds left of the pause, 0 when none."""
@@ -60,7 +66,7 @@ class FleetPause:
     def lengthen(self, seconds: float) -> None:
         """Hold every worker back until ``seconds`` from now (only ever lengthened)."""
         until_ms = int((time.time() + seconds) * 1000)
-        self._scripts["lengthen"](keys=[self.key], args=[until_ms])
+        self._scripts["lengthen"](keys=[self.key], args=[until_ms, GRACE_MS])
         set_at = time.time()  # after the SET: every gate check from now on sees the pause
         pipe = self.client.pipeline()
         pipe.lpush(self.log_key, json.dumps({"set_at": set_at, "until": until_ms / 1000}))
@@ -135,6 +141,7 @@ def _hold(reply: object) -> Hold | None:
     return Hold(set_at=float(data["set_at"]), until=data["until"])
 
 
-def _remaining(reply: object) -> float:
+def _remaining(reply: object, since: float | None = None) -> float:
     until = as_text(reply)
-    return 0.0 if until is None else max(0.0, int(until) / 1000 - time.time())
+    now = time.time() if since is None else since
+    return 0.0 if until is None else max(0.0, int(until) / 1000 - now)

@@ -60,7 +60,7 @@ class Planner:
         ctx, seqs = self.ctx, [r.seq for r in window]
         pipe = ctx.runs.pipeline()
         plan = Plan(gate_at=time.time())  # before the read: a lower bound of what it saw
-        paused = ctx.pause.read(pipe)
+        paused = ctx.pause.read(pipe, since=plan.gate_at)
         held = ctx.pause.read_hold(pipe)
         gates = [(b.name, b.read(pipe)) for b in self.breakers.to_read()]
         aborted = ctx.runs.aborted_flag(pipe, self.run_id)

@@ -4,6 +4,7 @@ neither ends, shortens or lengthens the other; the submit link sends under neith
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -50,6 +51,21 @@ def test_the_gateways_pause_and_the_operators_never_end_each_other(pause: FleetP
     pause.release()  # unpause leaves the gateway's pause to run its course
     assert 29 < pause.remaining() <= 30
     assert pause.held() is None
+
+
+def test_a_read_begun_before_the_gateways_pause_ended_is_held_by_it(pause: FleetPause) -> None:
+    """The planner's read counts from when it began: a pause that ended while the read was
+    on its way still holds that window (a window sent then would have been gated inside
+    the pause, by the audit's ``gate_at``); a read begun after the end is not held."""
+    began = time.time()
+    pause.lengthen(0.05)
+    time.sleep(0.1)  # the pause is over before the read is answered
+    pipe = pause.client.pipeline()
+    from_start, from_now = pause.read(pipe, since=began), pause.read(pipe)
+    replies = pipe.execute()
+    assert 0 < from_start(replies) <= 0.05
+    assert from_now(replies) == 0.0 and pause.remaining() == 0.0
+    assert 0 < int(pause.client.pttl(pause.key)) <= 1_000  # then Redis forgets it
 
 
 def test_nothing_is_sent_while_held_and_all_after_unpause(
