@@ -357,8 +357,8 @@ class Settings(BaseSettings):
         default=5.0,
         gt=0,
         description="seconds this host's clock may differ from the Redis server's: a "
-        "worker, beat or command further off refuses to start (leases, message visibility "
-        "and the sweeper's ages compare times written by different hosts)",
+        "worker, beat or command further off refuses to start (what the fleet decides by "
+        "time runs on Redis's clock; its logs and audit times would be off)",
     )
     database_outage: float = Field(
         default=180.0,

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from config import Settings
 from rxfleet.errors import InfrastructureError
+from rxfleet.stores import clock
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.broker import Depths, no_depths
 from rxfleet.stores.formulary import FormularyCache
@@ -165,7 +166,7 @@ def portal_stats(store: PortalStore) -> dict[str, dict[str, float]]:
 def oldest_batch_age(runs: RunStore, active: list[str]) -> float:
     """Seconds since the least recent progress of any open batch of the active runs."""
     lasts = [last for run_id in active for _, last in runs.batches(run_id).values()]
-    return max(0.0, time.time() - min(lasts)) if lasts else 0.0
+    return max(0.0, clock.now() - min(lasts)) if lasts else 0.0
 
 
 class FleetCollector(Collector):

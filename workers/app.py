@@ -16,6 +16,7 @@ sent once even if a message does come back early.
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 from typing import Any
 
 from celery import Celery
@@ -23,6 +24,7 @@ from kombu import Exchange, Queue
 from pydantic import ValidationError
 
 from config import Settings, get_settings
+from rxfleet.stores import clock
 from workers.signals import connect_signals
 
 TASK_MODULES = [
@@ -36,7 +38,18 @@ TASK_MODULES = [
     "tasks.prune",
 ]
 
-app = Celery("rxfleet", task_cls="workers.base:FleetTask", include=TASK_MODULES)
+
+class FleetCelery(Celery):
+    """Celery whose ``now`` is the fleet's clock (Redis's, ``stores.clock``): a
+    countdown's ETA is stamped on it, and the workers read it back on it too
+    (``workers.signals``), so a host clock stepped while a process runs neither holds
+    a retry for ten minutes nor lets it go early."""
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(clock.now(), tz=self.timezone)
+
+
+app = FleetCelery("rxfleet", task_cls="workers.base:FleetTask", include=TASK_MODULES)
 # The one app of every rxfleet process: chains deserialized in any thread
 # (the embedded worker's pool included) must publish their next link through it.
 app.set_default()

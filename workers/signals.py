@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any
 
+import kombu.asynchronous.timer as kombu_timer
+import kombu.transport.redis as kombu_redis
 import redis
 from celery.signals import (
     after_setup_logger,
@@ -31,6 +33,7 @@ from rxfleet import context, logs
 from rxfleet.errors import ConfigError
 from rxfleet.guards import check_fleet
 from rxfleet.observability import init_sentry
+from rxfleet.stores import clock
 from rxfleet.stores.connection import (
     check_clock,
     check_eviction,
@@ -67,14 +70,25 @@ def _on_worker_init(**_: Any) -> None:
         # Redis, the vault key (config.processes), and real settings unless RXFLEET_SANDBOX=1
         check_fleet(settings, WORKER_SECRETS)
         check_eviction(get_redis())  # a Redis that drops keys when full loses claims
-        check_clock(get_redis(), settings.clock_skew_max)  # leases compare hosts' times
+        check_clock(get_redis(), settings.clock_skew_max)  # the fleet's clock: Redis's
         settings.check_delivery()  # no held retry handed to a second worker early
     except ConfigError as exc:
         # Celery logs and swallows a receiver's exceptions; SystemExit stops the worker.
         log.critical("rxfleet: %s", str(exc))  # our own message: setting names, no values
         raise SystemExit(f"rxfleet: {exc}") from None
     init_sentry(settings)
+    _on_the_fleets_clock()
     log.info("worker ready: queues %s and %s", settings.queue_cpu, settings.queue_gateway)
+
+
+def _on_the_fleets_clock() -> None:
+    """kombu's Redis transport stamps each unacknowledged message, and finds a dead
+    worker's, with its module's ``time``; its timer turns a countdown's ETA into its own
+    time with ``_time``: both the fleet's clock instead (``stores.clock``), so a host
+    clock stepped while the worker runs neither hands out live workers' messages again,
+    nor hides its own from the others, nor runs a held retry early."""
+    kombu_redis.time = clock.now  # type: ignore[attr-defined]
+    kombu_timer._time = clock.now  # type: ignore[attr-defined]
 
 
 def _on_setup_logger(logger: logging.Logger | None = None, **_: Any) -> None:

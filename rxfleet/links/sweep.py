@@ -12,11 +12,11 @@ in the dead letters with the reason ``POISON``, like a message that kills its wo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from rxfleet.links import LinkReport
 from rxfleet.links.poison import dead_letter_batch
+from rxfleet.stores import clock
 from rxfleet.stores.database import Database
 from rxfleet.stores.runs import RunStore
 
@@ -26,7 +26,7 @@ Send = Callable[[str, int, int], object]
 
 def stalled_batches(runs: RunStore, stall_seconds: float) -> list[tuple[str, int, int]]:
     """(run id, first seq, count) of every open batch idle for ``stall_seconds``."""
-    now = time.time()
+    now = clock.now()
     stalled = []
     for run_id in runs.active():
         for first, (count, last) in sorted(runs.batches(run_id).items()):

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from rxfleet.stores import clock
 from rxfleet.stores.connection import Decoder, Pipeline, as_dict, as_text
 
 PROBE_TIMEOUT_MS = 10_000  # a probe holder that died frees the half-open state
@@ -59,7 +60,7 @@ class Breaker:
         return f"{self.prefix}:breaker:{self.name}:w:{index}"
 
     def _buckets(self) -> range:
-        now = int(time.time()) // BUCKET
+        now = int(clock.now()) // BUCKET
         return range(now - self.window // BUCKET + 1, now + 1)
 
     def read(self, pipe: Pipeline) -> Decoder[tuple[float, bool]]:
@@ -118,7 +119,7 @@ class Breaker:
             total, self._healthy = self._healthy + failed, 0
         if not total:
             return
-        bucket = self._bucket(int(time.time()) // BUCKET)
+        bucket = self._bucket(int(clock.now()) // BUCKET)
         pipe = self.client.pipeline(transaction=False)
         pipe.hincrby(bucket, "total", total)
         if failed:

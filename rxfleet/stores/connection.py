@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 
@@ -13,6 +12,7 @@ from redis.typing import EncodableT
 
 from config import get_settings
 from rxfleet.errors import ConfigError
+from rxfleet.stores.clock import CLOCK
 
 _clients: dict[tuple[int, str], redis.Redis] = {}
 
@@ -69,29 +69,21 @@ def check_eviction(client: redis.Redis) -> None:
 _UNREADABLE: tuple[type[Exception], ...] = (*REDIS_OUTAGE, redis.ResponseError)
 
 
-def clock_skew(client: redis.Redis) -> tuple[float, float]:
-    """(this host's clock minus the Redis server's, the uncertainty of that), seconds."""
-    before = time.time()
-    seconds, micros = client.time()
-    after = time.time()
-    return (before + after) / 2 - (seconds + micros / 1e6), (after - before) / 2
-
-
 def check_clock(client: redis.Redis, most: float) -> None:
-    """Refuse, in one line, a host whose clock is more than ``most`` seconds off the
-    Redis server's: leases, message visibility and batch ages compare times that
-    different hosts wrote, and a clock far ahead would take live work for stalled
-    (restore another worker's messages, re-drive healthy batches as poison). An
+    """Take the Redis server's clock for this process (``stores.clock``), and refuse, in
+    one line, a host whose own clock is more than ``most`` seconds off it: whatever the
+    fleet decides by time runs on Redis's clock, but the logs, the audit trail and the
+    database's timestamps would be off, and a host that far off is broken. An
     unreachable Redis is left to the outage handling."""
     try:
-        skew, doubt = clock_skew(client)
+        reading = CLOCK.follow(client, most)
     except _UNREADABLE:
         return
-    if abs(skew) > most + doubt:
-        way = "ahead of" if skew > 0 else "behind"
+    if abs(reading.skew) > most + reading.doubt:
+        way = "ahead of" if reading.skew > 0 else "behind"
         raise ConfigError(
-            f"this host's clock is {abs(skew):.1f} s {way} the Redis server's (at most "
-            f"RXFLEET_CLOCK_SKEW_MAX={most:g} s): sync it (NTP, chrony) before starting"
+            f"this host's clock is {abs(reading.skew):.1f} s {way} the Redis server's (at "
+            f"most RXFLEET_CLOCK_SKEW_MAX={most:g} s): sync it (NTP, chrony) before starting"
         )
 
 

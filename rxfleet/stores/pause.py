@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass, field
 
 import redis
 from redis.commands.core import Script
 
-from rxfleet.stores import lua
+from rxfleet.stores import clock, lua
 from rxfleet.stores.connection import Decoder, Pipeline, as_text
 from rxfleet.stores.metrics import metrics_key
 
@@ -65,9 +64,9 @@ class FleetPause:
 
     def lengthen(self, seconds: float) -> None:
         """Hold every worker back until ``seconds`` from now (only ever lengthened)."""
-        until_ms = int((time.time() + seconds) * 1000)
+        until_ms = int((clock.now() + seconds) * 1000)
         self._scripts["lengthen"](keys=[self.key], args=[until_ms, GRACE_MS])
-        set_at = time.time()  # after the SET: every gate check from now on sees the pause
+        set_at = clock.now()  # after the SET: every gate check from now on sees the pause
         pipe = self.client.pipeline()
         pipe.lpush(self.log_key, json.dumps({"set_at": set_at, "until": until_ms / 1000}))
         pipe.ltrim(self.log_key, 0, LOG_LENGTH - 1)
@@ -88,7 +87,7 @@ class FleetPause:
     def hold(self, seconds: float | None) -> Hold:
         """The operator's pause: every submit worker holds back for ``seconds`` (None:
         until ``release``). Replaces an earlier hold; leaves the gateway's pause alone."""
-        now = time.time()
+        now = clock.now()
         held = Hold(set_at=now, until=None if seconds is None else now + seconds)
         text = json.dumps({"set_at": held.set_at, "until": held.until})
         if seconds is None:
@@ -125,7 +124,7 @@ class Hold:
 
     def remaining(self) -> float:
         """Seconds left (``math.inf`` until unpaused)."""
-        return math.inf if self.until is None else max(0.0, self.until - time.time())
+        return math.inf if self.until is None else max(0.0, self.until - clock.now())
 
     def as_dict(self) -> dict[str, float | None]:
         left = self.remaining()
@@ -143,5 +142,5 @@ def _hold(reply: object) -> Hold | None:
 
 def _remaining(reply: object, since: float | None = None) -> float:
     until = as_text(reply)
-    now = time.time() if since is None else since
+    now = clock.now() if since is None else since
     return 0.0 if until is None else max(0.0, int(until) / 1000 - now)

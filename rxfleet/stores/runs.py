@@ -31,7 +31,6 @@ is ``RunStore``'s own.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -41,7 +40,7 @@ import redis
 from redis.commands.core import Script
 
 from rxfleet.claims.work import WorkRecord
-from rxfleet.stores import lua
+from rxfleet.stores import clock, lua
 from rxfleet.stores.connection import Decoder, Pipeline, as_dict, as_text, fields
 
 #: Its Lua scripts, ``rxfleet/stores/lua/runs_{name}.lua``.
@@ -92,11 +91,11 @@ class _Batches(_RunKeys):
     """The open batches and their heartbeats (what the sweeper watches)."""
 
     def register_batch(self, run_id: str, first: int, count: int) -> None:
-        self.client.hset(self._part(run_id, "batches"), str(first), f"{count}|{time.time():.3f}")
+        self.client.hset(self._part(run_id, "batches"), str(first), f"{count}|{clock.now():.3f}")
 
     def touch_batch(self, pipe: Pipeline, run_id: str, first: int, count: int) -> None:
         """Queue a batch's heartbeat on ``pipe``: a link made progress on it."""
-        pipe.hset(self._part(run_id, "batches"), str(first), f"{count}|{time.time():.3f}")
+        pipe.hset(self._part(run_id, "batches"), str(first), f"{count}|{clock.now():.3f}")
 
     def batches(self, run_id: str) -> dict[int, tuple[int, float]]:
         """Open batches: first seq → (count, time of last progress)."""
@@ -229,7 +228,7 @@ class _Sending(_RunKeys):
         """Queue taking the send leases of ``seqs`` for ``ms`` milliseconds on ``pipe``;
         the decoder says what became of each (``Lease``)."""
         at = len(pipe)
-        args: list[str | int] = [int(time.time() * 1000), owner, ms, *seqs]
+        args: list[str | int] = [int(clock.now() * 1000), owner, ms, *seqs]
         keys = [self._part(run_id, "leases"), self._part(run_id, "work")]
         self._scripts["lease"](keys=keys, args=args, client=pipe)
         return lambda replies: [Lease(int(granted)) for granted in replies[at]]
@@ -271,7 +270,7 @@ class RunStore(_Ledger, _Producing, _Sending):
         pipe = self.client.pipeline()
         pipe.hset(self._run(run_id), mapping=fields(meta))
         pipe.persist(self._run(run_id))
-        pipe.zadd(self._index, {run_id: time.time()}, nx=True)
+        pipe.zadd(self._index, {run_id: clock.now()}, nx=True)
         pipe.execute()
 
     def knows(self, run_id: str) -> bool:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -33,7 +32,7 @@ from redis.commands.core import Script
 from redis.exceptions import LockError
 
 from rxfleet.errors import InfrastructureError
-from rxfleet.stores import lua
+from rxfleet.stores import clock, lua
 from rxfleet.stores.connection import as_dict, as_text
 from rxfleet.stores.metrics import slug
 
@@ -70,7 +69,7 @@ class Token:
     lifetime: float = 0.0
 
     def ttl(self, now: float | None = None) -> float:
-        return self.expires_at - (time.time() if now is None else now)
+        return self.expires_at - (clock.now() if now is None else now)
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ class TokenInfo:
     version: int
 
     def ttl(self, now: float | None = None) -> float:
-        return self.expires_at - (time.time() if now is None else now)
+        return self.expires_at - (clock.now() if now is None else now)
 
 
 @dataclass
@@ -186,7 +185,7 @@ class TokenStore:
         seen = before.get("version") or "0"
         grant = source.fetch_token()
         lifetime = float(grant.expires_in)
-        fresh = Token(grant.access_token, time.time() + lifetime, int(seen) + 1, lifetime)
+        fresh = Token(grant.access_token, clock.now() + lifetime, int(seen) + 1, lifetime)
         if self._store_if_version(str(seen), fresh):
             self._count("fetches")
             self._audit(before, why, fresh)
@@ -205,7 +204,7 @@ class TokenStore:
             why = before["invalidated_reason"]
         elif not before:
             why = "none"
-        elif old and old <= time.time() + 1.0 and why != "due":
+        elif old and old <= clock.now() + 1.0 and why != "due":
             why = "expired"
         self.on_rotate(Rotation(rotator(), why, old or None, fresh.expires_at))
 
@@ -215,7 +214,7 @@ class TokenStore:
             self.sealer.seal(token.value) if self.sealer else token.value,
             repr(token.expires_at),
             str(token.version),
-            repr(time.time()),
+            repr(clock.now()),
             repr(token.lifetime),
             self._digest(token.value),
         ]

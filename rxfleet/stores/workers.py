@@ -9,11 +9,12 @@ they ran on. Names not heard for an hour are dropped when counted.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
+
+from rxfleet.stores import clock
 
 FORGET_AFTER = 3600.0  # names not heard from this long are dropped from the roll
 
@@ -28,7 +29,7 @@ class WorkerRoll:
 
     def heard(self, node: str, queues: Sequence[str]) -> None:
         """``node`` is alive and consumes ``queues``."""
-        now = time.time()
+        now = clock.now()
         pipe = self.client.pipeline(transaction=False)
         for queue in queues:
             pipe.zadd(self.key(queue), {node: now})
@@ -37,7 +38,7 @@ class WorkerRoll:
 
     def count(self, queues: Sequence[str], within: float) -> dict[str, int]:
         """Per queue, the workers heard from within the last ``within`` seconds."""
-        now = time.time()
+        now = clock.now()
         pipe = self.client.pipeline(transaction=False)
         for queue in queues:
             pipe.zremrangebyscore(self.key(queue), "-inf", now - FORGET_AFTER)

@@ -52,10 +52,10 @@ class LocalPause:
 
     def note(self, seconds: float) -> None:
         with self._lock:
-            self._until = max(self._until, time.time() + seconds)
+            self._until = max(self._until, time.monotonic() + seconds)
 
     def remaining(self) -> float:
-        return max(0.0, self._until - time.time())
+        return max(0.0, self._until - time.monotonic())
 
 
 class Adjudicated(Protocol):

@@ -10,7 +10,6 @@ its own decoder, so nothing here counts reply slots.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,6 +19,7 @@ from rxfleet.claims.work import WorkRecord
 from rxfleet.links.submit.breakers import RoundBreakers
 from rxfleet.links.submit.context import MAX_REPLAYS, SubmitContext, route_of
 from rxfleet.links.submit.order import held_back
+from rxfleet.stores import clock
 from rxfleet.stores.pause import Hold
 from rxfleet.stores.routes import RouteState
 from rxfleet.stores.runs import Lease
@@ -59,7 +59,7 @@ class Planner:
     def plan(self, window: list[WorkRecord]) -> Plan:
         ctx, seqs = self.ctx, [r.seq for r in window]
         pipe = ctx.runs.pipeline()
-        plan = Plan(gate_at=time.time())  # before the read: a lower bound of what it saw
+        plan = Plan(gate_at=clock.now())  # before the read: a lower bound of what it saw
         paused = ctx.pause.read(pipe, since=plan.gate_at)
         held = ctx.pause.read_hold(pipe)
         gates = [(b.name, b.read(pipe)) for b in self.breakers.to_read()]

@@ -27,6 +27,7 @@ from rxfleet.links.submit.context import (
 from rxfleet.links.submit.plan import Plan, Planner
 from rxfleet.links.submit.send import Dispatch, Outcome
 from rxfleet.links.submit.settle import Settler, spent_reason
+from rxfleet.stores import clock
 
 ROUTE_PROBE_WAIT = 0.2  # a batch waiting for another's route probe holds back this long
 LEASE_HELD_WAIT = 1.0  # a batch whose claims another holder is sending comes back after this
@@ -158,7 +159,7 @@ class Round:
     def _replay(self, refused: list[WorkRecord]) -> list[Outcome]:
         ctx = self.ctx
         token = token_or_wait(lambda: ctx.tokens.rotate(ctx.gateway))
-        gate_at = time.time()
+        gate_at = clock.now()
         paused = max(ctx.pause.remaining(), ctx.local_pause.remaining())
         if paused > 0:  # the fleet was told to wait meanwhile: the replays wait too
             ctx.local_pause.note(paused)

@@ -171,3 +171,54 @@ def test_a_full_redis_is_an_outage_ridden_through(chaos: Fleet, tmp_path: Path) 
     assert run.returncode == 0, stderr
     exactly_once(chaos, out, ids)
     print(f"\nRedis full 4 s: the run finished {time.monotonic() - full:.1f} s after")
+
+
+SKEWED = ROOT / "tests" / "integration" / "skewed_clock"  # its sitecustomize moves the clock
+
+
+def test_a_worker_whose_clock_steps_ten_minutes_while_running_takes_nothing_live(
+    chaos: Fleet, tmp_path: Path
+) -> None:
+    """One more submit worker, its host clock stepped ten minutes ahead mid-run (after its
+    start check passed): the fleet's clock is Redis's, so it hands out no live worker's
+    message again (each message delivered once), marks no batch poison; every claim
+    once, and the worker says once that its clock moved."""
+    offset = tmp_path / "offset"
+    offset.write_text("0")
+    chaos.start("submit2", PYTHONPATH=str(SKEWED), SKEWED_CLOCK_FILE=str(offset))
+    try:
+        wait_for(lambda: workers_answer(chaos.env, 3), 60, "the third worker")
+        # held 15 s: the batches wait as countdown retries, unacknowledged in the workers,
+        # while the stepped worker looks for dead workers' messages (every 10 s)
+        assert chaos.cli("pause", "--for", "15").returncode == 0
+        offset.write_text("600")
+        stepped = time.monotonic()
+        ids, out, run, run_id = start_run(chaos, tmp_path, "K", 200)
+        most = _most_deliveries(chaos, run_id, run)
+        print(f"\nclock stepped: the run finished {time.monotonic() - stepped:.1f} s after "
+              "(15 s of it paused)")  # fmt: skip
+        _, stderr = run.communicate(timeout=60)
+        assert run.returncode == 0, stderr
+        rows = exactly_once(chaos, out, ids)
+        assert most == 1, f"a message was delivered {most} times"
+        assert not [r for r in rows if r.get("reason") == "POISON"]
+        said = "this host's clock moved +600.0 s"
+        log = chaos.tmp / "submit2.log"
+        wait_for(lambda: said in log.read_text(errors="replace"), 15, "the step said")
+        assert log.read_text(errors="replace").count(said) == 1
+    finally:
+        chaos.stop("submit2")
+
+
+def _most_deliveries(chaos: Fleet, run_id: str, run: subprocess.Popen[str]) -> int:
+    """The most deliveries of any one link message of the run, read while it runs (the
+    count goes with the run's working memory when it ends); the stepped worker looks for
+    dead workers' messages every 10 s."""
+    client = chaos.redis_client()
+    most = 0
+    while run.poll() is None:
+        for key in client.scan_iter(f"*:run:{run_id}:deliveries"):
+            counts = client.hgetall(key)
+            most = max([most, *(int(n) for m, n in counts.items() if "redrive" not in m)])
+        time.sleep(0.2)
+    return most

@@ -1,0 +1,107 @@
+"""The fleet's clock: the Redis server's, carried by this process's monotonic clock.
+
+Leases, message visibility, batch ages, token expiry, pauses and breaker buckets
+compare times that different hosts wrote. Each process reads Redis's ``TIME`` once
+at start (``follow``) and from then on counts ``monotonic`` from it, so a host
+clock stepped while the process runs (a bad NTP step, an operator's ``date -s``)
+moves nothing the fleet decides. It reads ``TIME`` again every ``RESYNC_S`` (to
+bound the drift of the monotonic clock) and says once when the host's clock has
+moved away from Redis's since it last looked. Before ``follow`` (unit tests, the
+embedded default before Redis starts) it is the host's clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+
+log = logging.getLogger("rxfleet.clock")
+
+#: Seconds between two reads of Redis's clock once followed.
+RESYNC_S = 10.0
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One read of Redis's clock: its epoch seconds at this process's monotonic
+    ``at``; the host's clock minus Redis's then, and the read's uncertainty."""
+
+    epoch: float
+    at: float
+    skew: float
+    doubt: float
+
+
+def read(client: redis.Redis) -> Reading:
+    """Read Redis's ``TIME`` once, placed at the midpoint of the round trip."""
+    wall, before = time.time(), time.monotonic()
+    seconds, micros = client.time()
+    after = time.monotonic()
+    mid = (before + after) / 2
+    epoch = int(seconds) + int(micros) / 1e6
+    return Reading(epoch, mid, wall + (mid - before) - epoch, (after - before) / 2)
+
+
+class FleetClock:
+    """Redis's clock in this process (see the module)."""
+
+    def __init__(self) -> None:
+        self._client: redis.Redis | None = None
+        self._last: Reading | None = None
+        self._step_warn = 5.0
+        self._lock = threading.Lock()
+
+    def follow(self, client: redis.Redis, step_warn: float) -> Reading:
+        """Take Redis's clock from now on; the first reading (its ``skew`` is the host's)."""
+        reading = read(client)
+        with self._lock:
+            self._client, self._last, self._step_warn = client, reading, step_warn
+        return reading
+
+    def forget(self) -> None:
+        """Back to the host's clock (tests; a process that lets Redis go)."""
+        with self._lock:
+            self._client, self._last = None, None
+
+    def now(self) -> float:
+        """Epoch seconds on Redis's clock (the host's, before ``follow``)."""
+        last = self._last
+        if last is None:
+            return time.time()
+        if time.monotonic() - last.at > RESYNC_S:
+            last = self._resync(last)
+        return last.epoch + (time.monotonic() - last.at)
+
+    def _resync(self, last: Reading) -> Reading:
+        if not self._lock.acquire(blocking=False):
+            return last  # another thread is reading it
+        try:
+            client = self._client
+            if client is None:
+                return last
+            try:
+                fresh = read(client)
+            except redis.RedisError:  # Redis away: carry on from the last reading
+                return last
+            if abs(fresh.skew - last.skew) > self._step_warn:
+                log.warning(
+                    "this host's clock moved %+.1f s (now %+.1f s off the Redis server's); "
+                    "the fleet keeps Redis's clock: sync this host (NTP, chrony)",
+                    fresh.skew - last.skew, fresh.skew,
+                )  # fmt: skip
+            self._last = fresh
+            return fresh
+        finally:
+            self._lock.release()
+
+
+CLOCK = FleetClock()
+
+
+def now() -> float:
+    """Epoch seconds on the fleet's clock (Redis's once the process follows it)."""
+    return CLOCK.now()
