@@ -13,6 +13,7 @@ embedded default before Redis starts) it is the host's clock.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ log = logging.getLogger("rxfleet.clock")
 
 #: Seconds between two reads of Redis's clock once followed.
 RESYNC_S = 10.0
+#: Seconds a read of Redis's clock may take before it is given up (the last one stays).
+READ_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,19 @@ class FleetClock:
         self._client: redis.Redis | None = None
         self._last: Reading | None = None
         self._step_warn = 5.0
+        self._after_fork()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
         self._lock = threading.Lock()
+        self._reading = False  # a resync thread is on its way (none crosses a fork)
 
     def follow(self, client: redis.Redis, step_warn: float) -> Reading:
-        """Take Redis's clock from now on; the first reading (its ``skew`` is the host's)."""
+        """Take Redis's clock from now on; the first reading (its ``skew`` is the host's).
+        Later readings go through a client of their own with short timeouts."""
         reading = read(client)
         with self._lock:
-            self._client, self._last, self._step_warn = client, reading, step_warn
+            self._client, self._last, self._step_warn = _quick(client), reading, step_warn
         return reading
 
     def forget(self) -> None:
@@ -68,25 +77,34 @@ class FleetClock:
             self._client, self._last = None, None
 
     def now(self) -> float:
-        """Epoch seconds on Redis's clock (the host's, before ``follow``)."""
+        """Epoch seconds on Redis's clock (the host's, before ``follow``). Never waits on
+        Redis: a reading older than ``RESYNC_S`` is renewed by a thread of its own
+        (the caller may be kombu's event loop), and until then the last one serves."""
         last = self._last
         if last is None:
             return time.time()
         if time.monotonic() - last.at > RESYNC_S:
-            last = self._resync(last)
+            self._resync_soon()
         return last.epoch + (time.monotonic() - last.at)
 
-    def _resync(self, last: Reading) -> Reading:
-        if not self._lock.acquire(blocking=False):
-            return last  # another thread is reading it
+    def _resync_soon(self) -> None:
+        with self._lock:
+            if self._reading or self._client is None:
+                return
+            self._reading = True
+        threading.Thread(target=self.resync, name="fleet-clock", daemon=True).start()
+
+    def resync(self) -> None:
+        """Read Redis's clock again; say once when the host's clock moved meanwhile.
+        Redis away or slow: the last reading stays (the monotonic clock carries it)."""
         try:
-            client = self._client
-            if client is None:
-                return last
+            client, last = self._client, self._last
+            if client is None or last is None:
+                return
             try:
                 fresh = read(client)
-            except redis.RedisError:  # Redis away: carry on from the last reading
-                return last
+            except redis.RedisError:
+                return
             if abs(fresh.skew - last.skew) > self._step_warn:
                 log.warning(
                     "this host's clock moved %+.1f s (now %+.1f s off the Redis server's); "
@@ -94,9 +112,18 @@ class FleetClock:
                     fresh.skew - last.skew, fresh.skew,
                 )  # fmt: skip
             self._last = fresh
-            return fresh
         finally:
-            self._lock.release()
+            with self._lock:
+                self._reading = False
+
+
+def _quick(client: redis.Redis) -> redis.Redis:
+    """A client to the same server as ``client`` whose reads give up after
+    ``READ_TIMEOUT_S`` (the process's own clients may wait far longer)."""
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "socket_timeout": READ_TIMEOUT_S,
+              "socket_connect_timeout": READ_TIMEOUT_S}  # fmt: skip
+    return redis.Redis(connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs))
 
 
 CLOCK = FleetClock()

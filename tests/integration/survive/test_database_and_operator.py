@@ -107,8 +107,14 @@ def test_a_run_rides_through_the_database(
     after = time.monotonic() - ended
     assert run.returncode == 0, stderr
     assert "Traceback" not in stderr
-    assert stderr.count("the database is away") == 1, stderr
-    assert stderr.count("the database is back") == 1, stderr
+    away, back = stderr.count("the database is away"), stderr.count("the database is back")
+    if fault == "read_only":
+        # reads still work: the CLI meets the period only if it writes (a producer's
+        # checkpoint) or connects during it, and it may be waiting for room all along;
+        # the workers' connections must be dropped and reopened, or the run never ends
+        assert away == back <= 1, stderr
+    else:  # the CLI's own connection is cut: it says so once, and once that it is back
+        assert away == back == 1, stderr
     exactly_once(fleet, out, ids)
     print(f"\nPostgreSQL {fault}: run finished {after:.1f} s after the fault ended")
 

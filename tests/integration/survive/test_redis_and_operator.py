@@ -185,7 +185,7 @@ def test_a_worker_whose_clock_steps_ten_minutes_while_running_takes_nothing_live
     once, and the worker says once that its clock moved."""
     offset = tmp_path / "offset"
     offset.write_text("0")
-    chaos.start("submit2", PYTHONPATH=str(SKEWED), SKEWED_CLOCK_FILE=str(offset))
+    chaos.start("submit9", PORT="9", PYTHONPATH=str(SKEWED), SKEWED_CLOCK_FILE=str(offset))
     try:
         wait_for(lambda: workers_answer(chaos.env, 3), 60, "the third worker")
         # held 15 s: the batches wait as countdown retries, unacknowledged in the workers,
@@ -203,11 +203,11 @@ def test_a_worker_whose_clock_steps_ten_minutes_while_running_takes_nothing_live
         assert most == 1, f"a message was delivered {most} times"
         assert not [r for r in rows if r.get("reason") == "POISON"]
         said = "this host's clock moved +600.0 s"
-        log = chaos.tmp / "submit2.log"
+        log = chaos.tmp / "submit9.log"
         wait_for(lambda: said in log.read_text(errors="replace"), 15, "the step said")
         assert log.read_text(errors="replace").count(said) == 1
     finally:
-        chaos.stop("submit2")
+        chaos.stop("submit9")
 
 
 def _most_deliveries(chaos: Fleet, run_id: str, run: subprocess.Popen[str]) -> int:
