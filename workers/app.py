@@ -79,6 +79,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": settings.link_soft_time_limit,
         "task_time_limit": settings.link_time_limit,
         "broker_connection_max_retries": None,  # ride through a broker outage
+        # and through a full one: an acknowledgement Redis refuses (OOM, then EXECABORT)
+        # is a channel error; retried, the consumer reconnects (the message comes back)
+        # instead of stopping the worker, whose prefork pool could hang in its shutdown
+        "broker_channel_error_retry": True,
         "task_default_queue": settings.queue_cpu,
         "task_queues": [_queue(settings.queue_cpu), _queue(settings.queue_gateway)],
         "task_routes": {"tasks.submit.*": {"queue": settings.queue_gateway}},

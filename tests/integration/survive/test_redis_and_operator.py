@@ -167,7 +167,10 @@ def test_a_full_redis_is_an_outage_ridden_through(chaos: Fleet, tmp_path: Path) 
     full = time.monotonic()
     time.sleep(4)
     client.config_set("maxmemory", "0")
-    _, stderr = run.communicate(timeout=150)
+    try:
+        _, stderr = run.communicate(timeout=150)
+    finally:  # a run that did not finish must not outlive the test (the next ones share the fleet)
+        run.kill()
     assert run.returncode == 0, stderr
     exactly_once(chaos, out, ids)
     print(f"\nRedis full 4 s: the run finished {time.monotonic() - full:.1f} s after")
