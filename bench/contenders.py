@@ -12,6 +12,9 @@
   windows of 500, each window ``asyncio.gather``-ed, 503 retried with Retry-After
   or jittered backoff, 404 mapped to reject 04. Adapted: ``/v1/claims``, one
   token fetched form-encoded, the four headers.
+* ``aiohttp``: the floor of one process: one ``aiohttp.ClientSession`` keeping
+  ``FLOOR_INFLIGHT`` (512) requests in flight all the time (no windows), one token,
+  each claim POSTed once, nothing else done.
 
 Each returns a Counter of answers: NCPDP ``transaction_response_status`` for a 200,
 else a short label.
@@ -198,4 +201,35 @@ def seed003(sandbox: Sandbox, items: list[Item], threads: int) -> Counter[str]:
     return asyncio.run(_seed003(sandbox, items, 500))
 
 
-CONTENDERS: dict[str, Contender] = {"bare": bare_loop, "seed000": seed000, "seed003": seed003}
+# -- aiohttp floor ---------------------------------------------------------------
+
+FLOOR_INFLIGHT = 512
+
+
+async def _floor(sandbox: Sandbox, items: list[Item]) -> Counter[str]:
+    statuses: Counter[str] = Counter()
+    connector = aiohttp.TCPConnector(limit=FLOOR_INFLIGHT)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with session.post(sandbox.token_url, data=TOKEN_FORM) as resp:
+            token = (await resp.json())["access_token"]
+        gate = asyncio.Semaphore(FLOOR_INFLIGHT)
+
+        async def post(key: str, claim: dict[str, Any]) -> None:
+            async with gate:
+                headers = _headers(token, 3600, key)
+                async with session.post(sandbox.claims_url, json=claim, headers=headers) as r:
+                    body = await r.json() if r.status == 200 else {}
+                    statuses[str(body.get("transaction_response_status", r.status))] += 1
+
+        await asyncio.gather(*(post(key, claim) for key, claim in items))
+    return statuses
+
+
+def aio_floor(sandbox: Sandbox, items: list[Item], threads: int) -> Counter[str]:
+    """512 requests in flight over one aiohttp ClientSession (``threads`` is ignored)."""
+    return asyncio.run(_floor(sandbox, items))
+
+
+CONTENDERS: dict[str, Contender] = {
+    "bare": bare_loop, "seed000": seed000, "seed003": seed003, "aiohttp": aio_floor,
+}  # fmt: skip

@@ -94,7 +94,7 @@ def run_fleet(box: Sandbox, claims: ClaimSet, tmp: Path, options: FleetOptions) 
     box.reset()  # before the fleet starts: its first token must stay valid
     with procfile_fleet(gateway_url=box.url, extra_env=extra) as fleet:
         client = redis.Redis.from_url(fleet.redis_url)
-        _warm_up(fleet.env, claims, tmp, options.batch_size)
+        warm_up(fleet.env, claims, tmp, options.batch_size)
         spy = Spy(fleet.procs["submit1"].pid, tmp) if options.profile else None
         before = commandstats(client)
         seconds, stdout = run_cli(fleet.env, source, out, options.batch_size)
@@ -116,7 +116,7 @@ def run_fleet(box: Sandbox, claims: ClaimSet, tmp: Path, options: FleetOptions) 
 WARM_UP_PREFIX = "warm-"
 
 
-def _warm_up(env: dict[str, str], claims: ClaimSet, tmp: Path, batch_size: int | None) -> None:
+def warm_up(env: dict[str, str], claims: ClaimSet, tmp: Path, batch_size: int | None) -> None:
     """A long-running fleet is warm: its workers have imported their code, opened their
     Redis, database and gateway connections and hold a token. A first run of 20 claims
     (other keys, not counted) does that before the timed run; the timed ``rxfleet run``

@@ -99,13 +99,14 @@ def _command(backlog: int) -> list[str]:
 
 
 @contextmanager
-def sandbox(latency_ms: float, tmp: Path, backlog: int = 0) -> Iterator[Sandbox]:
+def sandbox(latency_ms: float, tmp: Path, backlog: int = 0, **knobs: Any) -> Iterator[Sandbox]:
     """A sandbox gateway answering every claim after ``latency_ms``; stopped on exit.
 
     ``backlog`` > 0: its listen backlog (bench/sandbox_main.py); 0: stock ``rxfleet gateway``.
+    ``knobs``: more of its scenario (``max_concurrent=150``).
     """
     scenario = tmp / f"latency-{latency_ms:g}.json"
-    scenario.write_text(json.dumps({"latency_ms": latency_ms}))
+    scenario.write_text(json.dumps({"latency_ms": latency_ms, **knobs}))
     port = free_port()
     command = [*_command(backlog), "--port", str(port), "--scenario", str(scenario)]
     log = (tmp / f"gateway-{latency_ms:g}.log").open("ab")

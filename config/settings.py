@@ -235,8 +235,17 @@ class Settings(BaseSettings):
         default=64,
         ge=1,
         le=512,
-        description="gateway requests in flight at once per submit worker process "
-        "(throughput ~ in-flight / latency); the connection pool is sized to match",
+        description="gateway requests in flight at once per submit worker process to begin "
+        "with (throughput ~ in-flight / latency); from there the fleet finds the gateway's "
+        "limit as it sends, up to RXFLEET_GATEWAY_INFLIGHT_MAX",
+    )
+    gateway_inflight_max: int = Field(
+        default=1024,
+        ge=1,
+        le=8192,
+        description="gateway requests the whole fleet keeps in flight at most: the ceiling of "
+        "the limit the fleet finds (it backs off on 429 and 503 without Retry-After and on "
+        "rising latency); set it to the gateway's contracted concurrency when there is one",
     )
     submit_round_seconds: float = Field(
         default=25.0, description="a submit task sends for at most this long, then hands on"

@@ -405,6 +405,7 @@ def metric_sources() -> Sources:
         portals=PortalStore(get_redis(), settings.key_prefix),
         formulary=context.formulary(),
         rate=context.gateway_rate,
+        inflight=context.gateway_inflight,
     )
 
 

@@ -52,9 +52,6 @@ from rxfleet.report import (
     utc_clock,
 )
 from rxfleet.stores.database import Database, LetterFilter
-from rxfleet.webhooks import PATH as WEBHOOK_PATH
-from rxfleet.webhooks import Publisher, Receiver
-from rxfleet.webhooks import serve as serve_webhooks
 from workers import app as app_module
 from workers.inprocess import beat_thread, worker_thread
 from workers.pipeline import send_batch
@@ -754,15 +751,17 @@ def sync(args: argparse.Namespace) -> int:
 def webhooks(args: argparse.Namespace) -> int:
     """The formulary webhook receiver (Procfile ``webhooks``): refuses to start without
     ``RXFLEET_WEBHOOK_SECRET``, Redis and the database."""
+    from rxfleet.webhooks import PATH, Publisher, Receiver, serve  # aiohttp.web: only here
+
     settings = get_settings()
     secret = settings.webhook_secret_or_raise()
     _require_fleet()
     publisher = Publisher(context.database(), context.formulary(), context.metrics(),
                           settings.formulary_gap_seconds)  # fmt: skip
     version = publisher.sync()
-    say(f"webhooks on http://{args.host}:{args.port}{WEBHOOK_PATH} (formulary version {version})")
-    serve_webhooks(Receiver(publisher, secret, time.time), settings.webhook_max_body,
-                   args.host, args.port)  # fmt: skip
+    say(f"webhooks on http://{args.host}:{args.port}{PATH} (formulary version {version})")
+    serve(Receiver(publisher, secret, time.time), settings.webhook_max_body,
+          args.host, args.port)  # fmt: skip
     return EXIT_OK
 
 

@@ -12,23 +12,30 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
+
+import redis
 
 from config import Settings, get_settings
 from rxfleet.claims.rejects import matrix
 from rxfleet.errors import ConfigError, InfrastructureError
 from rxfleet.gateway.aio import AioSender, Pace
 from rxfleet.gateway.client import GatewayClient
+from rxfleet.gateway.inflight import Adapt, Period
 from rxfleet.links.submit import LocalPause, SubmitContext
 from rxfleet.phikeys import token_sealer, vault
 from rxfleet.stores.breaker import Breaker
+from rxfleet.stores.clock import quick
 from rxfleet.stores.connection import get_redis
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
 from rxfleet.stores.formulary import FormularyCache
+from rxfleet.stores.inflight import FleetInflight, limit_in_force
 from rxfleet.stores.metrics import MetricsStore
 from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
@@ -172,11 +179,43 @@ def secure(settings: Settings) -> tuple[list[int], Secured]:
 
 def sender() -> AioSender:
     """The submit link's requests in flight: one event loop and session per process,
-    each request in a slot of the fleet's rate when ``RXFLEET_GATEWAY_RATE`` sets one."""
+    each request in a slot of the fleet's rate when ``RXFLEET_GATEWAY_RATE`` sets one,
+    as many at once as its share of the fleet's in-flight limit."""
     settings = get_settings()
-    size, rate = settings.submit_inflight, settings.gateway_rate
-    return _keep(("sender", size, rate), AioSender,
-                 lambda: AioSender(gateway_client(), pace=_pace(settings)))  # fmt: skip
+    shape = (settings.submit_inflight, settings.gateway_inflight_max, settings.gateway_rate)
+    make = lambda: AioSender(gateway_client(), _pace(settings), _adapt(settings))  # noqa: E731
+    return _keep(("sender", *shape), AioSender, make)
+
+
+#: Seconds a sender that could not reach Redis keeps its share before it reports again.
+ADAPT_HOLD_S = 5.0
+
+
+def _adapt(settings: Settings) -> Adapt:
+    """Report each period to the fleet's limit; the share back (a Redis that does not
+    answer in half a second: the share stays, and nothing is asked for ``ADAPT_HOLD_S``)."""
+    fleet = FleetInflight(quick(get_redis(), 0.5), settings.submit_inflight,
+                          settings.gateway_inflight_max, settings.gateway_rate,
+                          settings.key_prefix)  # fmt: skip
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    share, quiet_until = [settings.submit_inflight], [0.0]
+
+    def adapt(period: Period) -> int:
+        if time.monotonic() >= quiet_until[0]:
+            try:
+                share[0] = fleet.report(me, period.sent, period.overloaded, period.latency,
+                                        wanted=period.wanted,
+                                        at_overload=period.at_overload).mine  # fmt: skip
+            except redis.RedisError:
+                quiet_until[0] = time.monotonic() + ADAPT_HOLD_S
+        return share[0]
+
+    return adapt
+
+
+def gateway_inflight() -> int | None:
+    """The fleet's gateway in-flight limit as last found (None: no sender lately)."""
+    return limit_in_force(get_redis(), get_settings().key_prefix)
 
 
 def gateway_rate() -> float | None:
@@ -265,7 +304,8 @@ def submit_context(owner: str) -> SubmitContext:
         settings=settings,
         health=health_breaker(),
         auth=auth_breaker(),
-        sender=sender(),
+        sender=(the_sender := sender()),
+        window=the_sender.window,
         local_pause=_keep(("local-pause",), LocalPause, LocalPause),
         rejects=matrix(settings.reject_matrix),
         metrics=metrics(),

@@ -61,6 +61,7 @@ class Sources:
     roll: WorkerRoll | None = None  # None: no worker counts
     letters: Callable[[], dict[str, int]] | None = None  # dead letters waiting, by reason
     rate: Callable[[], float | None] | None = None  # the fleet's gateway rate in force
+    inflight: Callable[[], int | None] | None = None  # the fleet's gateway in-flight limit
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Snapshot:
     oldest_batch_age: float = 0.0  # seconds since the least recent progress of an open batch
     dead_letters: dict[str, int] = field(default_factory=dict)  # reason → waiting
     gateway_rate: float | None = None  # claims a second the fleet sends at most (None: no limit)
+    gateway_inflight: int | None = None  # requests the fleet keeps in flight at most, found
 
     def as_dict(self) -> dict[str, Any]:
         c = self.counters
@@ -118,6 +120,7 @@ class Snapshot:
             "oldest_batch_age_seconds": round(self.oldest_batch_age, 1),
             "dead_letters_waiting": self.dead_letters,
             "gateway_rate_per_second": self.gateway_rate,
+            "gateway_inflight_limit": self.gateway_inflight,
         }
 
 
@@ -147,6 +150,7 @@ def snapshot(src: Sources) -> Snapshot:
         oldest_batch_age=oldest_batch_age(src.runs, active),
         dead_letters=src.letters() if src.letters is not None else {},
         gateway_rate=src.rate() if src.rate is not None else None,
+        gateway_inflight=src.inflight() if src.inflight is not None else None,
         portals=portal_stats(src.portals) if src.portals is not None else {},
         formulary_version=view.version if view else 0,
         formulary_waiting=time.time() - view.waiting_since if view and view.waiting_since else 0.0,
@@ -274,6 +278,12 @@ def _gauges(snap: Snapshot) -> Iterator[Metric]:
         "rxfleet_gateway_rate",
         "claims a second the fleet sends the gateway at most (RXFLEET_GATEWAY_RATE; 0: none)",
         value=snap.gateway_rate or 0.0,
+    )
+    yield GaugeMetricFamily(
+        "rxfleet_gateway_inflight_limit",
+        "gateway requests the fleet keeps in flight at most, as found from the gateway's "
+        "answers (0: no submit worker sent lately)",
+        value=snap.gateway_inflight or 0,
     )
     depths = GaugeMetricFamily(
         "rxfleet_queue_depth", "messages waiting in each Celery queue", labels=["queue"]

@@ -1,12 +1,13 @@
 """The claim endpoint over aiohttp: a window of requests in flight for little CPU.
 
 The submit link's windows go out through one ``AioSender`` per worker process:
-an asyncio event loop in a thread of its own and one ``aiohttp.ClientSession``
-whose connector holds at most ``RXFLEET_SUBMIT_INFLIGHT`` connections. Every
-submit task of the process hands its window over and waits for the answers, so
-the process never has more requests in flight than that. Measured against a
-``requests.Session`` in a thread pool of the same size, aiohttp costs about a
-third of the CPU per request (bench/throughput.py), which is what throughput
+an asyncio event loop in a thread of its own and one ``aiohttp.ClientSession``.
+Every submit task of the process hands its window over and waits for the answers;
+a gate (``rxfleet.gateway.inflight``) lets at most the process's share of the
+fleet's in-flight limit out at once: ``RXFLEET_SUBMIT_INFLIGHT`` until the first
+report, then what the fleet found (``adapt``; without it the gate stays put).
+Measured against a ``requests.Session`` in a thread pool of the same size, aiohttp
+costs about a third of the CPU per request (bench/throughput.py), which is what throughput
 is bounded by on a small machine.
 
 Requests and answers are the gateway client's (``ClaimRequest``, ``answer_of``):
@@ -44,6 +45,7 @@ from rxfleet.gateway.client import (
     answer_of,
     transport_error,
 )
+from rxfleet.gateway.inflight import KEEP, Adapt, Gate, Tally, overloaded
 from rxfleet.gateway.tls import Tls
 
 Result = Adjudication | RxFleetError
@@ -79,15 +81,19 @@ class _Answered:
 class AioSender:
     """Many claim requests at once from any thread; one event loop per process."""
 
-    def __init__(self, client: GatewayClient, pace: Pace | None = None) -> None:
+    def __init__(
+        self, client: GatewayClient, pace: Pace | None = None, adapt: Adapt | None = None
+    ) -> None:
         self.client = client
+        self.adapt = adapt  # None: the gate stays at RXFLEET_SUBMIT_INFLIGHT
         self.pace = pace  # None: no fleet rate, every request goes as soon as the gate lets it
         self.settings: Settings = client.settings
         self.pid = os.getpid()  # a fork's child makes its own
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._gate: asyncio.Semaphore | None = None
+        self._gate: Gate | None = None
+        self._tally = Tally()
         self._pacing: asyncio.Lock | None = None
         self._thread: threading.Thread | None = None
 
@@ -137,10 +143,33 @@ class AioSender:
             if not go() or (self.pace is not None and not await self._paced(go)):
                 return None
             started = time.perf_counter()
-            result = await _post(session, request)
+            result, status = await _post(session, request)
             seconds = time.perf_counter() - started
+        if self.adapt is not None:
+            await self._heard(seconds, overload=overloaded(result, status))
         seen(result)
         return result, seconds
+
+    def window(self) -> int:
+        """Requests this process may have in flight now (its share of the fleet's limit)."""
+        gate = self._gate
+        return self.settings.submit_inflight if gate is None else gate.limit
+
+    async def _heard(self, seconds: float, *, overload: bool) -> None:
+        """Count an answer; a period full (as many answers as the gate holds: about one
+        round trip) or its first overload, report it and take the share the fleet gives
+        back (a blocking Redis call in the loop, about once a round trip)."""
+        gate, tally = self._gate, self._tally
+        assert gate is not None and self.adapt is not None
+        first = overload and not tally.overloaded
+        tally.observe(seconds, overload=overload, busy=gate.busy)
+        if first:  # shrink now, before the requests waiting for a slot meet the same
+            await gate.resize(min(gate.limit, int(tally.at_overload * KEEP)))
+        elif tally.sent < gate.limit:
+            return
+        period = tally.period(wanted=gate.waited)
+        self._tally, gate.waited = Tally(), False
+        await gate.resize(self.adapt(period))
 
     async def _paced(self, go: Callable[[], bool]) -> bool:
         """Wait for a slot under the fleet's rate, taken right before the request goes
@@ -158,10 +187,11 @@ class AioSender:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # made in the loop's thread, the first time it is needed
-            limit = self.settings.submit_inflight
-            self._gate = asyncio.Semaphore(limit)  # held back here, not in the pool's queue
+            settings = self.settings
+            self._gate = Gate(settings.submit_inflight)  # held back here, not in the pool
             self._pacing = asyncio.Lock()
-            connector = aiohttp.TCPConnector(limit=limit, ssl=Tls.of(self.settings).ssl_context())
+            pool = settings.gateway_inflight_max if self.adapt else settings.submit_inflight
+            connector = aiohttp.TCPConnector(limit=pool, ssl=Tls.of(settings).ssl_context())
             timeout = aiohttp.ClientTimeout(
                 sock_connect=self.settings.connect_timeout, sock_read=self.settings.read_timeout
             )
@@ -188,7 +218,8 @@ class AioSender:
         self._thread = None
 
 
-async def _post(session: aiohttp.ClientSession, request: ClaimRequest) -> Result:
+async def _post(session: aiohttp.ClientSession, request: ClaimRequest) -> tuple[Result, int | None]:
+    """The answer (or the error it means) and its HTTP status (None: no answer came)."""
     where = request.where
     try:
         async with session.post(
@@ -196,8 +227,8 @@ async def _post(session: aiohttp.ClientSession, request: ClaimRequest) -> Result
         ) as response:
             answered = _Answered(response.status, response.headers, await response.read())
     except TRANSPORT_ERRORS as exc:
-        return transport_error(exc, where, request.claim_id)
+        return transport_error(exc, where, request.claim_id), None
     try:
-        return answer_of(answered, request)
+        return answer_of(answered, request), answered.status_code
     except RxFleetError as exc:
-        return exc
+        return exc, answered.status_code

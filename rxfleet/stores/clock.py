@@ -68,7 +68,7 @@ class FleetClock:
         Later readings go through a client of their own with short timeouts."""
         reading = read(client)
         with self._lock:
-            self._client, self._last, self._step_warn = _quick(client), reading, step_warn
+            self._client, self._last, self._step_warn = quick(client), reading, step_warn
         return reading
 
     def forget(self) -> None:
@@ -117,12 +117,12 @@ class FleetClock:
                 self._reading = False
 
 
-def _quick(client: redis.Redis) -> redis.Redis:
-    """A client to the same server as ``client`` whose reads give up after
-    ``READ_TIMEOUT_S`` (the process's own clients may wait far longer)."""
+def quick(client: redis.Redis, seconds: float = READ_TIMEOUT_S) -> redis.Redis:
+    """A client to the same server as ``client`` whose reads give up after ``seconds``
+    (the process's own clients may wait far longer): for callers that must not stall."""
     pool = client.connection_pool
-    kwargs = {**pool.connection_kwargs, "socket_timeout": READ_TIMEOUT_S,
-              "socket_connect_timeout": READ_TIMEOUT_S}  # fmt: skip
+    kwargs = {**pool.connection_kwargs, "socket_timeout": seconds,
+              "socket_connect_timeout": seconds}  # fmt: skip
     return redis.Redis(connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs))
 
 

@@ -56,6 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     _started: float = 0.0
     _key: str | None = None
+    _entered: bool = False  # a claim request counted as being answered
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: no per-request lines (and never a body)."""
@@ -63,7 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- dispatch --------------------------------------------------------
 
     def do_POST(self) -> None:
-        self._started, self._key = time.time(), None
+        self._started, self._key, self._entered = time.time(), None, False
         path = self.path.split("?", 1)[0]
         raw = self._read_body()
         if raw is None:
@@ -128,6 +129,24 @@ class _Handler(BaseHTTPRequestHandler):
         key = self.headers.get("Idempotency-Key", "")
         self._key = key or None
         ticket = state.admit(key)
+        if not state.enter():
+            self._send(429, {"error": "too_many_requests"})
+            return
+        self._entered = True
+        try:
+            self._answer(ticket, key, raw)
+        finally:
+            self._left()
+
+    def _left(self) -> None:
+        """No longer counted as being answered: before the answer's bytes go out (the
+        client may send its next request the moment it has them), or once dropped."""
+        if self._entered:
+            self._entered = False
+            self.server.state.leave()
+
+    def _answer(self, ticket: Ticket, key: str, raw: bytes) -> None:
+        state = self.server.state
         if ticket.delay:
             time.sleep(ticket.delay)
         if ticket.drop:
@@ -226,6 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         if record:  # before the answer leaves, so a client that has it sees it counted
             self._record(status, retry_after, not_before, replayed)
+        self._left()
         self.end_headers()
         try:
             self.wfile.write(data)

@@ -45,6 +45,10 @@ one-hour tokens. Every knob, with the JSON key that sets it:
 ``latency_ms`` / ``jitter_ms`` (float, 0)
     Every claim request waits ``latency_ms`` plus a seeded uniform
     ``[0, jitter_ms)`` before it is answered.
+``max_concurrent`` (int, 0 = no cap)
+    A gateway with a concurrency limit: a claim request that arrives while this many
+    are being answered gets ``429 {"error": "too_many_requests"}`` at once, with no
+    Retry-After (the stats count them and the most answered at once: ``concurrency``).
 ``portal`` (object)
     The payer portal of pending claims (``rxfleet.gateway.sandbox.portal``):
     ``pending`` synthetic claims (``rxfleet.claims.synth``; ``mix: "sample"``
@@ -146,6 +150,7 @@ class Scenario:
     answers: tuple[Override, ...] = ()
     latency_ms: Annotated[float, Field(ge=0)] = 0.0
     jitter_ms: Annotated[float, Field(ge=0)] = 0.0
+    max_concurrent: Annotated[int, Field(ge=0)] = 0
     portal: Portal = Portal()
 
     @classmethod

@@ -1,9 +1,10 @@
 """submit: a batch's open claims to the gateway, a window of requests in flight at a time.
 
 Throughput is in-flight ÷ latency: a round sends the open claims in windows of
-``RXFLEET_SUBMIT_INFLIGHT`` concurrent requests, all through the context's
-``Sender`` (in the fleet, one aiohttp event loop and session per worker
-process, ``rxfleet.gateway.aio``; a window of one too). Redis is read once per
+the sender's share of the fleet's in-flight limit (``RXFLEET_SUBMIT_INFLIGHT`` to
+begin with; found from the gateway's answers: ``rxfleet.stores.inflight``), all
+through the context's ``Sender`` (in the fleet, one aiohttp event loop and session
+per worker process, ``rxfleet.gateway.aio``; a window of one too). Redis is read once per
 window (the fleet pause and both breakers, the abort flag, the claims' send
 leases, their vault blobs, the route memos: ``plan``) and written once per
 window (the ledger, the audit trail and the batch's heartbeat).
@@ -19,7 +20,8 @@ Every promise holds inside the window:
 * a 404 rejects ``04`` and the BIN/PCN is remembered at once; an unknown
   BIN/PCN is found out by one request at a time across the fleet;
 * the first 429/503 with Retry-After stops new sends (the requests in flight
-  finish and are recorded), then the whole fleet pauses until Retry-After;
+  finish and are recorded), then the whole fleet pauses until Retry-After; one
+  without Retry-After shrinks the in-flight limit (the claim is sent again);
 * every answer feeds the breakers (gateway health and authentication).
 
 The whole retry policy of the link is here: a claim whose own tries are spent

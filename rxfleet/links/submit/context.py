@@ -103,10 +103,19 @@ class SubmitContext:
     health: Breaker | None = None
     auth: Breaker | None = None
     local_pause: LocalPause = field(default_factory=lambda: LocalPause())  # one per process
+    window: Callable[[], int] | None = None  # a window's size now (None: RXFLEET_SUBMIT_INFLIGHT)
     rejects: RejectMatrix | None = None  # which reject codes are transient (90-98)
     owner: str = "local"  # whose leases these are (the task id)
     metrics: MetricsStore | None = None  # None: no fleet counters (unit tests)
     order: ClaimOrder | None = None  # None: claims of one claim id are not ordered
+
+    def window_size(self) -> int:
+        """Claims a window plans: the sender's share of the fleet's in-flight limit, and
+        never fewer than ``RXFLEET_SUBMIT_INFLIGHT`` (a smaller share holds the rest at the
+        sender's gate: a window of a few claims the gateway keeps refusing must not be a
+        round without progress while the others wait)."""
+        own = self.settings.submit_inflight
+        return own if self.window is None else max(own, self.window())
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class Round:
         if time.monotonic() > self.deadline:
             self._defer(0.0, "round time budget", deferred=True)
             return
-        size = 1 if self.breakers.probing() else self.ctx.settings.submit_inflight
+        size = 1 if self.breakers.probing() else self.ctx.window_size()
         window = [pending.popleft() for _ in range(min(size, len(pending)))]
         plan = self.planner.plan(window)
         self.dispatch.sealed.update(plan.sealed)

@@ -4,7 +4,8 @@ An answer ends the claim (a transient host reject, 90-98, may be sent again);
 a 401 invalidates exactly the token used and asks for a replay; a 404 rejects
 ``04`` and remembers the BIN/PCN; a refused request rejects ``99``; a retryable
 failure counts against the claim's tries, and a 429/503 with Retry-After makes
-the round wait (the gateway asking for a pause is healthy: no breaker counts it).
+the round wait (the gateway asking for a pause is healthy: no breaker counts it; nor
+a 429 without one: the sender's in-flight limit backs off instead).
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ class Settler:
             wait = min(error.retry_after, self.ctx.settings.retry_after_cap)
             self.retry_after = max(self.retry_after or 0.0, wait + random.uniform(0.0, 0.25))
             return  # the gateway asking for a pause is healthy
+        if isinstance(error, RateLimited):
+            return  # too many at once: the in-flight limit backs off (gateway.inflight)
         self.breakers.observe(ok=False)
 
     def _transient(self, record: WorkRecord) -> bool:

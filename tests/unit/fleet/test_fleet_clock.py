@@ -49,7 +49,7 @@ def test_the_step_is_said_once_when_redis_is_read_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     real = time.time
-    monkeypatch.setattr(clock, "_quick", lambda client: client)  # resync reads ``fake``
+    monkeypatch.setattr(clock, "quick", lambda client: client)  # resync reads ``fake``
     fleet_clock.follow(fake, 5.0)
     wall = time.time
     # the host moves; Redis (here on the same host) is read at the real time
@@ -67,7 +67,7 @@ def test_a_stale_reading_is_renewed_without_making_the_caller_wait(
     fleet_clock: FleetClock, fake: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The caller may be kombu's event loop: a slow or unreachable Redis never holds it."""
-    monkeypatch.setattr(clock, "_quick", lambda client: client)
+    monkeypatch.setattr(clock, "quick", lambda client: client)
     fleet_clock.follow(fake, 5.0)
     monkeypatch.setattr(clock, "RESYNC_S", 0.0)
     answered = threading.Event()
@@ -88,7 +88,7 @@ def test_a_stale_reading_is_renewed_without_making_the_caller_wait(
 def test_redis_away_at_a_resync_keeps_the_last_reading(
     fleet_clock: FleetClock, fake: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(clock, "_quick", lambda client: client)
+    monkeypatch.setattr(clock, "quick", lambda client: client)
     fleet_clock.follow(fake, 5.0)
 
     def away() -> tuple[int, int]:
@@ -103,7 +103,7 @@ def test_redis_away_at_a_resync_keeps_the_last_reading(
 def test_later_reads_give_up_quickly() -> None:
     """The resync's own client: a read of Redis's clock waits at most two seconds."""
     client = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=None)
-    quick = clock._quick(client)
+    quick = clock.quick(client)
     kwargs = quick.connection_pool.connection_kwargs
     assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == clock.READ_TIMEOUT_S
     assert kwargs["port"] == 1 and kwargs["host"] == "127.0.0.1"

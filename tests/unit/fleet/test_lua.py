@@ -9,6 +9,7 @@ import fakeredis
 from rxfleet.stores import lua
 from rxfleet.stores.beat import BeatLease
 from rxfleet.stores.formulary import FormularyCache
+from rxfleet.stores.inflight import FleetInflight
 from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.portal import PortalStore
@@ -28,6 +29,7 @@ def test_every_script_file_is_registered_by_its_store() -> None:
         "beat": BeatLease(client, "t", "me")._scripts,
         "formulary": FormularyCache(client)._scripts,
         "rate": GatewayRate(client, 10.0)._scripts,
+        "inflight": FleetInflight(client, 64, 1024)._scripts,
     }
     registered = {f"{store}_{name}" for store, scripts in stores.items() for name in scripts}
     on_disk = {p.name[:-4] for p in files(lua).iterdir() if p.name.endswith(".lua")}
