@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any
@@ -93,8 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
             portal, state = self._portal_path()[0], self.server.state
             self._reply(pending_reply(portal, state, self._lower(), self.path))
         elif self._portal_path()[1] == PORTAL_STATS_PATH:
-            detail = "detail=1" in self.path
-            self._send(200, self._portal_path()[0].stats(detail), record=False)
+            self._send(200, self._portal_path()[0].stats("detail=1" in self.path), record=False)
         else:
             self._send(404, {"error": "not_found"})
 
@@ -102,10 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self._send(411, {"error": "length_required"}, close=True)
             return None
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = -1
+        length = _content_length(self.headers)
         if not 0 <= length <= MAX_BODY:
             self._send(413, {"error": "bad_content_length"}, close=True)
             return None
@@ -125,28 +122,24 @@ class _Handler(BaseHTTPRequestHandler):
     # -- claims ----------------------------------------------------------
 
     def _claims(self, raw: bytes) -> None:
-        state = self.server.state
-        key = self.headers.get("Idempotency-Key", "")
-        self._key = key or None
-        ticket = state.admit(key)
-        if not state.enter():
+        state, key = self.server.state, self.headers.get("Idempotency-Key", "")
+        self._key, ticket = key or None, state.admit(key)
+        self._entered = state.concurrency.enter(state.scenario.max_concurrent)
+        if not self._entered:
             self._send(429, {"error": "too_many_requests"})
             return
-        self._entered = True
         try:
             self._answer(ticket, key, raw)
         finally:
             self._left()
 
     def _left(self) -> None:
-        """No longer counted as being answered: before the answer's bytes go out (the
-        client may send its next request the moment it has them), or once dropped."""
+        """Uncounted before the answer goes out (the client may send again at once)."""
         if self._entered:
             self._entered = False
-            self.server.state.leave()
+            self.server.state.concurrency.leave()
 
     def _answer(self, ticket: Ticket, key: str, raw: bytes) -> None:
-        state = self.server.state
         if ticket.delay:
             time.sleep(ticket.delay)
         if ticket.drop:
@@ -154,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif ticket.throttle is not None:
             self._throttle(ticket.throttle)
         elif self._authenticated(ticket) and self._headers_ok():
-            answer, replayed = state.settle(key, raw)
+            answer, replayed = self.server.state.settle(key, raw)
             if ticket.drop_after:
                 self._drop()
                 return
@@ -174,33 +167,20 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def _headers_ok(self) -> bool:
-        client_id = self.headers.get("X-PBM-Client-ID")
-        problem: tuple[int, dict[str, Any]] | None = None
-        if not client_id:
-            problem = 400, invalid_request("X-PBM-Client-ID").body
-        elif client_id != self.server.state.client_id:
-            problem = 403, {"error": "client_mismatch"}
-        elif not self._key or len(self._key) > 255:
-            problem = 400, invalid_request("Idempotency-Key").body
-        elif not _TTL.match(self.headers.get("X-Adjudication-Session-TTL", "")):
-            problem = 400, invalid_request("X-Adjudication-Session-TTL").body
-        elif self.headers.get_content_type() != "application/json":
-            problem = 415, {"error": "unsupported_media_type"}
+        problem = _header_problem(self.headers, self.server.state.client_id, self._key)
         if problem is not None:
             self._send(*problem)
         return problem is None
 
     def _throttle(self, throttle: Throttle) -> None:
-        headers: list[tuple[str, str]] = []
         value = not_before = None
         if throttle.retry_after is not None:
             style = throttle.retry_after_format
             value, not_before = retry_after_header(throttle.retry_after, style, time.time())
-            headers.append(("Retry-After", value))
         error = "rate_limited" if throttle.status == 429 else "unavailable"
-        self._send(
-            throttle.status, {"error": error}, headers, retry_after=value, not_before=not_before
-        )
+        headers = [("Retry-After", value)] if value is not None else []
+        self._send(throttle.status, {"error": error}, headers, retry_after=value,
+                   not_before=not_before)  # fmt: skip
 
     # -- answering -------------------------------------------------------
 
@@ -270,6 +250,32 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 _FORM = "application/x-www-form-urlencoded"
+
+
+def _content_length(headers: Message) -> int:
+    """The declared body length (-1: not a number)."""
+    try:
+        return int(headers.get("Content-Length", "0"))
+    except ValueError:
+        return -1
+
+
+def _header_problem(
+    headers: Message, client_id: str, key: str | None
+) -> tuple[int, dict[str, Any]] | None:
+    """The status and body a claim request's headers earn (None: they are in order)."""
+    given = headers.get("X-PBM-Client-ID")
+    if not given:
+        return 400, invalid_request("X-PBM-Client-ID").body
+    if given != client_id:
+        return 403, {"error": "client_mismatch"}
+    if not key or len(key) > 255:
+        return 400, invalid_request("Idempotency-Key").body
+    if not _TTL.match(headers.get("X-Adjudication-Session-TTL", "")):
+        return 400, invalid_request("X-Adjudication-Session-TTL").body
+    if headers.get_content_type() != "application/json":
+        return 415, {"error": "unsupported_media_type"}
+    return None
 
 
 def _form(raw: bytes) -> dict[str, str] | None:

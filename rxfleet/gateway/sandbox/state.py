@@ -82,8 +82,6 @@ class _Counters:
     tokens_issued: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
     keys: dict[str, _KeyCount] = field(default_factory=dict)
-    busiest: int = 0  # the most claim requests answered at once
-    over_cap: int = 0  # refused 429 above ``max_concurrent``
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
 
 
@@ -104,7 +102,7 @@ class GatewayState:
         self._books = Books()
         self._storm = _Storm()
         self._counts = _Counters()
-        self._busy = 0  # claim requests being answered now
+        self.concurrency = Concurrency()
 
     @property
     def scenario(self) -> Scenario:
@@ -126,6 +124,7 @@ class GatewayState:
             self._books.clear()
             self._storm = _Storm()
             self._counts = _Counters()
+            self.concurrency.reset()
 
     # -- token endpoint --------------------------------------------------
 
@@ -173,22 +172,6 @@ class GatewayState:
             per_key.requests += 1
             attempt, claim_no, scenario = per_key.requests, counts.claim_requests, self._scenario
         return _ticket(scenario, key, attempt, claim_no)
-
-    def enter(self) -> bool:
-        """A claim request starts being answered; False: over ``max_concurrent`` (429)."""
-        with self._lock:
-            cap, counts = self._scenario.max_concurrent, self._counts
-            if cap and self._busy >= cap:
-                counts.over_cap += 1
-                return False
-            self._busy += 1
-            counts.busiest = max(counts.busiest, self._busy)
-            return True
-
-    def leave(self) -> None:
-        """A claim request entered is answered (or dropped)."""
-        with self._lock:
-            self._busy -= 1
 
     def authenticate(self, token: str | None, claim_no: int) -> str | None:
         """None when the token is good, else the 401 error code."""
@@ -293,18 +276,46 @@ class GatewayState:
 
     def stats(self) -> dict[str, Any]:
         """Everything counted since start or the last reset; no PHI (a key is its
-        claim id and an HMAC).
-
-        ``{"requests", "by_status": {"200": n, "dropped": n, ...}, "token_fetches",
-        "tokens_issued", "claim_requests", "adjudications", "same_content",
-        "concurrency": {"busiest", "refused"},
-        "keys": {key: {"requests", "adjudications"}},
-        "claims": {claim_id: {"keys", "requests", "adjudications"}},
-        "log": [{"path", "key", "status", "started", "finished", "retry_after",
-        "not_before", "replayed"}]}``; times are epoch seconds.
-        """
+        claim id and an HMAC): ``{"requests", "by_status": {"200": n, "dropped": n, ...},
+        "token_fetches", "tokens_issued", "claim_requests", "adjudications", "same_content",
+        "concurrency": {"busiest", "refused"}, "keys": {key: {"requests", "adjudications"}},
+        "claims": {claim_id: {"keys", "requests", "adjudications"}}, "log": [{"path", "key",
+        "status", "started", "finished", "retry_after", "not_before", "replayed"}]}``; times
+        are epoch seconds."""
         with self._lock:
-            return _report(self._counts)
+            return {**_report(self._counts), "concurrency": self.concurrency.stats()}
+
+
+class Concurrency:
+    """Claim requests being answered at once, under the scenario's ``max_concurrent``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._busy = self._busiest = self._refused = 0
+
+    def enter(self, cap: int) -> bool:
+        """A claim request starts being answered; False: ``cap`` (> 0) are already (429)."""
+        with self._lock:
+            if cap and self._busy >= cap:
+                self._refused += 1
+                return False
+            self._busy += 1
+            self._busiest = max(self._busiest, self._busy)
+            return True
+
+    def leave(self) -> None:
+        """A claim request entered is answered (or dropped)."""
+        with self._lock:
+            self._busy -= 1
+
+    def reset(self) -> None:
+        """Forget the counts (the requests being answered stay counted)."""
+        with self._lock:
+            self._busiest = self._refused = 0
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"busiest": self._busiest, "refused": self._refused}
 
 
 def _report(c: _Counters) -> dict[str, Any]:
@@ -317,7 +328,6 @@ def _report(c: _Counters) -> dict[str, Any]:
         "claim_requests": c.claim_requests,
         "adjudications": c.adjudications,
         "same_content": c.same_content,
-        "concurrency": {"busiest": c.busiest, "refused": c.over_cap},
         "keys": {
             k: {"requests": v.requests, "adjudications": v.adjudications} for k, v in c.keys.items()
         },
