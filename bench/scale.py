@@ -63,7 +63,7 @@ def spent(before: CPU, after: CPU, mine: float, cli: float) -> dict[str, float]:
     for pid, (cmd, cpu) in after.items():
         delta = cpu - before.get(pid, (cmd, 0.0))[1]
         if delta > 0 and pid != os.getpid():
-            kind = kind_of(cmd)
+            kind = "sandbox" if "rxfleet.cli gateway" in cmd else kind_of(cmd)
             totals[kind] = totals.get(kind, 0.0) + delta
     return {kind: seconds for kind, seconds in totals.items() if seconds > 0}
 
