@@ -10,7 +10,7 @@ through what the producer and the validate link do to every record:
 ``read_claims`` → ``check_phi`` → ``split_phi`` → ``validate`` (on the non-PHI
 fields), and reports records/s and its own peak RSS (``ru_maxrss`` and
 ``VmHWM``). One process per figure keeps each RSS clean of the others. A last
-subprocess per size runs the real producer step, ``rxfleet.producer.Ingest``
+subprocess per size runs the real producer step, ``rxfleet.links.ingest.Ingest``
 (PHI check, keyed token, AES-GCM vault seal, throwaway keys), over the JSONL
 file and drops its output (no Redis). A baseline process (imports only) shows
 what the interpreter and libraries cost before the first record.
@@ -112,7 +112,7 @@ def _producer(path: str) -> dict[str, Any]:
     import rxfleet.formats.x12  # noqa: F401
     from rxfleet.claims.phi import PhiTokenizer, VaultCipher
     from rxfleet.formats import read_claims
-    from rxfleet.producer import Ingest
+    from rxfleet.links.ingest import Ingest
 
     if not path:
         return {"records": 0, "seconds": 0.0, **_memory()}

@@ -50,11 +50,11 @@ from rxfleet.guards import check_fleet
 from rxfleet.lifecycle import Progress, RunPlan, Say, Waiter
 from rxfleet.links import codes
 from rxfleet.links.crosswalk import map_record
+from rxfleet.links.ingest import Ingest
 from rxfleet.links.validate import validate_record
 from rxfleet.metrics import Snapshot, Sources, settings_queues, snapshot
 from rxfleet.phikeys import require_keys, tokenizer, vault
 from rxfleet.producer import (
-    Ingest,
     Producer,
     ProduceResult,
     input_records,

@@ -58,7 +58,8 @@ from rxfleet.formats.base import Record
 from rxfleet.gateway.pacing import Pacer, RateLimit
 from rxfleet.gateway.portal import Page, PortalClient
 from rxfleet.lifecycle import Say, close_source_run, open_source_run
-from rxfleet.producer import Ingest, SendBatch, mark_duplicates
+from rxfleet.links.ingest import Ingest, mark_duplicates
+from rxfleet.producer import SendBatch
 from rxfleet.stores.crosswalk import CrosswalkCache
 from rxfleet.stores.database import Database
 from rxfleet.stores.pg import Row

@@ -18,8 +18,9 @@ from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.gateway.sandbox.scenario import Scenario
 from rxfleet.gateway.sandbox.server import SandboxGateway
 from rxfleet.lifecycle import Waiter, open_run, progress
+from rxfleet.links.ingest import Ingest
 from rxfleet.phikeys import tokenizer, vault
-from rxfleet.producer import Ingest, Producer, ProduceResult
+from rxfleet.producer import Producer, ProduceResult
 from rxfleet.stores.connection import get_redis
 from rxfleet.stores.database import Database
 from rxfleet.stores.runs import RunStore

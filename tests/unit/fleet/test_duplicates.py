@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rxfleet.claims.audit import AuditStage
 from rxfleet.claims.work import WorkRecord
-from rxfleet.producer import mark_duplicates
+from rxfleet.links.ingest import mark_duplicates
 from rxfleet.stores.runs import RunStore
 
 

@@ -12,8 +12,8 @@ from rxfleet.claims.fields import RESULT_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.errors import ConfigError
 from rxfleet.formats.base import KeyedId, Problem, Record
+from rxfleet.links.ingest import Ingest
 from rxfleet.output import write_results
-from rxfleet.producer import Ingest
 
 CLAIM = {
     "claim_id": "C1",
