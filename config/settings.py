@@ -193,6 +193,11 @@ class Settings(BaseSettings):
     producer_lease: float = Field(
         default=15.0, description="seconds a producer's claim on its run lasts without renewal"
     )
+    intake_slices: bool = Field(
+        default=True,
+        description="a run of one JSONL file is cut into sealed slices that the cpu workers "
+        "ingest in parallel (the intake link); false: the producer ingests every record itself",
+    )
 
     # Payer-portal sync (`rxfleet sync`).
     portal_url: str | None = Field(

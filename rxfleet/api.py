@@ -460,6 +460,7 @@ def produce(plan: RunPlan, inputs: Sequence[str], *, say: Say) -> ProduceResult 
         lease=settings.producer_lease,
         resume_from=plan.produced if plan.resumed else None,
         order=context.order(),
+        slices=settings.intake_slices,
     )
     try:
         result = producer.produce(list(inputs))

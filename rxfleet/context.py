@@ -22,13 +22,15 @@ from typing import TypeVar
 import redis
 
 from config import Settings, get_settings
+from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.claims.rejects import matrix
 from rxfleet.errors import ConfigError, InfrastructureError
 from rxfleet.gateway.aio import AioSender, Pace
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.gateway.inflight import Adapt, Period
+from rxfleet.links.ingest import Ingest
 from rxfleet.links.submit import LocalPause, SubmitContext
-from rxfleet.phikeys import token_sealer, vault
+from rxfleet.phikeys import token_sealer, tokenizer, vault
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.clock import quick
 from rxfleet.stores.connection import get_redis
@@ -68,6 +70,17 @@ def _keep(key: tuple[object, ...], kind: type[T], make: Callable[[], T]) -> T:
 def runs() -> RunStore:
     settings = get_settings()
     return RunStore(get_redis(), settings.key_prefix, settings.run_ttl_seconds)
+
+
+def ingest(run_id: str) -> Ingest:
+    """Ingestion for ``run_id`` under this process's PHI and vault keys (derived once)."""
+    settings = get_settings()
+    keys = (id(settings), settings.phi_key, settings.vault_key)
+    return Ingest(
+        run_id,
+        _keep(("tokenizer", *keys), PhiTokenizer, lambda: tokenizer(settings)),
+        _keep(("vault", *keys), VaultCipher, lambda: vault(settings)),
+    )
 
 
 def tokens() -> TokenStore:

@@ -30,14 +30,16 @@ from itertools import islice
 
 from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import InfrastructureError, InputError
-from rxfleet.formats import detect_format, reader_for
+from rxfleet.formats import Format, detect_format, reader_for
 from rxfleet.formats.base import Record
+from rxfleet.formats.jsonl import jsonl_slices
 from rxfleet.formats.payer_sheet import PayerSheet
 from rxfleet.formats.x12 import Routes
 from rxfleet.lifecycle import RunPlan, Say, finish_if_complete
 from rxfleet.links.ingest import Ingest, mark_duplicates
+from rxfleet.links.intake import SliceHeader, enter_order, pack_slice, slice_context
 from rxfleet.stores.database import Database
-from rxfleet.stores.order import ClaimOrder, entry_of
+from rxfleet.stores.order import ClaimOrder
 from rxfleet.stores.runs import RunStore
 
 SendBatch = Callable[[str, int, int], object]
@@ -69,6 +71,7 @@ class Producer:
     resume_from: int | None = None  # the checkpoint of a run picked up again
     on_wait: Callable[[int], None] = lambda in_flight: None
     order: ClaimOrder | None = None  # submissions of one claim id go out in input order
+    slices: bool = False  # a first pass over one JSONL file ships slices to the intake link
 
     @property
     def run_id(self) -> str:
@@ -77,11 +80,15 @@ class Producer:
     def produce(self, inputs: Sequence[str]) -> ProduceResult:
         """Every claim of ``inputs`` into the run, one chain per batch, in input order."""
         result = ProduceResult(self.run_id)
+        self.runs.start_pass(self.run_id, self.holder)
         try:
-            for first, batch in _batches(
-                _records(inputs, self.payer_routes, self.payer_sheet), self.batch_size
-            ):
-                self._batch(first, batch, result)
+            if self._sliceable(inputs):
+                self._ship(inputs[0], result)
+            else:
+                for first, batch in _batches(
+                    _records(inputs, self.payer_routes, self.payer_sheet), self.batch_size
+                ):
+                    self._batch(first, batch, result)
         except InputError as exc:
             if result.total == 0:
                 raise
@@ -89,10 +96,48 @@ class Producer:
         self._produced(result)
         return result
 
-    def _batch(self, first: int, batch: list[Tagged], result: ProduceResult) -> None:
+    def _sliceable(self, inputs: Sequence[str]) -> bool:
+        """Slices: on a first pass over a single JSONL input (a resume, and every other
+        format, is read here, record by record)."""
+        return (
+            self.slices
+            and self.resume_from is None
+            and len(inputs) == 1
+            and detect_format(inputs[0]) is Format.JSONL
+        )
+
+    def _ship(self, path: str, result: ProduceResult) -> None:
+        """Cut ``path`` into slices of a batch each, unparsed; seal and ship each to the
+        intake link with its chain (backpressure, lease and checkpoint as for records)."""
+        after = None
+        for piece in jsonl_slices(path, self.batch_size):
+            first = result.total
+            self._check_run()
+            self._wait_for_room()
+            self.runs.register_batch(self.run_id, first, piece.count)
+            header = SliceHeader(path, piece.first_line, self.holder, after)
+            sealed = self.ingest.vault.seal_bytes(
+                pack_slice(header, piece.data), context=slice_context(self.run_id, first)
+            )
+            self.runs.ship(self.run_id, first, piece.count, sealed)
+            self.send(self.run_id, first, piece.count)
+            after = first
+            result.enqueued += piece.count
+            self._produced_batch(result, first + piece.count)
+
+    def _check_run(self) -> None:
+        """Before a batch: the lease is still ours and the run not aborted."""
         self._hold_lease()
         if self.runs.aborted(self.run_id):
             raise InputError(self.run_id, "the run was aborted")
+
+    def _produced_batch(self, result: ProduceResult, total: int) -> None:
+        result.batches += 1
+        result.total = total
+        self.db.set_run(self.run_id, produced=result.total)
+
+    def _batch(self, first: int, batch: list[Tagged], result: ProduceResult) -> None:
+        self._check_run()
         items = [self.ingest(record, first + i, fmt) for i, (fmt, record) in enumerate(batch)]
         mark_duplicates(self.runs, self.run_id, [work for work, _ in items])
         todo = self._missing(first, items)
@@ -100,21 +145,13 @@ class Producer:
             self._wait_for_room()
             self.runs.register_batch(self.run_id, first, len(batch))
             works, resuming = [w for w, _ in todo], self.resume_from is not None
-            self._enter_order(works)
+            enter_order(self.order, self.run_id, works)
             result.enqueued += self.runs.add(
                 self.run_id, works, _blobs(todo), only_missing=resuming
             )
             self.send(self.run_id, first, len(batch))
-        result.batches += 1
-        result.total = first + len(batch)
-        self.db.set_run(self.run_id, produced=result.total)
-
-    def _enter_order(self, works: list[WorkRecord]) -> None:
-        """The claims to be sent take their place in their claim ids' order (a reversal
-        in this run or another waits there for the billing ahead of it)."""
-        if self.order is not None:
-            entries = [entry_of(self.run_id, w) for w in works if not w.quarantined]
-            self.order.enter(self.run_id, [e for e in entries if e is not None])
+        self.runs.passed(self.run_id, self.holder, first)
+        self._produced_batch(result, first + len(batch))
 
     def _missing(
         self, first: int, items: list[tuple[WorkRecord, str | None]]

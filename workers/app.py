@@ -28,6 +28,7 @@ from rxfleet.stores import clock
 from workers.signals import connect_signals
 
 TASK_MODULES = [
+    "tasks.intake",
     "tasks.validate",
     "tasks.crosswalk",
     "tasks.submit",

@@ -1,4 +1,4 @@
-"""The chain: validate → crosswalk → submit → route → record, one per batch.
+"""The chain: intake → validate → crosswalk → submit → route → record, one per batch.
 
 Every link takes the same immutable arguments (run id, first sequence number,
 count): the claims themselves stay in Redis, so broker messages carry no claim
@@ -14,7 +14,7 @@ from celery.result import AsyncResult
 from workers.app import app
 
 LINKS: tuple[str, ...] = tuple(
-    f"tasks.{link}.{link}" for link in ("validate", "crosswalk", "submit", "route", "record")
+    f"tasks.{link}.{link}" for link in ("intake", "validate", "crosswalk", "submit", "route", "record")
 )
 
 

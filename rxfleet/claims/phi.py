@@ -189,9 +189,14 @@ class VaultCipher:
 
     def seal(self, fields: Mapping[str, str | None], *, context: str) -> str:
         """Encrypt ``fields`` for the record named by ``context``: ``kid.base64``."""
+        return self.seal_bytes(json.dumps(dict(fields), separators=(",", ":")).encode(),
+                               context=context)  # fmt: skip
+
+    def seal_bytes(self, data: bytes, *, context: str) -> str:
+        """Encrypt raw bytes (PHI fields as JSON; a slice of an input file, PHI and all)
+        for ``context``: ``kid.base64``."""
         nonce = os.urandom(_NONCE_BYTES)
-        plain = json.dumps(dict(fields), separators=(",", ":")).encode()
-        sealed = nonce + self._current.encrypt(nonce, plain, context.encode())
+        sealed = nonce + self._current.encrypt(nonce, data, context.encode())
         return f"{self.kid}.{base64.b64encode(sealed).decode('ascii')}"
 
     def lacks(self, blob: str) -> str | None:
@@ -202,6 +207,11 @@ class VaultCipher:
 
     def open(self, blob: str, *, context: str) -> dict[str, str | None]:
         """Decrypt a blob sealed for ``context``; ValueError if it is not one."""
+        opened: dict[str, str | None] = json.loads(self.open_bytes(blob, context=context))
+        return opened
+
+    def open_bytes(self, blob: str, *, context: str) -> bytes:
+        """Decrypt what :meth:`seal_bytes` sealed for ``context``; ValueError if it is not one."""
         kid, dot, body = blob.partition(".")
         aead = self._by_kid.get(kid) if dot else None
         if aead is None:
@@ -211,11 +221,9 @@ class VaultCipher:
             )
         try:
             raw = base64.b64decode(body, validate=True)
-            plain = aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context.encode())
+            return aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context.encode())
         except (InvalidTag, binascii.Error, ValueError) as exc:
             raise ValueError("vault blob does not open under this key and context") from exc
-        opened: dict[str, str | None] = json.loads(plain)
-        return opened
 
 
 class SecretSealer:

@@ -19,12 +19,17 @@ Keys, per run (expiring ``ttl`` seconds after the run is finished):
 * ``{p}:run:{id}:done``: claims recorded and gone from Redis;
 * ``{p}:run:{id}:deliveries``: how often each link message was delivered
   (``task id:retries`` → count; a message that keeps killing its worker is poison);
+* ``{p}:run:{id}:slices``: first sequence number → a sealed slice of the input (raw
+  lines, PHI and all, AES-GCM under the vault key) shipped for the intake link;
+  ``{p}:run:{id}:slicing``: the claims of those slices; ``{p}:run:{id}:intake``: the
+  producing pass (``current``) and, per pass, the last batch it enqueued or admitted;
 * ``{p}:run:{id}:producer``: the producer's lease; ``{p}:run:{id}:abort``: the stop flag;
 * fleet-wide ``{p}:runs``: the active runs by creation time.
 
 ``RunStore`` is put together from its parts, one concern each, over the same keys:
 ``_Batches`` (the sweeper's heartbeats), ``_Ledger`` (work records and vault),
-``_Producing`` (the claim ids seen, the producer's lease), ``_Sending`` (send
+``_Producing`` (the claim ids seen, the producer's lease), ``_Slicing`` (shipped
+slices and their admission in order), ``_Sending`` (send
 leases, the stop flag, deliveries); the run itself (meta, lifetime, done count)
 is ``RunStore``'s own.
 """
@@ -46,6 +51,8 @@ from rxfleet.stores.connection import Decoder, Pipeline, as_dict, as_text, field
 #: Its Lua scripts, ``rxfleet/stores/lua/runs_{name}.lua``.
 _SCRIPTS = (
     "add_missing",
+    "admit",
+    "passed",
     "existing",
     "lease",
     "release",
@@ -174,8 +181,12 @@ class _Ledger(_Batches):
         return lambda replies: [as_text(blob) for blob in replies[at]]
 
     def in_flight(self, run_id: str) -> int:
-        """Claims held in Redis right now."""
-        return int(self.client.hlen(self._part(run_id, "work")))
+        """Claims held in Redis right now: records, and claims of slices not yet ingested."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hlen(self._part(run_id, "work"))
+        pipe.get(self._part(run_id, "slicing"))
+        records, shipped = pipe.execute()
+        return int(records) + max(0, int(shipped or 0))
 
 
 class _Producing(_RunKeys):
@@ -217,6 +228,64 @@ class _Producing(_RunKeys):
     def producing(self, run_id: str) -> bool:
         """Whether a live producer holds the run."""
         return bool(self.client.exists(self._part(run_id, "producer")))
+
+
+class _Slicing(_RunKeys):
+    """Slices of an input a producer shipped for the intake link to ingest, and how far
+    each producer's pass got (the intake link admits a pass's slices in input order)."""
+
+    def ship(self, run_id: str, first: int, count: int, sealed: str) -> None:
+        """Hold a sealed slice of ``count`` claims (the batch at ``first``) for the intake."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self._part(run_id, "slices"), str(first), sealed)
+        pipe.incrby(self._part(run_id, "slicing"), count)
+        pipe.execute()
+
+    def shipped(self, run_id: str, first: int) -> str | None:
+        """The sealed slice of the batch at ``first``; None when none waits (ingested
+        already, or the producer ingested the batch itself)."""
+        return as_text(self.client.hget(self._part(run_id, "slices"), str(first)))
+
+    def start_pass(self, run_id: str, holder: str) -> None:
+        """``holder`` now produces the run: slices of an earlier pass stop waiting for
+        their own pass and wait for this one instead (``turn``)."""
+        self.client.hset(self._part(run_id, "intake"), "current", holder)
+
+    def passed(self, run_id: str, holder: str, first: int) -> None:
+        """``holder``'s pass has enqueued (or admitted) the batch at ``first``."""
+        self._scripts["passed"](keys=[self._part(run_id, "intake")], args=[holder, first])
+
+    def turn(self, run_id: str, holder: str, after: int | None, first: int) -> bool:
+        """Whether the slice at ``first`` of ``holder``'s pass may be admitted: the slice
+        before it (``after``) was, or, once another pass took the run over, that pass got
+        to ``first`` (it has seen every claim id before this slice's)."""
+        key = self._part(run_id, "intake")
+        current, mine = (as_text(v) for v in self.client.hmget(key, ["current", holder]))
+        if current is None or current == holder:
+            return after is None or (mine is not None and int(mine) >= after)
+        theirs = as_text(self.client.hget(key, current))
+        return theirs is not None and int(theirs) >= first
+
+    def admit(
+        self,
+        run_id: str,
+        holder: str,
+        first: int,
+        records: Sequence[WorkRecord],
+        sealed: dict[int, str],
+    ) -> int:
+        """Write the ingested slice's records (where absent) and drop the slice, in one
+        script: records added, or -1 when another intake admitted it before."""
+        keys = [
+            self._part(run_id, part) for part in ("work", "vault", "slices", "slicing", "intake")
+        ]
+        keys[1] = self._vault(run_id)
+        args: list[Any] = [first, len(records), holder, len(records)]
+        for record in records:
+            args += [record.seq, record.model_dump_json()]
+        for seq, blob in sealed.items():
+            args += [seq, blob]
+        return int(self._scripts["admit"](keys=keys, args=args))
 
 
 class _Sending(_RunKeys):
@@ -261,7 +330,7 @@ class _Sending(_RunKeys):
         return self.delivered(run_id, f"redrive:{first}")
 
 
-class RunStore(_Ledger, _Producing, _Sending):
+class RunStore(_Ledger, _Producing, _Slicing, _Sending):
     """A run in Redis: its meta and lifetime, its done count, and (from its parts) its
     ledger, its producer's keys and its send leases."""
 
@@ -296,7 +365,8 @@ class RunStore(_Ledger, _Producing, _Sending):
         batches: what grows with the run); its meta and done count, which a late
         ``wait`` reads, expire after ``ttl``; the sweeper forgets it."""
         pipe = self.client.pipeline()
-        working = ("work", "ids", "leases", "batches", "producer", "abort", "deliveries")
+        working = ("work", "ids", "leases", "batches", "producer", "abort", "deliveries",
+                   "slices", "slicing", "intake")  # fmt: skip
         pipe.delete(self._vault(run_id), *(self._part(run_id, part) for part in working))
         pipe.expire(self._run(run_id), self.ttl)
         pipe.expire(self._part(run_id, "done"), self.ttl)

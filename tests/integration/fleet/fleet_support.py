@@ -73,6 +73,7 @@ class Fleet:
             holder=holder,
             resume_from=resume_from,
             order=context.order(),
+            slices=self.settings.intake_slices,
         )
 
     def results(self, run_id: str) -> list[dict[str, Any]]:

@@ -1,0 +1,145 @@
+"""intake: the first link. Reads, checks, tokenizes and seals a slice of the input.
+
+A producer reading a large JSONL file does not parse it: it cuts the file at line
+ends into slices of one batch each, seals each slice (AES-GCM under the vault key:
+raw lines hold PHI) into Redis and sends the batch's chain. This link, in any cpu
+worker, opens the slice and turns its lines into work records exactly as the
+producer would (:class:`~rxfleet.links.ingest.Ingest`), so one file enters the
+fleet as fast as there are cpu processes.
+
+What still needs input order is done in input order: the duplicate-id check and
+the per-claim-id order of submissions are taken slice after slice of the pass
+that shipped them (``RunStore.turn``); the parsing, tokenizing and sealing before
+it run in parallel. Records are written and the slice dropped in one script
+(``RunStore.admit``): a slice is admitted once, whatever runs it twice. A batch
+with no slice waiting (the producer ingested it itself, or it was admitted
+before) passes through.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from rxfleet.claims.work import WorkRecord
+from rxfleet.formats.jsonl import read_slice
+from rxfleet.links.ingest import Ingest, mark_duplicates
+from rxfleet.stores.order import ClaimOrder, entry_of
+from rxfleet.stores.runs import RunStore
+
+log = logging.getLogger("rxfleet.intake")
+_TOLD: set[str] = set()  # the vault key ids this process said it lacks
+
+#: How long an intake waits in process for the slice before its own (then it comes back
+#: by countdown: the slice before may sit behind it in the queue).
+TURN_WAIT_S = 2.0
+TURN_POLL_S = 0.01
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """Where a slice's lines come from and which pass shipped it (the slice's first line
+    of its sealed bytes, before the raw lines)."""
+
+    source: str  # the input's path as the run names it (results say ``source:line``)
+    first_line: int
+    holder: str  # the producer's pass
+    after: int | None  # the batch this pass shipped before (None: its first)
+
+
+def pack_slice(header: SliceHeader, data: bytes) -> bytes:
+    return json.dumps(asdict(header), separators=(",", ":")).encode() + b"\n" + data
+
+
+def unpack_slice(raw: bytes) -> tuple[SliceHeader, bytes]:
+    head, _, data = raw.partition(b"\n")
+    return SliceHeader(**json.loads(head)), data
+
+
+def slice_context(run_id: str, first: int) -> str:
+    """What a slice is sealed for: it opens only as this run's batch at ``first``."""
+    return f"{run_id}:slice:{first}"
+
+
+@dataclass
+class IntakeReport:
+    run_id: str
+    first: int
+    link: str = "intake"
+    ingested: int = 0  # records written by this intake (0: nothing was waiting)
+    quarantined: int = 0
+    waiting: bool = False  # the slice before is not admitted yet: come back
+    lacks_key: str | None = None  # the slice was sealed under a vault key this worker lacks
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def intake_batch(
+    runs: RunStore,
+    ingest: Ingest,
+    order: ClaimOrder | None,
+    first: int,
+    *,
+    turn_wait: float = TURN_WAIT_S,
+) -> IntakeReport:
+    """Ingest the slice shipped for the batch at ``first``, if one waits."""
+    run_id = ingest.run_id
+    report = IntakeReport(run_id, first)
+    sealed = runs.shipped(run_id, first)
+    if sealed is None:
+        return report
+    report.lacks_key = ingest.vault.lacks(sealed)
+    if report.lacks_key is not None:
+        _tell_lacking(report.lacks_key)
+        report.waiting = True
+        return report
+    header, data = unpack_slice(
+        ingest.vault.open_bytes(sealed, context=slice_context(run_id, first))
+    )
+    records = read_slice(header.source, header.first_line, data)
+    items = [ingest(record, first + i) for i, record in enumerate(records)]
+    if not _await_turn(runs, run_id, header, first, turn_wait):
+        report.waiting = True
+        return report
+    works = [work for work, _ in items]
+    mark_duplicates(runs, run_id, works)
+    enter_order(order, run_id, works)
+    blobs = {work.seq: blob for work, blob in items if blob is not None}
+    report.ingested = max(0, runs.admit(run_id, header.holder, first, works, blobs))
+    report.quarantined = sum(work.quarantined for work in works) if report.ingested else 0
+    return report
+
+
+def enter_order(order: ClaimOrder | None, run_id: str, works: Sequence[WorkRecord]) -> None:
+    """The claims to be sent take their place in their claim ids' order (a reversal
+    in this run or another waits there for the billing ahead of it)."""
+    if order is not None:
+        entries = [entry_of(run_id, w) for w in works if not w.quarantined]
+        order.enter(run_id, [e for e in entries if e is not None])
+
+
+def _tell_lacking(kid: str) -> None:
+    """Said once a key id in this process: a producer was given a new vault key
+    before the cpu workers; its slices wait, for this worker or another."""
+    if kid not in _TOLD:
+        _TOLD.add(kid)
+        log.warning(
+            "vault key id %s: this worker lacks it and cannot open the input slices sealed "
+            "under it; they wait. Give the cpu workers that key (RXFLEET_VAULT_KEY, or "
+            "RXFLEET_VAULT_KEYS_OLD) and restart them", kid,
+        )  # fmt: skip
+
+
+def _await_turn(
+    runs: RunStore, run_id: str, header: SliceHeader, first: int, seconds: float
+) -> bool:
+    deadline = time.monotonic() + seconds
+    while not runs.turn(run_id, header.holder, header.after, first):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(TURN_POLL_S)
+    return True

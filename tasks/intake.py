@@ -1,0 +1,30 @@
+"""Link 0: intake. Opens a slice the producer shipped and ingests it (parse, checks,
+PHI tokenized and sealed); a batch the producer ingested itself passes through.
+Redis going away is retried, like every link; a slice whose turn has not come (the
+slice before it is not admitted yet) comes back by countdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+
+from rxfleet import context
+from rxfleet.links.intake import intake_batch
+from rxfleet.stores.connection import REDIS_OUTAGE
+from workers.app import app
+from workers.base import REDIS_OUTAGE_BACKOFF
+
+#: Seconds before a slice whose turn has not come is tried again; before one sealed
+#: under a vault key this worker lacks is.
+TURN_COUNTDOWN_S = 0.5
+KEY_WAIT_S = 5.0
+
+
+@app.task(bind=True, autoretry_for=REDIS_OUTAGE, max_retries=None, **REDIS_OUTAGE_BACKOFF)
+def intake(self: Task, run_id: str, first: int, count: int) -> dict[str, Any]:  # type: ignore[type-arg]
+    report = intake_batch(context.runs(), context.ingest(run_id), context.order(), first)
+    if report.waiting:
+        countdown = KEY_WAIT_S if report.lacks_key else TURN_COUNTDOWN_S
+        raise self.retry(countdown=countdown, max_retries=None)
+    return report.as_dict()

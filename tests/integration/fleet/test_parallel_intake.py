@@ -1,0 +1,124 @@
+"""Parallel intake: the producer ships sealed slices of a JSONL file and the intake
+link ingests them in any cpu worker. Against the real Redis and database of the
+test fleet; chains are collected here instead of sent, so the test decides in what
+order the slices are taken, as racing workers might."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rxfleet import context
+from rxfleet.formats.payer_sheet import load_payer_sheet
+from rxfleet.formats.x12 import load_payer_routes
+from rxfleet.lifecycle import open_run
+from rxfleet.links.intake import intake_batch
+from rxfleet.producer import Producer
+from tests.integration.fleet.fleet_support import SAMPLE, Fleet
+from tests.integration.fleet.sample_facts import distinctive_phi, read_sample
+from tests.phi_scan import dump_values, leaks
+
+pytestmark = pytest.mark.integration
+
+
+def _ship(fleet: Fleet, path: Path, batch_size: int) -> tuple[str, list[tuple[int, int]]]:
+    """A fresh run of ``path``, shipped as slices; the batches (first, count) it sent."""
+    plan = open_run(fleet.runs, fleet.db, context.crosswalk(), fleet.settings, [str(path)],
+                    batch_size, new=True)  # fmt: skip
+    sent: list[tuple[int, int]] = []
+    holder = f"test-{plan.run_id}"
+    assert fleet.runs.claim_producer(plan.run_id, holder, 15)
+    producer = Producer(
+        runs=fleet.runs, db=fleet.db, ingest=context.ingest(plan.run_id),
+        send=lambda run_id, first, count: sent.append((first, count)),
+        payer_routes=load_payer_routes(fleet.settings.payer_routes),
+        payer_sheet=load_payer_sheet(fleet.settings.payer_sheet),
+        batch_size=batch_size, max_inflight=10_000, holder=holder, slices=True,
+        order=context.order(),
+    )  # fmt: skip
+    result = producer.produce([str(path)])
+    assert result.total == sum(count for _, count in sent)
+    return plan.run_id, sent
+
+
+def _intake(run_id: str, first: int, wait: float = 0.0) -> dict[str, Any]:
+    return intake_batch(context.runs(), context.ingest(run_id), context.order(), first,
+                        turn_wait=wait).as_dict()  # fmt: skip
+
+
+def _claims(tmp_path: Path, ids: list[str]) -> Path:
+    """A file of these claim ids, made unique to the test (its claims are never sent: none
+    may wait ahead of another test's in a claim id's order)."""
+    path = tmp_path / "claims.jsonl"
+    lines = [json.dumps({"claim_id": f"{tmp_path.name}-{c}", "ndc": "00071015523", "cardholder_id": f"ZQ{i:07d}"})
+             for i, c in enumerate(ids)]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_slices_wait_their_turn_and_a_duplicate_is_the_later_one(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    path = _claims(tmp_path, ["A", "B", "C", "D", "A", "E"])  # A again at seq 4, slice 2
+    run_id, sent = _ship(clean_fleet, path, batch_size=2)
+    assert sent == [(0, 2), (2, 2), (4, 2)]
+    assert clean_fleet.runs.in_flight(run_id) == 6  # shipped claims count before intake
+    assert _intake(run_id, 4)["waiting"]  # its turn comes after slices 0 and 2
+    assert _intake(run_id, 2)["waiting"]
+    assert _intake(run_id, 0)["ingested"] == 2
+    assert _intake(run_id, 2)["ingested"] == 2
+    late = _intake(run_id, 4)
+    assert late["ingested"] == 2 and late["quarantined"] == 1
+    works = clean_fleet.runs.load(run_id, range(6))
+    assert [w.seq for w in works if w.quarantined] == [4]
+    assert [i.code for i in works[4].issues] == ["DUPLICATE_CLAIM_ID"]
+    assert [w.line for w in works] == [1, 2, 3, 4, 5, 6]
+    assert clean_fleet.runs.in_flight(run_id) == 6  # now as records
+    assert _intake(run_id, 0) == {**_intake(run_id, 0), "ingested": 0}  # admitted once
+    assert clean_fleet.runs.in_flight(run_id) == 6
+
+
+def test_a_takeover_pass_lets_an_old_slice_in_once_it_got_there(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    path = _claims(tmp_path, ["A", "B", "C", "D"])
+    run_id, _ = _ship(clean_fleet, path, batch_size=2)
+    runs = clean_fleet.runs
+    runs.start_pass(run_id, "resumer")  # another producer took the run over
+    assert _intake(run_id, 0)["waiting"]  # even the first slice: the new pass leads now
+    runs.passed(run_id, "resumer", 0)
+    assert _intake(run_id, 0)["ingested"] == 2
+    assert _intake(run_id, 2)["waiting"]
+    runs.passed(run_id, "resumer", 2)
+    assert _intake(run_id, 2)["ingested"] == 2
+
+
+def test_shipped_slices_hold_no_raw_phi(clean_fleet: Fleet, tmp_path: Path) -> None:
+    phi = distinctive_phi(read_sample(SAMPLE))
+    copy = tmp_path / "sample.jsonl"  # other claim ids: this run's claims are never sent,
+    copy.write_text(SAMPLE.read_text().replace('"RX', '"PHI-RX'))  # none waits ahead of others
+    run_id, sent = _ship(clean_fleet, copy, batch_size=250)
+    assert len(sent) == 4 and clean_fleet.runs.shipped(run_id, 0)  # sealed, waiting
+    assert leaks(dump_values(clean_fleet.client), phi) == set()
+    for first, _ in sent:
+        assert _intake(run_id, first, wait=5.0)["ingested"] > 0
+    assert leaks(dump_values(clean_fleet.client), phi) == set()
+
+
+def test_a_sliced_run_ends_as_a_run_read_by_the_producer(clean_fleet: Fleet) -> None:
+    keep = ("claim_id", "status", "errors", "reject_codes", "route", "patient_token", "source")
+
+    def rows(slices: bool) -> list[tuple[Any, ...]]:
+        clean_fleet.settings.intake_slices = slices
+        try:
+            result = clean_fleet.run(SAMPLE, batch_size=100)
+        finally:
+            clean_fleet.settings.intake_slices = True
+        return sorted(tuple(str(r[k]) for k in keep) for r in clean_fleet.results(result.run_id))
+
+    sliced, read_here = rows(True), rows(False)
+    assert len(sliced) == read_sample(SAMPLE).lines
+    assert sliced == read_here
