@@ -37,7 +37,8 @@ from config import settings
 from config.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from rxfleet import context
 from rxfleet.embedded.redis_server import LocalRedis
-from rxfleet.gateway.aio import AioSender, Job
+from rxfleet.gateway.aio import AioSender
+from rxfleet.gateway.client import Job
 
 OUT = ROOT / "bench" / "out"
 

@@ -19,8 +19,8 @@ import time
 from typing import Any
 
 from config.settings import Settings
-from rxfleet.gateway.aio import AioSender, Job
-from rxfleet.gateway.client import GatewayClient
+from rxfleet.gateway.aio import AioSender
+from rxfleet.gateway.client import GatewayClient, Job
 from rxfleet.gateway.sandbox.server import SandboxGateway
 
 CLAIM: dict[str, Any] = {

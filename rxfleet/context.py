@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeGuard, TypeVar
 
 import redis
 
@@ -25,7 +26,6 @@ from config import Settings, get_settings
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.claims.rejects import matrix
 from rxfleet.errors import ConfigError, InfrastructureError
-from rxfleet.gateway.aio import AioSender, Pace
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.gateway.inflight import Adapt, Period
 from rxfleet.links.ingest import Ingest
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 _client: GatewayClient | None = None
 _kept: dict[tuple[object, ...], object] = {}
 _lock = threading.Lock()
+if TYPE_CHECKING:  # aiohttp is loaded by the processes that send, not by every command
+    from rxfleet.gateway.aio import AioSender, Pace
+
 T = TypeVar("T")
 #: How this process meets a database outage: seconds a statement waits, and who is told.
 _database_outage: tuple[float, Notice | None] = (0.0, None)
@@ -193,7 +196,10 @@ def secure(settings: Settings) -> tuple[list[int], Secured]:
 def sender() -> AioSender:
     """The submit link's requests in flight: one event loop and session per process,
     each request in a slot of the fleet's rate when ``RXFLEET_GATEWAY_RATE`` sets one,
-    as many at once as its share of the fleet's in-flight limit."""
+    as many at once as its share of the fleet's in-flight limit (aiohttp is loaded
+    here, by the processes that send, not by every command)."""
+    from rxfleet.gateway.aio import AioSender
+
     settings = get_settings()
     shape = (settings.submit_inflight, settings.gateway_inflight_max, settings.gateway_rate)
     make = lambda: AioSender(gateway_client(), _pace(settings), _adapt(settings))  # noqa: E731
@@ -299,10 +305,18 @@ def forget() -> None:
         kept = list(_kept.values())
         _kept.clear()
     for thing in kept:
-        if isinstance(thing, Database) or (
-            isinstance(thing, AioSender) and thing.pid == os.getpid()
-        ):
+        if isinstance(thing, Database) or _own_sender(thing):
             thing.close()
+
+
+class _Closing(Protocol):
+    def close(self) -> None: ...
+
+
+def _own_sender(thing: object) -> TypeGuard[_Closing]:
+    """A sender this process made (one a parent made before a fork is the parent's)."""
+    aio = sys.modules.get("rxfleet.gateway.aio")  # not loaded: no sender was made here
+    return aio is not None and isinstance(thing, aio.AioSender) and thing.pid == os.getpid()
 
 
 def submit_context(owner: str) -> SubmitContext:

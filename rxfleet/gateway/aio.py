@@ -38,32 +38,26 @@ import aiohttp
 from config import Settings
 from rxfleet.errors import RxFleetError
 from rxfleet.gateway.client import (
-    TRANSPORT_ERRORS,
     Adjudication,
     ClaimRequest,
     GatewayClient,
+    Job,
     answer_of,
+    errors_of,
     transport_error,
+    transport_failures,
 )
 from rxfleet.gateway.inflight import KEEP, Adapt, Gate, Tally, overloaded
 from rxfleet.gateway.tls import Tls
 
 Result = Adjudication | RxFleetError
+#: What a claim request can fail with: aiohttp's failures and requests' (the table's).
+TRANSPORT_ERRORS = errors_of(transport_failures(aiohttp))
 Timed = tuple[Result, float]  # an answer and the seconds its request took
 #: A send slot under the fleet's rate, now: (True, 0) or (False, seconds until the
 #: next); see ``rxfleet.stores.rate``.
 Pace = Callable[[], tuple[bool, float]]
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One claim to send: its body (PHI inside: never logged), token and key."""
-
-    body: Mapping[str, Any]
-    token: str
-    session_ttl: int
-    key: str
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import re
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,7 +45,6 @@ from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Protocol
 
-import aiohttp
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -76,40 +76,51 @@ CLAIMS_PATH = "/v1/claims"
 #: endpoint; aiohttp: the claim endpoint), and the name a message gives it: requests'
 #: name for either transport's exception, so a user reads the same word whichever
 #: sent the request (None: the exception's own name). The first row that matches decides.
-_TRANSPORT_FAILURES: tuple[tuple[tuple[type[Exception], ...], str, str | None], ...] = (
-    (
-        (
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-            requests.exceptions.InvalidURL,
-            aiohttp.InvalidURL,
-        ),
-        "not a usable URL",
-        None,
-    ),
-    ((aiohttp.ConnectionTimeoutError,), "no answer", "ConnectTimeout"),
-    ((aiohttp.ServerTimeoutError,), "no answer", "ReadTimeout"),  # sock_read: SocketTimeoutError
-    ((aiohttp.ClientSSLError,), "no answer", "SSLError"),
-    ((aiohttp.ClientOSError, aiohttp.ServerDisconnectedError), "no answer", "ConnectionError"),
-    ((aiohttp.ClientPayloadError,), "no answer", "ChunkedEncodingError"),
-    (
-        (
-            requests.Timeout,
-            requests.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-            aiohttp.ClientConnectionError,
-            TimeoutError,
-        ),
-        "no answer",
-        None,
-    ),
-    ((requests.RequestException, aiohttp.ClientError), "transport failure", None),
-)
-TRANSPORT_ERRORS = tuple(kind for kinds, _, _ in _TRANSPORT_FAILURES for kind in kinds)
+FailureTable = tuple[tuple[tuple[type[Exception], ...], str, str | None], ...]
+
+
+def transport_failures(aio: Any = None) -> FailureTable:
+    """The table, with aiohttp's rows when ``aio`` (the aiohttp module) is given: a
+    process that never loaded aiohttp (``rxfleet run``) never pays for its import."""
+
+    def of(*names: str) -> tuple[type[Exception], ...]:
+        return tuple(getattr(aio, name) for name in names) if aio is not None else ()
+
+    rows: FailureTable = (
+        ((requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+          requests.exceptions.InvalidURL, *of("InvalidURL")), "not a usable URL", None),
+        (of("ConnectionTimeoutError"), "no answer", "ConnectTimeout"),
+        (of("ServerTimeoutError"), "no answer", "ReadTimeout"),  # sock_read: SocketTimeoutError
+        (of("ClientSSLError"), "no answer", "SSLError"),
+        (of("ClientOSError", "ServerDisconnectedError"), "no answer", "ConnectionError"),
+        (of("ClientPayloadError"), "no answer", "ChunkedEncodingError"),
+        ((requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+          *of("ClientConnectionError"), TimeoutError), "no answer", None),
+        ((requests.RequestException, *of("ClientError")), "transport failure", None),
+    )  # fmt: skip
+    return tuple(row for row in rows if row[0])
+
+
+def errors_of(table: FailureTable) -> tuple[type[Exception], ...]:
+    return tuple(kind for kinds, _, _ in table for kind in kinds)
+
+
+#: requests' failures (the token endpoint, the portal): aiohttp's are ``aio.TRANSPORT_ERRORS``.
+TRANSPORT_ERRORS = errors_of(transport_failures())
 #: Error codes are machine tokens; anything else in a body is not repeated.
 _ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _DELTA = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?$")
 _PHI = frozenset(PHI_FIELDS)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claim to send: its body (PHI inside: never logged), token and key."""
+
+    body: Mapping[str, Any]
+    token: str
+    session_ttl: int
+    key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +335,8 @@ class ClaimRequest:
 def transport_error(exc: Exception, where: str, claim_id: str | None) -> RxFleetError:
     """Our error for a transport failure of either transport (never chained: the
     transport's exception holds the request, whose body is PHI)."""
-    meaning, name = next((m, n) for kinds, m, n in _TRANSPORT_FAILURES if isinstance(exc, kinds))
+    table = transport_failures(sys.modules.get("aiohttp"))  # loaded: its errors can be here
+    meaning, name = next((m, n) for kinds, m, n in table if isinstance(exc, kinds))
     if meaning == "not a usable URL":
         return ConfigError(f"{where}: {meaning}")
     message = f"{where}: {meaning} ({name or type(exc).__name__})"

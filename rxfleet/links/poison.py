@@ -40,6 +40,7 @@ def dead_letter_batch(
     runs: RunStore, db: Database, run_id: str, batch: range, link: str, trace: str
 ) -> LinkReport:
     """End the batch's open claims as poison and record the whole batch."""
+    _stand_in_for_the_slice(runs, run_id, batch)
     records = [r for r in runs.load(run_id, batch) if r.stage != Stage.ROUTED]
     for record in records:
         end_poisoned(record, link)
@@ -47,3 +48,18 @@ def dead_letter_batch(
     report = record_batch(runs, db, run_id, batch, trace)
     report.link = POISON
     return report
+
+
+#: Where a claim of a slice that could never be ingested came from, as its results say.
+UNREAD_SLICE = "slice never ingested"
+
+
+def _stand_in_for_the_slice(runs: RunStore, run_id: str, batch: range) -> None:
+    """A slice still shipped when its batch is given up (the intake link kept killing
+    its worker) is admitted as one record per claim, each then ended as poison: its
+    claims are counted, never lost, and the run can finish. Nothing of the slice is
+    read (reading it is what failed): no claim id, no line, only its sequence number."""
+    if runs.shipped(run_id, batch.start) is None:
+        return
+    stand_ins = [WorkRecord(seq=seq, source=UNREAD_SLICE, line=0) for seq in batch]
+    runs.admit(run_id, "poison", batch.start, stand_ins, {})

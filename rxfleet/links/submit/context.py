@@ -21,8 +21,7 @@ from rxfleet.claims.phi import VaultCipher
 from rxfleet.claims.rejects import RejectMatrix
 from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import ConfigError, GatewayUnavailable, RxFleetError
-from rxfleet.gateway.aio import Job
-from rxfleet.gateway.client import Pricing
+from rxfleet.gateway.client import Job, Pricing
 from rxfleet.links import LinkReport
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.metrics import MetricsStore

@@ -19,7 +19,7 @@ import redis
 from rxfleet.claims.model import gateway_body, is_reversal
 from rxfleet.claims.work import WorkRecord
 from rxfleet.errors import GatewayUnavailable, RateLimited, RxFleetError
-from rxfleet.gateway.aio import Job
+from rxfleet.gateway.client import Job
 from rxfleet.links.submit.context import Adjudicated, Heard, SubmitContext, Timed
 from rxfleet.stores.tokens import Token
 

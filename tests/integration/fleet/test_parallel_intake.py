@@ -16,6 +16,7 @@ from rxfleet.formats.payer_sheet import load_payer_sheet
 from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.lifecycle import open_run
 from rxfleet.links.intake import intake_batch
+from rxfleet.links.poison import UNREAD_SLICE, dead_letter_batch
 from rxfleet.producer import Producer
 from tests.integration.fleet.fleet_support import SAMPLE, Fleet
 from tests.integration.fleet.sample_facts import distinctive_phi, read_sample
@@ -53,8 +54,9 @@ def _claims(tmp_path: Path, ids: list[str]) -> Path:
     """A file of these claim ids, made unique to the test (its claims are never sent: none
     may wait ahead of another test's in a claim id's order)."""
     path = tmp_path / "claims.jsonl"
-    lines = [json.dumps({"claim_id": f"{tmp_path.name}-{c}", "ndc": "00071015523", "cardholder_id": f"ZQ{i:07d}"})
-             for i, c in enumerate(ids)]  # fmt: skip
+    claims = [{"claim_id": f"{tmp_path.name}-{c}", "ndc": "00071015523",
+               "cardholder_id": f"ZQ{i:07d}"} for i, c in enumerate(ids)]  # fmt: skip
+    lines = [json.dumps(claim) for claim in claims]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -122,3 +124,18 @@ def test_a_sliced_run_ends_as_a_run_read_by_the_producer(clean_fleet: Fleet) -> 
     sliced, read_here = rows(True), rows(False)
     assert len(sliced) == read_sample(SAMPLE).lines
     assert sliced == read_here
+
+
+def test_a_slice_given_up_as_poison_still_ends_every_claim(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    """The sweeper (or the base task) gives up a batch whose intake kept failing: its
+    claims end as poison, one result each, and the run finishes."""
+    path = _claims(tmp_path, ["A", "B", "C"])
+    run_id, sent = _ship(clean_fleet, path, batch_size=3)
+    assert sent == [(0, 3)]
+    report = dead_letter_batch(clean_fleet.runs, clean_fleet.db, run_id, range(3), "test", "t")
+    rows = clean_fleet.results(run_id)
+    assert len(rows) == 3 and report.done == 3
+    assert {(r["reason"], r["source"]) for r in rows} == {("POISON", f"{UNREAD_SLICE}:0")}
+    assert clean_fleet.runs.shipped(run_id, 0) is None and clean_fleet.runs.in_flight(run_id) == 0

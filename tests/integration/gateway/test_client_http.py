@@ -30,8 +30,8 @@ from rxfleet.errors import (
     RoutingMiss,
     RxFleetError,
 )
-from rxfleet.gateway.aio import AioSender, Job
-from rxfleet.gateway.client import Adjudication, GatewayClient
+from rxfleet.gateway.aio import AioSender
+from rxfleet.gateway.client import Adjudication, GatewayClient, Job
 from rxfleet.gateway.sandbox.scenario import Drop, Scenario, Throttle
 from rxfleet.gateway.sandbox.server import SandboxGateway
 from tests.integration.gateway.gateway_support import (

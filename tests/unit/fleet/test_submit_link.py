@@ -20,8 +20,7 @@ from rxfleet.errors import (
     RoutingMiss,
     RxFleetError,
 )
-from rxfleet.gateway.aio import Job
-from rxfleet.gateway.client import Pricing
+from rxfleet.gateway.client import Job, Pricing
 from rxfleet.links.submit import SubmitContext, backoff, submit_batch
 from rxfleet.links.submit.context import Heard, Timed
 from rxfleet.stores.breaker import Breaker
