@@ -115,7 +115,9 @@ class Producer:
             self._check_run()
             self._wait_for_room()
             self.runs.register_batch(self.run_id, first, piece.count)
-            header = SliceHeader(path, piece.first_line, self.holder, after)
+            header = SliceHeader(
+                path, piece.first_line, self.holder, after, self.ingest.tokenizer.kid
+            )
             sealed = self.ingest.vault.seal_bytes(
                 pack_slice(header, piece.data), context=slice_context(self.run_id, first)
             )
@@ -140,6 +142,9 @@ class Producer:
         self._check_run()
         items = [self.ingest(record, first + i, fmt) for i, (fmt, record) in enumerate(batch)]
         mark_duplicates(self.runs, self.run_id, [work for work, _ in items])
+        # this pass has seen the batch's claim ids: an earlier pass's slice of it may go
+        # in now (before waiting for room, which that slice may be holding)
+        self.runs.passed(self.run_id, self.holder, first)
         todo = self._missing(first, items)
         if todo or self._boundary(first):
             self._wait_for_room()
@@ -150,7 +155,6 @@ class Producer:
                 self.run_id, works, _blobs(todo), only_missing=resuming
             )
             self.send(self.run_id, first, len(batch))
-        self.runs.passed(self.run_id, self.holder, first)
         self._produced_batch(result, first + len(batch))
 
     def _missing(

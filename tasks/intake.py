@@ -24,7 +24,8 @@ KEY_WAIT_S = 5.0
 @app.task(bind=True, autoretry_for=REDIS_OUTAGE, max_retries=None, **REDIS_OUTAGE_BACKOFF)
 def intake(self: Task, run_id: str, first: int, count: int) -> dict[str, Any]:  # type: ignore[type-arg]
     report = intake_batch(context.runs(), context.ingest(run_id), context.order(), first)
-    if report.waiting:
+    if report.waiting:  # alive, though it waits: the sweeper leaves the batch be
+        context.runs().beat(run_id, first, count)
         countdown = KEY_WAIT_S if report.lacks_key else TURN_COUNTDOWN_S
         raise self.retry(countdown=countdown, max_retries=None)
     return report.as_dict()

@@ -119,6 +119,7 @@ class PhiTokenizer:
     def __init__(self, key: bytes) -> None:
         _check_length(key, "PHI")
         self._key = derive(key, PURPOSE_PHI_TOKEN)
+        self.kid = key_id(key)  # public: tells two processes' PHI keys apart
 
     def token(self, value: str, *, kind: str = "cardholder_id") -> str:
         """The token of ``value`` (whitespace-trimmed, case kept)."""

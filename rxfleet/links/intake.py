@@ -48,6 +48,7 @@ class SliceHeader:
     first_line: int
     holder: str  # the producer's pass
     after: int | None  # the batch this pass shipped before (None: its first)
+    phi_kid: str  # the producer's PHI key id: tokens and Idempotency-Keys must be its
 
 
 def pack_slice(header: SliceHeader, data: bytes) -> bytes:
@@ -72,7 +73,7 @@ class IntakeReport:
     ingested: int = 0  # records written by this intake (0: nothing was waiting)
     quarantined: int = 0
     waiting: bool = False  # the slice before is not admitted yet: come back
-    lacks_key: str | None = None  # the slice was sealed under a vault key this worker lacks
+    lacks_key: str | None = None  # a key of the slice this worker lacks (vault, or PHI)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -92,14 +93,10 @@ def intake_batch(
     sealed = runs.shipped(run_id, first)
     if sealed is None:
         return report
-    report.lacks_key = ingest.vault.lacks(sealed)
-    if report.lacks_key is not None:
-        _tell_lacking(report.lacks_key)
-        report.waiting = True
+    header, data = _open(ingest, sealed, first, report)
+    if header is None:
+        _tell_lacking(str(report.lacks_key))
         return report
-    header, data = unpack_slice(
-        ingest.vault.open_bytes(sealed, context=slice_context(run_id, first))
-    )
     records = read_slice(header.source, header.first_line, data)
     items = [ingest(record, first + i) for i, record in enumerate(records)]
     if not _await_turn(runs, run_id, header, first, turn_wait):
@@ -114,6 +111,23 @@ def intake_batch(
     return report
 
 
+def _open(
+    ingest: Ingest, sealed: str, first: int, report: IntakeReport
+) -> tuple[SliceHeader | None, bytes]:
+    """The slice's header and lines; (None, b"") with ``report`` waiting when this
+    worker lacks the vault key it was sealed under, or holds another PHI key than the
+    producer's (its tokens and Idempotency-Keys would not be the run's)."""
+    report.lacks_key = ingest.vault.lacks(sealed)
+    if report.lacks_key is None:
+        opened = ingest.vault.open_bytes(sealed, context=slice_context(ingest.run_id, first))
+        header, data = unpack_slice(opened)
+        if header.phi_kid == ingest.tokenizer.kid:
+            return header, data
+        report.lacks_key = f"PHI key id {header.phi_kid}"
+    report.waiting = True
+    return None, b""
+
+
 def enter_order(order: ClaimOrder | None, run_id: str, works: Sequence[WorkRecord]) -> None:
     """The claims to be sent take their place in their claim ids' order (a reversal
     in this run or another waits there for the billing ahead of it)."""
@@ -122,15 +136,23 @@ def enter_order(order: ClaimOrder | None, run_id: str, works: Sequence[WorkRecor
         order.enter(run_id, [e for e in entries if e is not None])
 
 
-def _tell_lacking(kid: str) -> None:
-    """Said once a key id in this process: a producer was given a new vault key
-    before the cpu workers; its slices wait, for this worker or another."""
-    if kid not in _TOLD:
-        _TOLD.add(kid)
+def _tell_lacking(what: str) -> None:
+    """Said once a key in this process: a producer was given a new vault key (or
+    another PHI key) before the cpu workers; its slices wait, for this worker or another."""
+    if what in _TOLD:
+        return
+    _TOLD.add(what)
+    if what.startswith("PHI"):
+        log.warning(
+            "%s: the run's producer tokenizes under it and this worker holds another "
+            "RXFLEET_PHI_KEY; its input slices wait. Give the cpu workers the producer's "
+            "PHI key and restart them", what,
+        )  # fmt: skip
+    else:
         log.warning(
             "vault key id %s: this worker lacks it and cannot open the input slices sealed "
             "under it; they wait. Give the cpu workers that key (RXFLEET_VAULT_KEY, or "
-            "RXFLEET_VAULT_KEYS_OLD) and restart them", kid,
+            "RXFLEET_VAULT_KEYS_OLD) and restart them", what,
         )  # fmt: skip
 
 

@@ -230,13 +230,13 @@ class _Producing(_RunKeys):
         return bool(self.client.exists(self._part(run_id, "producer")))
 
 
-class _Slicing(_RunKeys):
+class _Slicing(_Batches):
     """Slices of an input a producer shipped for the intake link to ingest, and how far
     each producer's pass got (the intake link admits a pass's slices in input order)."""
 
     def ship(self, run_id: str, first: int, count: int, sealed: str) -> None:
         """Hold a sealed slice of ``count`` claims (the batch at ``first``) for the intake."""
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.client.pipeline()  # MULTI: the slice and its count, or neither
         pipe.hset(self._part(run_id, "slices"), str(first), sealed)
         pipe.incrby(self._part(run_id, "slicing"), count)
         pipe.execute()
@@ -257,14 +257,25 @@ class _Slicing(_RunKeys):
 
     def turn(self, run_id: str, holder: str, after: int | None, first: int) -> bool:
         """Whether the slice at ``first`` of ``holder``'s pass may be admitted: the slice
-        before it (``after``) was, or, once another pass took the run over, that pass got
-        to ``first`` (it has seen every claim id before this slice's)."""
+        shipped before it (``after``) is no longer waiting (admitted, or given up as
+        poison: a pass ships in order, so a slice gone is one done), or, once another
+        pass took the run over, that pass got to ``first`` (it has seen every claim id
+        before this slice's)."""
         key = self._part(run_id, "intake")
-        current, mine = (as_text(v) for v in self.client.hmget(key, ["current", holder]))
+        current = as_text(self.client.hget(key, "current"))
         if current is None or current == holder:
-            return after is None or (mine is not None and int(mine) >= after)
+            return after is None or not self.client.hexists(
+                self._part(run_id, "slices"), str(after)
+            )
         theirs = as_text(self.client.hget(key, current))
         return theirs is not None and int(theirs) >= first
+
+    def beat(self, run_id: str, first: int, count: int) -> None:
+        """The batch at ``first`` is alive though it waits (its turn, a vault key): the
+        sweeper leaves it be."""
+        pipe = self.client.pipeline(transaction=False)
+        self.touch_batch(pipe, run_id, first, count)
+        pipe.execute()
 
     def admit(
         self,

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from rxfleet import context
+from rxfleet.claims.phi import PhiTokenizer
 from rxfleet.formats.payer_sheet import load_payer_sheet
 from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.lifecycle import open_run
+from rxfleet.links.ingest import Ingest
 from rxfleet.links.intake import intake_batch
 from rxfleet.links.poison import UNREAD_SLICE, dead_letter_batch
 from rxfleet.producer import Producer
@@ -139,3 +141,27 @@ def test_a_slice_given_up_as_poison_still_ends_every_claim(
     assert len(rows) == 3 and report.done == 3
     assert {(r["reason"], r["source"]) for r in rows} == {("POISON", f"{UNREAD_SLICE}:0")}
     assert clean_fleet.runs.shipped(run_id, 0) is None and clean_fleet.runs.in_flight(run_id) == 0
+
+
+def test_a_slice_given_up_midway_lets_the_slices_after_it_in(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    path = _claims(tmp_path, ["A", "B", "C", "D", "E", "F"])
+    run_id, _ = _ship(clean_fleet, path, batch_size=2)
+    assert _intake(run_id, 0)["ingested"] == 2
+    assert _intake(run_id, 4)["waiting"]  # slice 2 is still shipped
+    dead_letter_batch(clean_fleet.runs, clean_fleet.db, run_id, range(2, 4), "test", "t")
+    assert _intake(run_id, 4)["ingested"] == 2  # slice 2 is done (as poison): its turn
+
+
+def test_a_worker_with_another_phi_key_leaves_the_slice_waiting(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    """Its tokens and Idempotency-Keys would not be the run's: it says so and waits."""
+    run_id, _ = _ship(clean_fleet, _claims(tmp_path, ["A"]), batch_size=1)
+    mine = context.ingest(run_id)
+    other = Ingest(run_id, PhiTokenizer(b"o" * 32), mine.vault)
+    report = intake_batch(clean_fleet.runs, other, None, 0, turn_wait=0).as_dict()
+    assert report["waiting"] and report["lacks_key"] == f"PHI key id {mine.tokenizer.kid}"
+    assert clean_fleet.runs.shipped(run_id, 0) is not None
+    assert _intake(run_id, 0)["ingested"] == 1
