@@ -13,9 +13,8 @@ from celery.result import AsyncResult
 
 from workers.app import app
 
-LINKS: tuple[str, ...] = tuple(
-    f"tasks.{link}.{link}" for link in ("intake", "validate", "crosswalk", "submit", "route", "record")
-)
+_NAMES = ("intake", "validate", "crosswalk", "submit", "route", "record")
+LINKS: tuple[str, ...] = tuple(f"tasks.{link}.{link}" for link in _NAMES)
 
 
 def batch_chain(run_id: str, first: int, count: int) -> chain:
