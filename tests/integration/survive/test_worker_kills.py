@@ -89,6 +89,28 @@ def test_the_cpu_worker_killed_again_and_again_while_it_records_leaves_each_resu
     assert len(recorded) == len(ids) and {n for _, n in recorded} == {1}
 
 
+def test_the_cpu_worker_killed_while_it_ingests_slices_loses_and_repeats_nothing(
+    chaos: Fleet, tmp_path: Path
+) -> None:
+    """The producer ships slices under a narrow window (so the cpu worker is ingesting
+    them all run long) and the cpu worker is SIGKILLed three times: every claim is
+    ingested once (one ``ingested`` audit event each) and ends once."""
+    chaos.env["RXFLEET_MAX_INFLIGHT"] = "60"
+    try:
+        ids, out, run, run_id = start_run(chaos, tmp_path, "I", 400)
+        for round_ in range(3):
+            wait_for(results_reach(chaos, run_id, 40 * (round_ + 1)), 90, "results")
+            chaos.kill("cpu")  # the supervisor starts it again
+        _, stderr = run.communicate(timeout=150)
+    finally:
+        chaos.env.pop("RXFLEET_MAX_INFLIGHT")
+    assert run.returncode == 0, stderr
+    exactly_once(chaos, out, ids)
+    audit = chaos.cli("audit", run_id)
+    events = [json.loads(line) for line in audit.stdout.splitlines()]
+    assert sorted(e["seq"] for e in events if e["stage"] == "ingested") == list(range(400))
+
+
 def test_a_poison_batch_ends_in_the_dead_letters_and_the_run_completes(
     chaos: Fleet, tmp_path: Path
 ) -> None:
