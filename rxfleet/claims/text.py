@@ -42,6 +42,8 @@ def has_control(value: Any) -> bool:
 def holds_control(value: Any) -> bool:
     """True when ``value``, or any text nested in it (lists, objects, keys), holds a
     control character."""
+    if type(value) is str:
+        return _CONTROL.search(value) is not None
     if isinstance(value, str):
         return has_control(value)
     if isinstance(value, list | tuple):
@@ -49,6 +51,23 @@ def holds_control(value: Any) -> bool:
     if isinstance(value, dict):
         return any(holds_control(k) or holds_control(v) for k, v in value.items())
     return False
+
+
+def fields_hold_control(fields: dict[str, Any]) -> bool:
+    """True when any name or value of ``fields`` (nested text included) holds a control
+    character: one search over the names and the text values joined, the nested ones
+    (lists, objects) one by one."""
+    texts = [name for name in fields if type(name) is str]
+    texts += [value for value in fields.values() if type(value) is str]
+    if _CONTROL.search(" ".join(texts)) is not None:
+        return True
+    return any(holds_control(v) for v in fields.values() if type(v) not in _FLAT) or any(
+        type(name) is not str and holds_control(name) for name in fields
+    )
+
+
+#: Values that hold no nested text.
+_FLAT = (str, int, float, bool, type(None))
 
 
 def derived_id(source: str, line: int) -> str:

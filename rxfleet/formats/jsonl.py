@@ -15,6 +15,9 @@ from rxfleet.formats.base import Problem, Record
 from rxfleet.formats.textio import EMPTY_FILE, NOT_UTF8, open_binary, physical_lines
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: Where a lone surrogate can come from in text read as UTF-8: a JSON escape
+#: ``\uD800``..``\uDFFF`` (strict UTF-8 decoding refuses an encoded one).
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 _CLAIM_ID = re.compile(rf'"claim_id"\s*:\s*"({CLAIM_ID_CHARS}{{1,{CLAIM_ID_MAX}}})"'.encode())
 
@@ -109,7 +112,7 @@ def _record(path: str, number: int, raw: bytes) -> Record:
         return _malformed(path, number, raw, "not JSON (a number too long, or too deep)")
     if not isinstance(data, dict):
         return Record(path, number, problem=Problem("MALFORMED_RECORD", "not a JSON object"))
-    if _has_surrogate(data):
+    if _ESCAPED_SURROGATE.search(text) is not None and _has_surrogate(data):
         return _malformed(path, number, raw, "a string holds a lone surrogate (not Unicode text)")
     return Record(path, number, fields=data)
 
@@ -139,6 +142,8 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _too_deep(text: str) -> bool:
     """True when brackets nest deeper than MAX_DEPTH (strings may hold brackets:
     those only make the count too high, and such a line is still refused safely)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # too few brackets to nest so deep
+        return False
     depth = 0
     for char in text:
         if char in "[{":

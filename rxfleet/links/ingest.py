@@ -21,7 +21,13 @@ from rxfleet.claims.dates import parse_date
 from rxfleet.claims.fields import CANONICAL_FIELDS, DEFAULT_TRANSACTION, PHI_FIELDS
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.claims.rules import RULES
-from rxfleet.claims.text import derived_id, escaped, has_control, holds_control
+from rxfleet.claims.text import (
+    derived_id,
+    escaped,
+    fields_hold_control,
+    has_control,
+    holds_control,
+)
 from rxfleet.claims.validation import Issue, check_phi, split_phi
 from rxfleet.claims.work import WorkRecord
 from rxfleet.formats.base import Record
@@ -41,7 +47,7 @@ class Ingest:
     ) -> tuple[WorkRecord, str | None]:
         controls = control_issues(record)
         rest, phi = split_phi(record.fields)
-        claim_id = self._claim_id(record)
+        claim_id = self._claim_id(record, bool(controls))
         if record.keyed_id is not None:  # the keyed id is the record's claim_id field
             rest["claim_id"] = claim_id
         work = WorkRecord(
@@ -52,7 +58,7 @@ class Ingest:
             fmt=fmt,
             claim_id=claim_id,
             key=self._key(claim_id, record.fields),
-            fields=_safe_fields(rest),
+            fields=_safe_fields(rest, bool(controls)),
             patient_token=self._token(record.fields, phi),
         )
         if record.problem is not None:  # the reader's word is the one that matters
@@ -75,11 +81,11 @@ class Ingest:
             return None
         return self.tokenizer.submission_key(claim_id, submission_content(fields))
 
-    def _claim_id(self, record: Record) -> str | None:
+    def _claim_id(self, record: Record, controls: bool) -> str | None:
         keyed = record.keyed_id
         if keyed is not None:
             return self.tokenizer.claim_id(keyed.prefix, keyed.parts)
-        return _named(record)
+        return _named(record) if controls else _text_or_none(record.fields.get("claim_id"))
 
     def _token(self, fields: dict[str, Any], phi: dict[str, str | None]) -> str | None:
         """The person's token: cardholder id and person code, else relationship and
@@ -156,6 +162,8 @@ def _named(record: Record) -> str | None:
 def control_issues(record: Record) -> list[Issue]:
     """``CONTROL_CHARACTER`` for each field (PHI or not) whose text holds NUL, DEL or a
     C0 control other than tab; the message names file, line and field, never a value."""
+    if not fields_hold_control(record.fields):
+        return []
     where = f"{PurePath(record.source).name}:{record.number}"
     issues = []
     for name, value in record.fields.items():
@@ -166,22 +174,26 @@ def control_issues(record: Record) -> list[Issue]:
     return issues
 
 
-def _safe_fields(fields: dict[str, Any]) -> dict[str, Any]:
+def _safe_fields(fields: dict[str, Any], controls: bool = True) -> dict[str, Any]:
     """Canonical non-PHI values as JSON primitives; unknown fields by name only.
 
     An unknown field's value is never kept: upstream files put member names in
-    the oddest columns. Validation still flags the field by its name.
+    the oddest columns. Validation still flags the field by its name. A value
+    holding a control character is kept blank (``controls``: False when no field
+    holds one, and none is looked at again).
     """
     safe: dict[str, Any] = {}
     for name, value in fields.items():
         if name in CANONICAL_FIELDS and name not in PHI_FIELDS:
-            safe[name] = "" if holds_control(value) else _primitive(value)
+            safe[name] = "" if controls and holds_control(value) else _primitive(value)
         elif name not in PHI_FIELDS:
             safe[escaped(str(name), 64)] = ""
     return safe
 
 
 def _primitive(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, datetime):
         return value.date().isoformat()
     if isinstance(value, date):
@@ -195,6 +207,10 @@ def _primitive(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+#: The types a value already is a JSON primitive of, exactly (not their subclasses).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _problem_issue(record: Record) -> Issue:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import psycopg
 import pytest
@@ -15,6 +16,7 @@ from rxfleet.claims.text import (
     derived_id,
     escaped,
     escaped_deep,
+    fields_hold_control,
     has_control,
     holds_control,
     shown,
@@ -41,6 +43,29 @@ def test_nested_values_are_searched_and_escaped() -> None:
     assert holds_control({"k\x01": 1})
     assert not holds_control({"a": [1, 2.5, None, "ok"]})
     assert escaped_deep({"k\x01": ["v\x00", 3]}) == {"k\\x01": ["v\\x00", 3]}
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                 max_size=3),
+    max_leaves=6,
+)  # fmt: skip
+
+
+@given(st.dictionaries(st.text(max_size=6), _VALUES, max_size=6))
+def test_one_search_over_the_fields_finds_what_each_field_holds(fields: dict[str, Any]) -> None:
+    # The intake's fast path: one search over names and text values joined, nested values
+    # one by one, says what the field-by-field check says.
+    each = any(holds_control(k) or holds_control(v) for k, v in fields.items())
+    assert fields_hold_control(fields) is each
+
+
+@pytest.mark.parametrize("fields", [{"a": "x", "b\x00": 1}, {"a": "ok", "b": "\ud800"},
+                                    {"a": ["x", {"k": "\x7f"}]}, {"a": "x\n"}])  # fmt: skip
+def test_a_control_character_anywhere_in_the_fields_is_found(fields: dict[str, Any]) -> None:
+    assert fields_hold_control(fields)
+    assert not fields_hold_control({"a": "x", "b": 1, "c": None, "d": [1, "y"]})
 
 
 def test_escaped_text_is_cut_short() -> None:

@@ -358,7 +358,20 @@ JSONL_BAD = [
     ("integer of 5,000 digits", '{"claim_id": "A", "quantity_dispensed": ' + "9" * 5000 + "}"),
     ("lone surrogate", '{"claim_id": "A", "patient_last_name": "\\ud800"}'),
     ("lone surrogate in a key", '{"claim_id": "A", "\\udfff": 1}'),
+    ("lone surrogate, upper-case escape", '{"claim_id": "A", "x": ["\\uDBFF"]}'),
+    ("nested 33 deep", '{"claim_id": "A", "x": ' + "[" * 32 + "]" * 32 + "}"),
 ]
+
+
+@pytest.mark.parametrize("line", [
+    '{"claim_id": "A", "x": ' + "[" * 31 + "]" * 31 + "}",  # 32 deep: the limit
+    '{"claim_id": "A", "x": "\\\\ud800", "y": "\\ud7ff \\ue000 \\ud83d\\ude00"}',
+])  # fmt: skip
+def test_jsonl_lines_near_the_hostile_ones_are_read(tmp_path: Path, line: str) -> None:
+    # At the depth limit, an escaped backslash before "ud800", a surrogate pair: all
+    # fine, whatever shortcut the reader takes.
+    records = list(read_jsonl(_write(tmp_path, "c.jsonl", line + "\n")))
+    assert records[0].problem is None, records[0].problem
 
 
 @pytest.mark.parametrize("line", [c[1] for c in JSONL_BAD], ids=[c[0] for c in JSONL_BAD])
