@@ -171,6 +171,22 @@ def test_record_is_exactly_once(db: Database) -> None:
     assert db.counts("r1") == {"PAID": 333, "REJECTED": 167}
 
 
+ODD_CODES = ['a"b', "c\\d", "e,f", "{g}", " h ", "NULL", "", "\u00e9\u4e2d", "i\tj\nk"]
+
+
+def test_codes_and_details_arrive_as_written(db: Database) -> None:
+    # The COPY rows carry arrays and JSON as their text: odd elements come back the same.
+    db.create_run("r1", inputs="claims.jsonl")
+    row = replace(ResultRow.of(routed(0)), reject_codes=ODD_CODES, errors=ODD_CODES[::-1])
+    detail = {"k": 'v"\\', "n": [1, None], "u": "\u00e9"}
+    event = AuditEvent(seq=0, stage="sent", codes=ODD_CODES, trace_id="t", detail=detail)
+    assert db.record("r1", [row], [event]) == 1
+    [result] = list(db.results("r1"))
+    assert (result["reject_codes"], result["errors"]) == (ODD_CODES, ODD_CODES[::-1])
+    [audit] = list(db.audit("r1"))
+    assert (audit["codes"], audit["detail"]) == (ODD_CODES, detail)
+
+
 def test_two_workers_recording_the_same_batch(db: Database) -> None:
     for round_ in range(5):
         run_id = f"r{round_}"
