@@ -106,16 +106,18 @@ def _sealed_for_replay(runs: RunStore, run_id: str, ready: Sequence[WorkRecord])
 def audit_events(record: WorkRecord, trace: str) -> Iterator[AuditEvent]:
     """The claim's trail as audit rows, ending with its ``recorded`` step."""
     matrix = None
+    seq, claim_id = record.seq, record.claim_id
     for event in record.events:
         matrix = event.get("matrix", matrix)
+        outcome, found = event.get("outcome"), event.get("codes")
         yield AuditEvent(
-            seq=record.seq,
-            stage=str(event["stage"]),
-            claim_id=record.claim_id,
-            outcome=_text(event.get("outcome")),
-            codes=[str(c) for c in event.get("codes") or []],
-            attempt=event.get("attempt"),
-            trace_id=trace,
+            seq,
+            str(event["stage"]),
+            claim_id,
+            None if outcome is None else str(outcome),
+            [str(c) for c in found] if found else [],
+            event.get("attempt"),
+            trace,
             at=datetime.fromtimestamp(float(event["at"]), UTC),
             detail={k: v for k, v in event.items() if k not in _EVENT_FIELDS},
         )
@@ -167,7 +169,3 @@ def payload_hash(record: WorkRecord) -> str:
         default=str,
     )
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
