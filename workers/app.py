@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from config import Settings, get_settings
 from rxfleet.stores import clock
+from rxfleet.stores.broker import PRIORITY_STEPS
 from workers.signals import connect_signals
 
 TASK_MODULES = [
@@ -66,7 +67,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url or settings.redis_url,
         "result_backend": settings.redis_url,
-        "broker_transport_options": transport,
+        "broker_transport_options": {**transport, "priority_steps": list(PRIORITY_STEPS)},
         "result_backend_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",

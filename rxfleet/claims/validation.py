@@ -225,6 +225,8 @@ _FIELDS: dict[str, tuple[str | None, str, Callable[[Any, str], Any]]] = {
 _BY_FORMAT: dict[str, dict[str, tuple[str | None, str, Callable[[Any, str], Any]]]] = {
     "x12": {"rx_number": (None, "INVALID_RX_NUMBER", _text(50, r"[\x21-\x7e][\x20-\x7e]*"))},
 }
+#: Each format's whole table (the common rules with its own over them), made once.
+_TABLES = {fmt: _FIELDS | rules for fmt, rules in _BY_FORMAT.items()}
 
 
 #: Fields a format does not carry or does not require, so their absence is no
@@ -282,7 +284,7 @@ def _coerce(
     issues: list[Issue] = []
     needs = _needs(fields)
     optional |= needs.not_required
-    for name, (missing, invalid, convert) in (_FIELDS | _BY_FORMAT.get(fmt, {})).items():
+    for name, (missing, invalid, convert) in _TABLES.get(fmt, _FIELDS).items():
         raw = fields.get(name)
         missing = needs.required.get(name, missing)
         if _blank(raw):

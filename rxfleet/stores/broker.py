@@ -1,6 +1,8 @@
 """The Celery broker's queue depths, whatever the broker: Redis or RabbitMQ (AMQP).
 
-On Redis a Celery queue is a list named after the queue (``LLEN``). On RabbitMQ
+On Redis a Celery queue is a list named after the queue, and one more for each
+priority step above 0 (kombu's ``queue\x06\x16N``): its depth is their ``LLEN``s
+summed. On RabbitMQ
 the depth is what a passive ``queue.declare`` answers (``message_count``: the
 messages ready, not those delivered and unacknowledged); a passive declare
 creates nothing, and a queue that does not exist yet is left out, not shown as 0.
@@ -17,16 +19,29 @@ from kombu import Connection
 
 Depths = Callable[[], dict[str, int]]
 AMQP_TIMEOUT = 5.0
+#: The Redis transport's priority steps (kombu's ``priority_steps``): a message of
+#: priority 0 is taken before one of 3, 6 or 9 (on Redis, lower goes first).
+PRIORITY_STEPS = (0, 3, 6, 9)
+#: Between a queue's name and its step in the names of its lists (kombu's ``sep``).
+PRIORITY_SEP = "\x06\x16"
+
+
+def redis_queue_keys(queue: str) -> list[str]:
+    """The Redis lists that hold ``queue``'s messages, one per priority step."""
+    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS if step]
 
 
 def redis_depths(client: redis.Redis, queues: Sequence[str]) -> Depths:
-    """Depths read with ``LLEN`` on the broker's Redis."""
+    """Depths read with ``LLEN`` on the broker's Redis (every priority step's list)."""
+    steps = len(PRIORITY_STEPS)
 
     def read() -> dict[str, int]:
         pipe = client.pipeline(transaction=False)
         for queue in queues:
-            pipe.llen(queue)
-        return {q: int(n) for q, n in zip(queues, pipe.execute(), strict=True)}
+            for key in redis_queue_keys(queue):
+                pipe.llen(key)
+        lengths = [int(n) for n in pipe.execute()]
+        return {q: sum(lengths[i * steps : (i + 1) * steps]) for i, q in enumerate(queues)}
 
     return read
 
