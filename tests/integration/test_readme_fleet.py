@@ -145,6 +145,7 @@ def test_a_monitor_without_phi_keys_serves_stats_and_metrics_during_the_run(
         assert during is not None, "the run ended before the monitor saw it: " + "".join(
             block.output[-20:]
         )
+        _a_scrape_sees_the_run(block, scrapes)  # the exporter's own poll, while it runs
     finally:
         done.set()
         exporter.terminate()
@@ -152,6 +153,16 @@ def test_a_monitor_without_phi_keys_serves_stats_and_metrics_during_the_run(
     assert '"active_runs": 1' in during
     assert any("rxfleet_active_runs 1.0" in text for text in scrapes), err
     assert "Traceback" not in err
+
+
+def _a_scrape_sees_the_run(block: Block, scrapes: list[str], seconds: float = 30) -> None:
+    """Wait, while the run goes on, for a scrape that shows it (the stats above saw it
+    first: a scrape a moment before may still have shown none)."""
+    deadline = time.monotonic() + seconds
+    while block.proc.poll() is None and time.monotonic() < deadline:
+        if any("rxfleet_active_runs 1.0" in text for text in scrapes):
+            return
+        time.sleep(0.1)
 
 
 def _stats_during_the_run(block: Block, monitor: dict[str, str], cwd: Path) -> str | None:
