@@ -42,10 +42,8 @@ def has_control(value: Any) -> bool:
 def holds_control(value: Any) -> bool:
     """True when ``value``, or any text nested in it (lists, objects, keys), holds a
     control character."""
-    if type(value) is str:
-        return _CONTROL.search(value) is not None
     if isinstance(value, str):
-        return has_control(value)
+        return _CONTROL.search(value) is not None
     if isinstance(value, list | tuple):
         return any(holds_control(item) for item in value)
     if isinstance(value, dict):
@@ -61,13 +59,13 @@ def fields_hold_control(fields: dict[str, Any]) -> bool:
     texts += [value for value in fields.values() if type(value) is str]
     if _CONTROL.search(" ".join(texts)) is not None:
         return True
-    return any(holds_control(v) for v in fields.values() if type(v) not in _FLAT) or any(
+    return any(holds_control(v) for v in fields.values() if type(v) not in PLAIN_TYPES) or any(
         type(name) is not str and holds_control(name) for name in fields
     )
 
 
-#: Values that hold no nested text.
-_FLAT = (str, int, float, bool, type(None))
+#: The JSON primitives' own types (not their subclasses): values with no nested text.
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 def derived_id(source: str, line: int) -> str:

@@ -22,6 +22,7 @@ from rxfleet.claims.fields import CANONICAL_FIELDS, DEFAULT_TRANSACTION, PHI_FIE
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
 from rxfleet.claims.rules import RULES
 from rxfleet.claims.text import (
+    PLAIN_TYPES,
     derived_id,
     escaped,
     fields_hold_control,
@@ -47,7 +48,7 @@ class Ingest:
     ) -> tuple[WorkRecord, str | None]:
         controls = control_issues(record)
         rest, phi = split_phi(record.fields)
-        claim_id = self._claim_id(record, bool(controls))
+        claim_id = self._claim_id(record)
         if record.keyed_id is not None:  # the keyed id is the record's claim_id field
             rest["claim_id"] = claim_id
         work = WorkRecord(
@@ -81,11 +82,11 @@ class Ingest:
             return None
         return self.tokenizer.submission_key(claim_id, submission_content(fields))
 
-    def _claim_id(self, record: Record, controls: bool) -> str | None:
+    def _claim_id(self, record: Record) -> str | None:
         keyed = record.keyed_id
         if keyed is not None:
             return self.tokenizer.claim_id(keyed.prefix, keyed.parts)
-        return _named(record) if controls else _text_or_none(record.fields.get("claim_id"))
+        return _named(record)
 
     def _token(self, fields: dict[str, Any], phi: dict[str, str | None]) -> str | None:
         """The person's token: cardholder id and person code, else relationship and
@@ -192,7 +193,7 @@ def _safe_fields(fields: dict[str, Any], controls: bool = True) -> dict[str, Any
 
 
 def _primitive(value: Any) -> Any:
-    if type(value) in _PLAIN:
+    if type(value) in PLAIN_TYPES:
         return value
     if isinstance(value, datetime):
         return value.date().isoformat()
@@ -207,10 +208,6 @@ def _primitive(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
-
-
-#: The types a value already is a JSON primitive of, exactly (not their subclasses).
-_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _problem_issue(record: Record) -> Issue:
