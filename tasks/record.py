@@ -1,12 +1,15 @@
-"""Link 5: record. Each result and audit trail into the database exactly once; then
-the claims leave Redis. Retries when Redis or the database is away; never for a value
+"""Link 4: record. Routes the answered claims by the versioned reject matrix (a pure
+step, in memory), then each result and audit trail into the database exactly once;
+then the claims leave Redis. Retries when Redis or the database is away; never for a value
 the database refuses (``ValueRefused``: the link ends that claim UNRECORDABLE instead)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from config import get_settings
 from rxfleet import context
+from rxfleet.claims.rejects import matrix
 from rxfleet.errors import InfrastructureError
 from rxfleet.links.record import record_batch
 from rxfleet.stores.connection import REDIS_OUTAGE
@@ -21,5 +24,6 @@ def record(run_id: str, first: int, count: int) -> dict[str, Any]:
     trace = f"{run_id}/{first}"
     batch = context.batch(first, count)
     metrics = context.metrics().key
-    return record_batch(context.runs(), context.database(), run_id, batch, trace,
+    rejects = matrix(get_settings().reject_matrix)
+    return record_batch(context.runs(), context.database(), run_id, batch, trace, rejects,
                         metrics, context.order()).as_dict()  # fmt: skip

@@ -33,7 +33,6 @@ TASK_MODULES = [
     "tasks.validate",
     "tasks.crosswalk",
     "tasks.submit",
-    "tasks.route",
     "tasks.record",
     "tasks.token",
     "tasks.sweep",

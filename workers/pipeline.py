@@ -1,12 +1,15 @@
-"""The chain: intake → validate → crosswalk → submit → route → record, one per batch.
+"""The chain: intake → validate → crosswalk → submit → record, one per batch.
 
 Every link takes the same immutable arguments (run id, first sequence number,
 count): the claims themselves stay in Redis, so broker messages carry no claim
 and no PHI, and Flower shows only ids and numbers. Links are named, not
 imported: Celery names a task after its module and function (``tasks.<link>.<link>``).
 
+Routing by the reject matrix is the record link's first step, not a link of its own
+(``rxfleet.links.route``): a pure step needs no hop through Redis and the broker.
+
 Depth first: on a Redis broker a cpu worker takes a batch's later links (crosswalk,
-route, record: priority 0) before another batch's validate (3), and that before an
+record: priority 0) before another batch's validate (3), and that before an
 intake (6), so the first claims of a run reach the gateway while later slices are
 still being read, instead of after every slice in the window has been read and
 validated (kombu's Redis transport serves priority 0 first; RabbitMQ ignores
@@ -20,7 +23,7 @@ from celery.result import AsyncResult
 
 from workers.app import app
 
-_NAMES = ("intake", "validate", "crosswalk", "submit", "route", "record")
+_NAMES = ("intake", "validate", "crosswalk", "submit", "record")
 LINKS: tuple[str, ...] = tuple(f"tasks.{link}.{link}" for link in _NAMES)
 #: Each link's priority on a Redis broker (lower first; absent: 0).
 PRIORITY = {"tasks.intake.intake": 6, "tasks.validate.validate": 3}

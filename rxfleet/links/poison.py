@@ -45,7 +45,7 @@ def dead_letter_batch(
     for record in records:
         end_poisoned(record, link)
     runs.save(run_id, records, batch)
-    report = record_batch(runs, db, run_id, batch, trace)
+    report = record_batch(runs, db, run_id, batch, trace, None)  # every open claim ended above
     report.link = POISON
     return report
 

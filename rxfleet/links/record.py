@@ -1,5 +1,6 @@
 """record: each claim's result and audit trail into the system of record, exactly once;
-then the claim leaves Redis.
+then the claim leaves Redis. Answered claims are routed by the reject matrix first
+(``rxfleet.links.route``: a pure step, in memory, on the records read here).
 
 The database write is one transaction per batch (results keyed by run and
 position, ``ON CONFLICT DO NOTHING``: a redelivered batch writes nothing twice).
@@ -20,11 +21,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rxfleet.claims.audit import AuditStage
-from rxfleet.claims.rejects import DEAD_LETTER_ROUTES, Reason, Route
+from rxfleet.claims.rejects import DEAD_LETTER_ROUTES, Reason, RejectMatrix, Route
 from rxfleet.claims.rejects import replayable as replayable_by_reason
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.lifecycle import finish_if_complete
 from rxfleet.links import LinkReport, codes
+from rxfleet.links.route import route_answered
 from rxfleet.links.unrecordable import Origin, Rows, record_isolating
 from rxfleet.stores.database import AuditEvent, Database, DeadLetter, ResultRow
 from rxfleet.stores.metrics import claim_fields
@@ -45,14 +47,18 @@ def record_batch(
     run_id: str,
     batch: range,
     trace: str,
+    rejects: RejectMatrix | None,
     metrics_key: str | None = None,
     order: ClaimOrder | None = None,
 ) -> LinkReport:
-    """Record the batch's routed claims; with ``metrics_key``, count them in the fleet's
-    metrics (status, route, reject codes) as they are retired: exactly once. With
-    ``order``, the recorded claims leave their claim ids' order."""
+    """Route the batch's answered claims by ``rejects`` (None: none is expected) and
+    record every routed one; with ``metrics_key``, count them in the fleet's metrics
+    (status, route, reject codes) as they are retired: exactly once. With ``order``,
+    the recorded claims leave their claim ids' order."""
     report = LinkReport(run_id, "record")
     records = runs.load(run_id, batch)
+    if rejects is not None:
+        route_answered(records, rejects)
     ready = [r for r in records if r.stage == Stage.ROUTED]
     if len(ready) < len(records):
         log.error("run %s: %d claims of batch %d not routed", run_id, len(records) - len(ready),

@@ -25,7 +25,7 @@ def test_a_claim_never_sent_ends_99_poison_in_the_dead_letters() -> None:
 
 def test_a_claim_the_gateway_answered_keeps_its_answer_for_review() -> None:
     record = _record(Stage.SENT, "P")
-    end_poisoned(record, "tasks.route.route")
+    end_poisoned(record, "tasks.record.record")
     assert (record.status, record.route, record.reason) == (Status.PAID, Route.REVIEW_REQUIRED,
                                                             POISON)  # fmt: skip
     assert record.reject_codes == []

@@ -1,5 +1,6 @@
-"""The route link's rule: a claim with reject codes routes by its codes, whatever
-the status letter of the answer; codes are trimmed first."""
+"""The route step's rule: a claim with reject codes routes by its codes, whatever
+the status letter of the answer; codes are trimmed first. The record link routes
+only what was answered."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import pytest
 
 from config.settings import CONFIG_DIR
 from rxfleet.claims.rejects import CLEAN, Reason, RejectMatrix, Route, Status
-from rxfleet.claims.work import WorkRecord
-from rxfleet.links.route import route_record
+from rxfleet.claims.audit import AuditStage
+from rxfleet.claims.work import Stage, WorkRecord
+from rxfleet.links.route import route_answered, route_record
 
 MATRIX = RejectMatrix.load(CONFIG_DIR / "reject_codes.json")
 
@@ -52,3 +54,17 @@ def test_deferred_without_codes_keeps_its_status_route() -> None:
     record = _answered("F", [])
     route_record(record, MATRIX)
     assert (record.status, record.route) == (Status.REJECTED, Route.PRIOR_AUTH)
+
+
+def test_only_answered_records_are_routed_each_with_its_step() -> None:
+    answered, waiting, ended = _answered("P", []), _answered("R", ["75"]), _answered("R", ["70"])
+    answered.stage, waiting.stage = Stage.SENT, Stage.MAPPED
+    ended.quarantine()
+    assert route_answered([answered, waiting, ended], MATRIX) == 1
+    assert (answered.stage, answered.route, answered.status) == (Stage.ROUTED, CLEAN, Status.PAID)
+    step = answered.events[-1]
+    assert (step["stage"], step["outcome"], step["matrix"]) == (
+        AuditStage.ROUTED, CLEAN, MATRIX.version
+    )  # fmt: skip
+    assert (waiting.stage, waiting.route, waiting.events) == (Stage.MAPPED, None, [])
+    assert (ended.route, ended.events) == (Route.DEAD_LETTER, [])
