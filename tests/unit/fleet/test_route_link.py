@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from config.settings import CONFIG_DIR
-from rxfleet.claims.rejects import CLEAN, Reason, RejectMatrix, Route, Status
 from rxfleet.claims.audit import AuditStage
+from rxfleet.claims.rejects import CLEAN, Reason, RejectMatrix, Route, Status
 from rxfleet.claims.work import Stage, WorkRecord
 from rxfleet.links.route import route_answered, route_record
 
