@@ -30,7 +30,6 @@ from workers.signals import connect_signals
 
 TASK_MODULES = [
     "tasks.intake",
-    "tasks.validate",
     "tasks.crosswalk",
     "tasks.submit",
     "tasks.record",

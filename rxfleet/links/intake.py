@@ -4,16 +4,18 @@ A producer reading a large JSONL file does not parse it: it cuts the file at lin
 ends into slices of one batch each, seals each slice (AES-GCM under the vault key:
 raw lines hold PHI) into Redis and sends the batch's chain. This link, in any cpu
 worker, opens the slice and turns its lines into work records exactly as the
-producer would (:class:`~rxfleet.links.ingest.Ingest`), so one file enters the
-fleet as fast as there are cpu processes.
+producer would (:class:`~rxfleet.links.ingest.Ingest`) and validates them
+(:mod:`rxfleet.links.validate`), so one file enters the fleet as fast as there are
+cpu processes.
 
 What still needs input order is done in input order: the duplicate-id check and
 the per-claim-id order of submissions are taken slice after slice of the pass
 that shipped them (``RunStore.turn``); the parsing, tokenizing and sealing before
-it run in parallel. Records are written and the slice dropped in one script
-(``RunStore.admit``): a slice is admitted once, whatever runs it twice. A batch
-with no slice waiting (the producer ingested it itself, or it was admitted
-before) passes through.
+it run in parallel, and so does validation (each outcome goes on its record after
+the duplicate-id check). Records are written, validated, and the slice dropped in
+one script (``RunStore.admit``): a slice is admitted once, whatever runs it twice.
+A batch with no slice waiting (the producer ingested it itself, or it was admitted
+before) is validated from Redis (``validate_batch``: the records still waiting).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import asdict, dataclass
 from rxfleet.claims.work import WorkRecord
 from rxfleet.formats.jsonl import read_slice
 from rxfleet.links.ingest import Ingest, mark_duplicates
+from rxfleet.links.validate import Checks
 from rxfleet.stores.order import ClaimOrder, entry_of
 from rxfleet.stores.runs import RunStore
 
@@ -85,9 +88,11 @@ def intake_batch(
     order: ClaimOrder | None,
     first: int,
     *,
+    checks: Checks | None = None,
     turn_wait: float = TURN_WAIT_S,
 ) -> IntakeReport:
-    """Ingest the slice shipped for the batch at ``first``, if one waits."""
+    """Ingest the slice shipped for the batch at ``first``, if one waits, and validate
+    its records by ``checks`` (None: they are admitted waiting for validation)."""
     run_id = ingest.run_id
     report = IntakeReport(run_id, first)
     sealed = runs.shipped(run_id, first)
@@ -99,11 +104,14 @@ def intake_batch(
         return report
     records = read_slice(header.source, header.first_line, data)
     items = [ingest(record, first + i) for i, record in enumerate(records)]
+    works = [work for work, _ in items]
+    checked = [checks.check(work) for work in works] if checks is not None else []
     if not _await_turn(runs, run_id, header, first, turn_wait):
         report.waiting = True
         return report
-    works = [work for work, _ in items]
     mark_duplicates(runs, run_id, works)
+    if checks is not None:
+        checks.settle(works, checked)
     enter_order(order, run_id, works)
     blobs = {work.seq: blob for work, blob in items if blob is not None}
     report.ingested = max(0, runs.admit(run_id, header.holder, first, works, blobs))

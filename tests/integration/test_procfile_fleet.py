@@ -27,11 +27,13 @@ from bench.harness import (
     run_command,
     wait_for,
 )
+from config import Settings
 from rxfleet.claims.fields import PHI_FIELDS
 from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import free_port
 from tests.integration.conftest import new_database
 from tests.phi_scan import dump_values, leaks
+from workers.pipeline import LINKS
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +104,11 @@ def test_procfile_fleet_matches_embedded_and_leaks_no_phi(fleet: Fleet, tmp_path
     flower = requests.get(flower_url + "/api/tasks", timeout=30, auth=FLOWER_AUTH)
     assert flower.status_code == 200
     tasks = flower.json()
-    assert len(tasks) >= 5 * 2, "Flower saw no tasks: the scan below would prove nothing"
+    size = Settings.model_fields["batch_size"].default  # the Procfile fleet's
+    batches = -(-len(SAMPLE.read_text().splitlines()) // size)
+    assert len(tasks) >= len(LINKS) * batches, (
+        "Flower saw no tasks: the scan below would prove nothing"
+    )
     assert any("submit" in str(t.get("name")) for t in tasks.values())
     assert not any("refresh_token" in str(t.get("name")) for t in tasks.values())
     assert leaks([flower.text], raw) == set()

@@ -13,15 +13,18 @@ import pytest
 
 from rxfleet import context
 from rxfleet.claims.phi import PhiTokenizer
+from rxfleet.claims.work import Stage
 from rxfleet.formats.payer_sheet import load_payer_sheet
 from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.lifecycle import open_run
 from rxfleet.links.ingest import Ingest
 from rxfleet.links.intake import intake_batch
 from rxfleet.links.poison import UNREAD_SLICE, dead_letter_batch
+from rxfleet.links.validate import Checks
 from rxfleet.producer import Producer
 from tests.integration.fleet.fleet_support import SAMPLE, Fleet
 from tests.integration.fleet.sample_facts import distinctive_phi, read_sample
+from tests.integration.fleet.test_gateway_faults import clean_claims
 from tests.phi_scan import dump_values, leaks
 
 pytestmark = pytest.mark.integration
@@ -83,6 +86,35 @@ def test_slices_wait_their_turn_and_a_duplicate_is_the_later_one(
     assert clean_fleet.runs.in_flight(run_id) == 6  # now as records
     assert _intake(run_id, 0) == {**_intake(run_id, 0), "ingested": 0}  # admitted once
     assert clean_fleet.runs.in_flight(run_id) == 6
+
+
+def test_a_slice_is_validated_before_it_is_written_and_a_duplicate_keeps_its_own_code(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.jsonl"
+    clean_claims(path, 3, seed=47)
+    first, second, third = path.read_text().splitlines()
+    broken = {**json.loads(second), "ndc": "123"}
+    path.write_text("\n".join([first, json.dumps(broken), third, first]) + "\n")  # 3 repeats 0
+    run_id, _ = _ship(clean_fleet, path, batch_size=4)
+    report = intake_batch(clean_fleet.runs, context.ingest(run_id), context.order(), 0,
+                          checks=Checks()).as_dict()  # fmt: skip
+    assert (report["ingested"], report["quarantined"]) == (4, 2)
+    works = clean_fleet.runs.load(run_id, range(4))
+    assert [w.stage for w in works] == [
+        Stage.VALIDATED,
+        Stage.ROUTED,
+        Stage.VALIDATED,
+        Stage.ROUTED,
+    ]
+    assert [[e["stage"] for e in w.events] for w in works] == [
+        ["ingested", "validated"], ["ingested", "validated"], ["ingested", "validated"],
+        ["ingested"],
+    ]  # fmt: skip
+    assert works[0].claim is not None and works[0].ndc11 is not None
+    assert "ERR_INVALID_NDC_FORMAT" in [i.code for i in works[1].issues]
+    assert [i.code for i in works[3].issues] == ["DUPLICATE_CLAIM_ID"]  # never validated
+    assert works[3].events[0]["codes"] == ["DUPLICATE_CLAIM_ID"]
 
 
 def test_a_takeover_pass_lets_an_old_slice_in_once_it_got_there(

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+import tasks.crosswalk
 import tasks.sweep
-import tasks.validate
 from rxfleet import context
 from rxfleet.lifecycle import open_run, progress
-from rxfleet.links.validate import validate_batch
+from rxfleet.links.crosswalk import crosswalk_batch
 from tests.integration.fleet.fleet_support import Fleet
 from tests.integration.fleet.test_gateway_faults import clean_claims
 
@@ -27,12 +27,12 @@ def test_a_batch_failing_every_time_ends_poison_after_the_redrives(
 ) -> None:
     ids = clean_claims(tmp_path / "c.jsonl", 40, seed=31)
 
-    def broken(runs: Any, run_id: str, batch: range, *rest: Any, **kw: Any) -> Any:
+    def broken(runs: Any, cache: Any, formulary: Any, run_id: str, batch: range) -> Any:
         if batch.start == 20:  # the second batch: a bug its content triggers, every time
             raise ZeroDivisionError("a claim the code cannot handle")
-        return validate_batch(runs, run_id, batch, *rest, **kw)
+        return crosswalk_batch(runs, cache, formulary, run_id, batch)
 
-    monkeypatch.setattr(tasks.validate, "validate_batch", broken)
+    monkeypatch.setattr(tasks.crosswalk, "crosswalk_batch", broken)
     fleet = clean_fleet
     quick = fleet.settings.model_copy(update={"stall_seconds": 0.5})  # the sweeper's deadline
     monkeypatch.setattr(fleet, "settings", quick)

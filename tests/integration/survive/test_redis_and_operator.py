@@ -120,7 +120,7 @@ def test_a_link_failing_with_text_that_quotes_phi_leaks_it_nowhere(
     flower = f"http://127.0.0.1:{chaos.env['RXFLEET_FLOWER_PORT']}"
     auth = FLOWER_AUTH
     wait_for(lambda: run_id in json.dumps(failed_tasks(flower)), 60, "a failed task in Flower")
-    run.send_signal(signal.SIGINT)  # the batch cannot pass validate: the run cannot finish
+    run.send_signal(signal.SIGINT)  # the batch cannot pass crosswalk: the run cannot finish
     exit_after_interrupt(run)
     tasks = requests.get(f"{flower}/api/tasks", auth=auth, timeout=30).json()
     failed = [t for t in tasks.values() if t.get("state") == "FAILURE"]
