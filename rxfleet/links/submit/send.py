@@ -45,6 +45,7 @@ class Dispatch:
 
     def __init__(self, ctx: SubmitContext, run_id: str) -> None:
         self.ctx, self.run_id = ctx, run_id
+        self.rank = time.monotonic()  # this round's requests wait behind older rounds' only
         self.stop = threading.Event()
         self.sealed: dict[int, str | None] = {}
         self._checked, self._held = time.monotonic(), False  # the plan just read both
@@ -53,7 +54,7 @@ class Dispatch:
         """Send ``records`` with ``token``; one outcome per record, in order."""
         ttl = max(0, int(token.ttl()))
         jobs = [Job(self._body(r), token.value, ttl, idempotency_key(r)) for r in records]
-        results = self.ctx.sender.send(jobs, self._may_send, self._heard)
+        results = self.ctx.sender.send(jobs, self._may_send, self._heard, self.rank)
         return [
             _outcome(record, token, gate_at, result)
             for record, result in zip(records, results, strict=True)

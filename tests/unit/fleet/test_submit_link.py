@@ -62,7 +62,11 @@ class ScriptedGateway:
         return Grant(f"tok-{self.fetches}")
 
     def send(
-        self, jobs: Sequence[Job], go: Callable[[], bool], seen: Callable[[Heard], None]
+        self,
+        jobs: Sequence[Job],
+        go: Callable[[], bool],
+        seen: Callable[[Heard], None],
+        rank: float = 0.0,
     ) -> list[Timed | None]:
         self.windows.append(len(jobs))
         results: list[Timed | None] = []
