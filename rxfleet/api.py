@@ -112,7 +112,7 @@ class Run:
         timeout: float | None = None,
         on_progress: OnProgress | None = None,
         *,
-        poll: float = 0.25,
+        poll: float = 0.1,
     ) -> Progress:
         """Block until every claim is recorded; ``on_progress(done, total)`` at each change.
 

@@ -233,7 +233,9 @@ class Waiter:
     read: Callable[[], Progress]
     say: Say
     outage: float = 180.0
-    poll: float = 0.25
+    #: Seconds between two reads of the progress (two Redis counters): a run's end is
+    #: seen within this (at 0.25 it was seen 0.125 s late on average).
+    poll: float = 0.1
     #: Picks the run up again where Redis lost it (re-produces what is neither recorded
     #: nor in flight); None: only the database's progress is followed.
     recover: Callable[[], None] | None = None

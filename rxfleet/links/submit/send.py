@@ -25,6 +25,8 @@ from rxfleet.stores.tokens import Token
 
 #: Seconds between two reads of the fleet's pauses while a window is sent.
 RECHECK_S = 0.5
+#: The rank of a 401 replay at the sender's gate: before any first try.
+REPLAY_RANK = float("-inf")
 
 
 @dataclass
@@ -50,11 +52,16 @@ class Dispatch:
         self.sealed: dict[int, str | None] = {}
         self._checked, self._held = time.monotonic(), False  # the plan just read both
 
-    def post(self, records: Sequence[WorkRecord], token: Token, gate_at: float) -> list[Outcome]:
-        """Send ``records`` with ``token``; one outcome per record, in order."""
+    def post(
+        self, records: Sequence[WorkRecord], token: Token, gate_at: float, *, replay: bool = False
+    ) -> list[Outcome]:
+        """Send ``records`` with ``token``; one outcome per record, in order. A replay after
+        a 401 waits for a slot ahead of every first try (its fresh token must not age in
+        the sender's queue behind other batches)."""
         ttl = max(0, int(token.ttl()))
         jobs = [Job(self._body(r), token.value, ttl, idempotency_key(r)) for r in records]
-        results = self.ctx.sender.send(jobs, self._may_send, self._heard, self.rank)
+        rank = REPLAY_RANK if replay else self.rank
+        results = self.ctx.sender.send(jobs, self._may_send, self._heard, rank)
         return [
             _outcome(record, token, gate_at, result)
             for record, result in zip(records, results, strict=True)
