@@ -83,17 +83,24 @@ def report(links: dict[str, tuple[int, float]], row: dict[str, Any], claims: int
         print(f"{kind:<32} {ms:>18.3f} {ms / unit:>7.2f}")
 
 
+def worker_hook(tmp: Path, code: str, variable: str) -> Path:
+    """Put ``code`` on the workers' path as their ``sitecustomize`` (this process's
+    children inherit ``PYTHONPATH``) and a folder for what it writes in ``variable``."""
+    site, out = tmp / "site", tmp / "out"
+    site.mkdir()
+    out.mkdir()
+    (site / "sitecustomize.py").write_text(code)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p
+    )
+    os.environ[variable] = str(out)
+    return out
+
+
 def main() -> int:
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="rxfleet-link-cpu-") as tmp:
-        site, out = Path(tmp) / "site", Path(tmp) / "out"
-        site.mkdir()
-        out.mkdir()
-        (site / "sitecustomize.py").write_text(HOOK)
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p
-        )
-        os.environ["BENCH_LINK_CPU_DIR"] = str(out)
+        out = worker_hook(Path(tmp), HOOK, "BENCH_LINK_CPU_DIR")
         with sandbox(args.latency, Path(tmp)) as box:
             row = fleet_row(box, payable(args.claims), 1, 2, Path(tmp))
         report(by_link(out), row, args.claims)

@@ -19,7 +19,6 @@ Times are seconds from the moment ``rxfleet run`` was started.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import threading
 import time
@@ -33,6 +32,7 @@ import redis
 from bench.claimset import payable
 from bench.fleetrun import run_cli, warm_up
 from bench.harness import procfile_fleet
+from bench.link_cpu import worker_hook
 from bench.sandbox import sandbox
 from rxfleet.stores.inflight import limit_key
 
@@ -138,14 +138,7 @@ def main() -> int:
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="rxfleet-timeline-") as name:
         tmp = Path(name)
-        site, out = tmp / "site", tmp / "links"
-        site.mkdir()
-        out.mkdir()
-        (site / "sitecustomize.py").write_text(HOOK)
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p
-        )
-        os.environ["BENCH_TIMELINE_DIR"] = str(out)
+        out = worker_hook(tmp, HOOK, "BENCH_TIMELINE_DIR")
         run = timed_run(args, tmp)
         print_steps(run, args.step)
         print(f"\n{'link':<10} {'batch':>6} {'start':>7} {'end':>7}")
