@@ -340,7 +340,7 @@ def _histogram(name: str, help_text: str, c: Counters, key: str) -> HistogramMet
 
 def _formulary(snap: Snapshot) -> Iterator[Metric]:
     c = snap.counters
-    yield _histogram("rxfleet_validation_seconds", "validation time per claim (validate link)",
+    yield _histogram("rxfleet_validation_seconds", "validation time per claim (intake link)",
                      c, "validation")  # fmt: skip
     yield _histogram("rxfleet_webhook_lag_seconds", "formulary events: published to applied",
                      c, "webhook_lag")  # fmt: skip

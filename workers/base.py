@@ -15,6 +15,7 @@ from kombu.utils.encoding import safe_repr
 
 from config import get_settings
 from rxfleet import context, logs
+from rxfleet.claims.rejects import matrix
 from rxfleet.errors import LinkFailed
 from rxfleet.links.poison import dead_letter_batch
 from rxfleet.stores.connection import REDIS_OUTAGE
@@ -57,8 +58,8 @@ class FleetRequest(Request):
 class FleetTask(Task):  # type: ignore[type-arg]
     """Late acks, JSON args (run id and sequence numbers: never claims, never PHI).
 
-    Links that are pure (validate, route) declare no retries: a deterministic
-    failure is a result. Links that touch the outside declare their own policy.
+    Pure steps (validate in intake, route in record) retry nothing: a deterministic
+    failure is a result. Each link declares its own policy for the outside it touches.
     """
 
     abstract = True
@@ -150,8 +151,9 @@ class FleetTask(Task):  # type: ignore[type-arg]
                   "dead letters (poison)", self.name, get_settings().max_deliveries)  # fmt: skip
         batch = context.batch(first, count)
         trace = f"{run_id}/{first}"
+        rejects = matrix(get_settings().reject_matrix)
         report = dead_letter_batch(context.runs(), context.database(), run_id, batch, self.name,
-                                   trace)  # fmt: skip
+                                   trace, rejects)  # fmt: skip
         return report.as_dict()
 
 

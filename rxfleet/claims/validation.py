@@ -4,7 +4,8 @@ Two entry points, because PHI never leaves the producer in the clear:
 
 * ``check_phi(fields)`` runs at ingestion on the PHI fields, before they are
   sealed into the vault; only the resulting codes travel on.
-* ``validate(fields, ...)`` runs in the validate link on the non-PHI fields.
+* ``validate(fields, ...)`` runs in the intake link (its last step) on the non-PHI
+  fields.
 
 Deterministic failures are results, not exceptions: both return ``Issue`` lists.
 """

@@ -55,7 +55,8 @@ class Gate:
 
     A slot that frees goes to the waiter of the lowest rank, the oldest first among
     equals; never to a request that arrives meanwhile. The submit link ranks a
-    batch's requests by when its task started, so in a worker holding several batches
+    batch's requests by when this delivery of its task started (a retried one ranks
+    as new), so in a worker holding several batches
     the oldest batch's windows go first and batches finish in turn (each then on to
     the record link while the others are sent). Shared alike, a window of each batch
     in turn, every batch of the worker finished together, at the end.

@@ -1,9 +1,11 @@
 """The plain functions behind each chain link. Celery-free: tests call them directly.
 
 Each takes the stores it needs, a run id and the batch (a range of sequence
-numbers), touches only the records at the stage before its own (the ledger),
-adds a step to each claim's audit trail, writes the batch back in one round
-trip, and returns a small report of counts (the task's result: no claims, no PHI).
+numbers), touches only the records at the stage before its own (the ledger: the
+record link takes the answered ones and routes them first), adds a step to each
+claim's audit trail, writes the batch back in one round trip (the record link
+writes it to the database and drops it from Redis instead), and returns a small
+report of counts (the task's result: no claims, no PHI).
 """
 
 from __future__ import annotations

@@ -110,11 +110,12 @@ def intake_batch(
         report.waiting = True
         return report
     mark_duplicates(runs, run_id, works)
-    if checks is not None:
-        checks.settle(works, checked)
+    took = checks.settle(works, checked) if checks is not None else []
     enter_order(order, run_id, works)
     blobs = {work.seq: blob for work, blob in items if blob is not None}
     report.ingested = max(0, runs.admit(run_id, header.holder, first, works, blobs))
+    if checks is not None and report.ingested:  # admitted here: counted once
+        checks.observe(took)
     report.quarantined = sum(work.quarantined for work in works) if report.ingested else 0
     return report
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rxfleet.claims.rejects import RejectMatrix
 from rxfleet.links import LinkReport
 from rxfleet.links.poison import dead_letter_batch
 from rxfleet.stores import clock
@@ -36,14 +37,16 @@ def stalled_batches(runs: RunStore, stall_seconds: float) -> list[tuple[str, int
 
 
 def redrive_or_give_up(
-    runs: RunStore, db: Database, stalled: tuple[str, int, int], most: int, send: Send
-) -> LinkReport | None:
+    runs: RunStore, db: Database, stalled: tuple[str, int, int], most: int, send: Send,
+    rejects: RejectMatrix | None = None,
+) -> LinkReport | None:  # fmt: skip
     """Drive a stalled batch again with ``send``; past ``most`` re-drives, end its open
-    claims as poison and record the batch (the report), so its run can finish."""
+    claims as poison (the answered ones routed by ``rejects`` first) and record the
+    batch (the report), so its run can finish."""
     run_id, first, count = stalled
     if runs.redriven(run_id, first) > most:
         batch = range(first, first + count)
-        return dead_letter_batch(runs, db, run_id, batch, SWEEP, f"{run_id}/{first}")
+        return dead_letter_batch(runs, db, run_id, batch, SWEEP, f"{run_id}/{first}", rejects)
     runs.register_batch(run_id, first, count)  # its deadline starts again
     send(run_id, first, count)
     return None

@@ -53,20 +53,25 @@ class Checks:
             return None
         return check_record(record, self.today, self.limits)
 
-    def settle(self, records: Sequence[WorkRecord], checked: Sequence[Checked | None]) -> int:
+    def settle(
+        self, records: Sequence[WorkRecord], checked: Sequence[Checked | None]
+    ) -> list[float]:
         """Each outcome onto its record still waiting for it, with its step in the trail;
-        the times into the histogram in one round trip; how many were quarantined."""
-        took, quarantined = [], 0
+        the seconds each took, for ``observe`` once the records are written."""
+        took = []
         for record, outcome in zip(records, checked, strict=True):
             if outcome is None or record.stage != Stage.INGESTED:
                 continue  # quarantined meanwhile (a duplicate id): its codes are its own
             apply_checked(record, outcome)
             record.trail(AuditStage.VALIDATED, codes=codes(record), outcome=record.severity.value)
             took.append(outcome.seconds)
-            quarantined += record.quarantined
+        return took
+
+    def observe(self, took: Sequence[float]) -> None:
+        """The ``validation`` histogram (one round trip), after the records are written:
+        a link retried after a failed write counts its claims once."""
         if self.metrics is not None and took:
-            self.metrics.observe("validation", took)
-        return quarantined
+            self.metrics.observe("validation", list(took))
 
 
 def validate_batch(runs: RunStore, run_id: str, batch: range, checks: Checks) -> LinkReport:
@@ -75,8 +80,10 @@ def validate_batch(runs: RunStore, run_id: str, batch: range, checks: Checks) ->
     report = LinkReport(run_id, "validate")
     todo = open_records(runs, run_id, batch, Stage.INGESTED, report)
     if todo:
-        report.quarantined = checks.settle(todo, [checks.check(record) for record in todo])
+        took = checks.settle(todo, [checks.check(record) for record in todo])
         runs.save(run_id, todo, batch)
+        checks.observe(took)
+        report.quarantined = sum(record.quarantined for record in todo)
     report.done = len(todo)
     return report
 

@@ -22,7 +22,7 @@ Fields (``|`` separates a counter's name from its label values):
 * ``retries|REASON``: submit rounds that asked to come back later;
 * ``pauses``: fleet pauses set (429/503 with Retry-After);
 * ``hist|NAME|BOUND``, ``hist_count|NAME``, ``hist_sum_us|NAME``: the histograms of
-  ``HISTOGRAMS`` (validation latency per claim, written per batch by the validate
+  ``HISTOGRAMS`` (validation latency per claim, written per batch by the intake
   link; webhook lag, published to applied, written by ``rxfleet webhooks``);
 * ``webhook|OUTCOME``: formulary webhook requests by answer (stored, duplicate,
   stale, mismatch, missing, malformed, not_event, oversize, clash, unavailable);

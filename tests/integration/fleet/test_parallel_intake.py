@@ -13,6 +13,7 @@ import pytest
 
 from rxfleet import context
 from rxfleet.claims.phi import PhiTokenizer
+from rxfleet.claims.rejects import RejectMatrix
 from rxfleet.claims.work import Stage
 from rxfleet.formats.payer_sheet import load_payer_sheet
 from rxfleet.formats.x12 import load_payer_routes
@@ -173,6 +174,29 @@ def test_a_slice_given_up_as_poison_still_ends_every_claim(
     assert len(rows) == 3 and report.done == 3
     assert {(r["reason"], r["source"]) for r in rows} == {("POISON", f"{UNREAD_SLICE}:0")}
     assert clean_fleet.runs.shipped(run_id, 0) is None and clean_fleet.runs.in_flight(run_id) == 0
+
+
+def test_a_record_link_given_up_routes_what_was_answered_and_ends_the_rest_as_poison(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    """Routing is the record link's first step: given up after the answers came, the
+    answered claims keep the route the matrix gives them, not a poison review."""
+    run_id, _ = _ship(clean_fleet, _claims(tmp_path, ["A", "B", "C"]), batch_size=3)
+    assert _intake(run_id, 0)["ingested"] == 3
+    works = clean_fleet.runs.load(run_id, range(3))
+    for work, (status, codes) in zip(works[:2], (("P", []), ("R", ["75"])), strict=True):
+        work.response_status, work.reject_codes = status, codes
+        work.sent()
+    clean_fleet.runs.save(run_id, works)
+    rejects = RejectMatrix.load(clean_fleet.settings.reject_matrix)
+    dead_letter_batch(clean_fleet.runs, clean_fleet.db, run_id, range(3), "tasks.record.record",
+                      "t", rejects)  # fmt: skip
+    rows = sorted(clean_fleet.results(run_id), key=lambda r: str(r["source"]))
+    assert [(r["status"], r["route"], r["reason"]) for r in rows] == [
+        ("PAID", "CLEAN", "PAYER"),
+        ("REJECTED", rejects.route_for(["75"]), "PAYER"),
+        ("REJECTED", "HOST_ERROR", "POISON"),
+    ]
 
 
 def test_a_slice_given_up_midway_lets_the_slices_after_it_in(
