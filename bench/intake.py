@@ -13,8 +13,9 @@ Redis is emptied, a fresh run opened, and:
   claim are its own figures (the chains are counted, not sent: no Celery here);
 * then k processes (spawned, each with its own connections) take the batches in input
   order from one queue, as cpu workers take them from the broker, and run the intake
-  link (``intake_batch``: open the slice, parse, check, tokenize, seal the PHI, the
-  duplicate-id check and the claim-id order in turn, records written); claims
+  link as its task does (``intake_batch`` with the plans' limits: open the slice,
+  parse, check, tokenize, seal the PHI, validate, the duplicate-id check and the
+  claim-id order in turn, records written); claims
   admitted a second is N / the wall time from the first take to the last admission,
   and each process's CPU a claim is reported.
 
@@ -38,12 +39,14 @@ from bench.harness import PHI_KEY, ROOT, VAULT_KEY
 from config import configure, get_settings
 from rxfleet import context
 from rxfleet.claims import synth
+from rxfleet.claims.plans import load_plan_limits
 from rxfleet.embedded.postgres_server import LocalPostgres
 from rxfleet.embedded.redis_server import LocalRedis
 from rxfleet.formats.payer_sheet import load_payer_sheet
 from rxfleet.formats.x12 import load_payer_routes
 from rxfleet.lifecycle import open_run
 from rxfleet.links.intake import intake_batch
+from rxfleet.links.validate import Checks
 from rxfleet.producer import Producer
 
 OUT = ROOT / "bench" / "out"
@@ -96,9 +99,10 @@ def intake_worker(overrides: dict[str, Any], run_id: str, todo: Any, done: Any) 
     """One intake process: batches from ``todo`` in order until it is empty."""
     configure(**overrides)
     runs, ingest, order = context.runs(), context.ingest(run_id), context.order()
+    checks = Checks(limits=load_plan_limits(get_settings().plan_limits), metrics=context.metrics())
     cpu, admitted = time.process_time(), 0
     while (first := todo.get()) is not None:
-        admitted += intake_batch(runs, ingest, order, first, turn_wait=600).ingested
+        admitted += intake_batch(runs, ingest, order, first, checks=checks, turn_wait=600).ingested
     done.put((admitted, time.process_time() - cpu, time.monotonic()))
 
 
