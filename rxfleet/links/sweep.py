@@ -42,9 +42,11 @@ def redrive_or_give_up(
 ) -> LinkReport | None:  # fmt: skip
     """Drive a stalled batch again with ``send``; past ``most`` re-drives, end its open
     claims as poison (the answered ones routed by ``rejects`` first) and record the
-    batch (the report), so its run can finish."""
+    batch (the report), so its run can finish. A batch whose slice waits behind an
+    earlier slice still waiting is held by input order, not failing: it is driven
+    again, never given up (the first slice in the way is, when it fails)."""
     run_id, first, count = stalled
-    if runs.redriven(run_id, first) > most:
+    if runs.redriven(run_id, first) > most and not runs.waits_behind(run_id, first):
         batch = range(first, first + count)
         return dead_letter_batch(runs, db, run_id, batch, SWEEP, f"{run_id}/{first}", rejects)
     runs.register_batch(run_id, first, count)  # its deadline starts again

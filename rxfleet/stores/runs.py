@@ -246,6 +246,13 @@ class _Slicing(_Batches):
         already, or the producer ingested the batch itself)."""
         return as_text(self.client.hget(self._part(run_id, "slices"), str(first)))
 
+    def waits_behind(self, run_id: str, first: int) -> bool:
+        """Whether the slice at ``first`` still waits and a slice shipped before it does
+        too: it waits on input order (its turn), whatever becomes of its own intake."""
+        keys = self.client.hkeys(self._part(run_id, "slices"))
+        waiting = {int(str(as_text(k))) for k in keys} if isinstance(keys, list) else set()
+        return first in waiting and any(other < first for other in waiting)
+
     def start_pass(self, run_id: str, holder: str) -> None:
         """``holder`` now produces the run: slices of an earlier pass stop waiting for
         their own pass and wait for this one instead (``turn``)."""

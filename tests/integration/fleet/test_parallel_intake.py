@@ -21,6 +21,7 @@ from rxfleet.lifecycle import open_run
 from rxfleet.links.ingest import Ingest
 from rxfleet.links.intake import intake_batch
 from rxfleet.links.poison import UNREAD_SLICE, dead_letter_batch
+from rxfleet.links.sweep import redrive_or_give_up
 from rxfleet.links.validate import Checks
 from rxfleet.producer import Producer
 from tests.integration.fleet.fleet_support import SAMPLE, Fleet
@@ -197,6 +198,27 @@ def test_a_record_link_given_up_routes_what_was_answered_and_ends_the_rest_as_po
         ("REJECTED", rejects.route_for(["75"]), "PAYER"),
         ("REJECTED", "HOST_ERROR", "POISON"),
     ]
+
+
+def test_a_slice_waiting_behind_a_stuck_slice_is_driven_again_never_given_up(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    """Under load a waiting slice's intake may sit in the queue past the sweeper's
+    deadline again and again; it waits on input order, not on a fault of its own."""
+    run_id, _ = _ship(clean_fleet, _claims(tmp_path, ["A", "B", "C", "D"]), batch_size=2)
+    runs, sent = clean_fleet.runs, []
+
+    def drive(first: int) -> object:
+        stalled = (run_id, first, 2)
+        return redrive_or_give_up(runs, clean_fleet.db, stalled, 1, lambda *a: sent.append(a))
+
+    assert drive(2) is None and drive(2) is None and drive(2) is None  # past 1: slice 0 in the way
+    assert sent == [(run_id, 2, 2)] * 3
+    assert drive(0) is None  # its first re-drive
+    assert drive(0) is not None  # the first slice in the way: given up past the re-drives
+    assert drive(2) is not None  # nothing in its way any more: given up as well
+    rows = clean_fleet.results(run_id)
+    assert len(rows) == 4 and {r["reason"] for r in rows} == {"POISON"}
 
 
 def test_a_slice_given_up_midway_lets_the_slices_after_it_in(
