@@ -96,27 +96,24 @@ class AioSender:
         jobs: Sequence[Job],
         go: Callable[[], bool],
         seen: Callable[[Result], None],
-        rank: float = 0.0,
     ) -> list[Timed | None]:
         """Send every job not held back by ``go`` (checked right before each one).
 
         ``seen`` hears each result as it comes (in the loop's thread: keep it short);
         each answer comes with the seconds its request took; None in the list is a
-        job that was held back and not sent. Waiting for a slot, jobs of a lower
-        ``rank`` go first (``Gate``).
+        job that was held back and not sent.
         """
         requests = [self.client.claim_request(j.body, token=j.token, session_ttl=j.session_ttl,
                                               idempotency_key=j.key) for j in jobs]  # fmt: skip
-        return self._run(self._all(requests, go, seen, rank))
+        return self._run(self._all(requests, go, seen))
 
     async def _all(
         self,
         requests: Sequence[ClaimRequest],
         go: Callable[[], bool],
         seen: Callable[[Result], None],
-        rank: float,
     ) -> list[Timed | None]:
-        return list(await asyncio.gather(*(self._one(r, go, seen, rank) for r in requests)))
+        return list(await asyncio.gather(*(self._one(r, go, seen) for r in requests)))
 
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(work, self._started())
@@ -132,15 +129,11 @@ class AioSender:
             return self._loop
 
     async def _one(
-        self,
-        request: ClaimRequest,
-        go: Callable[[], bool],
-        seen: Callable[[Result], None],
-        rank: float,
+        self, request: ClaimRequest, go: Callable[[], bool], seen: Callable[[Result], None]
     ) -> Timed | None:
         session = self._client()
         assert self._gate is not None
-        async with self._gate.slot(rank):
+        async with self._gate:
             if not go() or (self.pace is not None and not await self._paced(go)):
                 return None
             started = time.perf_counter()

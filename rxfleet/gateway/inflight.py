@@ -12,11 +12,8 @@ slot are refused too, and the fleet hears of it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import heapq
-import itertools
 import statistics
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rxfleet.errors import GatewayUnavailable, RateLimited
@@ -51,65 +48,29 @@ def overloaded(result: object, status: int | None) -> bool:
 
 class Gate:
     """At most ``limit`` holders at once (in the event loop); ``resize`` may change it
-    while held: a smaller limit lets no one new in until enough have left.
-
-    A slot that frees goes to the waiter of the lowest rank, the oldest first among
-    equals; never to a request that arrives meanwhile. The submit link ranks a
-    batch's requests by when this delivery of its task started (a retried one ranks
-    as new), so in a worker holding several batches
-    the oldest batch's windows go first and batches finish in turn (each then on to
-    the record link while the others are sent). Shared alike, a window of each batch
-    in turn, every batch of the worker finished together, at the end.
-    """
+    while held: a smaller limit lets no one new in until enough have left."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.busy, self.waited = limit, 0, False
-        self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._arrivals = itertools.count()
-
-    @contextlib.asynccontextmanager
-    async def slot(self, rank: float = 0.0) -> AsyncIterator[None]:
-        await self._enter(rank)
-        try:
-            yield
-        finally:
-            self._leave()
+        self._free = asyncio.Condition()
 
     async def __aenter__(self) -> None:
-        await self._enter(0.0)
+        async with self._free:
+            if self.busy >= self.limit:
+                self.waited = True
+                await self._free.wait_for(lambda: self.busy < self.limit)
+            self.busy += 1
 
     async def __aexit__(self, *_: object) -> None:
-        self._leave()
+        async with self._free:
+            self.busy -= 1
+            self._free.notify()
 
     async def resize(self, limit: int) -> None:
-        self.limit = max(1, limit)
-        self._hand_over()
-
-    async def _enter(self, rank: float) -> None:
-        if self.busy < self.limit and not self._waiting:
-            self.busy += 1
-            return
-        self.waited = True
-        turn = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (rank, next(self._arrivals), turn))
-        try:
-            await turn  # the slot is handed over: ``busy`` counts it already
-        except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled():
-                self._leave()  # handed over as it was cancelled: pass it on
-            raise
-
-    def _leave(self) -> None:
-        self.busy -= 1
-        self._hand_over()
-
-    def _hand_over(self) -> None:
-        """Free slots to the waiters in rank order (a cancelled waiter is passed by)."""
-        while self._waiting and self.busy < self.limit:
-            _, _, turn = heapq.heappop(self._waiting)
-            if not turn.done():
-                self.busy += 1
-                turn.set_result(None)
+        async with self._free:
+            grew, self.limit = limit > self.limit, max(1, limit)
+            if grew:
+                self._free.notify_all()
 
 
 @dataclass

@@ -81,17 +81,11 @@ class Sender(Protocol):
     """Sends a window's claims, however many (one included), concurrently.
 
     ``go`` is asked right before each request (False: hold it back, its slot in
-    the answer is None); ``seen`` hears each answer as it comes. Where requests
-    wait for a slot, those of the lower ``rank`` go first (the submit link's: when
-    its task started, so a worker's oldest batch goes first).
+    the answer is None); ``seen`` hears each answer as it comes.
     """
 
     def send(
-        self,
-        jobs: Sequence[Job],
-        go: Callable[[], bool],
-        seen: Callable[[Heard], None],
-        rank: float = 0.0,
+        self, jobs: Sequence[Job], go: Callable[[], bool], seen: Callable[[Heard], None]
     ) -> Sequence[Timed | None]: ...
 
 

@@ -163,7 +163,7 @@ class Round:
         paused = max(ctx.pause.remaining(), ctx.local_pause.remaining())
         if paused > 0:  # the fleet was told to wait meanwhile: the replays wait too
             ctx.local_pause.note(paused)
-        return self.dispatch.post(refused, token, gate_at, replay=True)
+        return self.dispatch.post(refused, token, gate_at)
 
     def _after_window(
         self, plan: Plan, sent: list[WorkRecord], retry: list[WorkRecord],

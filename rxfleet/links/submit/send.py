@@ -25,8 +25,6 @@ from rxfleet.stores.tokens import Token
 
 #: Seconds between two reads of the fleet's pauses while a window is sent.
 RECHECK_S = 0.5
-#: The rank of a 401 replay at the sender's gate: before any first try.
-REPLAY_RANK = float("-inf")
 
 
 @dataclass
@@ -47,21 +45,15 @@ class Dispatch:
 
     def __init__(self, ctx: SubmitContext, run_id: str) -> None:
         self.ctx, self.run_id = ctx, run_id
-        self.rank = time.monotonic()  # this round's requests wait behind older rounds' only
         self.stop = threading.Event()
         self.sealed: dict[int, str | None] = {}
         self._checked, self._held = time.monotonic(), False  # the plan just read both
 
-    def post(
-        self, records: Sequence[WorkRecord], token: Token, gate_at: float, *, replay: bool = False
-    ) -> list[Outcome]:
-        """Send ``records`` with ``token``; one outcome per record, in order. A replay after
-        a 401 waits for a slot ahead of every first try (its fresh token must not age in
-        the sender's queue behind other batches)."""
+    def post(self, records: Sequence[WorkRecord], token: Token, gate_at: float) -> list[Outcome]:
+        """Send ``records`` with ``token``; one outcome per record, in order."""
         ttl = max(0, int(token.ttl()))
         jobs = [Job(self._body(r), token.value, ttl, idempotency_key(r)) for r in records]
-        rank = REPLAY_RANK if replay else self.rank
-        results = self.ctx.sender.send(jobs, self._may_send, self._heard, rank)
+        results = self.ctx.sender.send(jobs, self._may_send, self._heard)
         return [
             _outcome(record, token, gate_at, result)
             for record, result in zip(records, results, strict=True)

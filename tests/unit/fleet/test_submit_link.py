@@ -23,7 +23,6 @@ from rxfleet.errors import (
 from rxfleet.gateway.client import Job, Pricing
 from rxfleet.links.submit import SubmitContext, backoff, submit_batch
 from rxfleet.links.submit.context import Heard, Timed
-from rxfleet.links.submit.send import REPLAY_RANK
 from rxfleet.stores.breaker import Breaker
 from rxfleet.stores.pause import FleetPause
 from rxfleet.stores.routes import RouteMemo, RouteState
@@ -57,21 +56,15 @@ class ScriptedGateway:
     sent: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     fetches: int = 0
     windows: list[int] = field(default_factory=list)  # the size of each window sent
-    ranks: list[float] = field(default_factory=list)  # the rank each window waited with
 
     def fetch_token(self) -> Grant:
         self.fetches += 1
         return Grant(f"tok-{self.fetches}")
 
     def send(
-        self,
-        jobs: Sequence[Job],
-        go: Callable[[], bool],
-        seen: Callable[[Heard], None],
-        rank: float = 0.0,
+        self, jobs: Sequence[Job], go: Callable[[], bool], seen: Callable[[Heard], None]
     ) -> list[Timed | None]:
         self.windows.append(len(jobs))
-        self.ranks.append(rank)
         results: list[Timed | None] = []
         for job in jobs:
             if not go():
@@ -384,8 +377,6 @@ def test_a_401_in_a_window_is_replayed_alone_with_the_rotated_token(
     ctx.routes.remember_ok("610014", "RXSANDBX")
     report = submit_batch(ctx, "R", range(4))
     assert gateway.windows == [4, 1]  # the replay is a window of one, through the sender too
-    first, replay = gateway.ranks
-    assert replay == REPLAY_RANK < first  # ahead of every first try at the gate
     assert gateway.sent[-1][:2] == ("C2", "tok-2")
     assert report.done == 4 and report.retry is None and report.network_calls == 5
     assert runs.load("R", [2])[0].attempts == 2 and tokens.stats()["auth_REJ_001"] == 1
