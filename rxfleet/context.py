@@ -24,7 +24,7 @@ import redis
 
 from config import Settings, get_settings
 from rxfleet.claims.phi import PhiTokenizer, VaultCipher
-from rxfleet.claims.rejects import matrix
+from rxfleet.claims.rejects import RejectMatrix, matrix
 from rxfleet.errors import ConfigError, InfrastructureError
 from rxfleet.gateway.client import GatewayClient
 from rxfleet.gateway.inflight import Adapt, Period
@@ -68,6 +68,11 @@ def _keep(key: tuple[object, ...], kind: type[T], make: Callable[[], T]) -> T:
         if not isinstance(found, kind):
             found = _kept[key] = make()
         return found
+
+
+def rejects() -> RejectMatrix:
+    """The reject-code matrix the settings name (read once a path: ``rejects.matrix``)."""
+    return matrix(get_settings().reject_matrix)
 
 
 def runs() -> RunStore:
@@ -334,7 +339,7 @@ def submit_context(owner: str) -> SubmitContext:
         sender=(the_sender := sender()),
         window=the_sender.window,
         local_pause=_keep(("local-pause",), LocalPause, LocalPause),
-        rejects=matrix(settings.reject_matrix),
+        rejects=rejects(),
         metrics=metrics(),
         order=order(),
         owner=owner,

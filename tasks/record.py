@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from config import get_settings
 from rxfleet import context
-from rxfleet.claims.rejects import matrix
 from rxfleet.errors import InfrastructureError
 from rxfleet.links.record import record_batch
 from rxfleet.stores.connection import REDIS_OUTAGE
@@ -24,6 +22,5 @@ def record(run_id: str, first: int, count: int) -> dict[str, Any]:
     trace = f"{run_id}/{first}"
     batch = context.batch(first, count)
     metrics = context.metrics().key
-    rejects = matrix(get_settings().reject_matrix)
-    return record_batch(context.runs(), context.database(), run_id, batch, trace, rejects,
+    return record_batch(context.runs(), context.database(), run_id, batch, trace, context.rejects(),
                         metrics, context.order()).as_dict()  # fmt: skip

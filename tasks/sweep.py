@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from config import get_settings
 from rxfleet import context
-from rxfleet.claims.rejects import matrix
 from rxfleet.links.sweep import redrive_or_give_up, stalled_batches
 from workers.app import app
 from workers.pipeline import send_batch
@@ -18,7 +17,7 @@ from workers.pipeline import send_batch
 def sweep() -> int:
     runs, settings = context.runs(), get_settings()
     stalled = stalled_batches(runs, settings.stall_seconds)
-    rejects = matrix(settings.reject_matrix)
+    rejects = context.rejects()
     for batch in stalled:
         redrive_or_give_up(runs, context.database(), batch, settings.max_deliveries, send_batch,
                            rejects)  # fmt: skip

@@ -15,7 +15,6 @@ from kombu.utils.encoding import safe_repr
 
 from config import get_settings
 from rxfleet import context, logs
-from rxfleet.claims.rejects import matrix
 from rxfleet.errors import LinkFailed
 from rxfleet.links.poison import dead_letter_batch
 from rxfleet.stores.connection import REDIS_OUTAGE
@@ -151,9 +150,8 @@ class FleetTask(Task):  # type: ignore[type-arg]
                   "dead letters (poison)", self.name, get_settings().max_deliveries)  # fmt: skip
         batch = context.batch(first, count)
         trace = f"{run_id}/{first}"
-        rejects = matrix(get_settings().reject_matrix)
         report = dead_letter_batch(context.runs(), context.database(), run_id, batch, self.name,
-                                   trace, rejects)  # fmt: skip
+                                   trace, context.rejects())  # fmt: skip
         return report.as_dict()
 
 
